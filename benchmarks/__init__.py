@@ -1,0 +1,1 @@
+"""DEA benchmarks (see __main__.py)."""

@@ -1,0 +1,144 @@
+"""The experiment config: one YAML file describing everything a run does.
+
+``load_config`` reads YAML, applies ``--set key=value`` overrides, validates with frozen
+pydantic models that reject unknown keys, and remembers the file's folder so relative data paths
+resolve the same way whatever the working directory. ``config_hash`` is the SHA-256 of the
+canonical JSON of the resolved config (DESIGN.md), stamped into every model DEA exports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, PrivateAttr, ValidationError
+
+from dea.backtest.config import CostsConfig
+from dea.config.base import StrictModel
+from dea.config.learning import ModelConfig, ObjectiveConfig, TrainingConfig, TuningConfig
+from dea.config.serving import ServingConfig
+from dea.config.tracking import TrackingConfig
+from dea.data.config import DataConfig
+from dea.errors import ConfigError
+from dea.features.config import FeaturesConfig
+from dea.risk.config import RiskConfig
+
+
+class ExperimentConfig(StrictModel):
+    name: str = "experiment"
+    data: DataConfig
+    features: FeaturesConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    costs: CostsConfig = Field(default_factory=CostsConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative data paths resolve against (the config file's folder)."""
+        return self._base_dir
+
+    def resolve_path(self, path: str | Path) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self._base_dir / p).resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> "ExperimentConfig":
+        """Return a new validated config with dotted-key overrides applied."""
+        raw = self.to_dict()
+        apply_overrides(raw, overrides)
+        return validate_config(raw, self._base_dir)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> None:
+    """Apply ``a.b.c=value`` overrides in place (values parsed as YAML scalars/lists)."""
+    items = overrides.items() if isinstance(overrides, dict) else []
+    if not isinstance(overrides, dict):
+        parsed = []
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} must look like key.path=value")
+            key, value = item.split("=", 1)
+            parsed.append((key.strip(), _parse_value(value)))
+        items = parsed
+    for key, value in items:
+        node: Any = raw
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                try:
+                    node = node[int(part)]
+                except (ValueError, IndexError) as exc:
+                    raise ConfigError(f"override {key!r}: {'.'.join(parts[: i + 1])} is not a list index") from exc
+            else:
+                if part not in node or not isinstance(node[part], (dict, list)):
+                    node[part] = {}
+                node = node[part]
+        last = parts[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {loc}: unknown key (not a field of this section)")
+        else:
+            lines.append(f"  {loc}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def validate_config(raw: dict[str, Any], base_dir: Path | None = None, source: str = "<dict>") -> ExperimentConfig:
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+    cfg._base_dir = (base_dir or Path.cwd()).resolve()
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load, override and validate an experiment YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    if overrides:
+        apply_overrides(raw, overrides)
+    return validate_config(raw, path.parent, str(path))
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_hash(cfg: ExperimentConfig) -> str:
+    """SHA-256 of the canonical JSON of the resolved config."""
+    return hashlib.sha256(canonical_json(cfg.to_dict()).encode()).hexdigest()

@@ -1,0 +1,80 @@
+"""``model``, ``objective``, ``training`` and ``tuning`` sections (pure pydantic: no torch here)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from dea.config.base import StrictModel
+
+
+class ModelConfig(StrictModel):
+    kind: Literal["linear", "mlp", "gru", "tcn", "attention"] = "mlp"
+    hidden: list[int] = Field(default_factory=lambda: [64, 64])
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    name: str = "dea-policy"
+    exposure_scale: Literal["tanh"] = "tanh"
+    ensemble: int = Field(default=1, ge=1, description="k seeds -> dispersion output")
+
+
+class ObjectiveConfig(StrictModel):
+    loss: Literal["mean_variance", "sharpe", "sortino", "cvar"] = "sharpe"
+    risk_aversion: float = Field(default=1.0, ge=0)
+    cvar_alpha: float = Field(default=0.05, gt=0, lt=1)
+    cvar_weight: float = Field(default=1.0, ge=0)
+    turnover_penalty: float = Field(default=0.0, ge=0)
+
+
+class SplitConfig(StrictModel):
+    scheme: Literal["expanding", "sliding"] = "expanding"
+    n_folds: int = Field(default=4, ge=1)
+    train_min: float = Field(default=0.4, gt=0, lt=1, description="share of history in the first train")
+    val_share: float = Field(default=0.15, gt=0, lt=1, description="share of each train part for validation")
+    purge: int = Field(default=0, ge=0, description="decision steps purged before each test block")
+    embargo: int = Field(default=0, ge=0, description="decision steps embargoed after each test block")
+
+
+class TrainingConfig(StrictModel):
+    seed: int = 0
+    epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    seq_len: int = Field(default=64, ge=2)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    patience: int = Field(default=5, ge=1)
+    splits: SplitConfig = Field(default_factory=SplitConfig)
+    trainer: dict[str, Any] = Field(
+        default_factory=dict, description="extra lightning.Trainer options (devices, strategy, ...)"
+    )
+    baselines: list[str] = Field(
+        default_factory=lambda: ["buy_and_hold", "equal_weight", "inverse_vol", "tsmom", "hrp", "ridge", "hgb"]
+    )
+
+
+class SearchParam(StrictModel):
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "SearchParam":
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical search parameter needs 'choices'")
+        elif self.low is None or self.high is None or self.high < self.low:
+            raise ValueError(f"{self.type} search parameter needs low <= high")
+        return self
+
+
+class TuningConfig(StrictModel):
+    metric: str = "sharpe"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    space: dict[str, SearchParam] = Field(default_factory=dict, description="dotted config key -> range")
+    storage: str | None = None
+    study: str = "dea-study"
+    pruner: Literal["median", "none"] = "median"
+    seed: int = 0
