@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from dea.errors import ConfigError
 from dea.timeutil import parse_duration
 
 
@@ -25,7 +26,10 @@ def duration_field(*names: str):
     def _check(cls, value):  # noqa: ANN001, ANN202 - pydantic validator signature
         if value is None:
             return value
-        parse_duration(value)
+        try:
+            parse_duration(value)
+        except ConfigError as exc:  # ValueError lets pydantic report the field's path
+            raise ValueError(str(exc)) from None
         return value
 
     return _check

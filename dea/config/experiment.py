@@ -16,10 +16,13 @@ from typing import Any
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError
 
-from dea.backtest.config import CostsConfig
+from dea.backtest.config import BacktestConfig, CostsConfig
 from dea.config.base import StrictModel
+from dea.config.drift import DriftConfig
 from dea.config.learning import ModelConfig, ObjectiveConfig, TrainingConfig, TuningConfig
+from dea.config.retrain import RetrainConfig
 from dea.config.serving import ServingConfig
+from dea.config.stress import StressConfig
 from dea.config.tracking import TrackingConfig
 from dea.data.config import DataConfig
 from dea.errors import ConfigError
@@ -35,10 +38,14 @@ class ExperimentConfig(StrictModel):
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     costs: CostsConfig = Field(default_factory=CostsConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    stress: StressConfig = Field(default_factory=StressConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

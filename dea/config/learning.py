@@ -16,6 +16,9 @@ class ModelConfig(StrictModel):
     name: str = "dea-policy"
     exposure_scale: Literal["tanh"] = "tanh"
     ensemble: int = Field(default=1, ge=1, description="k seeds -> dispersion output")
+    kernel_size: int = Field(
+        default=4, ge=2, description="tcn: convolution kernel (dilations k**layer); attention: window length"
+    )
 
 
 class ObjectiveConfig(StrictModel):
@@ -43,6 +46,20 @@ class TrainingConfig(StrictModel):
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     patience: int = Field(default=5, ge=1)
+    seq_stride: int | None = Field(
+        default=None, ge=1, description="rows between training window starts (None = seq_len // 4)"
+    )
+    gradient_clip: float | None = Field(default=1.0, gt=0)
+    num_threads: int = Field(default=2, ge=1, description="torch intra-op threads")
+    deterministic: bool = True
+    progress_bar: bool = True
+    final_refit: bool = Field(
+        default=True,
+        description="train the exported model on all data (latest block for validation); false = export the last fold's",
+    )
+    warm_start_steps: int | None = Field(
+        default=None, ge=0, description="recurrent policies: rows rolled before each test block to warm the state (None = seq_len)"
+    )
     splits: SplitConfig = Field(default_factory=SplitConfig)
     trainer: dict[str, Any] = Field(
         default_factory=dict, description="extra lightning.Trainer options (devices, strategy, ...)"

@@ -101,6 +101,12 @@ class DataConfig(StrictModel):
         for s in self.sources:
             if s.instrument is not None and s.instrument not in symbols:
                 raise ValueError(f"source {s.name!r} names unknown instrument {s.instrument!r}")
+        sim_options = {repr(sorted(s.options.items())) for s in self.sources if s.format == "sim"}
+        if len(sim_options) > 1:
+            raise ValueError(
+                "all 'format: sim' sources must share identical options (one simulated market); "
+                "they differ, which would mix bars, funding and exogenous series from different markets"
+            )
         for inst in self.instruments:
             if inst.has_funding and inst.funding not in names:
                 raise ValueError(

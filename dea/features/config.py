@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dea.config.base import StrictModel
 
@@ -13,13 +13,22 @@ class FeatureItem(StrictModel):
     """One registered feature with its parameters.
 
     ``instruments``: for per-instrument features, the instruments to compute it for (default all).
-    ``series``: for exogenous features, the panel series (or per-asset field) it reads.
+    ``series``: for exogenous transforms, the global panel series it reads (one plain column).
+    ``field``: for exogenous transforms, the per-asset panel field it reads (one column per
+    instrument). Give at most one of ``series``/``field``.
     """
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     instruments: list[str] | None = None
     series: str | None = None
+    field: str | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "FeatureItem":
+        if self.series is not None and self.field is not None:
+            raise ValueError(f"feature {self.name!r}: give either 'series' or 'field', not both")
+        return self
 
 
 class MissingPolicy(StrictModel):

@@ -1,0 +1,219 @@
+"""Vectorised backtester: target exposures on the decision clock -> a :class:`BacktestResult`.
+
+``backtest`` charges fees (maker/taker per instrument), half-spread and impact (square-root law,
+or a book walk where :class:`~dea.backtest.market.BookDepth` is given), funding at each settlement
+on the position actually held across it, decision latency, lot and min-notional rounding, and a
+maintenance-margin liquidation check; every target goes through the risk rules the live loop
+uses. The work is one fused numba pass (:mod:`dea.backtest._kernel`, imported lazily so that this
+module stays cheap to import); ``engine="reference"`` runs the event-driven replay instead, which
+is the kernel's cross-check.
+
+Latency rule: an order decided at t fills at t + latency. With latency = k whole clock steps it
+fills at the price of step t + k; otherwise at the price linearly interpolated between the two
+bars around t + latency (impact coefficient and book of the earlier one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from dea.backtest.config import CostsConfig, latency_from_config
+from dea.backtest.market import BookDepth, Market, prepare_market
+from dea.backtest.result import BacktestEvent, BacktestResult, counts_from_mask
+from dea.data.panel import Panel
+from dea.errors import DataError
+from dea.execution.fills import fee_rates
+from dea.instruments import Instrument
+from dea.risk.config import RiskConfig
+from dea.risk.engine import instrument_caps, rate_ring_size, risk_params
+from dea.timeutil import NS_PER_YEAR, iso
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dea.config.experiment import ExperimentConfig
+
+Engine = Literal["numba", "reference"]
+_MAX_EVENTS = 10_000
+
+
+def _check_targets(targets: np.ndarray, shape: tuple[int, int], symbols: Sequence[str], clock: np.ndarray,
+                   hold_nan: bool) -> np.ndarray:
+    t = np.ascontiguousarray(targets, dtype=np.float64)
+    if t.shape != shape:
+        raise DataError(f"targets have shape {t.shape}; expected {shape} (clock x instruments {tuple(symbols)})")
+    bad = np.isinf(t) if hold_nan else ~np.isfinite(t)
+    if bad.any():
+        r, i = np.argwhere(bad)[0]
+        raise DataError(
+            f"target exposure of {symbols[i]} at {iso(clock[r])} is {t[r, i]} ({int(bad.sum())} bad values); "
+            + ("targets must not be infinite" if hold_nan else "targets must be finite (pass hold_nan=True to let NaN mean 'hold')")
+        )
+    return t
+
+
+def _optional(name: str, x: np.ndarray | None, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    if x is None:
+        return np.zeros((1,) * len(shape)), False
+    a = np.ascontiguousarray(x, dtype=np.float64)
+    if a.shape != shape:
+        raise DataError(f"{name} has shape {a.shape}; expected {shape}")
+    return a, True
+
+
+def backtest(
+    data: Market | Panel,
+    targets: np.ndarray,
+    *,
+    instruments: Sequence[Instrument] | None = None,
+    costs: CostsConfig | None = None,
+    risk: RiskConfig | None = None,
+    latency_ns: int = 0,
+    feature_age_ns: np.ndarray | None = None,
+    dispersion: np.ndarray | None = None,
+    vol: np.ndarray | None = None,
+    depth: BookDepth | None = None,
+    hold_nan: bool = False,
+    periods_per_year: float | None = None,
+    name: str = "policy",
+    engine: Engine = "numba",
+) -> BacktestResult:
+    """Backtest target exposures ``targets`` [T, N] decided at each clock time.
+
+    ``data``: a prepared :class:`Market` or a :class:`Panel` (then ``instruments`` is required).
+    ``feature_age_ns`` [T], ``dispersion`` [T, N], ``vol`` [T, N] (annualised forecasts) feed the
+    stale-data guard, dispersion scaling and vol targeting. ``hold_nan``: NaN targets mean "keep
+    the current exposure" (periodic rebalancers); otherwise a NaN is an error.
+    """
+    costs = costs or CostsConfig()
+    risk = risk or RiskConfig()
+    if isinstance(data, Panel):
+        if instruments is None:
+            raise DataError("backtest(panel, ...) needs the instruments (Instrument objects) of the panel")
+        market = prepare_market(data, instruments, costs, depth)
+    else:
+        market = data
+        if depth is not None:
+            market = replace(market, depth=depth)
+    T, N = market.price.shape
+    symbols = market.symbols
+    tgt = _check_targets(targets, (T, N), symbols, market.clock, hold_nan)
+    age, has_age = _optional("feature_age_ns", feature_age_ns, (T,))
+    disp, has_disp = _optional("dispersion", dispersion, (T, N))
+    vv, has_vol = _optional("vol", vol, (T, N))
+    for nm, arr, has in (("dispersion", disp, has_disp), ("vol", vv, has_vol)):
+        if has and not np.isfinite(arr).all():
+            raise DataError(f"{nm} contains NaN/inf; the risk engine needs finite values")
+    if latency_ns < 0:
+        raise DataError(f"latency must be >= 0, got {latency_ns}")
+    ppy = periods_per_year or (NS_PER_YEAR / market.step_ns)
+    if engine == "reference":
+        from dea.backtest.event import replay_market
+
+        return replay_market(market, tgt, risk, costs, latency_ns=latency_ns,
+                             feature_age_ns=age if has_age else None, dispersion=disp if has_disp else None,
+                             vol=vv if has_vol else None, name=name, periods_per_year=ppy)
+    if engine != "numba":
+        raise DataError(f"unknown backtest engine {engine!r}; use 'numba' or 'reference'")
+    return _run_kernel(market, tgt, costs, risk, latency_ns, age, has_age, disp, has_disp, vv, has_vol, ppy, name)
+
+
+def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskConfig, latency_ns: int,
+                age: np.ndarray, has_age: bool, disp: np.ndarray, has_disp: bool, vv: np.ndarray, has_vol: bool,
+                ppy: float, name: str) -> BacktestResult:
+    from dea.backtest import _kernel as K
+
+    T, N = market.price.shape
+    insts = market.instruments
+    step = market.step_ns
+    lat_k, rem = divmod(int(latency_ns), step)
+    lat_frac = rem / step
+    if market.depth is not None:
+        d = market.depth
+        has_book = True
+        bpx, bsz, apx, asz = (np.ascontiguousarray(x, dtype=np.float64) for x in (d.bid_px, d.bid_sz, d.ask_px, d.ask_sz))
+    else:
+        has_book = False
+        bpx = bsz = apx = asz = np.zeros((1, 1, 1))
+    outs = {k: np.zeros(T) for k in ("equity", "gross", "fees", "spread", "impact", "funding", "turnover", "margin")}
+    mask = np.zeros(T, dtype=np.int32)
+    expo = np.zeros((T, N))
+    tot = np.zeros((6, N))
+    q = np.zeros(N)
+    px = np.full(N, np.nan)
+    ev_t = np.zeros(_MAX_EVENTS, dtype=np.int64)
+    ev_kind = np.zeros(_MAX_EVENTS, dtype=np.int64)
+    ev_eq = np.zeros(_MAX_EVENTS)
+    ev_m = np.zeros(_MAX_EVENTS)
+    err = np.zeros(4, dtype=np.int64)
+    n_ev = K.simulate(
+        market.clock, market.price, market.funding, market.impact_coef, tgt,
+        fee_rates(insts, costs.fee_side), np.array([i.taker_fee for i in insts]), costs.half_spread_bps * 1e-4,
+        np.array([i.lot_size for i in insts]), np.array([i.min_notional for i in insts]),
+        np.array([i.maintenance_margin for i in insts]),
+        lat_k, lat_frac, float(costs.initial_equity),
+        risk_params(risk), instrument_caps(risk, insts), rate_ring_size(risk),
+        age, has_age, disp, has_disp, vv, has_vol,
+        has_book, bpx, bsz, apx, asz,
+        outs["equity"], outs["gross"], outs["fees"], outs["spread"], outs["impact"], outs["funding"],
+        outs["turnover"], outs["margin"], mask, expo, tot, q, px, ev_t, ev_kind, ev_eq, ev_m, err,
+    )
+    if err[0] == K.ERR_IMPACT_UNKNOWN:
+        s, i = int(err[1]), int(err[2])
+        raise DataError(
+            f"impact for {market.symbols[i]} at {iso(market.clock[s])} needs volatility and volume history "
+            "(sqrt model) but none is known yet; warm the data up or set costs.impact.model"
+        )
+    events = []
+    for e in range(min(n_ev, _MAX_EVENTS)):
+        s = int(ev_t[e])
+        if ev_kind[e] == K.EV_LIQUIDATION:
+            events.append(BacktestEvent(int(market.clock[s]), s, "liquidation", float(ev_eq[e]), float(ev_m[e]),
+                                        f"equity {ev_eq[e]:.2f} <= maintenance margin {ev_m[e]:.2f}: all positions closed"))
+        else:
+            events.append(BacktestEvent(int(market.clock[s]), s, "bankrupt", float(ev_eq[e]), 0.0,
+                                        "equity not positive after liquidation: trading stops"))
+    notes = list(market.notes)
+    if n_ev > _MAX_EVENTS:
+        notes.append(f"{n_ev} account events; only the first {_MAX_EVENTS} are listed")
+    equity = outs["equity"]
+    prev = np.concatenate([[costs.initial_equity], equity[:-1]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        net = np.where(prev > 0, equity / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
+    return BacktestResult(
+        name=name,
+        clock=market.clock,
+        instruments=market.symbols,
+        initial_equity=float(costs.initial_equity),
+        equity=equity,
+        returns=net,
+        gross_returns=outs["gross"],
+        costs={"fees": outs["fees"], "spread": outs["spread"], "impact": outs["impact"], "funding": outs["funding"]},
+        turnover=outs["turnover"],
+        exposures=expo,
+        margin_use=outs["margin"],
+        instrument_costs={"fees": tot[K.TOT_FEES], "spread": tot[K.TOT_SPREAD], "impact": tot[K.TOT_IMPACT],
+                          "funding": tot[K.TOT_FUNDING]},
+        instrument_pnl=tot[K.TOT_TRADE_CASH] + np.where(q != 0, q * np.nan_to_num(px), 0.0),
+        traded_notional=tot[K.TOT_TRADED],
+        events=tuple(events),
+        interventions=counts_from_mask(mask),
+        intervention_mask=mask,
+        periods_per_year=ppy,
+        latency_ns=int(latency_ns),
+        engine="numba",
+        notes=tuple(notes),
+    )
+
+
+def backtest_config(cfg: "ExperimentConfig", data: Market | Panel, targets: np.ndarray, **kwargs) -> BacktestResult:
+    """:func:`backtest` with instruments, costs, risk, latency and annualisation from an experiment config."""
+    kwargs.setdefault("instruments", cfg.data.instruments)
+    kwargs.setdefault("costs", cfg.costs)
+    kwargs.setdefault("risk", cfg.risk)
+    kwargs.setdefault("latency_ns", latency_from_config(cfg))
+    kwargs.setdefault("periods_per_year", cfg.backtest.periods_per_year)
+    kwargs.setdefault("engine", cfg.backtest.engine)
+    return backtest(data, targets, **kwargs)

@@ -1,0 +1,226 @@
+"""Streaming L2 book for serving (numpy/stdlib only).
+
+:class:`L2Book` keeps, per side, a dict price -> size (O(1) lookup and size change) and an
+ascending list of the occupied prices (``bisect``: O(log n) search; inserting or deleting a
+price shifts the list, a memmove of a few KB for a 1,000-level book). Best bid/ask are the list
+ends, so they are O(1); walking the book outward from the touch (top-k levels, depth within x
+bps) touches only occupied levels.
+
+:class:`SyncedBook` adds Binance's sequencing rules (:mod:`dea.book.sequencing`): diffs that
+arrive before a snapshot are buffered, stale ones dropped, and a gap invalidates the book until
+the next snapshot (``needs_snapshot`` tells the live feed to fetch one). It never applies a diff
+across a gap.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+
+from dea.book import sequencing as seq
+from dea.book.events import BookEvent, DepthDiff, DepthSnapshot, Level
+
+BID = 1
+ASK = -1
+
+
+class L2Book:
+    """Price-level book: ``apply`` diffs, ``load`` snapshots, read the touch and walk levels."""
+
+    __slots__ = ("_bids", "_asks", "_bid_px", "_ask_px")
+
+    def __init__(self) -> None:
+        self._bids: dict[float, float] = {}
+        self._asks: dict[float, float] = {}
+        self._bid_px: list[float] = []  # ascending; best bid is the last
+        self._ask_px: list[float] = []  # ascending; best ask is the first
+
+    def clear(self) -> None:
+        self._bids.clear()
+        self._asks.clear()
+        self._bid_px.clear()
+        self._ask_px.clear()
+
+    def load(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        """Replace the book with a snapshot (zero sizes are ignored)."""
+        self.clear()
+        self._bids.update((p, q) for p, q in bids if q > 0)
+        self._asks.update((p, q) for p, q in asks if q > 0)
+        self._bid_px.extend(sorted(self._bids))
+        self._ask_px.extend(sorted(self._asks))
+
+    def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        """Apply diff levels in order: size 0 deletes the level, otherwise sets it."""
+        _apply_side(self._bids, self._bid_px, bids)
+        _apply_side(self._asks, self._ask_px, asks)
+
+    # ------------------------------------------------------------------ reads
+    def best_bid(self) -> Level | None:
+        if not self._bid_px:
+            return None
+        p = self._bid_px[-1]
+        return p, self._bids[p]
+
+    def best_ask(self) -> Level | None:
+        if not self._ask_px:
+            return None
+        p = self._ask_px[0]
+        return p, self._asks[p]
+
+    def walk(self, side: int) -> Iterator[Level]:
+        """Occupied levels of ``side`` (+1 bids, -1 asks) from the touch outward."""
+        if side == BID:
+            sizes, prices = self._bids, reversed(self._bid_px)
+        else:
+            sizes, prices = self._asks, iter(self._ask_px)
+        for p in prices:
+            yield p, sizes[p]
+
+    def levels(self, side: int, n: int) -> list[Level]:
+        """The ``n`` best levels of ``side`` (fewer if the side is shallower)."""
+        out: list[Level] = []
+        for lv in self.walk(side):
+            if len(out) >= n:
+                break
+            out.append(lv)
+        return out
+
+    def depth_within_bps(self, bps: float) -> tuple[float, float]:
+        """Total (bid, ask) size priced within ``bps`` basis points of the mid (NaN if one-sided)."""
+        bb, ba = self.best_bid(), self.best_ask()
+        if bb is None or ba is None:
+            return float("nan"), float("nan")
+        mid = 0.5 * (bb[0] + ba[0])
+        lo, hi = mid * (1.0 - bps * 1e-4), mid * (1.0 + bps * 1e-4)
+        ask = 0.0
+        for p, q in self.walk(ASK):
+            if p > hi:
+                break
+            ask += q
+        bid = 0.0
+        for p, q in self.walk(BID):
+            if p < lo:
+                break
+            bid += q
+        return bid, ask
+
+    def __len__(self) -> int:
+        return len(self._bid_px) + len(self._ask_px)
+
+    @property
+    def n_bids(self) -> int:
+        return len(self._bid_px)
+
+    @property
+    def n_asks(self) -> int:
+        return len(self._ask_px)
+
+
+def _apply_side(sizes: dict[float, float], prices: list[float], levels: Iterable[Level]) -> None:
+    for p, q in levels:
+        if q > 0:
+            if p not in sizes:
+                insort(prices, p)
+            sizes[p] = q
+        elif p in sizes:
+            del sizes[p]
+            del prices[bisect_left(prices, p)]
+
+
+AppliedCallback = Callable[[BookEvent | None, int], None]
+"""Called after each change of book state: ``(event, time)`` with the snapshot or diff just
+applied, or ``(None, time)`` when a gap invalidated the book. ``time`` is when the new state
+became knowable: the event's receive time, or the snapshot's for diffs buffered before it."""
+
+
+class SyncedBook:
+    """An :class:`L2Book` fed raw snapshot/diff events under Binance's sequencing rules.
+
+    ``mode``: :data:`~dea.book.sequencing.FUTURES` / :data:`~dea.book.sequencing.SPOT`, or None
+    to infer it from the first diff (futures diffs carry ``pu``). ``max_buffer`` bounds the diffs
+    kept while waiting for a snapshot (the oldest are dropped; if they were needed the first-diff
+    rule then reports a gap, so nothing is applied across a hole).
+    """
+
+    NEEDS_SNAPSHOT = 0
+    AWAIT_FIRST = 1
+    SYNCED = 2
+
+    def __init__(self, mode: int | None = None, max_buffer: int = 100_000) -> None:
+        self.book = L2Book()
+        self.mode = mode
+        self.state = self.NEEDS_SNAPSHOT
+        self.last_update_id = -1  # u of the last applied diff (or L of the snapshot)
+        self.snapshot_id = -1
+        self._buffer: deque[DepthDiff] = deque(maxlen=max_buffer)
+        self.snapshots = 0
+        self.gaps = 0
+        self.resyncs = 0
+        self.stale_dropped = 0
+        self.applied_diffs = 0
+        self.last_gap: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        """True when the book reflects a snapshot plus every diff since (no open gap)."""
+        return self.state != self.NEEDS_SNAPSHOT
+
+    @property
+    def needs_snapshot(self) -> bool:
+        return self.state == self.NEEDS_SNAPSHOT
+
+    def feed(self, event: BookEvent, on_applied: AppliedCallback | None = None) -> None:
+        """Process one snapshot or diff in arrival order; ``on_applied`` sees every state change."""
+        if isinstance(event, DepthSnapshot):
+            self._on_snapshot(event, on_applied)
+        else:
+            self._on_diff(event, event.available_at, on_applied)
+
+    def _on_snapshot(self, snap: DepthSnapshot, cb: AppliedCallback | None) -> None:
+        if self.snapshots and self.gaps > self.resyncs:
+            self.resyncs += 1
+        self.snapshots += 1
+        self.book.load(snap.bids, snap.asks)
+        self.snapshot_id = self.last_update_id = snap.last_update_id
+        self.state = self.AWAIT_FIRST
+        if cb is not None:
+            cb(snap, snap.available_at)
+        pending = list(self._buffer)
+        self._buffer.clear()
+        for diff in pending:
+            self._on_diff(diff, max(diff.available_at, snap.available_at), cb)
+
+    def _on_diff(self, diff: DepthDiff, time: int, cb: AppliedCallback | None) -> None:
+        if self.mode is None:
+            self.mode = seq.market_mode(diff.prev_final_update_id)
+        if self.state == self.NEEDS_SNAPSHOT:
+            self._buffer.append(diff)
+            return
+        if self.state == self.AWAIT_FIRST:
+            if seq.is_stale(self.mode, self.snapshot_id, diff.final_update_id):
+                self.stale_dropped += 1
+                return
+            ok = seq.bridges_snapshot(self.mode, self.snapshot_id, diff.first_update_id, diff.final_update_id)
+            rule = f"first diff after snapshot {self.snapshot_id} must straddle it"
+        else:
+            ok = seq.follows(self.mode, self.last_update_id, diff.first_update_id, diff.prev_final_update_id)
+            rule = f"diff must continue update id {self.last_update_id}"
+        if not ok:
+            self.gaps += 1
+            self.last_gap = (
+                f"{rule}; got U={diff.first_update_id} u={diff.final_update_id} "
+                f"pu={diff.prev_final_update_id}"
+            )
+            self.book.clear()
+            self.state = self.NEEDS_SNAPSHOT
+            self._buffer.append(diff)
+            if cb is not None:
+                cb(None, time)
+            return
+        self.book.apply(diff.bids, diff.asks)
+        self.last_update_id = diff.final_update_id
+        self.state = self.SYNCED
+        self.applied_diffs += 1
+        if cb is not None:
+            cb(diff, time)

@@ -1,0 +1,103 @@
+"""``dea data``: ingest configured sources into the canonical store; inspect files or sources."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "data",
+        help="ingest sources into the canonical Parquet store, or inspect data files",
+        description="Ingest an experiment's data sources into the canonical store, or summarise data files.",
+    )
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION")
+
+    ing = sub.add_parser(
+        "ingest",
+        help="load, validate and store every source of a config (idempotent)",
+        description=(
+            "Load and validate every source in the config's data section and write it to data.store "
+            "(one Parquet file per dataset and kind, plus manifest.json). Sources whose fingerprint is "
+            "already stored are skipped."
+        ),
+    )
+    ing.add_argument("--config", required=True, type=Path, help="experiment YAML")
+    ing.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value (repeatable)")
+    ing.add_argument("--store", type=Path, default=None, help="store folder (default: data.store from the config)")
+    ing.set_defaults(handler=_ingest)
+
+    ins = sub.add_parser(
+        "inspect",
+        help="summarise data files (format auto-detected) or a config's sources",
+        description=(
+            "Summarise every data file under PATH (format recognised from name and columns) or every "
+            "source of --config: instruments/series, time range, rows, step, gaps, NaN share, depth "
+            "sequence gaps and the validation report."
+        ),
+    )
+    ins.add_argument("path", nargs="?", type=Path, help="a data file or folder")
+    ins.add_argument("--config", type=Path, default=None, help="experiment YAML (inspect its sources as configured)")
+    ins.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value (repeatable)")
+    ins.add_argument("--series", action="store_true", help="one line per exogenous series instead of per entity")
+    ins.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the summary as JSON ('-' for stdout)")
+    ins.set_defaults(handler=_inspect)
+    p.set_defaults(handler=lambda args: (p.print_help(), 1)[1])
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from dea.config import load_config
+    from dea.data.store import DataStore
+    from dea.errors import DeaError
+
+    cfg = load_config(args.config, args.overrides)
+    store = DataStore(args.store or Path(cfg.data.store))
+    rows, failures = [], []
+    for src in cfg.data.sources:
+        try:
+            out = store.ingest_source(src, cfg.base_dir)
+        except DeaError as exc:
+            failures.append(f"  {src.name}: {exc}")
+            continue
+        entry = store.entry(out.name, out.kind) or {}
+        issues = len((entry.get("report") or {}).get("issues", []))
+        rows.append([out.name, out.kind, out.status, f"{out.rows:,}", str(entry.get("start", "-"))[:19],
+                     str(entry.get("end", "-"))[:19], out.fingerprint[:12], str(issues)])
+    from dea.data.inspect import format_table
+
+    print(f"store: {store.root.resolve()}")
+    if rows:
+        print(format_table(rows, ["dataset", "kind", "status", "rows", "start", "end", "fingerprint", "issues"]))
+    if failures:
+        print("\nrefused:", file=sys.stderr)
+        print("\n".join(failures), file=sys.stderr)
+        return 2
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from dea.data.inspect import inspect_config, inspect_path
+
+    if (args.path is None) == (args.config is None):
+        print("dea data inspect: give either PATH or --config FILE", file=sys.stderr)
+        return 2
+    if args.config is not None:
+        from dea.config import load_config
+
+        result = inspect_config(load_config(args.config, args.overrides), by_series=args.series)
+    else:
+        result = inspect_path(args.path, by_series=args.series)
+    print(result.format())
+    if args.json_out is not None:
+        text = json.dumps(result.to_dict(), indent=1, default=str)
+        if str(args.json_out) == "-":
+            print(text)
+        else:
+            args.json_out.write_text(text)
+    refused = [e for e in result.entries if e.status == "refused"]
+    return 2 if (args.config is not None and refused) else 0

@@ -1,0 +1,174 @@
+"""Daily exogenous series (sentiment, macro, any dated CSV) -> long ``exogenous`` rows.
+
+A daily value dated D describes day D and is known at the earliest when that day has ended, so
+``available_at = start of D + step (1d unless configured) + publication_lag``; the lag (e.g.
+``1d`` for FRED's next-business-day publication) is set per source.
+
+Which columns become series: ``series`` (a list of series or file column names) when given,
+otherwise every column except the time columns; text columns whose cells are mostly not numbers
+(labels such as Fear & Greed's ``value_classification``) are left out and reported
+(``label_column``); a numeric column holding a stray text cell is refused naming the cell.
+``columns`` renames: ``{series_name: file_column}``. Missing cells (FRED holidays) are NaN,
+never 0, and go through the source's ``nan_policy``.
+
+Presets: ``daily`` (generic, names kept), ``fred`` (``observation_date``), ``fear_greed``
+(``date``), ``google_trends`` (the search-term column is named ``trend``; entity from the file
+name, ``google_trends_BTC.csv`` -> ``BTC``), ``social`` (btc_social_2014_2021: a file with one
+value column is named after the file, ``direct__reddit_comments_sentiment.csv`` ->
+``reddit_comments_sentiment``; several columns are snake_cased).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dea.data.loaders.build import canonical, file_stem
+from dea.data.loaders.coerce import TIME_CANDIDATES, NUMBER_PATTERN, event_time, to_float64
+from dea.data.loaders.context import LoadContext, NoOptions
+from dea.data.loaders.tabular import column, read_any
+from dea.data.validate import ROW_COLUMN
+from dea.timeutil import NS_PER_DAY, parse_duration
+
+KINDS = frozenset({"exogenous"})
+
+
+def day_available(ctx: LoadContext, ts: np.ndarray) -> np.ndarray:
+    """End of the period the row describes plus the publication lag."""
+    if ctx.src.step is None:
+        start = ts - np.mod(ts, NS_PER_DAY)
+        return start + NS_PER_DAY + ctx.lag_ns
+    return ts + parse_duration(ctx.src.step) + ctx.lag_ns
+
+
+def _mostly_text(arr: pa.ChunkedArray) -> bool:
+    a = arr.combine_chunks()
+    if not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
+        return False
+    valid = a.drop_null()
+    if len(valid) == 0:
+        return False
+    numeric = pc.sum(pc.match_substring_regex(valid, NUMBER_PATTERN)).as_py() or 0
+    return numeric < 0.5 * len(valid)
+
+
+def snake(name: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
+
+
+def select_series(
+    ctx: LoadContext, table: pa.Table, time_col: str, rename: Callable[[str], str] = lambda c: c
+) -> dict[str, str]:
+    """series name -> file column."""
+    mapping = dict(ctx.src.columns)  # explicit renames: series -> file column
+    taken = set(mapping.values())
+    skip = {time_col, ROW_COLUMN} | {c for c in table.column_names if c.lower() in TIME_CANDIDATES}
+    auto: dict[str, str] = {}
+    for c in table.column_names:
+        if c in skip or c in taken:
+            continue
+        auto[rename(c)] = c
+    if ctx.src.series is not None:
+        out: dict[str, str] = {}
+        for s in ctx.src.series:
+            if s in mapping:
+                out[s] = mapping[s]
+            elif s in auto:
+                out[s] = auto[s]
+            elif s in table.column_names:
+                out[s] = s
+            else:
+                ctx.fail(f"series {s!r} not found; available: {sorted(set(auto) | set(mapping))}")
+        return out
+    out = dict(mapping)
+    for name, c in auto.items():
+        if _mostly_text(table[c]):
+            ctx.report.add("label_column", 1, None, f"text column {c!r} is not a numeric series", "not loaded")
+            continue
+        out[name] = c
+    if not out:
+        ctx.fail("no numeric value columns besides the time column")
+    return out
+
+
+def long_exogenous(ctx: LoadContext, table: pa.Table, ts: np.ndarray, available: np.ndarray, series: dict[str, str], entity: str) -> pa.Table:
+    """Wide (one column per series) -> long canonical exogenous rows, vectorised."""
+    n = table.num_rows
+    k = len(series)
+    values = [to_float64(column(table, c, ctx, f"series {s}"), c, ctx) for s, c in series.items()]
+    names = pa.array(np.repeat(np.array(list(series), dtype=object), n), pa.string())
+    cols = {
+        "ts_event": np.tile(ts, k),
+        "available_at": np.tile(available, k),
+        "series": names,
+        "entity": entity,
+        "value": pa.concat_arrays(values) if values else pa.array([], pa.float64()),
+    }
+    return canonical("exogenous", cols, np.tile(table[ROW_COLUMN].to_numpy(), k))
+
+
+def _load(ctx: LoadContext, preset_time: str | None, entity: str, rename: Callable[[str], str] = lambda c: c) -> pa.Table:
+    ctx.options(NoOptions)
+    table = read_any(ctx)
+    tcol, ts = event_time(ctx, table, preset_time)
+    series = select_series(ctx, table, tcol, rename)
+    return long_exogenous(ctx, table, ts, day_available(ctx, ts), series, ctx.src.entity or entity)
+
+
+def load_daily(ctx: LoadContext) -> pa.Table:
+    """Generic dated CSV (one row per day, one column per series)."""
+    return _load(ctx, None, "")
+
+
+def load_fred(ctx: LoadContext) -> pa.Table:
+    """FRED download (``observation_date, <SERIES>``); empty cells on holidays are missing."""
+    return _load(ctx, "observation_date", "")
+
+
+def load_fear_greed(ctx: LoadContext) -> pa.Table:
+    """alternative.me Crypto Fear & Greed (``fear_greed_index``, derived ``fear_greed_log_return``)."""
+    return _load(ctx, "date", "")
+
+
+def trends_entity(ctx: LoadContext) -> str:
+    m = re.search(r"_([A-Za-z0-9]+)$", file_stem(ctx.path))
+    return m.group(1).upper() if m else ""
+
+
+def load_google_trends(ctx: LoadContext) -> pa.Table:
+    """Google Trends daily interest (``date, <term>, trend_relative_diff, trend_log_return``)."""
+    ctx.options(NoOptions)
+    table = read_any(ctx)
+    tcol, ts = event_time(ctx, table, "date")
+
+    def rename(c: str) -> str:
+        return c if c.startswith("trend") else "trend"
+
+    terms = [c for c in table.column_names if c not in (tcol, ROW_COLUMN) and not c.startswith("trend") and c.lower() not in TIME_CANDIDATES]
+    if len(terms) > 1 and not ctx.src.columns:
+        ctx.fail(f"several search-term columns {terms}; map one with columns: {{trend: <column>}}")
+    series = select_series(ctx, table, tcol, rename)
+    return long_exogenous(ctx, table, ts, day_available(ctx, ts), series, ctx.src.entity or trends_entity(ctx))
+
+
+def social_name(path_stem: str) -> str:
+    return re.sub(r"^(direct|indirect)__", "", path_stem)
+
+
+def load_social(ctx: LoadContext) -> pa.Table:
+    """btc_social_2014_2021 sentiment / volume / index CSVs."""
+    ctx.options(NoOptions)
+    table = read_any(ctx)
+    tcol, ts = event_time(ctx, table, None)
+    value_cols = [c for c in table.column_names if c not in (tcol, ROW_COLUMN)]
+    stem = social_name(file_stem(ctx.path))
+
+    def rename(c: str) -> str:
+        return snake(stem) if len(value_cols) == 1 else snake(c)
+
+    series = select_series(ctx, table, tcol, rename)
+    return long_exogenous(ctx, table, ts, day_available(ctx, ts), series, ctx.src.entity or "")

@@ -1,0 +1,143 @@
+"""Recognise a data file's format from its name and columns (for ``dea data inspect PATH``).
+
+``detect(path)`` reads only the first line / the schema and returns what to load: the format
+and the table kinds it yields (a Coin Metrics file gives both ``bars`` and ``exogenous``), or
+that the file is not data (LICENSE, README, the Coin Metrics ``metrics.csv`` dictionary), or
+that it is not recognised (with the reason). It never raises for a file it cannot read.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+_NON_DATA = ("license", "licence", "readme", "notice", "copying", "sources.tsv")
+_NON_DATA_SUFFIX = (".md", ".txt", ".rst", ".py", ".yaml", ".yml", ".json", ".tsv", ".html")
+_WS_LINE = re.compile(rb"^\d{15,20} [\[{]")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """``status``: ``data`` (load ``format`` as each of ``kinds``), ``skip`` or ``unknown``."""
+
+    path: Path
+    status: Literal["data", "skip", "unknown"]
+    note: str = ""
+    format: str | None = None
+    kinds: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _first_line(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        magic = fh.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    with opener(path, "rb") as fh:  # type: ignore[operator]
+        line = fh.readline(1 << 20)
+    return line.lstrip(b"\xef\xbb\xbf").rstrip(b"\r\n")
+
+
+def _columns(path: Path) -> list[str] | None:
+    suffix = path.suffix.lower()
+    if suffix in (".feather", ".arrow", ".ipc"):
+        import pyarrow.feather as feather
+
+        return list(feather.read_table(path, memory_map=True).schema.names)
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    line = _first_line(path)
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "," not in text:
+        return None
+    return [c.strip() for c in next(csv.reader([text]))]
+
+
+def _data(path: Path, fmt: str, kinds: tuple[str, ...], note: str = "", **options: Any) -> Detection:
+    return Detection(path, "data", note, fmt, kinds, dict(options))
+
+
+def _from_columns(path: Path, cols: list[str]) -> Detection:
+    s = set(cols)
+    low = {c.lower() for c in cols}
+    name = path.name.lower()
+    if {"exchange", "symbol", "timestamp", "local_timestamp"} <= s:
+        if any(c.startswith(("asks[", "bids[")) for c in cols):
+            return _data(path, "tardis_book_snapshot", ("book",))
+        if "is_snapshot" in s:
+            return _data(path, "tardis_incremental_l2", ("book",))
+        if {"ask_price", "bid_price"} <= s:
+            return _data(path, "tardis_quotes", ("quotes",))
+        if {"side", "price", "amount"} <= s:
+            return _data(path, "tardis_trades", ("trades",))
+        return Detection(path, "unknown", "Tardis CSV of a data type DEA does not read")
+    if {"first_update_id", "last_update_id", "update_type", "price", "qty"} <= s:
+        return _data(path, "binance_depth_csv", ("book",), sequence_gap_policy="report")
+    if {"id", "name", "category", "description"} <= s:
+        return Detection(path, "skip", "metric dictionary (not a data series)")
+    if "priceusd" in low and "time" in low:
+        return _data(path, "coinmetrics", ("bars", "exogenous"))
+    if {"fundingrate", "fundinginterval"} <= low:
+        return _data(path, "bitmex_funding", ("funding",))
+    if {"interest_1h", "interest_8h"} <= low:
+        return _data(path, "deribit_funding", ("funding", "mark"))
+    if {"tickdirection", "price", "side", "size"} <= low:
+        return _data(path, "bitmex_prices", ("mark",))
+    if {"buyer_maker", "price"} <= low or {"is_buyer_maker", "price"} <= low:
+        return _data(path, "binance_trades", ("trades",))
+    if {"bid", "ask"} <= low:
+        return _data(path, "binance_quotes", ("quotes",))
+    if {"open", "high", "low", "close"} <= low:
+        return _data(path, "freqtrade" if "date" in low and path.suffix == ".feather" else "ohlcv", ("bars",))
+    if "rate" in low or "funding_rate" in low:
+        return _data(path, "funding", ("funding",))
+    if "fear_greed_index" in low:
+        return _data(path, "fear_greed", ("exogenous",))
+    if name.startswith("google_trends") or "trend_log_return" in low:
+        return _data(path, "google_trends", ("exogenous",))
+    if "observation_date" in low:
+        return _data(path, "fred", ("exogenous",))
+    if "btc_social" in str(path).lower() or any("sentiment" in c.lower() for c in cols):
+        return _data(path, "social", ("exogenous",))
+    if low & {"date", "time", "timestamp", "datetime"} and len(cols) >= 2:
+        return _data(path, "daily", ("exogenous",), note="generic dated series")
+    return Detection(path, "unknown", f"columns {cols[:8]} match no known format")
+
+
+def detect(path: Path) -> Detection:
+    """What ``path`` is and how to load it (never raises for unreadable files)."""
+    name = path.name.lower()
+    if name.startswith(_NON_DATA) or name.endswith(_NON_DATA_SUFFIX) or name.startswith("."):
+        return Detection(path, "skip", "not a data file (licence / documentation)")
+    try:
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                members = [m for m in zf.namelist() if not m.endswith("/")]
+                head = zf.open(members[0]).readline(4096) if members else b""
+            if b'"topic":"orderbook.' in head.replace(b" ", b""):
+                return _data(path, "bybit_ob", ("book",), sequence_gap_policy="report")
+            return Detection(path, "unknown", "zip archive without a recognised recording")
+        if name.endswith(".gz") and not name.endswith((".csv.gz", ".tsv.gz")):
+            line = _first_line(path)
+            if _WS_LINE.match(line):
+                if "hyperliquid" in name:
+                    return _data(path, "hyperliquid", ("book",), note="Hyperliquid websocket capture")
+                return _data(path, "binance_ws", ("book", "trades", "quotes"), note="Binance websocket capture")
+            return Detection(path, "unknown", "gzip file that is neither CSV nor a timestamped websocket capture")
+        cols = _columns(path)
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError, StopIteration, csv.Error) as exc:
+        return Detection(path, "unknown", f"unreadable: {str(exc)[:120]}")
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own types for foreign files
+        return Detection(path, "unknown", f"unreadable: {type(exc).__name__}: {str(exc)[:120]}")
+    if not cols:
+        return Detection(path, "unknown", "no header of comma-separated column names")
+    return _from_columns(path, cols)

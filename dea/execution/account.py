@@ -1,0 +1,125 @@
+"""Account accounting shared by the event-driven backtest and the live paper exchange.
+
+One margin account in the quote currency: ``equity = cash + sum(q_i * price_i)`` (for linear
+perpetuals and futures the "cash" is collateral plus realised PnL; for spot it is cash; the
+formula is the same). Fills move cash by ``-q * price - costs``; funding at a settlement moves it
+by ``-q * price * rate`` (longs pay a positive rate); a position is marked at the last known
+price of its instrument. Costs are also accumulated per instrument for reports.
+
+Liquidation: when equity falls to the maintenance margin ``sum(|q_i| price_i mm_i)`` every
+position is closed at the current price paying the taker fee, spread and impact; if equity is
+then not positive the account is bankrupt (equity floored at zero, as a venue's insurance fund
+absorbs the rest) and trading stops. Numpy + stdlib only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dea.execution.fills import Fill
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent:
+    """Something that happened to the account rather than to one order (liquidation, bankruptcy)."""
+
+    ts: int
+    kind: str
+    equity: float
+    detail: str
+
+
+class Account:
+    """Cash, positions (base units) and last prices of ``n`` instruments."""
+
+    def __init__(self, n: int, initial_equity: float) -> None:
+        self.n = n
+        self.cash = float(initial_equity)
+        self.qty = [0.0] * n
+        self.price = [math.nan] * n
+        self.bankrupt = False
+        self.fees = [0.0] * n
+        self.spread = [0.0] * n
+        self.impact = [0.0] * n
+        self.funding = [0.0] * n
+        self.traded = [0.0] * n
+        self.trade_cash = [0.0] * n  # -sum(q * price) over fills: price PnL = trade_cash + q * price
+
+    # -- valuation ---------------------------------------------------------------------------------
+    def mark(self, index: int, price: float) -> None:
+        if price > 0.0:
+            self.price[index] = price
+
+    def mark_all(self, prices: Sequence[float]) -> None:
+        for i in range(self.n):
+            p = prices[i]
+            if p > 0.0:
+                self.price[i] = p
+
+    def equity(self) -> float:
+        e = self.cash
+        for i in range(self.n):
+            q = self.qty[i]
+            if q != 0.0:
+                e += q * self.price[i]
+        return e
+
+    def exposure(self, pending: Sequence[float] | None = None, equity: float | None = None) -> np.ndarray:
+        """Exposure of positions (plus ``pending`` quantities) as a fraction of equity."""
+        e = self.equity() if equity is None else equity
+        out = np.zeros(self.n)
+        if e > 0.0:
+            for i in range(self.n):
+                q = self.qty[i] + (pending[i] if pending is not None else 0.0)
+                if q != 0.0:
+                    out[i] = q * self.price[i] / e
+        return out
+
+    def maintenance_margin(self, mm: Sequence[float]) -> float:
+        m = 0.0
+        for i in range(self.n):
+            q = self.qty[i]
+            if q != 0.0:
+                m += abs(q) * self.price[i] * mm[i]
+        return m
+
+    def gross_notional(self) -> float:
+        return sum(abs(self.qty[i]) * self.price[i] for i in range(self.n) if self.qty[i] != 0.0)
+
+    # -- cash movements ----------------------------------------------------------------------------
+    def apply_fill(self, fill: Fill) -> None:
+        i = fill.index
+        notional = fill.qty * fill.price
+        self.cash -= notional + fill.fee + fill.spread + fill.impact
+        self.qty[i] += fill.qty
+        self.fees[i] += fill.fee
+        self.spread[i] += fill.spread
+        self.impact[i] += fill.impact
+        self.traded[i] += abs(notional)
+        self.trade_cash[i] -= notional
+        if self.qty[i] != 0.0 and abs(self.qty[i]) <= 1e-12 * abs(fill.qty):
+            self.qty[i] = 0.0  # exact closes only; float residue of a full close is not a position
+
+    def settle_funding(self, index: int, rate: float) -> float:
+        """Charge funding on the position held now at the last price; returns what was paid."""
+        q = self.qty[index]
+        if q == 0.0 or rate == 0.0:
+            return 0.0
+        paid = q * self.price[index] * rate
+        self.cash -= paid
+        self.funding[index] += paid
+        return paid
+
+    def floor_at_zero(self) -> None:
+        """Bankruptcy: the account cannot owe more than it holds."""
+        self.cash = 0.0
+        for i in range(self.n):
+            self.qty[i] = 0.0
+        self.bankrupt = True
+
+    def price_pnl(self) -> np.ndarray:
+        return np.array([self.trade_cash[i] + self.qty[i] * (self.price[i] if self.qty[i] else 0.0) for i in range(self.n)])

@@ -1,0 +1,129 @@
+"""Order generation: from the exposure the risk engine allows to exchange-ready quantities.
+
+Shared by the vectorised backtest (JIT-compiled :func:`order_quantity`), the event-driven
+backtest and the live loop (:func:`generate_orders`), so all three round, skip and size orders
+identically. The exposure-level rules (no-trade band, maximum order notional, order rate) are
+applied just before, by the risk engine (:mod:`dea.risk.rules`); this module handles what only
+exists in quantities:
+
+- target minus position: the order moves position *plus orders still in flight* to the target,
+  so latency never makes the loop order the same change twice;
+- lot rounding toward zero, so an order never exceeds what the risk engine approved (a full
+  close is sent exactly);
+- minimum notional: an order below the instrument's ``min_notional`` is not sent, unless it
+  closes the position (venues accept reduce-only closes of any size);
+- dust: a change below 1e-12 of the position (float noise from exposure round trips) is no order.
+
+Numpy + stdlib only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dea.errors import RiskError
+from dea.instruments import Instrument
+
+_DUST = 1e-12
+_LOT_SLACK = 1e-9
+
+
+def order_quantity(target_w, equity, price, position_q, pending_q, lot, min_notional):
+    """Signed base-unit quantity that moves ``position_q + pending_q`` to ``target_w`` of equity.
+
+    Returns 0.0 for no order. Plain scalar code so numba can compile it unchanged.
+    """
+    if not (price > 0.0) or not (equity > 0.0):
+        return 0.0
+    held = position_q + pending_q
+    if target_w == 0.0:
+        return -held
+    dq = target_w * equity / price - held
+    scale = abs(held) if abs(held) > abs(dq) else abs(dq)
+    if abs(dq) <= _DUST * scale:
+        return 0.0
+    if lot > 0.0:
+        n_lots = math.floor(abs(dq) / lot + _LOT_SLACK)
+        dq = math.copysign(n_lots * lot, dq)
+        if dq == 0.0:
+            return 0.0
+    if abs(dq) * price < min_notional and held + dq != 0.0:
+        return 0.0
+    return dq
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A market order: ``qty`` signed base units (+ buys), decided at ``t_decision``, due at
+    ``t_due`` (decision + latency). ``client_id`` is deterministic (decision time and symbol), so
+    a restarted loop regenerates the same id and the venue rejects the duplicate."""
+
+    instrument: str
+    index: int
+    qty: float
+    t_decision: int
+    t_due: int
+    price_ref: float
+    client_id: str
+
+    @property
+    def side(self) -> str:
+        return "buy" if self.qty > 0 else "sell"
+
+    @property
+    def notional(self) -> float:
+        return abs(self.qty) * self.price_ref
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """Per-instrument order constraints, as arrays aligned with the instrument order."""
+
+    symbols: tuple[str, ...]
+    lot: np.ndarray
+    min_notional: np.ndarray
+
+    @classmethod
+    def from_instruments(cls, instruments: Sequence[Instrument]) -> "OrderSpec":
+        return cls(
+            tuple(i.symbol for i in instruments),
+            np.array([i.lot_size for i in instruments], dtype=np.float64),
+            np.array([i.min_notional for i in instruments], dtype=np.float64),
+        )
+
+
+def generate_orders(
+    t_ns: int,
+    exposure: np.ndarray,
+    position_q: np.ndarray,
+    pending_q: np.ndarray,
+    equity: float,
+    prices: np.ndarray,
+    spec: OrderSpec,
+    *,
+    latency_ns: int = 0,
+    id_prefix: str = "dea",
+) -> list[Order]:
+    """Orders that move positions (plus in-flight orders) to ``exposure`` at ``prices``.
+
+    Instruments without a positive finite price get no order (they cannot be valued).
+    """
+    n = len(spec.symbols)
+    for name, arr in (("exposure", exposure), ("position", position_q), ("pending", pending_q), ("prices", prices)):
+        if len(arr) != n:
+            raise RiskError(f"{name} has {len(arr)} entries; expected {n} for {spec.symbols}")
+    orders: list[Order] = []
+    for i in range(n):
+        px = float(prices[i])
+        dq = order_quantity(
+            float(exposure[i]), equity, px, float(position_q[i]), float(pending_q[i]),
+            float(spec.lot[i]), float(spec.min_notional[i]),
+        )
+        if dq != 0.0:
+            sym = spec.symbols[i]
+            orders.append(Order(sym, i, dq, t_ns, t_ns + latency_ns, px, f"{id_prefix}-{t_ns}-{sym}"))
+    return orders

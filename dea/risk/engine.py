@@ -1,0 +1,310 @@
+"""The stateful risk engine the live loop and the event-driven backtest call once per decision.
+
+It wraps :func:`dea.risk.rules.risk_step` (the single implementation of every rule; the vectorised
+backtest JIT-compiles the same function) with validation, human-readable intervention records,
+counters, and a JSON-friendly state that the live journal persists. Imports numpy and stdlib
+only, so serving can use it without pulling in numba or pandas.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dea.errors import RiskError
+from dea.instruments import Instrument
+from dea.risk import rules
+from dea.risk.config import RiskConfig
+from dea.timeutil import NS_PER_MIN, NS_PER_S, parse_duration
+
+_STALE_ACTIONS = {"hold": 0.0, "derisk": 1.0, "flatten": 2.0}
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Intervention:
+    """One rule changing one decision: which rule, why, and the exposures before and after it."""
+
+    t_ns: int
+    rule: str
+    reason: str
+    before: tuple[float, ...]
+    after: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecision:
+    """What the engine allows: the exposure to trade towards, what changed it, and the halt flag."""
+
+    exposure: np.ndarray
+    interventions: tuple[Intervention, ...]
+    halted: bool
+
+
+def instrument_caps(cfg: RiskConfig, instruments: Sequence[Instrument]) -> np.ndarray:
+    """Per-instrument |w| caps from ``max_exposure`` (a number, or a mapping with optional '*')."""
+    symbols = [i.symbol for i in instruments]
+    if not isinstance(cfg.max_exposure, Mapping):
+        return np.full(len(symbols), float(cfg.max_exposure))
+    caps = dict(cfg.max_exposure)
+    unknown = sorted(set(caps) - set(symbols) - {"*"})
+    if unknown:
+        raise RiskError(f"risk.max_exposure names unknown instruments {unknown}; known: {symbols}")
+    missing = [s for s in symbols if s not in caps and "*" not in caps]
+    if missing:
+        raise RiskError(f"risk.max_exposure has no cap for {missing} and no '*' default")
+    return np.array([float(caps.get(s, caps.get("*", 0.0))) for s in symbols])
+
+
+def risk_params(cfg: RiskConfig) -> np.ndarray:
+    """Pack a :class:`RiskConfig` into the float vector :func:`rules.risk_step` reads."""
+    p = np.zeros(rules.N_PARAMS)
+    p[rules.P_MAX_GROSS] = cfg.max_gross
+    p[rules.P_MAX_NET] = cfg.max_net
+    p[rules.P_MAX_LEVERAGE] = cfg.max_leverage
+    vt = cfg.vol_target
+    p[rules.P_VT_ON] = 1.0 if vt.enabled else 0.0
+    p[rules.P_VT_TARGET] = vt.target_annual
+    p[rules.P_VT_LAMBDA] = 0.5 ** (1.0 / vt.halflife)
+    p[rules.P_VT_MAX_SCALE] = vt.max_scale
+    p[rules.P_VT_WARMUP] = float(vt.warmup if vt.warmup is not None else vt.halflife)
+    p[rules.P_DD_ON] = 1.0 if cfg.drawdown.enabled else 0.0
+    p[rules.P_DD_SOFT] = cfg.drawdown.soft
+    p[rules.P_DD_HARD] = cfg.drawdown.hard
+    p[rules.P_BAND] = cfg.no_trade_band
+    p[rules.P_MAX_ORDER] = math.inf if cfg.max_order_notional is None else cfg.max_order_notional
+    p[rules.P_RATE_LIMIT] = 0.0 if cfg.max_orders_per_minute is None else float(cfg.max_orders_per_minute)
+    p[rules.P_RATE_WINDOW_NS] = float(NS_PER_MIN)
+    p[rules.P_STALE_AGE_NS] = float(parse_duration(cfg.stale.max_age))
+    p[rules.P_STALE_ACTION] = _STALE_ACTIONS[cfg.stale.action]
+    p[rules.P_STALE_FACTOR] = cfg.stale.derisk_factor
+    p[rules.P_DISP_K] = cfg.dispersion_scale
+    return p
+
+
+def rate_ring_size(cfg: RiskConfig) -> int:
+    """Length of the order-time ring (at least 1 so arrays are never empty)."""
+    return max(1, cfg.max_orders_per_minute or 0)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def explain(rule: int, value: float, cfg: RiskConfig) -> str:
+    """Human-readable reason for an intervention of ``rule`` with diagnostic ``value``."""
+    name = rules.RULE_NAMES[rule]
+    if rule == rules.R_KILL:
+        return "kill switch is engaged: flat until reset_kill_switch()"
+    if rule == rules.R_STALE:
+        return (
+            f"input age {value / NS_PER_S:.3f}s exceeds stale.max_age {cfg.stale.max_age}: "
+            f"action {cfg.stale.action}"
+        )
+    if rule == rules.R_DISPERSION:
+        return f"model dispersion up to {_fmt(value)} scales exposure by 1/(1+{cfg.dispersion_scale}*dispersion)"
+    if rule == rules.R_VOL:
+        return f"vol targeting to {cfg.vol_target.target_annual:.2%} annualised: scale {_fmt(value)}"
+    if rule == rules.R_DD_BRAKE:
+        return (
+            f"drawdown {value:.2%} between soft {cfg.drawdown.soft:.2%} and hard {cfg.drawdown.hard:.2%}: "
+            "linear de-risking"
+        )
+    if rule == rules.R_DD_KILL:
+        return f"drawdown {value:.2%} reached hard limit {cfg.drawdown.hard:.2%}: flatten and halt"
+    if rule == rules.R_BAND:
+        return f"{int(value)} instrument(s) moved less than no_trade_band {cfg.no_trade_band}: held"
+    if rule == rules.R_CAP:
+        return f"{int(value)} instrument(s) clipped to max_exposure"
+    if rule == rules.R_GROSS:
+        return f"gross exposure {_fmt(value)} above max_gross {cfg.max_gross}: scaled down"
+    if rule == rules.R_NET:
+        return f"net exposure {_fmt(value)} beyond max_net {cfg.max_net}: scaled down"
+    if rule == rules.R_LEVERAGE:
+        return f"leverage {_fmt(value)} above max_leverage {cfg.max_leverage}: scaled down"
+    if rule == rules.R_MAX_ORDER:
+        return f"{int(value)} order(s) clipped to max_order_notional {cfg.max_order_notional} of equity"
+    if rule == rules.R_RATE:
+        return f"{int(value)} orders in the last minute; limit {cfg.max_orders_per_minute}/min: smallest moves held"
+    return name
+
+
+def interventions_from_trail(
+    t_ns: int, mask: int, trail: Sequence[Sequence[float]], diag: Sequence[float], cfg: RiskConfig
+) -> tuple[Intervention, ...]:
+    """Turn the mask/trail/diag written by :func:`rules.risk_step` into records, in rule order."""
+    records = []
+    before = tuple(float(x) for x in trail[0])
+    for r in range(rules.N_RULES):
+        if mask >> r & 1:
+            after = tuple(float(x) for x in trail[r + 1])
+            records.append(Intervention(t_ns, rules.RULE_NAMES[r], explain(r, diag[r], cfg), before, after))
+            before = after
+    return tuple(records)
+
+
+class RiskEngine:
+    """Per-decision risk rules with state (equity peak, kill switch, EWMA covariance, order times).
+
+    ``apply`` is called once per decision with the policy's target exposure and the current
+    exposure; it returns the exposure the order logic may trade towards. ``counts`` accumulates
+    interventions per rule for reports and metrics.
+    """
+
+    def __init__(self, cfg: RiskConfig, instruments: Sequence[Instrument]) -> None:
+        if not instruments:
+            raise RiskError("RiskEngine needs at least one instrument")
+        self.cfg = cfg
+        self.instruments = tuple(instruments)
+        self.symbols = tuple(i.symbol for i in instruments)
+        self.n = len(instruments)
+        self._p = risk_params(cfg).tolist()
+        self._caps = instrument_caps(cfg, instruments).tolist()
+        self._ring = rate_ring_size(cfg)
+        self._work = [0.0] * self.n
+        self._out = [0.0] * self.n
+        self._diag = [0.0] * rules.N_RULES
+        self._trail = [[0.0] * self.n for _ in range(rules.N_RULES + 1)]
+        self._zeros = [0.0] * self.n
+        self.counts: dict[str, int] = {name: 0 for name in rules.RULE_NAMES}
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self._fs = [math.nan, 0.0, 0.0]
+        self._ist = [rules.NO_TIME, 0]
+        self._prev_px = [math.nan] * self.n
+        self._cov = [[0.0] * self.n for _ in range(self.n)]
+        self._order_times = [rules.NO_TIME] * self._ring
+
+    # -- decisions ---------------------------------------------------------------------------------
+    def _vector(self, name: str, x: Any, allow_nan: bool) -> list[float]:
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.shape != (self.n,):
+            raise RiskError(f"{name} has shape {arr.shape}; expected ({self.n},) for instruments {self.symbols}")
+        bad = np.isinf(arr) if allow_nan else ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise RiskError(f"{name} for {self.symbols[i]} is {arr[i]}; must be finite")
+        return arr.tolist()
+
+    def apply(
+        self,
+        t_ns: int,
+        target: np.ndarray,
+        current: np.ndarray,
+        equity: float,
+        *,
+        feature_age_ns: float | None = None,
+        dispersion: np.ndarray | None = None,
+        vol: np.ndarray | None = None,
+        prices: np.ndarray | None = None,
+    ) -> RiskDecision:
+        """Apply every rule to one decision at ``t_ns`` (int ns).
+
+        ``target``: the policy's exposure (NaN = keep the current exposure of that instrument);
+        ``current``: exposure held now, including orders still in flight; ``equity``: account
+        equity; ``feature_age_ns``: age of the oldest input the decision used (None = unknown);
+        ``dispersion``: the model's per-instrument uncertainty; ``vol``: annualised volatility
+        forecasts per instrument; ``prices``: current prices, which feed the EWMA covariance used
+        by vol targeting (pass them every decision when ``vol_target.enabled``).
+        """
+        if not math.isfinite(equity):
+            raise RiskError(f"equity is {equity}; must be finite")
+        tgt = self._vector("target", target, allow_nan=True)
+        cur = self._vector("current exposure", current, allow_nan=False)
+        disp = self._zeros if dispersion is None else self._vector("dispersion", dispersion, allow_nan=False)
+        vv = self._zeros if vol is None else self._vector("vol", vol, allow_nan=False)
+        px = self._zeros if prices is None else np.asarray(prices, dtype=np.float64).tolist()
+        if prices is not None and len(px) != self.n:
+            raise RiskError(f"prices has {len(px)} entries; expected {self.n}")
+        if self._p[rules.P_VT_ON] > 0 and prices is None and vol is None:
+            raise RiskError("vol_target is enabled: pass prices (for the EWMA) or vol forecasts to apply()")
+        age = math.nan if feature_age_ns is None else float(feature_age_ns)
+        mask = rules.risk_step(
+            self._p,
+            self._caps,
+            self._fs,
+            self._ist,
+            self._prev_px,
+            self._cov,
+            self._order_times,
+            int(t_ns),
+            tgt,
+            cur,
+            float(equity),
+            age,
+            disp,
+            dispersion is not None,
+            vv,
+            vol is not None,
+            px,
+            prices is not None,
+            self._out,
+            self._work,
+            self._diag,
+            self._trail,
+            True,
+        )
+        records: tuple[Intervention, ...] = ()
+        if mask:
+            records = interventions_from_trail(int(t_ns), mask, self._trail, self._diag, self.cfg)
+            for rec in records:
+                self.counts[rec.rule] += 1
+        return RiskDecision(np.array(self._out), records, self.halted)
+
+    # -- kill switch ------------------------------------------------------------------------------
+    @property
+    def halted(self) -> bool:
+        return self._fs[rules.S_HALTED] > 0.0
+
+    def reset_kill_switch(self) -> None:
+        """Re-enable trading after a halt; the drawdown peak restarts from the next equity seen,
+        otherwise the same drawdown would trip the switch again at once."""
+        self._fs[rules.S_HALTED] = 0.0
+        self._fs[rules.S_PEAK] = math.nan
+
+    # -- persistence ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state (floats, ints, lists; NaN encoded as None)."""
+
+        def enc(x: float) -> float | None:
+            return None if x != x else x
+
+        return {
+            "version": STATE_VERSION,
+            "instruments": list(self.symbols),
+            "peak_equity": enc(self._fs[rules.S_PEAK]),
+            "halted": self.halted,
+            "n_obs": self._fs[rules.S_NOBS],
+            "last_t_ns": None if self._ist[rules.I_LAST_T] == rules.NO_TIME else self._ist[rules.I_LAST_T],
+            "ring_head": self._ist[rules.I_RING_HEAD],
+            "prev_prices": [enc(x) for x in self._prev_px],
+            "cov": [list(row) for row in self._cov],
+            "order_times": [None if x == rules.NO_TIME else x for x in self._order_times],
+            "counts": dict(self.counts),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output; refuses state saved for other instruments/limits."""
+        if state.get("version") != STATE_VERSION:
+            raise RiskError(f"risk state version {state.get('version')!r} is not {STATE_VERSION}")
+        if list(state.get("instruments", [])) != list(self.symbols):
+            raise RiskError(f"risk state is for instruments {state.get('instruments')}, engine has {list(self.symbols)}")
+        times = list(state["order_times"])
+        if len(times) != self._ring:
+            raise RiskError(f"risk state has {len(times)} order-rate slots, config needs {self._ring}")
+
+        def dec(x: float | None) -> float:
+            return math.nan if x is None else float(x)
+
+        self._fs = [dec(state["peak_equity"]), 1.0 if state["halted"] else 0.0, float(state["n_obs"])]
+        last = state["last_t_ns"]
+        self._ist = [rules.NO_TIME if last is None else int(last), int(state["ring_head"])]
+        self._prev_px = [dec(x) for x in state["prev_prices"]]
+        self._cov = [[float(v) for v in row] for row in state["cov"]]
+        self._order_times = [rules.NO_TIME if x is None else int(x) for x in times]
+        self.counts = {name: int(state.get("counts", {}).get(name, 0)) for name in rules.RULE_NAMES}

@@ -1,0 +1,172 @@
+"""A real venue through ccxt's unified API (imported lazily: ``pip install 'dea[serve]'``).
+
+Market orders carry the loop's deterministic client id (``clientOrderId``); a re-submission
+after a crash is detected either by the venue rejecting the duplicate id or by looking the id up
+first, and answered with the existing order, so an order is never placed twice. Fills come from
+``fetch_my_trades`` and are keyed by the venue's trade id. API keys come from
+:mod:`serving.secrets`; ``testnet=True`` switches ccxt to the venue's sandbox. Nothing here logs
+a credential: only :class:`~serving.secrets.Credentials`' masked repr can appear.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dea.errors import ExchangeError
+from dea.execution.orders import Order
+from serving.exchanges.base import ExecFill, OrderAck
+from serving.secrets import Credentials
+
+log = logging.getLogger("dea.serving.ccxt")
+
+_CLOSED = {"closed": "filled", "canceled": "rejected", "cancelled": "rejected", "rejected": "rejected", "expired": "rejected"}
+
+
+class CcxtExchange:
+    """``ccxt.<venue>`` with the loop's order/fill semantics.
+
+    ``symbols`` maps DEA instrument symbols to ccxt market symbols (``BTCUSDT`` ->
+    ``BTC/USDT:USDT``); ``client`` injects a ready ccxt-like object (tests, custom setups).
+    """
+
+    def __init__(
+        self,
+        venue: str,
+        symbols: Mapping[str, str],
+        *,
+        credentials: Credentials | None = None,
+        testnet: bool = True,
+        client: Any = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = f"ccxt:{venue}"
+        self.symbols = dict(symbols)
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        if client is None:
+            try:
+                import ccxt
+            except ImportError as exc:
+                raise ExchangeError("the ccxt exchange adapter needs ccxt: pip install 'dea[serve]'") from exc
+            if not hasattr(ccxt, venue):
+                raise ExchangeError(f"ccxt has no venue {venue!r}")
+            config: dict[str, Any] = {"enableRateLimit": True, **dict(options or {})}
+            if credentials is not None:
+                config.update(credentials.ccxt_config())
+            client = getattr(ccxt, venue)(config)
+            if testnet:
+                client.set_sandbox_mode(True)
+        self.client = client
+        self.testnet = testnet
+        self._since_ms: int | None = None
+        self._seen_order_ids: dict[str, str] = {}  # venue order id -> client id
+
+    # -- orders ------------------------------------------------------------------------------------
+    def submit(self, orders: Sequence[Order]) -> list[OrderAck]:
+        return [self._submit_one(o) for o in orders]
+
+    def _submit_one(self, order: Order) -> OrderAck:
+        market = self._market(order.instrument)
+        try:
+            res = self.client.create_order(
+                market, "market", order.side, abs(order.qty), None, {"clientOrderId": order.client_id}
+            )
+        except Exception as exc:
+            if _is_duplicate(exc):
+                log.warning("order %s already at the venue; looking it up", order.client_id)
+                return self.lookup(order.client_id, order.instrument)
+            name = type(exc).__name__
+            return OrderAck(order.client_id, "rejected", None, f"{name}: {_safe_message(exc)}")
+        return self._ack(order.client_id, res)
+
+    def lookup(self, client_id: str, instrument: str) -> OrderAck:
+        market = self._market(instrument)
+        try:
+            res = self.client.fetch_order(None, market, {"clientOrderId": client_id})
+        except Exception as exc:
+            if type(exc).__name__ in ("OrderNotFound",):
+                return OrderAck(client_id, "unknown", None, "venue has no such order")
+            raise ExchangeError(f"{self.name}: cannot look up order {client_id}: {type(exc).__name__}: {_safe_message(exc)}") from None
+        return self._ack(client_id, res)
+
+    def _ack(self, client_id: str, res: Mapping[str, Any]) -> OrderAck:
+        venue_id = None if res.get("id") is None else str(res["id"])
+        if venue_id is not None:
+            self._seen_order_ids[venue_id] = client_id
+        status = _CLOSED.get(str(res.get("status") or "").lower(), "sent")
+        return OrderAck(client_id, status, venue_id)
+
+    # -- fills / positions -------------------------------------------------------------------------
+    def poll_fills(self, now_ns: int) -> list[ExecFill]:
+        out: list[ExecFill] = []
+        for sym, market in self.symbols.items():
+            try:
+                trades = self.client.fetch_my_trades(market, self._since_ms)
+            except Exception as exc:
+                raise ExchangeError(f"{self.name}: fetch_my_trades({market}) failed: {type(exc).__name__}: {_safe_message(exc)}") from None
+            for tr in trades:
+                out.append(self._fill(sym, tr))
+        if out:
+            self._since_ms = max(f.ts for f in out) // 1_000_000
+        return out
+
+    def _fill(self, symbol: str, tr: Mapping[str, Any]) -> ExecFill:
+        qty = float(tr["amount"]) * (1.0 if tr.get("side") == "buy" else -1.0)
+        fee = tr.get("fee") or {}
+        client_id = tr.get("clientOrderId") or self._seen_order_ids.get(str(tr.get("order")), "")
+        return ExecFill(
+            fill_id=f"{self.name}:{symbol}:{tr['id']}",
+            client_id=str(client_id),
+            ts=int(tr["timestamp"]) * 1_000_000,
+            instrument=symbol,
+            index=self.index[symbol],
+            qty=qty,
+            price=float(tr["price"]),
+            fee=float(fee.get("cost") or 0.0),
+        )
+
+    def positions(self) -> dict[str, float]:
+        out = {s: 0.0 for s in self.symbols}
+        by_market = {m: s for s, m in self.symbols.items()}
+        try:
+            if self.client.has.get("fetchPositions"):
+                for p in self.client.fetch_positions(list(self.symbols.values())):
+                    sym = by_market.get(p.get("symbol"))
+                    if sym is not None:
+                        size = float(p.get("contracts") or 0.0) * float(p.get("contractSize") or 1.0)
+                        out[sym] = size if p.get("side") != "short" else -size
+            else:
+                bal = self.client.fetch_balance()
+                for sym, market in self.symbols.items():
+                    base = market.split("/")[0]
+                    out[sym] = float((bal.get("total") or {}).get(base) or 0.0)
+        except Exception as exc:
+            raise ExchangeError(f"{self.name}: cannot read positions: {type(exc).__name__}: {_safe_message(exc)}") from None
+        return out
+
+    def close(self) -> None:
+        closer = getattr(self.client, "close", None)
+        if callable(closer):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - best effort at shutdown
+                pass
+
+    def _market(self, instrument: str) -> str:
+        try:
+            return self.symbols[instrument]
+        except KeyError:
+            raise ExchangeError(f"{self.name}: instrument {instrument!r} has no venue symbol; known {sorted(self.symbols)}") from None
+
+
+def _is_duplicate(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return type(exc).__name__ == "DuplicateOrderId" or "duplicate" in text and "order" in text
+
+
+def _safe_message(exc: Exception) -> str:
+    """ccxt messages can echo request URLs; cut query strings (signatures) out."""
+    text = str(exc)
+    cut = text.find("?")
+    return (text[:cut] + "?<redacted>") if cut >= 0 else text[:300]

@@ -1,0 +1,419 @@
+"""The live loop's state journal: SQLite in WAL mode, one transaction per state change.
+
+Why: a process that trades must survive its own crash without sending an order twice or
+forgetting one. The protocol is write-ahead:
+
+1. a decision and the orders it implies are committed together (status ``new``) *before* any
+   order is sent; client order ids are deterministic (decision time + symbol), so a re-sent
+   order is recognised by the venue as the same order;
+2. the venue's answer moves an order to ``sent`` / ``filled`` / ``rejected``;
+3. each fill is inserted under its venue fill id (``INSERT OR IGNORE``) into the ledger and moves
+   the position and cash in the same transaction, so a fill reported twice is counted once.
+   Funding payments go to the same ledger, so replaying it rebuilds the account exactly.
+
+On restart :meth:`Journal.load` returns positions, cash, orders still open (``new``/``sent``:
+to reconcile with the venue), the last decision time, the risk engine's state and the model
+version; the loop reconciles and continues. stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dea.errors import JournalError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (
+    t_ns INTEGER PRIMARY KEY,
+    model_version TEXT,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    allowed TEXT NOT NULL,
+    equity REAL,
+    detail TEXT,
+    written_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS orders (
+    client_id TEXT PRIMARY KEY,
+    t_decision INTEGER NOT NULL,
+    t_due INTEGER NOT NULL,
+    instrument TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    qty REAL NOT NULL,
+    price_ref REAL,
+    status TEXT NOT NULL,
+    venue_id TEXT,
+    reason TEXT,
+    updated_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
+CREATE TABLE IF NOT EXISTS ledger (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    fill_id TEXT UNIQUE,
+    client_id TEXT,
+    ts INTEGER NOT NULL,
+    instrument TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    qty REAL NOT NULL,
+    price REAL NOT NULL,
+    fee REAL NOT NULL,
+    spread REAL NOT NULL,
+    impact REAL NOT NULL,
+    amount REAL NOT NULL,
+    liquidation INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS positions (instrument TEXT PRIMARY KEY, qty REAL NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS account (key TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    t_ns INTEGER,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    written_ns INTEGER NOT NULL
+);
+"""
+
+OPEN_STATUSES = ("new", "sent")
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    client_id: str
+    t_decision: int
+    t_due: int
+    instrument: str
+    index: int
+    qty: float
+    price_ref: float
+    status: str
+    venue_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FillRow:
+    fill_id: str
+    client_id: str
+    ts: int
+    instrument: str
+    index: int
+    qty: float
+    price: float
+    fee: float
+    spread: float
+    impact: float
+    liquidation: bool = False
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One cash/position movement, in the order it happened (``kind``: ``fill`` or ``funding``)."""
+
+    seq: int
+    kind: str
+    fill: FillRow | None
+    ts: int
+    index: int
+    amount: float  # funding paid (positive: the account paid)
+
+
+@dataclass
+class JournalState:
+    """What a restarted loop needs to continue where it stopped."""
+
+    positions: dict[str, float] = field(default_factory=dict)
+    cash: float | None = None
+    open_orders: list[OrderRow] = field(default_factory=list)
+    last_decision_t: int | None = None
+    decisions: int = 0
+    risk_state: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_fresh(self) -> bool:
+        return self.last_decision_t is None and not self.positions and self.cash is None
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), default=_default, allow_nan=False)
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def _clean(values: Iterable[float]) -> list[float | None]:
+    """NaN is not JSON; a NaN target (model failure) is stored as null."""
+    return [None if (v is None or (isinstance(v, float) and math.isnan(v))) else float(v) for v in values]
+
+
+class Journal:
+    """SQLite WAL journal (one connection, serialised by a lock; safe to call from the
+    hot-swap thread too). ``synchronous=FULL`` by default: a committed order survives power loss."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise JournalError(f"{self.path}: cannot switch to WAL mode (got {mode!r})")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{self.path}: not a usable SQLite journal: {exc}") from None
+        self._lock = threading.Lock()
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif version != str(SCHEMA_VERSION):
+            raise JournalError(f"{self.path}: journal schema {version}, this DEA writes {SCHEMA_VERSION}")
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _tx(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Run statements in one IMMEDIATE transaction; returns each statement's rowcount."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                counts = [self._db.execute(sql, args).rowcount for sql, args in statements]
+                self._db.execute("COMMIT")
+                return counts
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- meta / state ------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._tx([("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))])
+
+    def check_identity(self, instruments: Sequence[str]) -> None:
+        """Bind the journal to its instruments; reopening it for others is an error."""
+        stored = self.get_meta("instruments")
+        want = _dumps(list(instruments))
+        if stored is None:
+            self.set_meta("instruments", want)
+        elif stored != want:
+            raise JournalError(f"{self.path}: journal belongs to instruments {stored}, not {want}")
+
+    # -- writes ------------------------------------------------------------------------------------
+    def record_decision(
+        self,
+        t_ns: int,
+        *,
+        model_version: str | None,
+        action: str,
+        target: Iterable[float],
+        allowed: Iterable[float],
+        equity: float,
+        orders: Sequence[OrderRow],
+        detail: Mapping[str, Any] | None = None,
+        risk_state: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Commit a decision, its new orders and the risk state in ONE transaction."""
+        now = time.time_ns()
+        stmts: list[tuple[str, Sequence[Any]]] = [
+            (
+                "INSERT INTO decisions(t_ns, model_version, action, target, allowed, equity, detail, written_ns) "
+                "VALUES(?,?,?,?,?,?,?,?)",
+                (int(t_ns), model_version, action, _dumps(_clean(target)), _dumps(_clean(allowed)), float(equity),
+                 _dumps(dict(detail or {})), now),
+            )
+        ]
+        for o in orders:
+            stmts.append(
+                (
+                    "INSERT INTO orders(client_id, t_decision, t_due, instrument, idx, qty, price_ref, status, venue_id, "
+                    "reason, updated_ns) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                    (o.client_id, o.t_decision, o.t_due, o.instrument, o.index, o.qty, o.price_ref, o.status,
+                     o.venue_id, o.reason, now),
+                )
+            )
+        if risk_state is not None:
+            stmts.append(self._state_stmt("risk", risk_state, now))
+        try:
+            self._tx(stmts)
+        except sqlite3.IntegrityError as exc:
+            raise JournalError(f"{self.path}: decision at t={t_ns} or one of its orders is already journaled: {exc}") from None
+
+    def update_order(self, client_id: str, status: str, *, venue_id: str | None = None, reason: str | None = None) -> None:
+        counts = self._tx(
+            [
+                (
+                    "UPDATE orders SET status=?, venue_id=COALESCE(?, venue_id), reason=COALESCE(?, reason), updated_ns=? "
+                    "WHERE client_id=?",
+                    (status, venue_id, reason, time.time_ns(), client_id),
+                )
+            ]
+        )
+        if counts[0] != 1:
+            raise JournalError(f"{self.path}: no journaled order with client id {client_id!r}")
+
+    def record_fill(self, fill: FillRow, *, order_status: str | None = "filled") -> bool:
+        """Insert a fill (idempotent on ``fill_id``) and move position and cash with it.
+
+        Returns False when this fill was already journaled (nothing changes).
+        """
+        now = time.time_ns()
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO ledger(kind, fill_id, client_id, ts, instrument, idx, qty, price, fee, spread, "
+                    "impact, amount, liquidation) VALUES('fill',?,?,?,?,?,?,?,?,?,?,0,?)",
+                    (fill.fill_id, fill.client_id, fill.ts, fill.instrument, fill.index, fill.qty, fill.price, fill.fee,
+                     fill.spread, fill.impact, int(fill.liquidation)),
+                )
+                if cur.rowcount == 0:
+                    self._db.execute("ROLLBACK")
+                    return False
+                self._db.execute(
+                    "INSERT INTO positions(instrument, qty, updated_ns) VALUES(?,?,?) "
+                    "ON CONFLICT(instrument) DO UPDATE SET qty=qty+excluded.qty, updated_ns=excluded.updated_ns",
+                    (fill.instrument, fill.qty, now),
+                )
+                self._db.execute(
+                    "UPDATE account SET value=value-? WHERE key='cash'",
+                    (fill.qty * fill.price + fill.fee + fill.spread + fill.impact,),
+                )
+                if order_status is not None:
+                    self._db.execute(
+                        "UPDATE orders SET status=?, updated_ns=? WHERE client_id=?", (order_status, now, fill.client_id)
+                    )
+                self._db.execute("COMMIT")
+                return True
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def set_cash(self, cash: float) -> None:
+        self._tx([("INSERT INTO account(key, value) VALUES('cash', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (float(cash),))])
+
+    def record_funding(self, ts: int, instrument: str, index: int, paid: float) -> None:
+        """A funding settlement: the account paid ``paid`` (negative: received)."""
+        self._tx(
+            [
+                ("INSERT INTO ledger(kind, fill_id, client_id, ts, instrument, idx, qty, price, fee, spread, impact, "
+                 "amount, liquidation) VALUES('funding', NULL, NULL, ?, ?, ?, 0, 0, 0, 0, 0, ?, 0)",
+                 (int(ts), instrument, int(index), float(paid))),
+                ("UPDATE account SET value=value-? WHERE key='cash'", (float(paid),)),
+            ]
+        )
+
+    def set_positions(self, positions: Mapping[str, float], *, reason: str) -> None:
+        """Overwrite positions (reconciliation with the venue) and log the correction."""
+        now = time.time_ns()
+        stmts: list[tuple[str, Sequence[Any]]] = [
+            ("INSERT INTO positions(instrument, qty, updated_ns) VALUES(?,?,?) "
+             "ON CONFLICT(instrument) DO UPDATE SET qty=excluded.qty, updated_ns=excluded.updated_ns", (k, float(v), now))
+            for k, v in positions.items()
+        ]
+        stmts.append(("INSERT INTO events(t_ns, kind, detail, written_ns) VALUES(?,?,?,?)",
+                      (None, "reconcile", _dumps({"positions": dict(positions), "reason": reason}), now)))
+        self._tx(stmts)
+
+    def _state_stmt(self, key: str, value: Mapping[str, Any], now: int) -> tuple[str, Sequence[Any]]:
+        return (
+            "INSERT INTO state(key, value, updated_ns) VALUES(?,?,?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_ns=excluded.updated_ns",
+            (key, _dumps(dict(value)), now),
+        )
+
+    def save_state(self, key: str, value: Mapping[str, Any]) -> None:
+        self._tx([self._state_stmt(key, value, time.time_ns())])
+
+    def record_event(self, kind: str, detail: Mapping[str, Any], t_ns: int | None = None) -> None:
+        """Fallbacks, model swaps, kill switch, reconciliation: the loop's audit trail."""
+        self._tx([("INSERT INTO events(t_ns, kind, detail, written_ns) VALUES(?,?,?,?)",
+                   (t_ns, kind, _dumps(dict(detail)), time.time_ns()))])
+
+    # -- reads -------------------------------------------------------------------------------------
+    def load(self) -> JournalState:
+        st = JournalState()
+        st.positions = {k: float(v) for k, v in self._query("SELECT instrument, qty FROM positions")}
+        cash = self._query("SELECT value FROM account WHERE key='cash'")
+        st.cash = float(cash[0][0]) if cash else None
+        st.open_orders = self.orders(OPEN_STATUSES)
+        last = self._query("SELECT MAX(t_ns), COUNT(*) FROM decisions")[0]
+        st.last_decision_t = None if last[0] is None else int(last[0])
+        st.decisions = int(last[1])
+        for key, value in self._query("SELECT key, value FROM state"):
+            if key == "risk":
+                st.risk_state = json.loads(value)
+            elif key == "model":
+                st.model = json.loads(value)
+        st.meta = dict(self._query("SELECT key, value FROM meta"))
+        return st
+
+    def orders(self, statuses: Sequence[str] | None = None) -> list[OrderRow]:
+        sql = ("SELECT client_id, t_decision, t_due, instrument, idx, qty, price_ref, status, venue_id, reason "
+               "FROM orders")
+        args: tuple[Any, ...] = ()
+        if statuses:
+            sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
+            args = tuple(statuses)
+        sql += " ORDER BY t_decision, idx"
+        return [OrderRow(*row) for row in self._query(sql, args)]
+
+    def ledger(self) -> list[LedgerEntry]:
+        """Every fill and funding payment in the order it was journaled (to rebuild the account)."""
+        rows = self._query(
+            "SELECT seq, kind, fill_id, client_id, ts, instrument, idx, qty, price, fee, spread, impact, amount, "
+            "liquidation FROM ledger ORDER BY seq"
+        )
+        out = []
+        for r in rows:
+            fill = None
+            if r[1] == "fill":
+                fill = FillRow(r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], bool(r[13]))
+            out.append(LedgerEntry(r[0], r[1], fill, r[4], r[6], r[12]))
+        return out
+
+    def fills(self) -> list[FillRow]:
+        return [e.fill for e in self.ledger() if e.fill is not None]
+
+    def decisions(self) -> list[dict[str, Any]]:
+        rows = self._query("SELECT t_ns, model_version, action, target, allowed, equity, detail FROM decisions ORDER BY t_ns")
+        return [
+            {"t_ns": r[0], "model_version": r[1], "action": r[2], "target": json.loads(r[3]),
+             "allowed": json.loads(r[4]), "equity": r[5], "detail": json.loads(r[6] or "{}")}
+            for r in rows
+        ]
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT t_ns, kind, detail FROM events"
+        args: tuple[Any, ...] = ()
+        if kind:
+            sql += " WHERE kind=?"
+            args = (kind,)
+        return [{"t_ns": r[0], "kind": r[1], "detail": json.loads(r[2])} for r in self._query(sql + " ORDER BY id", args)]

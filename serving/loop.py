@@ -1,0 +1,609 @@
+"""The live allocator loop: market events in, orders out.
+
+Flow per event: feed event -> streaming panel / order books (``available_at`` order) -> at each
+decision time t of the clock: panel row -> streaming features -> missing-data policy -> policy
+runner (onnxruntime) -> fallback if the model failed -> risk engine -> order generation (target
+minus position and in-flight orders, no-trade band, lot rounding) -> journal (write-ahead) ->
+exchange -> fills -> journal and account.
+
+Timing rules are the event backtest's (:mod:`dea.backtest.event`): events stamped t are applied
+before the decision at t; a decision at t fires when the first event after t arrives (or, live,
+when the feed's clock tick passes t); orders fill at t + latency via the exchange. The loop keeps
+its own mirror of the venue's account (an :class:`~dea.execution.account.Account` fed with the
+venue's fills and the funding it settles) so exposure and equity are computed exactly as the
+backtest computes them; on restart the mirror is rebuilt from the journal's ledger.
+
+Restart: the journal is loaded; the feed is replayed (a recorded feed from its start) with
+decisions up to the last journaled one taken *silently* (features and prices warm up, nothing is
+sent); at that point, or at once for a live feed, open orders are reconciled with the venue
+(looked up by client id, re-sent if the venue never saw them), missed fills are journaled and
+positions are checked against the venue's.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from dea.backtest.event import BarEvent as BtBar
+from dea.backtest.event import FundingEvent as BtFunding
+from dea.backtest.event import TradeEvent as BtTrade
+from dea.book.events import BookTicker, DepthDiff, DepthSnapshot, Trade
+from dea.config.experiment import ExperimentConfig
+from dea.errors import DeaError
+from dea.execution.account import Account
+from dea.execution.fills import Fill
+from dea.execution.orders import Order, OrderSpec, generate_orders
+from dea.features.featureset import FeatureSet
+from dea.features.missing import input_names, prepare_row
+from dea.risk.engine import RiskEngine
+from dea.timeutil import iso, parse_duration, parse_timestamp
+from serving.books import OrderBooks
+from serving.events import BarEvent, BookMsg, ExogEvent, FundingEvent, MarkEvent, Tick
+from serving.exchanges.base import ExecFill, OrderAck
+from serving.hotswap import ModelSlot
+from serving.journal import FillRow, Journal, OrderRow
+from serving.market_state import PanelRow, StreamingPanel
+from serving.observability import LoopMetrics
+from serving.runner import LiveSpec, PolicyRunner
+
+log = logging.getLogger("dea.serving.loop")
+
+CrashHook = Callable[[str, int], None]
+
+
+def resolve_latency_ns(cfg: ExperimentConfig) -> int:
+    """``costs.latency`` / ``data.clock.latency`` (the same delay; the backtest's rule)."""
+    from dea.backtest.config import latency_from_config
+
+    return int(latency_from_config(cfg))
+
+
+def live_spec(cfg: ExperimentConfig, fs: FeatureSet) -> LiveSpec:
+    """What the model must have been trained on: model inputs (features + missing indicators),
+    the feature spec hash and the instruments, in order."""
+    return LiveSpec.of(input_names(fs.names, cfg.features.missing), fs.spec_hash, cfg.data.symbols)
+
+
+def feature_age_ns(age: dict[str, Any], names: Sequence[str]) -> float | None:
+    """Age of the oldest input the decision used (ns), over the inputs that have an age."""
+    worst = -1.0
+    for name in names:
+        a = age.get(name)
+        if a is None:
+            continue
+        if isinstance(a, np.ndarray):
+            if a.size and np.isfinite(a).any():
+                worst = max(worst, float(np.nanmax(a)))
+        elif a == a:
+            worst = max(worst, float(a))
+    return None if worst < 0 else worst
+
+
+@dataclass
+class LoopSummary:
+    """What a run did (for the CLI and tests)."""
+
+    events: int = 0
+    decisions: int = 0
+    silent_decisions: int = 0
+    orders: int = 0
+    fills: int = 0
+    fallbacks: dict[str, int] = field(default_factory=dict)
+    interventions: dict[str, int] = field(default_factory=dict)
+    model_swaps: int = 0
+    reconciled: int = 0
+    resent: int = 0
+    halted: bool = False
+    equity: float = math.nan
+    first_decision: int | None = None
+    last_decision: int | None = None
+    wall_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class LiveLoop:
+    """One allocator: feature set, model slot, risk engine, exchange, journal.
+
+    ``model``: a loaded :class:`PolicyRunner` or a :class:`ModelSlot` (hot swap).
+    ``clock_start``/``clock_end``: decision times (default: ``data.clock``; without a start the
+    first decision is the first step boundary after the first event). ``native_steps``: per-source
+    sampling steps for staleness when the config gives none (a replay provides them).
+    ``crash_hook(point, t)``: called at the write-ahead points (tests inject crashes there).
+    """
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        model: PolicyRunner | ModelSlot,
+        exchange: Any,
+        journal: Journal,
+        *,
+        feature_set: FeatureSet | None = None,
+        metrics: LoopMetrics | None = None,
+        clock_start: int | None = None,
+        clock_end: int | None = None,
+        native_steps: dict[str, int | None] | None = None,
+        crash_hook: CrashHook | None = None,
+        order_books: bool | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.instruments = tuple(cfg.data.instruments)
+        self.symbols = tuple(cfg.data.symbols)
+        self.n = len(self.symbols)
+        self.step = parse_duration(cfg.data.clock.step)
+        self.latency_ns = resolve_latency_ns(cfg)
+        self.fs = feature_set or FeatureSet.from_config(cfg.features, self.symbols)
+        self.spec = live_spec(cfg, self.fs)
+        self.slot = model if isinstance(model, ModelSlot) else ModelSlot(model, self._loader)
+        self._check_model(self.slot.current)
+        self.exchange = exchange
+        self.journal = journal
+        self.metrics = metrics or LoopMetrics(self.symbols)
+        self.hook = crash_hook
+        self.panel = StreamingPanel(cfg.data, native_steps=native_steps)
+        uses_ob = any(inp.name.startswith("ob.") for inp in self.fs.inputs())
+        self.books = OrderBooks(self.n, fill_levels=cfg.serving.book_levels) if (order_books or uses_ob) else None
+        self.stream = self.fs.streaming(step_ns=self.step)
+        self.missing = cfg.features.missing
+        self.input_names = list(self.fs.names)
+        self.age_names = [inp.name for inp in self.fs.inputs()] + ["price"]
+        self.risk = RiskEngine(cfg.risk, self.instruments)
+        self.order_spec = OrderSpec.from_instruments(self.instruments)
+        self.id_prefix = cfg.serving.client_id_prefix
+        self.charge_funding = cfg.costs.funding == "charge"
+        self.funded = [j for j, i in enumerate(self.instruments) if i.has_funding]
+        self.has_bars = any(s.kind == "bars" for s in cfg.data.sources)
+        self.max_age = None if cfg.serving.max_feature_age is None else parse_duration(cfg.serving.max_feature_age)
+        self.initial_equity = float(cfg.costs.initial_equity)
+        # account mirror (see module docstring)
+        self.account = Account(self.n, self.initial_equity)
+        self.raw_px = [math.nan] * self.n
+        self.pend_q = [0.0] * self.n
+        self._open: dict[str, OrderRow] = {}
+        # clock
+        start = clock_start if clock_start is not None else (
+            parse_timestamp(cfg.data.clock.start) if cfg.data.clock.start else None
+        )
+        self.clock_end = clock_end if clock_end is not None else (
+            parse_timestamp(cfg.data.clock.end) if cfg.data.clock.end else None
+        )
+        self.next_t: int | None = start
+        self._nan_target = np.full(self.n, np.nan)
+        self.summary = LoopSummary()
+        self.resume_after: int | None = None
+        self._reconciled = False
+        self._pending_events = 0
+        self._decision_ns: list[int] = []  # decision latencies (features ready -> after risk), ns
+        self._event_ns: list[int] = []  # event received -> orders generated, ns
+        self.keep_latencies = False
+        self._rate_t = time.perf_counter()
+        self._rate_n = 0
+        self._silent = False
+        self._restore()
+        self._silent = self.resume_after is not None
+
+    # -- model -----------------------------------------------------------------------------------
+    def _loader(self, source: str) -> PolicyRunner:
+        return PolicyRunner.load(source, self.spec)
+
+    def _check_model(self, runner: PolicyRunner) -> None:
+        from dea.onnx_contract import check_compatible
+
+        check_compatible(
+            runner.metadata,
+            feature_names=self.spec.feature_names,
+            feature_spec_hash=self.spec.feature_spec_hash,
+            instruments=self.spec.instruments,
+            source=runner.source,
+        )
+
+    # -- restart ---------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        j = self.journal
+        j.check_identity(self.symbols)
+        st = j.load()
+        if st.is_fresh:
+            j.set_meta("initial_equity", repr(self.initial_equity))
+            j.set_cash(self.initial_equity)
+            j.save_state("model", self.slot.current.describe())
+            j.record_event("start", {"model": self.slot.current.describe(), "exchange": getattr(self.exchange, "name", "?")})
+            self.metrics.set_model(self.slot.current.version, self.slot.current.source)
+            return
+        self.initial_equity = float(st.meta.get("initial_equity", self.initial_equity))
+        acc = Account(self.n, self.initial_equity)
+        for e in j.ledger():
+            if e.kind == "fill" and e.fill is not None:
+                f = e.fill
+                acc.apply_fill(Fill(f.index, f.ts, f.qty, f.price, f.fee, f.spread, f.impact, f.client_id, f.liquidation))
+            elif e.kind == "funding":
+                acc.cash -= e.amount
+                acc.funding[e.index] += e.amount
+        self.account = acc
+        if st.risk_state is not None:
+            self.risk.load_state_dict(st.risk_state)
+        for o in st.open_orders:
+            self._open[o.client_id] = o
+            if o.status == "sent":
+                self.pend_q[o.index] += o.qty
+        self.resume_after = st.last_decision_t
+        j.record_event("restart", {"last_decision": st.last_decision_t, "open_orders": len(st.open_orders),
+                                   "model": self.slot.current.describe()})
+        self.metrics.set_model(self.slot.current.version, self.slot.current.source)
+        log.info("restart: %d decisions journaled, last at %s, %d open orders", st.decisions,
+                 iso(st.last_decision_t) if st.last_decision_t else None, len(st.open_orders))
+
+    def reconcile(self, now: int) -> None:
+        """Bring journal, mirror and venue into agreement (open orders, missed fills, positions)."""
+        self._reconciled = True
+        ex = self.exchange
+        for cid, o in list(self._open.items()):
+            ack = ex.lookup(cid, o.instrument)
+            if ack.status == "unknown":
+                if o.status == "sent":
+                    # the journal says it was accepted but the venue has no record: log it
+                    self.journal.record_event("reconcile", {"order": cid, "problem": "venue has no record of a sent order"}, now)
+                order = Order(o.instrument, o.index, o.qty, o.t_decision, o.t_due, o.price_ref, cid)
+                acks = self._submit([order], np.array(self.raw_px))
+                self.summary.resent += 1
+                self.journal.record_event("resend", {"order": cid, "status": acks[0].status}, now)
+            else:
+                self._on_ack(ack, o)
+        self._poll_fills(now)
+        venue = ex.positions()
+        mine = {s: float(q) for s, q in zip(self.symbols, self.account.qty, strict=True)}
+        diff = {s: (mine.get(s, 0.0), q) for s, q in venue.items() if abs(q - mine.get(s, 0.0)) > 1e-9 * max(1.0, abs(q))}
+        if diff:
+            log.warning("reconcile: positions differ from the venue %s; taking the venue's", diff)
+            for s, (_, q) in diff.items():
+                self.account.qty[self.symbols.index(s)] = q
+            self.journal.set_positions({s: q for s, (_, q) in diff.items()}, reason="venue positions differ from the journal")
+        self.summary.reconciled += 1
+        self.journal.record_event("reconciled", {"open_orders": len(self._open), "position_diffs": len(diff)}, now)
+
+    # -- events ----------------------------------------------------------------------------------
+    def run(self, feed: Iterable[Any], *, max_events: int | None = None, max_decisions: int | None = None) -> LoopSummary:
+        """Consume ``feed`` until it ends (or ``max_events``); returns the summary."""
+        t_wall = time.perf_counter()
+        n = 0
+        step = self.step
+        try:
+            for ev in feed:
+                av = ev.available_at
+                if self.next_t is None:  # no configured start: the first step boundary at/after the feed
+                    self.next_t = -((-(av - self.panel.origin)) // step) * step + self.panel.origin
+                if self.next_t < av:
+                    recv = time.perf_counter_ns()
+                    while self.next_t is not None and self.next_t < av and (self.clock_end is None or self.next_t <= self.clock_end):
+                        self._decide(self.next_t, recv)
+                        self.next_t += step
+                        if max_decisions is not None and self.summary.decisions >= max_decisions:
+                            return self._finish(t_wall)
+                self._apply(ev)
+                n += 1
+                if max_events is not None and n >= max_events:
+                    return self._finish(t_wall)
+            # a recorded feed ends: decide up to the end of the clock
+            while self.clock_end is not None and self.next_t is not None and self.next_t <= self.clock_end:
+                self._decide(self.next_t, time.perf_counter_ns())
+                self.next_t += step
+        finally:
+            self.summary.events += n
+        return self._finish(t_wall)
+
+    def _finish(self, t_wall: float) -> LoopSummary:
+        s = self.summary
+        s.wall_s += time.perf_counter() - t_wall
+        s.equity = self.account.equity()
+        s.interventions = {k: v for k, v in self.risk.counts.items() if v}
+        s.halted = self.risk.halted
+        return s
+
+    def _apply(self, ev: Any) -> None:
+        if isinstance(ev, BookMsg):
+            self._on_book_msg(ev)
+            return
+        if isinstance(ev, BarEvent):
+            self.panel.on_bar(ev)
+        elif isinstance(ev, ExogEvent):
+            self.panel.on_exog(ev)
+        elif isinstance(ev, MarkEvent):
+            self.panel.on_mark(ev)
+        elif isinstance(ev, FundingEvent):
+            self.panel.on_funding(ev)
+        elif isinstance(ev, Tick):
+            return
+        else:
+            raise DeaError(f"live loop: unknown event type {type(ev).__name__}")
+        self._pending_events += 1
+
+    def _on_book_msg(self, msg: BookMsg) -> None:
+        books = self.books
+        if books is None:
+            return
+        j, ev = msg.instrument, msg.event
+        self._pending_events += 1
+        if isinstance(ev, (DepthSnapshot, DepthDiff)):
+            was_valid = books.valid(j)
+            if was_valid and isinstance(ev, DepthDiff) and books.would_break(j, ev):
+                freeze = getattr(self.exchange, "freeze_book", None)
+                if freeze is not None and not self._silent:
+                    freeze(j, msg.available_at)  # fills during the gap use the last valid book
+            books.on_book(j, ev)
+            self._book_changed(j, msg.available_at, was_valid)
+        elif isinstance(ev, Trade):
+            books.on_trade(j, ev)
+            if not books.valid(j):
+                self._venue_trade(j, ev)
+        elif isinstance(ev, BookTicker):
+            books.on_ticker(j, ev)
+
+    def _book_changed(self, j: int, ts: int, was_valid: bool) -> None:
+        """The backtest's book-event rule: fill what was due, then the new book sets the price."""
+        books = self.books
+        assert books is not None
+        valid = books.valid(j)
+        on_book = None if self._silent else getattr(self.exchange, "on_book", None)
+        if valid:
+            mid = books.mid(j)
+            self.raw_px[j] = mid
+            self.account.mark(j, mid)
+            if on_book is not None:
+                on_book(ts, j, books.views[j], mid)
+        elif was_valid and on_book is not None:
+            on_book(ts, j, None, math.nan)
+        if on_book is not None:
+            self._poll_fills(ts)
+
+    def _venue_trade(self, j: int, ev: Trade) -> None:
+        self.raw_px[j] = ev.price
+        self.account.mark(j, ev.price)
+        on_market = getattr(self.exchange, "on_market", None)
+        if on_market is not None and not self._silent:
+            on_market(BtTrade(ev.available_at, j, ev.price, ev.size))
+            self._poll_fills(ev.available_at)
+
+    # -- decisions -------------------------------------------------------------------------------
+    def _decide(self, t: int, recv_ns: int) -> None:
+        price_from_book = self.books is not None and not (self.has_bars or self.panel.has_mark)
+        row = self.panel.row(t, require_price=not price_from_book)
+        if self.books is not None:
+            self.books.fill_row(t, row.fields, row.age)
+            if price_from_book:  # an order-book-only config: the mid is the execution price
+                row.fields["price"] = row.fields["ob.mid"]
+                row.age["price"] = row.age["ob.mid"]
+        silent = self.resume_after is not None and t <= self.resume_after
+        self._silent = silent
+        self._market_at_decision(t, row, silent)
+        raw = self.stream.update(t, row.fields, row.series)
+        self._flush_event_counts()
+        if silent:
+            self.summary.silent_decisions += 1
+            if t == self.resume_after:
+                self.reconcile(t)
+            return
+        if not self._reconciled and self.resume_after is not None:
+            self.reconcile(t)
+        if self.summary.first_decision is None:
+            self.summary.first_decision = t
+        self.summary.last_decision = t
+        swapped = self.slot.swap_if_ready()
+        if swapped is not None:
+            self._on_swap(swapped, t)
+        x, usable = prepare_row(raw, self.missing, self.stream.is_warm, self.input_names)
+        ex = self.exchange
+        before = getattr(ex, "before_decision", None)
+        if before is not None:
+            before(t)
+            self._poll_fills(t)
+        acc = self.account
+        e = acc.equity()
+        cur = acc.exposure(self.pend_q, e)
+        prices = np.array(self.raw_px)
+        age = feature_age_ns(row.age, self.age_names)
+        runner = self.slot.current
+        t0 = time.perf_counter_ns()
+        action, target, dispersion = self._target(runner, x, usable, cur, age)
+        decision = self.risk.apply(t, target, cur, e, feature_age_ns=age, dispersion=dispersion, prices=prices)
+        t1 = time.perf_counter_ns()
+        orders = generate_orders(t, decision.exposure, acc.qty, self.pend_q, e, prices, self.order_spec,
+                                 latency_ns=self.latency_ns, id_prefix=self.id_prefix)
+        t2 = time.perf_counter_ns()
+        self._observe(t, t1 - t0, t2 - recv_ns, action, decision, e)
+        rows = [OrderRow(o.client_id, o.t_decision, o.t_due, o.instrument, o.index, o.qty, o.price_ref, "new")
+                for o in orders]
+        self.journal.record_decision(
+            t, model_version=runner.version, action=action, target=target, allowed=decision.exposure, equity=e,
+            orders=rows,
+            detail={"rules": [i.rule for i in decision.interventions], "age_ns": age, "halted": decision.halted},
+            risk_state=self.risk.state_dict(),
+        )
+        for r in rows:
+            self._open[r.client_id] = r
+        self._hook("after_journal", t)
+        if orders:
+            self.summary.orders += len(orders)
+            self._submit(orders, prices)
+            self._hook("after_submit", t)
+        self._poll_fills(t)
+        self._hook("after_fills", t)
+        self.summary.decisions += 1
+        if decision.halted and not self.summary.halted:
+            self.summary.halted = True
+            self.metrics.halted.set(1)
+            self.journal.record_event("kill_switch", {"reasons": [i.reason for i in decision.interventions]}, t)
+            log.error("risk kill switch engaged at %s: trading halted (flat) until reset", iso(t))
+
+    def _target(
+        self, runner: PolicyRunner, x: np.ndarray, usable: bool, cur: np.ndarray, age: float | None
+    ) -> tuple[str, np.ndarray, np.ndarray | None]:
+        """Model target, or the configured safe action when the model cannot be trusted."""
+        if not usable:
+            return "warmup", self._nan_target, None
+        if self.max_age is not None and age is not None and age > self.max_age:
+            return self._fallback("stale", cur), self._safe_target(cur), None
+        try:
+            out = runner.decide(x, cur)
+        except Exception as exc:  # onnxruntime raises its own types; the loop must go on
+            log.error("model %s failed: %s", runner.version, exc)
+            return self._fallback("model_error", cur), self._safe_target(cur), None
+        if not np.isfinite(out).all():
+            return self._fallback("nan_output", cur), self._safe_target(cur), None
+        disp = runner.dispersion
+        return "model", out[0].astype(np.float64), (None if disp is None else disp[0].astype(np.float64))
+
+    def _fallback(self, reason: str, cur: np.ndarray) -> str:
+        self.summary.fallbacks[reason] = self.summary.fallbacks.get(reason, 0) + 1
+        self.metrics.fallbacks.labels(reason).inc()
+        log.warning("fallback %s: %s", self.cfg.serving.fallback, reason, extra={"event": "fallback", "reason": reason})
+        return f"fallback:{reason}"
+
+    def _safe_target(self, cur: np.ndarray) -> np.ndarray:
+        mode = self.cfg.serving.fallback
+        if mode == "hold":
+            return self._nan_target  # the risk engine keeps the current exposure
+        if mode == "derisk":
+            return cur * self.cfg.serving.derisk_factor
+        return np.zeros(self.n)
+
+    def _market_at_decision(self, t: int, row: PanelRow, silent: bool) -> None:
+        """Bar row and funding settled at t, to the venue and the mirror (the backtest's events)."""
+        f = row.fields
+        price = np.asarray(f["price"], dtype=np.float64)
+        if self.has_bars:
+            books = self.books
+            for j in range(self.n):
+                p = float(price[j])
+                self.raw_px[j] = p
+                if books is None or not books.valid(j):
+                    self.account.mark(j, p)
+        if silent:
+            return
+        on_market = getattr(self.exchange, "on_market", None)
+        if self.has_bars and on_market is not None:
+            on_market(BtBar(t, price.copy(), _opt(f.get("volume")), _opt(f.get("high")), _opt(f.get("low"))))
+            self._poll_fills(t)
+        if self.charge_funding and self.funded:
+            settled = f["funding_settled"]
+            for j in self.funded:
+                r = float(settled[j])
+                if r != 0.0 and r == r:
+                    if on_market is not None:
+                        on_market(BtFunding(t, j, r))
+                        self._poll_fills(t)
+                    paid = self.account.settle_funding(j, r)
+                    if paid != 0.0:
+                        self.journal.record_funding(t, self.symbols[j], j, paid)
+
+    # -- orders and fills --------------------------------------------------------------------------
+    def _submit(self, orders: Sequence[Order], prices: np.ndarray) -> list[OrderAck]:
+        ex = self.exchange
+        try:
+            acks = ex.submit(orders, prices) if getattr(ex, "name", "") == "paper" else ex.submit(orders)
+        except DeaError as exc:
+            acks = [OrderAck(o.client_id, "rejected", None, str(exc)) for o in orders]
+        for ack, o in zip(acks, orders, strict=True):
+            row = self._open.get(o.client_id) or OrderRow(o.client_id, o.t_decision, o.t_due, o.instrument, o.index, o.qty, o.price_ref, "new")
+            self._on_ack(ack, row)
+        return acks
+
+    def _on_ack(self, ack: OrderAck, row: OrderRow) -> None:
+        cid = ack.client_id
+        if ack.status == "sent" and row.status != "sent":
+            self.pend_q[row.index] += row.qty
+            self._open[cid] = replace(row, status="sent", venue_id=ack.venue_id)
+            self.journal.update_order(cid, "sent", venue_id=ack.venue_id)
+            self.metrics.orders.labels("sent").inc()
+        elif ack.status == "rejected":
+            if row.status == "sent":
+                self.pend_q[row.index] -= row.qty
+            self._open.pop(cid, None)
+            self.journal.update_order(cid, "rejected", venue_id=ack.venue_id, reason=ack.reason)
+            self.metrics.orders.labels("rejected").inc()
+            log.warning("order %s rejected: %s", cid, ack.reason)
+        elif ack.status == "filled":
+            self.metrics.orders.labels("filled").inc()
+
+    def _poll_fills(self, now: int) -> None:
+        fills = self.exchange.poll_fills(now)
+        for f in fills:
+            self._on_fill(f)
+        cancelled = getattr(self.exchange, "cancelled", None)
+        if cancelled is not None and self._open:
+            for ack in cancelled():
+                row = self._open.get(ack.client_id)
+                if row is not None and row.status == "sent":
+                    self._on_ack(ack, row)
+
+    def _on_fill(self, f: ExecFill) -> None:
+        row = FillRow(f.fill_id, f.client_id, f.ts, f.instrument, f.index, f.qty, f.price, f.fee, f.spread, f.impact,
+                      f.client_id == "liquidation")
+        if not self.journal.record_fill(row, order_status="filled" if f.client_id in self._open else None):
+            return  # already journaled (a repeated report)
+        self.account.apply_fill(Fill(f.index, f.ts, f.qty, f.price, f.fee, f.spread, f.impact, f.client_id, row.liquidation))
+        o = self._open.pop(f.client_id, None)
+        if o is not None and o.status == "sent":
+            self.pend_q[o.index] -= o.qty
+        self.summary.fills += 1
+        self.metrics.fills.inc()
+
+    def _on_swap(self, runner: PolicyRunner, t: int) -> None:
+        self.summary.model_swaps += 1
+        self.metrics.model_swaps.labels("ok").inc()
+        self.metrics.set_model(runner.version, runner.source)
+        self.journal.save_state("model", runner.describe())
+        self.journal.record_event("model_swap", runner.describe(), t)
+        log.info("model swapped to %s (version %s) at %s", runner.source, runner.version, iso(t))
+
+    # -- observability -----------------------------------------------------------------------------
+    def _observe(self, t: int, decision_ns: int, event_ns: int, action: str, decision: Any, equity: float) -> None:
+        m = self.metrics
+        m.decision_latency.observe(decision_ns * 1e-9)
+        m.event_to_decision.observe(event_ns * 1e-9)
+        if self.keep_latencies:
+            self._decision_ns.append(decision_ns)
+            self._event_ns.append(event_ns)
+        m.decisions.labels(action.split(":")[0]).inc()
+        for rec in decision.interventions:
+            m.risk_interventions.labels(rec.rule).inc()
+            if rec.rule == "stale":
+                self.summary.fallbacks["stale"] = self.summary.fallbacks.get("stale", 0) + 1
+                m.fallbacks.labels("stale").inc()
+        m.set_vector(m.target, decision.exposure)
+        m.set_vector(m.exposure, self.account.exposure(None, equity) if equity > 0 else np.zeros(self.n))
+        m.equity.set(equity)
+        m.pnl.set(equity - self.initial_equity)
+
+    def _flush_event_counts(self) -> None:
+        n = self._pending_events
+        if n:
+            self.metrics.events.labels("market").inc(n)
+            self._pending_events = 0
+            self._rate_n += n
+        now = time.perf_counter()
+        if now - self._rate_t >= 1.0:
+            self.metrics.events_per_second.set(self._rate_n / (now - self._rate_t))
+            self._rate_t, self._rate_n = now, 0
+
+    def _hook(self, point: str, t: int) -> None:
+        if self.hook is not None:
+            self.hook(point, t)
+
+    def latencies(self) -> tuple[np.ndarray, np.ndarray]:
+        """(decision, event->decision) latencies in ns, when ``keep_latencies`` was set."""
+        return np.asarray(self._decision_ns, dtype=np.int64), np.asarray(self._event_ns, dtype=np.int64)
+
+
+def _opt(a: Any) -> np.ndarray | None:
+    return None if a is None else np.asarray(a, dtype=np.float64).copy()
+
+
+__all__ = ["CrashHook", "LiveLoop", "LoopSummary", "feature_age_ns", "live_spec", "resolve_latency_ns"]

@@ -1,0 +1,111 @@
+"""Registry round trip: export -> log + register (@challenger) -> promote (@champion) -> load by
+alias in the serving runner -> a new champion is hot-swapped in; plus `dea export --run`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dea.cli.main import main as dea_main
+from dea.errors import ModelError
+from serving.hotswap import ModelSlot, ModelWatcher, registry_probe
+from serving.runner import LiveSpec, PolicyRunner
+from training.policies import PolicySpec, build_policy
+from training.registry import alias_version, export_and_register, promote
+
+FEATURES = ("f_a", "f_b", "f_c", "f_d")
+INSTRUMENTS = ("BTCUSDT", "ETHUSDT")
+
+
+def _policy(seed: int):
+    torch.manual_seed(seed)
+    spec = PolicySpec(kind="mlp", feature_names=FEATURES, instruments=INSTRUMENTS, caps=(1.0, 1.0), max_gross=2.0, hidden=(8,))
+    return build_policy(spec)
+
+
+def _validation(seed: int):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(50, 4)).astype(np.float32), rng.uniform(-0.5, 0.5, size=(50, 2)).astype(np.float32)
+
+
+@pytest.fixture()
+def tracking_uri(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # artifacts go to ./mlruns of the test's folder
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def _train_and_register(seed, tmp_path, uri):
+    return export_and_register(
+        _policy(seed),
+        feature_spec_hash="spec-1",
+        train_window=("2024-01-01", "2024-02-01"),
+        config_hash="cfg",
+        data_fingerprint="fp",
+        validation_inputs=_validation(seed),
+        out_dir=tmp_path / f"out{seed}",
+        registered_model="dea-test-policy",
+        tracking_uri=uri,
+        experiment="dea-test",
+    )
+
+
+def test_register_promote_load_by_alias_and_hot_swap(tmp_path, tracking_uri):
+    first = _train_and_register(1, tmp_path, tracking_uri)
+    assert first.registered is not None and first.registered.version == "1"
+    assert alias_version("dea-test-policy", "challenger", tracking_uri=tracking_uri) == "1"
+    with pytest.raises(ModelError, match="no alias @champion"):
+        alias_version("dea-test-policy", "champion", tracking_uri=tracking_uri)
+
+    assert dea_main(["promote", "--model", "dea-test-policy", "--version", "1", "--tracking-uri", tracking_uri]) == 0
+    live = LiveSpec.of(FEATURES, "spec-1", INSTRUMENTS)
+    champion = PolicyRunner.load("models:/dea-test-policy@champion", live, tracking_uri=tracking_uri, cache_dir=tmp_path / "cache")
+    local = PolicyRunner.from_path(first.path, live)
+    assert champion.version == "1" and champion.metadata.model_version.startswith("run-")
+    f, e = _validation(9)
+    for i in range(5):
+        np.testing.assert_array_equal(champion.decide(f[i], e[i]).copy(), local.decide(f[i], e[i]))
+
+    # a second training run becomes challenger; champion stays on 1 until promoted
+    second = _train_and_register(2, tmp_path, tracking_uri)
+    assert second.registered.version == "2"
+    assert alias_version("dea-test-policy", "champion", tracking_uri=tracking_uri) == "1"
+
+    slot = ModelSlot(
+        champion,
+        lambda src: PolicyRunner.load(src, live, tracking_uri=tracking_uri, cache_dir=tmp_path / "cache"),
+    )
+    watcher = ModelWatcher(
+        slot,
+        registry_probe("dea-test-policy", "champion", tracking_uri),
+        lambda v: f"models:/dea-test-policy/{v}",
+        initial="1",
+    )
+    assert watcher.poll_once() is False  # nothing changed
+    promote("dea-test-policy", 2, tracking_uri=tracking_uri)
+    assert watcher.poll_once() is True
+    slot.join()
+    swapped = slot.swap_if_ready()
+    assert swapped is not None and slot.current.version == "2" and slot.swaps == 1
+    want = PolicyRunner.from_path(second.path, live).decide(f[0], e[0]).copy()
+    np.testing.assert_array_equal(slot.current.decide(f[0], e[0]), want)
+
+    with pytest.raises(ModelError, match="cannot promote 'dea-test-policy' version 9"):
+        promote("dea-test-policy", 9, tracking_uri=tracking_uri)
+
+
+def test_dea_export_run_reexports_an_earlier_run(tmp_path, tracking_uri, capsys):
+    first = _train_and_register(3, tmp_path, tracking_uri)
+    run_id = first.registered.run_id
+    code = dea_main(["export", "--run", run_id, "--tracking-uri", tracking_uri, "--out", str(tmp_path / "re")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "registered dea-test-policy version 2 @challenger" in out
+    again = PolicyRunner.from_path(tmp_path / "re" / "policy.onnx")
+    orig = PolicyRunner.from_path(first.path)
+    f, e = _validation(4)
+    np.testing.assert_array_equal(again.decide(f[0], e[0]).copy(), orig.decide(f[0], e[0]))
+    assert again.metadata == orig.metadata
+
+    assert dea_main(["export", "--run", "0" * 32, "--tracking-uri", tracking_uri]) == 2
+    assert "cannot read its 'export_bundle' artifact" in capsys.readouterr().err

@@ -1,0 +1,98 @@
+"""An ensemble of k independently seeded policies with a ``dispersion`` output.
+
+Why: a single network is as confident far outside its training data as inside it. k members
+trained from different seeds agree where the data pinned them down and disagree where it did
+not; the standard deviation of their target exposures, per instrument, is the ``dispersion``
+output of the ONNX contract, which the risk engine turns into smaller positions
+(``risk.dispersion_scale``: exposure *= 1 / (1 + k * dispersion)).
+
+The ensemble is itself a policy as far as rollouts are concerned: :meth:`PolicyEnsemble.step`
+returns the mean target (a convex combination of bounded targets, so it respects every cap
+and the gross limit) and the members' states side by side. :meth:`forward` is what is exported:
+``(target, dispersion)`` for feed-forward members, ``(target, state_out, dispersion)`` for
+recurrent ones — exactly the shapes :func:`training.export.export_policy` accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from dea.errors import ModelError
+from training.policies import Policy
+
+
+class PolicyEnsemble(nn.Module):
+    """Mean and spread of k policies built from the same spec (different seeds)."""
+
+    def __init__(self, members: Sequence[Policy]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ModelError(f"an ensemble needs at least 2 members, got {len(members)}")
+        first = members[0]
+        for i, m in enumerate(members[1:], start=1):
+            if (m.feature_names, m.instruments, m.is_recurrent) != (first.feature_names, first.instruments, first.is_recurrent):
+                raise ModelError(f"ensemble member {i} differs from member 0 in features, instruments or recurrence")
+        self.members = nn.ModuleList(members)
+        self.spec = first.spec
+        self.kind = f"ensemble[{len(members)}x{first.kind}]"
+        self.feature_names = first.feature_names
+        self.instruments = first.instruments
+        self.n_features = first.n_features
+        self.n_instruments = first.n_instruments
+        self.max_gross = first.max_gross
+        self.is_recurrent = first.is_recurrent
+        self._sizes = [int(m.state_size) for m in members]
+
+    @property
+    def k(self) -> int:
+        return len(self.members)
+
+    @property
+    def exposure_caps(self) -> dict[str, float]:
+        return self.members[0].exposure_caps
+
+    @property
+    def state_size(self) -> int:
+        return sum(self._sizes)
+
+    def initial_state(self, batch: int, device: torch.device | str | None = None) -> Tensor:
+        return torch.cat([m.initial_state(batch, device) for m in self.members], dim=-1)
+
+    def _member_states(self, state: Tensor) -> list[Tensor]:
+        return list(torch.split(state, self._sizes, dim=-1))
+
+    def _targets(self, features: Tensor, exposure: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Stacked member targets [k, B, N] and the concatenated next state."""
+        if not self.is_recurrent:
+            return torch.stack([m(features, exposure) for m in self.members]), None
+        if state is None:
+            state = self.initial_state(features.shape[0], features.device)
+        outs, states = [], []
+        for m, s in zip(self.members, self._member_states(state)):
+            t, ns = m(features, exposure, s)
+            outs.append(t)
+            states.append(ns)
+        return torch.stack(outs), torch.cat(states, dim=-1)
+
+    def step(self, features: Tensor, exposure: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Mean target and next state (the uniform policy step used by rollouts)."""
+        targets, new_state = self._targets(features, exposure, state)
+        return targets.mean(dim=0), new_state
+
+    def forward(self, features: Tensor, exposure: Tensor, state_in: Tensor | None = None):  # noqa: ANN201
+        """Exported signature: (target, [state_out,] dispersion); dispersion = population std
+        of member targets per instrument."""
+        targets, new_state = self._targets(features, exposure, state_in)
+        mean = targets.mean(dim=0)
+        dispersion = torch.sqrt(((targets - mean) ** 2).mean(dim=0))
+        if self.is_recurrent:
+            return mean, new_state, dispersion
+        return mean, dispersion
+
+
+def member_seeds(base_seed: int, k: int) -> list[int]:
+    """Seeds of the k members: far apart so folds' own seed offsets never collide."""
+    return [base_seed + 10_007 * i for i in range(k)]

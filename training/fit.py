@@ -1,0 +1,153 @@
+"""Fit one policy on one fold: scaler on the fit block, Lightning with early stopping.
+
+Reproducibility: ``lightning.seed_everything(seed)`` before the module is built, a seeded
+DataLoader generator, ``Trainer(deterministic=True)`` and single-process loading, so the same
+config, data and seed give bit-identical weights and metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+
+from dea.config import ExperimentConfig
+from training.datamodule import FoldDataModule, TrainingData
+from training.lightning_module import PolicyLearner
+from training.policies import Policy, build_policy, spec_from_config
+from training.scaling import fit_fold_scaler
+from training.splits import Fold
+
+
+@dataclass
+class FoldFit:
+    """A trained policy and how its training went."""
+
+    fold: Fold
+    policy: Policy
+    history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
+    best_epoch: int = -1
+    best_val_loss: float = float("nan")
+    steps: int = 0
+    fit_seconds: float = 0.0
+    n_windows: int = 0
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.fit_seconds if self.fit_seconds > 0 else float("nan")
+
+
+class BestWeights(Callback):
+    """Keep the weights of the epoch with the lowest monitored value, in memory.
+
+    EarlyStopping stops training but leaves the *last* weights in the module; the fold's model
+    must be the one that validated best.
+    """
+
+    def __init__(self, monitor: str = "val_loss") -> None:
+        self.monitor = monitor
+        self.best = float("inf")
+        self.best_epoch = -1
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        v = float(value)
+        if np.isfinite(v) and v < self.best:
+            self.best = v
+            self.best_epoch = trainer.current_epoch
+            self.state = copy.deepcopy(pl_module.state_dict())
+
+
+class EpochHistory(Callback):
+    """Collect the epoch-level metrics Lightning logged (for MLflow ``log_batch`` later)."""
+
+    def __init__(self, on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> None:
+        self.rows: list[dict[str, float]] = []
+        self.on_epoch = on_epoch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        row = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        row["epoch"] = float(trainer.current_epoch)
+        self.rows.append(row)
+        if self.on_epoch is not None:
+            self.on_epoch(trainer.current_epoch, row)
+
+
+def fit_fold(
+    cfg: ExperimentConfig,
+    data: TrainingData,
+    fold: Fold,
+    *,
+    seed: int | None = None,
+    extra_callbacks: Sequence[Callback] = (),
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> FoldFit:
+    """Train a fresh policy on ``fold`` and return it with its best validation weights."""
+    tc = cfg.training
+    seed = tc.seed + fold.index if seed is None else seed
+    torch.set_num_threads(tc.num_threads)
+    L.seed_everything(seed, workers=True, verbose=False)
+
+    fit_rows = fold.rows("fit")
+    scaler = fit_fold_scaler(data.features, fit_rows[data.usable[fit_rows]], cfg.features.scaling, data.feature_names)
+    policy = build_policy(spec_from_config(cfg, data.feature_names))
+    policy.set_scaler(scaler.center, scaler.scale)
+
+    stride = tc.seq_stride or max(1, tc.seq_len // 4)
+    dm = FoldDataModule(data, fold, seq_len=tc.seq_len, stride=stride, batch_size=tc.batch_size, seed=seed)
+    learner = PolicyLearner(
+        policy,
+        fee=data.market.fee,
+        objective=cfg.objective,
+        lr=tc.lr,
+        weight_decay=tc.weight_decay,
+        periods_per_year=data.market.periods_per_year,
+    )
+    best = BestWeights("val_loss")
+    history = EpochHistory(on_epoch)
+    callbacks: list[Callback] = [EarlyStopping(monitor="val_loss", patience=tc.patience, mode="min"), best, history]
+    callbacks.extend(extra_callbacks)
+    trainer_opts: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": tc.epochs,
+        "deterministic": tc.deterministic,
+        "enable_checkpointing": False,
+        "logger": False,
+        "enable_model_summary": False,
+        "enable_progress_bar": tc.progress_bar,
+        "num_sanity_val_steps": 0,
+        "gradient_clip_val": tc.gradient_clip,
+    }
+    trainer_opts.update(tc.trainer)
+    trainer = L.Trainer(callbacks=callbacks, **trainer_opts)
+    t0 = time.perf_counter()
+    trainer.fit(learner, datamodule=dm)
+    elapsed = time.perf_counter() - t0
+    if best.state is not None:
+        learner.load_state_dict(best.state)
+    policy.eval()
+    return FoldFit(
+        fold=fold,
+        policy=policy,
+        history=history.rows,
+        best_epoch=best.best_epoch,
+        best_val_loss=best.best,
+        steps=int(trainer.global_step),
+        fit_seconds=elapsed,
+        n_windows=dm.n_windows,
+    )

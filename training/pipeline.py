@@ -1,0 +1,399 @@
+"""``dea train`` end to end: data -> walk-forward training -> out-of-sample evaluation against
+baselines -> final model -> ONNX export and registry -> MLflow.
+
+Flow of :func:`train`:
+
+1. :func:`training.prepare.prepare_data`: panel, features (missing-data policy applied), the
+   backtester's market arrays and the objective's aligned arrays.
+2. :func:`training.splits.walk_forward_folds`: purged, embargoed walk-forward folds.
+3. Per fold (one MLflow child run each): :func:`training.fit.fit_fold` (scaler on the fit rows
+   only, Lightning with early stopping), then the policy is rolled over the fold's test block as
+   it would trade (exposure fed back, state carried; recurrent state warmed on the rows before
+   the block, never on the block itself).
+4. Baselines on the same test blocks: ridge / gradient-boosting forecasts fitted on each fold's
+   training part, and the classical allocators of :mod:`dea.backtest`.
+5. Every strategy's stitched out-of-sample targets go through the backtester with the risk
+   engine; metrics on the out-of-sample span; deflated Sharpe; tearsheet.
+6. The deployable model (refit on all data, or the last fold's) is exported to ONNX behind the
+   parity gate and registered as ``challenger``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from dea.config.experiment import ExperimentConfig, config_hash
+from dea.errors import DeaError
+from dea.timeutil import iso
+from training.evaluation import StrategyResult, evaluate_strategy, oos_rows, stitch
+from training.fit import FoldFit, fit_fold
+from training.policies import Policy, save_policy
+from training.prepare import PreparedData, prepare_data
+from training.rollout_eval import BlockRollout, run_block
+from training.splits import Fold, final_fold, walk_forward_folds
+from training.tracking import Tracker, flatten, git_commit, package_versions, ui_hint
+
+log = logging.getLogger(__name__)
+
+POLICY = "policy"
+
+
+@dataclass
+class FoldResult:
+    """One fold: its trained policy, training history and out-of-sample rollout."""
+
+    fold: Fold
+    fit: FoldFit
+    rollout: BlockRollout
+    run_id: str = ""
+    policy_dir: Path | None = None
+
+    @property
+    def policy(self) -> Policy:
+        return self.fit.policy
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced. ``metrics`` maps strategy -> metric -> value (out of sample);
+    the policy is under ``"policy"``."""
+
+    run_id: str
+    tracking_uri: str
+    config_hash: str
+    data_fingerprint: str
+    feature_spec_hash: str
+    folds: list[FoldResult]
+    strategies: dict[str, StrategyResult]
+    oos_start: int
+    oos_stop: int
+    clock: np.ndarray
+    final_policy: Policy
+    out_dir: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+    registered: Any = None  # training.registry.RegisteredPolicy when registration ran
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        return {name: dict(s.metrics) for name, s in self.strategies.items()}
+
+    @property
+    def oos_exposures(self) -> np.ndarray:
+        """The policy's target exposures on the out-of-sample rows [oos_stop - oos_start, N]."""
+        return self.strategies[POLICY].targets[self.oos_start : self.oos_stop]
+
+    @property
+    def policies(self) -> list[Policy]:
+        return [f.policy for f in self.folds]
+
+    @property
+    def ui_command(self) -> str:
+        return ui_hint(self.tracking_uri)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _default_out_dir(cfg: ExperimentConfig) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path("runs") / f"{cfg.name}-{stamp}"
+
+
+def _warm_state(policy: Policy, prepared: PreparedData, fold: Fold, steps: int) -> np.ndarray | None:
+    """Recurrent state after rolling the rows just before the test block (information known at
+    the block's start), so the first test decision does not start from an empty memory."""
+    if not policy.is_recurrent or steps <= 0:
+        return None
+    start = max(fold.val[0], fold.test[0] - steps)
+    if start >= fold.test[0]:
+        return None
+    return run_block(policy, prepared.data, start, fold.test[0], record_state=False).final_state
+
+
+def _log_fold(tracker: Tracker, run_id: str, fr: FoldResult, prepared: PreparedData) -> None:
+    fit = fr.fit
+    clock = prepared.data.market.clock
+    f = fr.fold
+    tracker.log_params(
+        run_id,
+        {
+            "fold": f.index,
+            "fit_rows": f"{f.fit[0]}:{f.fit[1]}",
+            "val_rows": f"{f.val[0]}:{f.val[1]}",
+            "test_rows": f"{f.test[0]}:{f.test[1]}",
+            "fit_window": f"{iso(int(clock[f.fit[0]]))}/{iso(int(clock[f.fit[1] - 1]))}",
+            "test_window": f"{iso(int(clock[f.test[0]]))}/{iso(int(clock[f.test[1] - 1]))}",
+            "n_windows": fit.n_windows,
+        },
+    )
+    rows = [(int(h["epoch"]), {k: v for k, v in h.items() if k != "epoch"}) for h in fit.history]
+    tracker.log_metric_rows(run_id, rows)
+    tracker.log_metrics(
+        run_id,
+        {
+            "best_epoch": fit.best_epoch,
+            "best_val_loss": fit.best_val_loss,
+            "train_steps": fit.steps,
+            "steps_per_second": fit.steps_per_second,
+            "fit_seconds": fit.fit_seconds,
+        },
+    )
+
+
+def _fold_metrics(strategies: dict[str, StrategyResult], folds: Sequence[FoldResult]) -> dict[str, dict[str, float]]:
+    """Per-fold policy metrics from the stitched backtest, sliced to each test block."""
+    from training.metrics_adapter import metrics_of
+
+    bt = strategies[POLICY].backtest
+    return {f"fold_{fr.fold.index}": metrics_of(bt, np.arange(*fr.fold.test)) for fr in folds}
+
+
+# ------------------------------------------------------------------------------------ baselines
+def _baseline_targets(
+    cfg: ExperimentConfig, prepared: PreparedData, folds: Sequence[FoldResult], caps: Sequence[float], max_gross: float
+) -> dict[str, np.ndarray]:
+    """Out-of-sample targets [T, N] (NaN outside the test blocks) of every configured baseline."""
+    from training.forecast_baselines import FORECAST_BASELINES, forecast_exposures
+    from training.classical_baselines import classical_targets
+
+    data = prepared.data
+    shape = data.market.returns.shape
+    out: dict[str, np.ndarray] = {}
+    target_vol = cfg.risk.vol_target.target_annual
+    blocks = [fr.fold.test for fr in folds]
+    for name in cfg.training.baselines:
+        if name in FORECAST_BASELINES:
+            w = [
+                (fr.fold.test[0], fr.fold.test[1],
+                 forecast_exposures(name, data, fr.fold, caps=caps, max_gross=max_gross, target_vol=target_vol,
+                                    seed=cfg.training.seed))
+                for fr in folds
+            ]
+            out[name] = stitch(shape, w)
+        else:
+            full = classical_targets(cfg, prepared, name)
+            out[name] = stitch(shape, [(a, b, full[a:b]) for a, b in blocks])
+    return out
+
+
+# ------------------------------------------------------------------------------------ export
+def _export_and_register(
+    cfg: ExperimentConfig,
+    policy: Policy,
+    prepared: PreparedData,
+    fold: Fold,
+    out_dir: Path,
+    tracker: Tracker,
+    run_id: str,
+) -> tuple[Path | None, Any]:
+    """ONNX export behind the parity gate (validation rows as the gate set), then registry."""
+    try:
+        from training.export import export_policy
+    except ImportError:  # export not installed in this checkout
+        return None, None
+    val = run_block(policy, prepared.data, *fold.val)
+    ok = prepared.data.usable[fold.val[0] : fold.val[1]]
+    inputs = [val.inputs_features[ok], val.inputs_exposure[ok]]
+    if policy.is_recurrent:
+        inputs.append(val.inputs_state[ok])
+    clock = prepared.data.market.clock
+    path = export_policy(
+        policy,
+        feature_names=policy.feature_names,
+        feature_spec_hash=prepared.feature_spec_hash,
+        instruments=policy.instruments,
+        exposure_caps=policy.exposure_caps,
+        model_name=cfg.model.name,
+        model_version=run_id or "local",
+        train_window=(iso(int(clock[fold.fit[0]])), iso(int(clock[fold.val[1] - 1]))),
+        config_hash=config_hash(cfg),
+        data_fingerprint=prepared.data_fingerprint,
+        example_inputs=tuple(x[:1] for x in inputs),
+        validation_inputs=tuple(inputs),
+        path=out_dir / "policy.onnx",
+    )
+    registered = None
+    if tracker.enabled and run_id:
+        from training.registry import register_policy
+
+        registered = register_policy(
+            path, registered_model=cfg.tracking.registered_model, tracking_uri=tracker.uri, run_id=run_id
+        )
+    return path, registered
+
+
+# ------------------------------------------------------------------------------------ main entry
+def train(
+    cfg: ExperimentConfig,
+    *,
+    tracking_uri: str | None = None,
+    out_dir: Path | None = None,
+    prepared: PreparedData | None = None,
+) -> TrainResult:
+    """Train, evaluate and track one experiment (see the module docstring).
+
+    ``tracking_uri`` overrides ``cfg.tracking.uri`` (default ``sqlite:///mlflow.db`` in the cwd).
+    ``prepared`` reuses already built data (tuning, benchmarks). Raises :class:`DeaError`
+    subclasses for bad configs and data.
+    """
+    import torch
+
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    torch.set_num_threads(cfg.training.num_threads)
+    out_dir = Path(out_dir) if out_dir is not None else _default_out_dir(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tc = cfg.training
+
+    t0 = time.perf_counter()
+    prepared = prepared if prepared is not None else prepare_data(cfg)
+    timings["prepare_s"] = time.perf_counter() - t0
+    data = prepared.data
+    folds = walk_forward_folds(data.usable, tc.splits, min_fit=tc.seq_len)
+    chash = config_hash(cfg)
+
+    tracker = Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment, enabled=cfg.tracking.enabled)
+    parent = tracker.start_run(
+        cfg.name,
+        tags={
+            "dea.config_hash": chash,
+            "dea.data_fingerprint": prepared.data_fingerprint,
+            "dea.feature_spec_hash": prepared.feature_spec_hash,
+            "dea.git_commit": git_commit(),
+            "dea.model_kind": cfg.model.kind,
+        },
+    )
+    status = "FAILED"
+    try:
+        resolved = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+        (out_dir / "config.resolved.yaml").write_text(resolved)
+        tracker.log_text(parent, resolved, "config/config.resolved.yaml")
+        tracker.log_params(parent, flatten(cfg.to_dict()))
+        tracker.set_tags(
+            parent,
+            {
+                "dea.seed": tc.seed,
+                "dea.fold_seeds": json.dumps([tc.seed + f.index for f in folds]),
+                **{f"dea.version.{k}": v for k, v in package_versions().items()},
+            },
+        )
+        tracker.log_text(parent, json.dumps([f.to_dict() for f in folds], indent=2), "config/folds.json")
+
+        # -- walk-forward training -------------------------------------------------------------
+        t0 = time.perf_counter()
+        fold_results: list[FoldResult] = []
+        warm = tc.warm_start_steps if tc.warm_start_steps is not None else tc.seq_len
+        for fold in folds:
+            child = tracker.start_run(f"{cfg.name}-fold{fold.index}", parent_id=parent, tags={"dea.fold": str(fold.index)})
+            try:
+                fit = fit_fold(cfg, data, fold)
+                state0 = _warm_state(fit.policy, prepared, fold, warm)
+                rollout = run_block(fit.policy, data, *fold.test, state0=state0, record_state=False)
+                fr = FoldResult(fold=fold, fit=fit, rollout=rollout, run_id=child)
+                fr.policy_dir = out_dir / f"fold_{fold.index}" / "policy"
+                save_policy(fit.policy, fr.policy_dir)
+                _log_fold(tracker, child, fr, prepared)
+                tracker.log_artifact(child, fr.policy_dir, "policy")
+                tracker.end_run(child)
+            except BaseException:
+                tracker.end_run(child, "FAILED")
+                raise
+            fold_results.append(fr)
+        timings["walk_forward_s"] = time.perf_counter() - t0
+
+        # -- out-of-sample evaluation ------------------------------------------------------------
+        t0 = time.perf_counter()
+        shape = data.market.returns.shape
+        blocks = [fr.fold.test for fr in fold_results]
+        rows = oos_rows(blocks)
+        policy_targets = stitch(shape, [(fr.fold.test[0], fr.fold.test[1], fr.rollout.exposures) for fr in fold_results])
+        strategies: dict[str, StrategyResult] = {
+            POLICY: evaluate_strategy(cfg, prepared.market, policy_targets, rows, POLICY)
+        }
+        spec = fold_results[0].policy.spec
+        for name, targets in _baseline_targets(cfg, prepared, fold_results, spec.caps, spec.max_gross).items():
+            strategies[name] = evaluate_strategy(cfg, prepared.market, targets, rows, name)
+        _add_deflated_sharpe(strategies, rows)
+        timings["evaluate_s"] = time.perf_counter() - t0
+        for key, m in _fold_metrics(strategies, fold_results).items():
+            tracker.log_metrics(fold_results[int(key.split("_")[1])].run_id, {f"oos_{k}": v for k, v in m.items()})
+
+        # -- final model, export, registry ---------------------------------------------------------
+        t0 = time.perf_counter()
+        if tc.final_refit:
+            ffold = final_fold(data.usable, tc.splits, min_fit=tc.seq_len)
+            final_fit = fit_fold(cfg, data, ffold, seed=tc.seed + len(folds))
+            final_policy = final_fit.policy
+            tracker.log_metric_rows(
+                parent, [(int(h["epoch"]), {f"final_{k}": v for k, v in h.items() if k != "epoch"}) for h in final_fit.history]
+            )
+        else:
+            ffold = fold_results[-1].fold
+            final_policy = fold_results[-1].policy
+        final_dir = out_dir / "final" / "policy"
+        save_policy(final_policy, final_dir)
+        tracker.log_artifact(parent, final_dir, "model/policy")
+        onnx_path, registered = _export_and_register(cfg, final_policy, prepared, ffold, out_dir, tracker, parent)
+        timings["final_model_s"] = time.perf_counter() - t0
+
+        # -- report --------------------------------------------------------------------------------
+        from training.report import write_outputs
+
+        paths = write_outputs(out_dir, strategies, rows, fold_results, prepared, cfg)
+        paths["final_policy"] = final_dir
+        if onnx_path is not None:
+            paths["onnx"] = onnx_path
+        for key in ("metrics_csv", "metrics_json", "tearsheet_png", "tearsheet_html", "oos_exposures"):
+            if key in paths:
+                tracker.log_artifact(parent, paths[key], "report")
+        tracker.log_metrics(
+            parent,
+            {f"{name}.{k}": v for name, s in strategies.items() for k, v in s.metrics.items()}
+            | {f"policy_{k}": v for k, v in strategies[POLICY].metrics.items()},
+        )
+        timings["total_s"] = time.perf_counter() - t_start
+        tracker.log_metrics(parent, {f"time_{k}": v for k, v in timings.items()})
+        status = "FINISHED"
+    finally:
+        tracker.end_run(parent, status)
+
+    return TrainResult(
+        run_id=parent,
+        tracking_uri=tracker.uri,
+        config_hash=chash,
+        data_fingerprint=prepared.data_fingerprint,
+        feature_spec_hash=prepared.feature_spec_hash,
+        folds=fold_results,
+        strategies=strategies,
+        oos_start=int(rows[0]),
+        oos_stop=int(rows[-1]) + 1,
+        clock=data.market.clock,
+        final_policy=final_policy,
+        out_dir=out_dir,
+        paths=paths,
+        registered=registered,
+        timings=timings,
+    )
+
+
+def _add_deflated_sharpe(strategies: dict[str, StrategyResult], rows: np.ndarray) -> None:
+    """Deflated Sharpe ratio of every strategy, with the number of strategies compared as the
+    number of trials (picking the best row of the table is itself a multiple test)."""
+    from training.metrics_adapter import deflated_sharpe
+
+    n_trials = len(strategies)
+    for s in strategies.values():
+        s.metrics["deflated_sharpe"] = deflated_sharpe(np.asarray(s.backtest.returns)[rows], n_trials,
+                                                       s.backtest.periods_per_year)
+
+
+__all__ = ["FoldResult", "TrainResult", "train", "DeaError"]

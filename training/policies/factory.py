@@ -1,0 +1,104 @@
+"""Build, save and load policies (JSON spec + tensor state dict; never a pickled module)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from dea.errors import ModelError
+from training.policies.base import Policy, PolicySpec
+from training.policies.feedforward import LinearPolicy, MLPPolicy
+from training.policies.recurrent import AttentionPolicy, GRUPolicy, TCNPolicy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dea.config import ExperimentConfig
+
+POLICY_KINDS: dict[str, type[Policy]] = {
+    "linear": LinearPolicy,
+    "mlp": MLPPolicy,
+    "gru": GRUPolicy,
+    "tcn": TCNPolicy,
+    "attention": AttentionPolicy,
+}
+
+SPEC_FILE = "policy_spec.json"
+STATE_FILE = "policy_state.pt"
+
+
+def build_policy(spec: PolicySpec) -> Policy:
+    """Instantiate the module for ``spec.kind`` (weights freshly initialised)."""
+    try:
+        cls = POLICY_KINDS[spec.kind]
+    except KeyError:
+        raise ModelError(f"unknown policy kind {spec.kind!r}; known: {sorted(POLICY_KINDS)}") from None
+    try:
+        return cls(spec)
+    except ValueError as exc:
+        raise ModelError(f"policy {spec.kind!r}: {exc}") from None
+
+
+def exposure_caps(cfg: "ExperimentConfig") -> tuple[float, ...]:
+    """Per-instrument |w| caps from ``risk.max_exposure``, read exactly as the risk engine reads it."""
+    from dea.errors import RiskError
+    from dea.risk.engine import instrument_caps
+
+    try:
+        return tuple(float(c) for c in instrument_caps(cfg.risk, cfg.data.instruments))
+    except RiskError as exc:
+        raise ModelError(str(exc)) from None
+
+
+def spec_from_config(cfg: "ExperimentConfig", feature_names: Sequence[str]) -> PolicySpec:
+    """Policy spec from the experiment's ``model`` and ``risk`` sections and the feature order.
+
+    The gross cap is ``min(risk.max_gross, risk.max_leverage)``: the policy never proposes what the
+    risk engine would have to cut.
+    """
+    m = cfg.model
+    return PolicySpec(
+        kind=m.kind,
+        feature_names=tuple(feature_names),
+        instruments=tuple(cfg.data.symbols),
+        caps=exposure_caps(cfg),
+        max_gross=float(min(cfg.risk.max_gross, cfg.risk.max_leverage)),
+        hidden=tuple(m.hidden),
+        dropout=float(m.dropout),
+        clip=cfg.features.scaling.clip if cfg.features.scaling.method != "none" else None,
+        kernel_size=int(m.kernel_size),
+    )
+
+
+def save_policy(policy: Policy, folder: str | Path) -> dict[str, Path]:
+    """Write ``policy_spec.json`` and ``policy_state.pt`` (tensors only) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_path, state_path = folder / SPEC_FILE, folder / STATE_FILE
+    spec_path.write_text(json.dumps(policy.spec.to_dict(), indent=2, sort_keys=True))
+    state = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
+    torch.save(state, state_path)
+    return {"spec": spec_path, "state": state_path}
+
+
+def load_policy(folder: str | Path) -> Policy:
+    """Rebuild a policy saved by :func:`save_policy` (``torch.load(weights_only=True)``)."""
+    folder = Path(folder)
+    spec_path, state_path = folder / SPEC_FILE, folder / STATE_FILE
+    for p in (spec_path, state_path):
+        if not p.is_file():
+            raise ModelError(f"policy folder {folder}: missing {p.name}")
+    try:
+        spec = PolicySpec.from_dict(json.loads(spec_path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{spec_path}: not valid JSON: {exc}") from None
+    policy = build_policy(spec)
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    try:
+        policy.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"{state_path}: weights do not match spec {spec.kind!r}: {exc}") from None
+    policy.eval()
+    return policy

@@ -1,0 +1,334 @@
+"""Log exported policies to MLflow and manage the ``challenger`` / ``champion`` aliases.
+
+Why aliases: the live loop loads ``models:/NAME@champion`` and never a version number, so
+promoting a model is one atomic alias move that a running loop picks up by hot swap, and a
+freshly trained model (``challenger``) can never trade by accident.
+
+The ONNX file is logged as-is (``save_as_external_data=False``: one file), with an explicit
+tensor signature and input example; its ``dea.*`` metadata are copied onto the registered
+version as tags so the registry UI shows which feature spec a version needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dea.errors import ModelError
+from dea.onnx_contract import PolicyMetadata
+
+log = logging.getLogger(__name__)
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+ARTIFACT_NAME = "policy"
+#: what a serving host needs to run the logged model (the pyfunc flavour's requirements)
+SERVING_REQUIREMENTS = ["onnx>=1.16", "onnxruntime>=1.18", "numpy>=2.0"]
+
+
+@dataclass(frozen=True)
+class RegisteredPolicy:
+    """One registered model version."""
+
+    name: str
+    version: str
+    model_uri: str  # models:/NAME/VERSION
+    logged_model_uri: str  # models:/m-<id>
+    run_id: str | None
+    alias: str | None
+
+
+@contextlib.contextmanager
+def tracking(uri: str | None) -> Iterator[None]:
+    """Point MLflow's fluent API at ``uri`` for the duration of the block, then restore it."""
+    import mlflow
+
+    if uri is None:
+        yield
+        return
+    previous = mlflow.get_tracking_uri()
+    previous_registry = mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+        mlflow.set_registry_uri(previous_registry)
+
+
+def read_metadata(onnx_path: str | Path) -> PolicyMetadata:
+    """The ``dea.*`` metadata of an exported file (via onnxruntime, no graph load into torch)."""
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelError(f"{onnx_path}: cannot open as ONNX: {exc}") from None
+    return PolicyMetadata.from_props(sess.get_modelmeta().custom_metadata_map, str(onnx_path))
+
+
+def _signature_and_example(onnx_path: Path) -> tuple[Any, dict[str, np.ndarray]]:
+    import onnxruntime as ort
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+    def spec(node: Any) -> Any:
+        width = node.shape[1]
+        return TensorSpec(np.dtype(np.float32), (-1, int(width)), node.name)
+
+    signature = ModelSignature(
+        inputs=Schema([spec(i) for i in sess.get_inputs()]),
+        outputs=Schema([spec(o) for o in sess.get_outputs()]),
+    )
+    example = {i.name: np.zeros((1, int(i.shape[1])), dtype=np.float32) for i in sess.get_inputs()}
+    return signature, example
+
+
+def register_policy(
+    onnx_path: str | Path,
+    *,
+    registered_model: str,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    run_id: str | None = None,
+    alias: str | None = CHALLENGER,
+) -> RegisteredPolicy:
+    """Log ``onnx_path`` to MLflow, register it under ``registered_model`` and set ``alias``.
+
+    Logged into run ``run_id`` when given (e.g. the training run), else into the active run,
+    else into a new run of ``experiment``. Returns the new version; raises :class:`ModelError`
+    if the file is not a DEA policy export (no ``dea.*`` metadata).
+    """
+    import mlflow
+    import mlflow.onnx
+    import onnx
+
+    onnx_path = Path(onnx_path)
+    meta = read_metadata(onnx_path)
+    signature, example = _signature_and_example(onnx_path)
+    model = onnx.load(str(onnx_path))
+    with tracking(tracking_uri):
+        if experiment is not None and run_id is None and mlflow.active_run() is None:
+            mlflow.set_experiment(experiment)
+        run_cm = (
+            mlflow.start_run(run_id=run_id)
+            if run_id is not None or mlflow.active_run() is None
+            else contextlib.nullcontext(mlflow.active_run())
+        )
+        with run_cm as run:
+            info = mlflow.onnx.log_model(
+                model,
+                name=ARTIFACT_NAME,
+                signature=signature,
+                input_example=example,
+                pip_requirements=SERVING_REQUIREMENTS,
+                save_as_external_data=False,
+                onnx_execution_providers=["CPUExecutionProvider"],
+                metadata={"dea": meta.to_props()},
+            )
+            active_run_id = run.info.run_id
+        version = mlflow.register_model(
+            info.model_uri,
+            registered_model,
+            tags={k: v[:5000] for k, v in meta.to_props().items()},
+        )
+        client = mlflow.MlflowClient()
+        if alias:
+            client.set_registered_model_alias(registered_model, alias, str(version.version))
+    log.info("registered %s version %s (%s) alias=%s", registered_model, version.version, info.model_uri, alias)
+    return RegisteredPolicy(
+        name=registered_model,
+        version=str(version.version),
+        model_uri=f"models:/{registered_model}/{version.version}",
+        logged_model_uri=info.model_uri,
+        run_id=active_run_id,
+        alias=alias,
+    )
+
+
+def promote(name: str, version: str | int, *, tracking_uri: str | None = None, alias: str = CHAMPION) -> RegisteredPolicy:
+    """Move ``alias`` (default ``champion``) of model ``name`` to ``version``.
+
+    Raises :class:`ModelError` naming the model/version when it does not exist.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with tracking(tracking_uri):
+        client = mlflow.MlflowClient()
+        try:
+            mv = client.get_model_version(name, str(version))
+        except MlflowException as exc:
+            raise ModelError(f"cannot promote {name!r} version {version}: {exc.message}") from None
+        client.set_registered_model_alias(name, alias, str(mv.version))
+    log.info("promoted %s version %s to @%s", name, mv.version, alias)
+    return RegisteredPolicy(
+        name=name,
+        version=str(mv.version),
+        model_uri=f"models:/{name}/{mv.version}",
+        logged_model_uri=str(mv.source),
+        run_id=mv.run_id,
+        alias=alias,
+    )
+
+
+def alias_version(name: str, alias: str, *, tracking_uri: str | None = None) -> str:
+    """The version number an alias points at (raises :class:`ModelError` if unset)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with tracking(tracking_uri):
+        try:
+            return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+        except MlflowException as exc:
+            raise ModelError(f"model {name!r} has no alias @{alias}: {exc.message}") from None
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """An exported ONNX file and, when tracking is on, its registered version."""
+
+    report: Any  # training.export.ExportReport
+    registered: RegisteredPolicy | None
+
+    @property
+    def path(self) -> Path:
+        return self.report.path
+
+
+def export_and_register(
+    policy: Any,
+    *,
+    feature_spec_hash: str,
+    train_window: str | tuple[str, str],
+    config_hash: str,
+    data_fingerprint: str,
+    validation_inputs: Any,
+    out_dir: str | Path,
+    registered_model: str,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    run_id: str | None = None,
+    register: bool = True,
+    alias: str | None = CHALLENGER,
+) -> ExportedModel:
+    """What ``dea train`` calls at the end: export (parity-gated), keep a re-export bundle in
+    the run, log + register the ONNX model with alias ``challenger``.
+
+    ``policy``: a :class:`training.policies.Policy` (feature names, instruments and caps are read
+    from it). ``validation_inputs``: ``(features [B,F], exposure [B,N])`` time-ordered validation
+    rows (recurrent states are derived). ``run_id``: the training run (default: the active run,
+    else a new run in ``experiment``). With ``register=False`` only the file is written.
+    The file's ``dea.model_version`` is ``run-<run_id>``; the registry version number is
+    assigned at registration (returned in ``.registered.version``).
+    """
+    import tempfile
+
+    from training.export import BUNDLE_DIR, export_trained_policy, save_export_bundle
+
+    out_dir = Path(out_dir)
+    if register:
+        import mlflow
+
+        with tracking(tracking_uri):
+            if run_id is None and mlflow.active_run() is not None:
+                run_id = mlflow.active_run().info.run_id
+            elif run_id is None:  # open the run now so the file can name it
+                if experiment is not None:
+                    mlflow.set_experiment(experiment)
+                with mlflow.start_run() as run:
+                    run_id = run.info.run_id
+    version_label = f"run-{run_id}" if run_id else "local"
+    report = export_trained_policy(
+        policy,
+        feature_spec_hash=feature_spec_hash,
+        train_window=train_window,
+        config_hash=config_hash,
+        data_fingerprint=data_fingerprint,
+        validation_inputs=validation_inputs,
+        path=out_dir / "policy.onnx",
+        model_name=registered_model,
+        model_version=version_label,
+    )
+    if not register:
+        return ExportedModel(report, None)
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="dea-bundle-") as tmp:
+        bundle = save_export_bundle(
+            Path(tmp) / BUNDLE_DIR,
+            policy,
+            feature_spec_hash=feature_spec_hash,
+            train_window=train_window,
+            config_hash=config_hash,
+            data_fingerprint=data_fingerprint,
+            validation_inputs=validation_inputs,
+            model_name=registered_model,
+        )
+        with tracking(tracking_uri):
+            client = mlflow.MlflowClient()
+            client.log_artifacts(run_id, str(bundle), BUNDLE_DIR)
+    registered = register_policy(
+        report.path, registered_model=registered_model, tracking_uri=tracking_uri, run_id=run_id, alias=alias
+    )
+    return ExportedModel(report, registered)
+
+
+def export_run(
+    run_id: str,
+    *,
+    registered_model: str | None = None,
+    tracking_uri: str | None = None,
+    out_dir: str | Path | None = None,
+    alias: str | None = CHALLENGER,
+) -> ExportedModel:
+    """``dea export --run RUN_ID``: re-export an earlier training run's policy and register it.
+
+    Reads the run's ``export_bundle`` artifact (written by :func:`export_and_register`); the
+    model is registered under ``registered_model`` (default: the name the run exported under).
+    """
+    import json
+    import tempfile
+
+    import mlflow
+
+    from training.export import BUNDLE_DIR, BUNDLE_META, export_from_bundle
+
+    tmp = Path(tempfile.mkdtemp(prefix="dea-export-run-"))
+    with tracking(tracking_uri):
+        try:
+            local = Path(
+                mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=BUNDLE_DIR, dst_path=str(tmp))
+            )
+        except Exception as exc:
+            raise ModelError(
+                f"run {run_id}: cannot read its {BUNDLE_DIR!r} artifact (was it trained by `dea train`?): {exc}"
+            ) from None
+    name = registered_model or json.loads((local / BUNDLE_META).read_text())["model_name"]
+    out = Path(out_dir) if out_dir is not None else tmp / "onnx"
+    report = export_from_bundle(local, out / "policy.onnx", model_version=f"run-{run_id}")
+    registered = register_policy(report.path, registered_model=name, tracking_uri=tracking_uri, run_id=run_id, alias=alias)
+    return ExportedModel(report, registered)
+
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "ExportedModel",
+    "RegisteredPolicy",
+    "export_and_register",
+    "export_run",
+    "alias_version",
+    "promote",
+    "read_metadata",
+    "register_policy",
+]
