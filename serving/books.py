@@ -87,7 +87,8 @@ class OrderBooks:
         self.fill_levels = fill_levels
         self.tickers: list[BookTicker | None] = [None] * n
         self._fields = {name: np.full(n, math.nan) for name in self.names}
-        self._ages = {name: np.full(n, math.nan) for name in self.state_names}
+        self._book_age = np.full(n, math.nan)  # one array: every state field is as old as the book
+        self._ages = {name: self._book_age for name in self.state_names}
 
     def on_book(self, j: int, event: DepthSnapshot | DepthDiff) -> None:
         self.streams[j].on_book(event)
@@ -116,6 +117,11 @@ class OrderBooks:
             return not seq.bridges_snapshot(sync.mode, sync.snapshot_id, diff.first_update_id, diff.final_update_id)
         return False
 
+    def sync_state(self, j: int) -> tuple[bool, int]:
+        """(needs a snapshot, snapshots applied so far): what a live feed asks before a resync."""
+        sync = self.streams[j].book
+        return sync.needs_snapshot, sync.snapshots
+
     def needs_snapshot(self, j: int) -> bool:
         return self.streams[j].needs_snapshot
 
@@ -133,9 +139,7 @@ class OrderBooks:
             snap = s.snapshot_features(t)
             for name in self.names:
                 self._fields[name][j] = snap[name]
-            age = snap["ob.book_age_s"] * NS_PER_S
-            for name in self.state_names:
-                self._ages[name][j] = age
+            self._book_age[j] = snap["ob.book_age_s"] * NS_PER_S
             s.reset_interval()
         fields.update(self._fields)
         ages.update(self._ages)

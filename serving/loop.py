@@ -72,17 +72,23 @@ def live_spec(cfg: ExperimentConfig, fs: FeatureSet) -> LiveSpec:
 
 
 def feature_age_ns(age: dict[str, Any], names: Sequence[str]) -> float | None:
-    """Age of the oldest input the decision used (ns), over the inputs that have an age."""
+    """Age of the oldest input the decision used (ns), over the inputs that have an age.
+
+    Plain Python over the (tiny) per-instrument arrays: numpy's per-call overhead would cost more
+    than the comparison itself on the decision path."""
     worst = -1.0
+    seen: set[int] = set()
     for name in names:
         a = age.get(name)
-        if a is None:
+        if a is None or id(a) in seen:
             continue
+        seen.add(id(a))
         if isinstance(a, np.ndarray):
-            if a.size and np.isfinite(a).any():
-                worst = max(worst, float(np.nanmax(a)))
-        elif a == a:
-            worst = max(worst, float(a))
+            for v in a.tolist():
+                if v > worst:  # False for NaN
+                    worst = v
+        elif a > worst:
+            worst = float(a)
     return None if worst < 0 else worst
 
 
@@ -93,6 +99,7 @@ class LoopSummary:
     events: int = 0
     decisions: int = 0
     silent_decisions: int = 0
+    warmup_decisions: int = 0
     orders: int = 0
     fills: int = 0
     fallbacks: dict[str, int] = field(default_factory=dict)
@@ -118,6 +125,8 @@ class LiveLoop:
     first decision is the first step boundary after the first event). ``native_steps``: per-source
     sampling steps for staleness when the config gives none (a replay provides them).
     ``crash_hook(point, t)``: called at the write-ahead points (tests inject crashes there).
+    ``trade_from``: decisions before this time only warm the features up (replaying held-out data
+    after a warm-up period); nothing is sent or journaled for them.
     """
 
     def __init__(
@@ -134,6 +143,7 @@ class LiveLoop:
         native_steps: dict[str, int | None] | None = None,
         crash_hook: CrashHook | None = None,
         order_books: bool | None = None,
+        trade_from: int | None = None,
     ) -> None:
         self.cfg = cfg
         self.instruments = tuple(cfg.data.instruments)
@@ -177,6 +187,7 @@ class LiveLoop:
             parse_timestamp(cfg.data.clock.end) if cfg.data.clock.end else None
         )
         self.next_t: int | None = start
+        self.trade_from = trade_from
         self._nan_target = np.full(self.n, np.nan)
         self.summary = LoopSummary()
         self.resume_after: int | None = None
@@ -380,15 +391,19 @@ class LiveLoop:
             if price_from_book:  # an order-book-only config: the mid is the execution price
                 row.fields["price"] = row.fields["ob.mid"]
                 row.age["price"] = row.age["ob.mid"]
-        silent = self.resume_after is not None and t <= self.resume_after
-        self._silent = silent
-        self._market_at_decision(t, row, silent)
+        resumed = self.resume_after is not None and t <= self.resume_after
+        silent = resumed or (self.trade_from is not None and t < self.trade_from)
+        self._silent = resumed  # the venue already saw these times; warm-up times it must see
+        self._market_at_decision(t, row, resumed)
         raw = self.stream.update(t, row.fields, row.series)
         self._flush_event_counts()
         if silent:
-            self.summary.silent_decisions += 1
-            if t == self.resume_after:
-                self.reconcile(t)
+            if resumed:
+                self.summary.silent_decisions += 1
+                if t == self.resume_after:
+                    self.reconcile(t)
+            else:
+                self.summary.warmup_decisions += 1
             return
         if not self._reconciled and self.resume_after is not None:
             self.reconcile(t)
@@ -537,7 +552,7 @@ class LiveLoop:
         for f in fills:
             self._on_fill(f)
         cancelled = getattr(self.exchange, "cancelled", None)
-        if cancelled is not None and self._open:
+        if cancelled is not None:
             for ack in cancelled():
                 row = self._open.get(ack.client_id)
                 if row is not None and row.status == "sent":
@@ -571,12 +586,12 @@ class LiveLoop:
         if self.keep_latencies:
             self._decision_ns.append(decision_ns)
             self._event_ns.append(event_ns)
-        m.decisions.labels(action.split(":")[0]).inc()
+        m.child(m.decisions, action.split(":")[0]).inc()
         for rec in decision.interventions:
-            m.risk_interventions.labels(rec.rule).inc()
-            if rec.rule == "stale":
+            m.child(m.risk_interventions, rec.rule).inc()
+            if rec.rule == "stale_data":
                 self.summary.fallbacks["stale"] = self.summary.fallbacks.get("stale", 0) + 1
-                m.fallbacks.labels("stale").inc()
+                m.child(m.fallbacks, "stale").inc()
         m.set_vector(m.target, decision.exposure)
         m.set_vector(m.exposure, self.account.exposure(None, equity) if equity > 0 else np.zeros(self.n))
         m.equity.set(equity)

@@ -52,6 +52,8 @@ class LoopMetrics:
         self._window_t = time.monotonic()
         self._window_n = 0
         self._current_model: tuple[str, str] | None = None
+        self._children: dict[int, list[Any]] = {}
+        self._labelled: dict[tuple[int, str], Any] = {}
 
     def count_event(self, kind: str) -> None:
         self.events.labels(kind).inc()
@@ -67,9 +69,21 @@ class LoopMetrics:
         self._current_model = (str(version), str(source))
         self.model_version.labels(*self._current_model).set(1)
 
+    def child(self, metric: Any, label: str) -> Any:
+        """``metric.labels(label)``, cached (label lookups cost microseconds per decision)."""
+        key = (id(metric), label)
+        c = self._labelled.get(key)
+        if c is None:
+            c = self._labelled[key] = metric.labels(label)
+        return c
+
     def set_vector(self, gauge: Gauge, values: Sequence[float]) -> None:
-        for sym, v in zip(self._instruments, values, strict=True):
-            gauge.labels(sym).set(float(v))
+        """Set a per-instrument gauge (labelled children cached: this runs every decision)."""
+        children = self._children.get(id(gauge))
+        if children is None:
+            children = self._children[id(gauge)] = [gauge.labels(sym) for sym in self._instruments]
+        for child, v in zip(children, values, strict=True):
+            child.set(float(v))
 
     def render(self) -> bytes:
         """The text exposition format (what a scrape returns)."""

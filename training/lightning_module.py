@@ -34,6 +34,7 @@ class PolicyLearner(L.LightningModule):
         self.objective = objective
         self.lr = lr
         self.weight_decay = weight_decay
+        self.periods_per_year = periods_per_year
         self.ann = math.sqrt(periods_per_year)
 
     def _loss(self, sr: StepReturns) -> Tensor:
@@ -41,10 +42,13 @@ class PolicyLearner(L.LightningModule):
         return risk_adjusted_loss(
             sr,
             o.loss,
+            periods_per_year=self.periods_per_year,
             risk_aversion=o.risk_aversion,
             cvar_alpha=o.cvar_alpha,
             cvar_weight=o.cvar_weight,
             turnover_penalty=o.turnover_penalty,
+            target_vol=o.target_vol,
+            vol_penalty=o.vol_penalty,
         )
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:

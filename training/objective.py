@@ -22,6 +22,7 @@ funding; shorts receive it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -129,27 +130,39 @@ def risk_adjusted_loss(
     sr: StepReturns,
     loss: str = "sharpe",
     *,
+    periods_per_year: float = 1.0,
     risk_aversion: float = 1.0,
     cvar_alpha: float = 0.05,
     cvar_weight: float = 1.0,
     turnover_penalty: float = 0.0,
+    target_vol: float | None = None,
+    vol_penalty: float = 1.0,
 ) -> Tensor:
-    """Scalar loss to minimise, pooled over all steps of the batch.
+    """Scalar loss to minimise, pooled over all steps of the batch (``A = periods_per_year``).
 
-    ``mean_variance``: -(mean - risk_aversion/2 * var); ``sharpe``: -mean/std; ``sortino``:
-    -mean/downside deviation; ``cvar``: -(mean - cvar_weight * CVaR_alpha). The turnover
-    regulariser adds ``turnover_penalty * mean(sum_i |dw|)`` on top of the costs already in
-    ``net`` (a way to ask for calmer policies than the cost model alone would).
+    ``mean_variance``: -(A*mean - risk_aversion/2 * A*var) (annualised utility; its optimum
+    w ~ Sigma^-1 mu / risk_aversion does not depend on the bar length). ``sharpe``:
+    -sqrt(A)*mean/std; ``sortino``: -sqrt(A)*mean/downside deviation; both plus
+    ``vol_penalty * (sqrt(A)*std / target_vol - 1)**2`` when ``target_vol`` is set (ratios are
+    blind to position size; the penalty anchors it). ``cvar``: -(mean - cvar_weight *
+    CVaR_alpha) per step. The turnover regulariser adds ``turnover_penalty * mean(sum_i |dw|)``
+    on top of the costs already in ``net`` (a way to ask for calmer policies than the cost model
+    alone would).
     """
     net = sr.net
     mean = net.mean()
+    ann = math.sqrt(periods_per_year)
+    std = net.std(unbiased=False)
     if loss == "mean_variance":
-        value = -(mean - 0.5 * risk_aversion * net.var(unbiased=False))
-    elif loss == "sharpe":
-        value = -mean / (net.std(unbiased=False) + _EPS)
-    elif loss == "sortino":
-        downside = torch.clamp(net, max=0.0)
-        value = -mean / (downside.pow(2).mean().sqrt() + _EPS)
+        value = -(periods_per_year * mean - 0.5 * risk_aversion * periods_per_year * std.pow(2))
+    elif loss in ("sharpe", "sortino"):
+        if loss == "sharpe":
+            value = -ann * mean / (std + _EPS)
+        else:
+            downside = torch.clamp(net, max=0.0)
+            value = -ann * mean / (downside.pow(2).mean().sqrt() + _EPS)
+        if target_vol is not None and vol_penalty:
+            value = value + vol_penalty * (ann * std / target_vol - 1.0).pow(2)
     elif loss == "cvar":
         value = -(mean - cvar_weight * cvar(net, cvar_alpha))
     else:

@@ -293,8 +293,12 @@ def export_run(
 ) -> ExportedModel:
     """``dea export --run RUN_ID``: re-export an earlier training run's policy and register it.
 
-    Reads the run's ``export_bundle`` artifact (written by :func:`export_and_register`); the
-    model is registered under ``registered_model`` (default: the name the run exported under).
+    Uses the run's ``export_bundle`` artifact when it has one (written by
+    :func:`export_and_register`). Otherwise it rebuilds the inputs from what ``dea train`` logs:
+    ``config/config.resolved.yaml`` and ``model/policy`` (the policy's JSON spec and tensors);
+    the data are prepared again from the config (:func:`training.prepare.prepare_data`) and the
+    parity gate runs on the last usable rows. The model is registered under ``registered_model``
+    (default: the config's ``tracking.registered_model``, or the bundle's name).
     """
     import json
     import tempfile
@@ -304,20 +308,90 @@ def export_run(
     from training.export import BUNDLE_DIR, BUNDLE_META, export_from_bundle
 
     tmp = Path(tempfile.mkdtemp(prefix="dea-export-run-"))
+    out = Path(out_dir) if out_dir is not None else tmp / "onnx"
     with tracking(tracking_uri):
         try:
             local = Path(
-                mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=BUNDLE_DIR, dst_path=str(tmp))
+                mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=BUNDLE_DIR, dst_path=str(tmp / "b"))
             )
-        except Exception as exc:
-            raise ModelError(
-                f"run {run_id}: cannot read its {BUNDLE_DIR!r} artifact (was it trained by `dea train`?): {exc}"
-            ) from None
-    name = registered_model or json.loads((local / BUNDLE_META).read_text())["model_name"]
-    out = Path(out_dir) if out_dir is not None else tmp / "onnx"
-    report = export_from_bundle(local, out / "policy.onnx", model_version=f"run-{run_id}")
+            bundle_error = None
+        except Exception as exc:  # no bundle: fall back to the training run's own artifacts
+            local, bundle_error = None, exc
+    if local is not None and (local / BUNDLE_META).is_file():
+        name = registered_model or json.loads((local / BUNDLE_META).read_text())["model_name"]
+        report = export_from_bundle(local, out / "policy.onnx", model_version=f"run-{run_id}")
+    else:
+        name, report = _export_from_training_run(run_id, tracking_uri, out / "policy.onnx", tmp, registered_model, bundle_error)
     registered = register_policy(report.path, registered_model=name, tracking_uri=tracking_uri, run_id=run_id, alias=alias)
     return ExportedModel(report, registered)
+
+
+def _export_from_training_run(
+    run_id: str, tracking_uri: str | None, path: Path, tmp: Path, registered_model: str | None, bundle_error: Exception | None
+) -> tuple[str, Any]:
+    import yaml
+
+    import mlflow
+    from dea.config.experiment import config_hash, validate_config
+    from dea.timeutil import iso
+    from training.export import export_trained_policy
+    from training.policies import load_policy
+
+    with tracking(tracking_uri):
+        try:
+            cfg_file = Path(mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="config/config.resolved.yaml", dst_path=str(tmp / "cfg")))
+            policy_dir = Path(mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="model/policy", dst_path=str(tmp / "policy")))
+        except Exception as exc:
+            raise ModelError(
+                f"run {run_id}: cannot read its 'export_bundle' artifact ({bundle_error}) nor its "
+                f"'config/config.resolved.yaml' + 'model/policy' artifacts (was it trained by `dea train`?): {exc}"
+            ) from None
+        train_window = _registered_train_window(run_id)
+        run_tags = mlflow.MlflowClient().get_run(run_id).data.tags
+    # relative data paths resolve against the training config's folder when the run recorded it
+    base = Path(run_tags.get("dea.config_dir", "") or Path.cwd())
+    cfg = validate_config(yaml.safe_load(cfg_file.read_text()), base, str(cfg_file))
+    from training.prepare import prepare_data
+
+    prepared = prepare_data(cfg)
+    policy = load_policy(policy_dir)
+    usable = np.flatnonzero(prepared.data.usable)
+    if len(usable) == 0:
+        raise ModelError(f"run {run_id}: the re-prepared data has no usable row for the parity gate")
+    rows = usable[-2048:]
+    features = prepared.data.features[rows]
+    exposure = np.zeros((len(rows), len(policy.instruments)), dtype=np.float32)
+    clock = prepared.market.clock
+    window = train_window or (iso(int(clock[usable[0]])), iso(int(clock[usable[-1]])))
+    name = registered_model or cfg.tracking.registered_model
+    report = export_trained_policy(
+        policy,
+        feature_spec_hash=prepared.feature_spec_hash,
+        train_window=window,
+        config_hash=config_hash(cfg),
+        data_fingerprint=prepared.data_fingerprint,
+        validation_inputs=(features, exposure),
+        path=path,
+        model_name=name,
+        model_version=f"run-{run_id}",
+    )
+    return name, report
+
+
+def _registered_train_window(run_id: str) -> str | None:
+    """The training window stamped on a version this run registered before (None if none)."""
+    import mlflow
+
+    try:
+        for mv in mlflow.MlflowClient().search_model_versions(f"run_id='{run_id}'"):
+            window = (mv.tags or {}).get("dea.train_window")
+            if window:
+                return str(window)
+    except Exception:  # noqa: BLE001 - the window is informative; fall back to the data's span
+        return None
+    return None
 
 
 __all__ = [

@@ -30,7 +30,7 @@ from dea.execution import fills as _fills
 from dea.execution import orders as _orders
 from dea.risk import rules as _rules
 
-_risk_step = nb.njit(cache=True)(_rules.risk_step)
+_risk_step = nb.njit(cache=True, inline="always")(_rules.risk_step)
 _order_quantity = nb.njit(cache=True, inline="always")(_orders.order_quantity)
 _bar_fill_costs = nb.njit(cache=True, inline="always")(_fills.bar_fill_costs)
 _walk_book = nb.njit(cache=True)(_fills.walk_book)
@@ -126,7 +126,7 @@ def simulate(
     work = np.zeros(N)
     diag = np.zeros(N_RULES)
     trail = np.zeros((1, N))
-    fs = np.array([math.nan, 0.0, 0.0])
+    fs = np.array([math.nan, 0.0, 0.0, 1.0])
     ist = np.array([NO_TIME, 0], dtype=np.int64)
     prev_px = np.full(N, math.nan)
     cov = np.zeros((N, N))
@@ -261,9 +261,10 @@ def simulate(
             for i in range(N):
                 if q[i] != 0.0:
                     e += q[i] * px[i]
+            inv_e = 1.0 / e if e > 0.0 else 0.0
             for i in range(N):
                 qq = q[i] + pend[i]
-                cur[i] = qq * px[i] / e if (qq != 0.0 and e > 0.0) else 0.0
+                cur[i] = qq * pxs[i] * inv_e
             a = age[s] if has_age else math.nan
             mask = _risk_step(rp, caps, fs, ist, prev_px, cov, otimes, clock[s], target[s], cur, e, a,
                               disp[s] if has_disp else dummy, has_disp, vol[s] if has_vol else dummy, has_vol,
@@ -304,8 +305,9 @@ def simulate(
                 mreq += abs(q[i]) * px[i] * mm[i]
         equity_out[s] = e
         if e > 0.0:
+            inv_e = 1.0 / e
             for i in range(N):
-                expo_out[s, i] = q[i] * pxs[i] / e
+                expo_out[s, i] = q[i] * pxs[i] * inv_e
             margin_out[s] = mreq / e
         if e_prev > 0.0:
             inv = 1.0 / e_prev

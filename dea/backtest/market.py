@@ -221,3 +221,19 @@ def prepare_market(panel: Panel, instruments: Sequence[Instrument], costs: Costs
         depth=depth,
         notes=tuple(notes),
     )
+
+
+def slice_market(market: Market, start: int, stop: int) -> Market:
+    """Rows [start, stop) of a market (impact coefficients keep the history before ``start``)."""
+    from dataclasses import replace
+
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[start:stop]
+
+    depth = None
+    if market.depth is not None:
+        d = market.depth
+        depth = BookDepth(d.bid_px[start:stop], d.bid_sz[start:stop], d.ask_px[start:stop], d.ask_sz[start:stop])
+    return replace(market, clock=market.clock[start:stop], price=market.price[start:stop],
+                   funding=market.funding[start:stop], impact_coef=market.impact_coef[start:stop],
+                   volume=cut(market.volume), high=cut(market.high), low=cut(market.low), depth=depth)

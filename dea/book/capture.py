@@ -35,9 +35,10 @@ import numpy as np
 
 from dea.book import scan
 from dea.book import sequencing as seqrules
+from dea.book.formulas import SIZE_SCALE
 from dea.errors import DataFormatError, SequenceGapError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 EV_GAP = 0
 EV_SNAPSHOT = 1
 EV_DIFF = 2
@@ -69,11 +70,13 @@ def _diff_action(state, mode, snap_id, last, U, u, pu):
 
 
 @_jit
-def sequence_book(kind, recv, U, u, pu, mode):
+def sequence_book(kind, recv, U, u, pu, mode, strict=True):
     """Batch sequencer over book messages in arrival order (kind: scan.K_SNAPSHOT / K_DIFF).
 
-    Returns (ev_kind, ev_msg, ev_time, n_ev, gaps, resyncs, stale, err_msg, err_expected, err_state)
-    where ``err_msg >= 0`` marks a gap with no later snapshot (the caller raises).
+    Returns (ev_kind, ev_msg, ev_time, ev_at, n_ev, gaps, resyncs, stale, err_msg, err_expected,
+    err_state) where ``ev_at`` is the message being processed when the event was applied (a
+    snapshot, for buffered diffs) and ``err_msg >= 0`` marks a gap with no later snapshot (only
+    when ``strict``; otherwise such a gap leaves the book invalid to the end).
     """
     n = kind.shape[0]
     later = np.zeros(n, np.bool_)
@@ -86,6 +89,7 @@ def sequence_book(kind, recv, U, u, pu, mode):
     ev_kind = np.empty(cap, np.int8)
     ev_msg = np.empty(cap, np.int64)
     ev_time = np.empty(cap, np.int64)
+    ev_at = np.empty(cap, np.int64)
     n_ev = 0
     buf = np.empty(n, np.int64)
     nbuf = 0
@@ -108,6 +112,7 @@ def sequence_book(kind, recv, U, u, pu, mode):
             ev_kind[n_ev] = EV_SNAPSHOT
             ev_msg[n_ev] = i
             ev_time[n_ev] = recv[i]
+            ev_at[n_ev] = i
             n_ev += 1
             ntmp = nbuf
             tmp[:ntmp] = buf[:nbuf]
@@ -132,19 +137,21 @@ def sequence_book(kind, recv, U, u, pu, mode):
                 ev_kind[n_ev] = EV_DIFF
                 ev_msg[n_ev] = j
                 ev_time[n_ev] = t
+                ev_at[n_ev] = i
                 n_ev += 1
             else:
                 gaps += 1
-                if not later[i]:
-                    return ev_kind, ev_msg, ev_time, n_ev, gaps, resyncs, stale, j, snap_id if state == _S_FIRST else last, state
+                if strict and not later[i]:
+                    return ev_kind, ev_msg, ev_time, ev_at, n_ev, gaps, resyncs, stale, j, snap_id if state == _S_FIRST else last, state
                 state = _S_NEEDS
                 ev_kind[n_ev] = EV_GAP
                 ev_msg[n_ev] = j
                 ev_time[n_ev] = t
+                ev_at[n_ev] = i
                 n_ev += 1
                 buf[nbuf] = j
                 nbuf += 1
-    return ev_kind, ev_msg, ev_time, n_ev, gaps, resyncs, stale, -1, -1, state
+    return ev_kind, ev_msg, ev_time, ev_at, n_ev, gaps, resyncs, stale, -1, -1, state
 
 
 @dataclass
@@ -155,7 +162,8 @@ class ParsedCapture:
     levels, EV_DIFF applies its levels, EV_GAP invalidates the book), ``ev_time`` (available_at:
     when the resulting book could be known), ``ev_ts`` (exchange time), ``ev_seq`` (diff ``u`` /
     snapshot ``lastUpdateId``; -1 for gaps), ``ev_lv0:ev_lv1`` (its slice of the level arrays),
-    ``ev_file``/``ev_line`` (origin). Levels: ``lv_px`` int64 price ticks of 1e-9, ``lv_sz``,
+    ``ev_file``/``ev_line`` (origin), ``ev_src_file`` (the file being read when it was applied:
+    a snapshot's file for diffs buffered before it). Levels: ``lv_px`` int64 price ticks of 1e-9, ``lv_sz``,
     ``lv_side`` (+1 bid, -1 ask), ``lv_idx`` (index into ``level_price``, the dense book axis,
     ascending in price). Tickers (``tk_*``) and trades (``tr_*``) in arrival order.
     """
@@ -168,8 +176,10 @@ class ParsedCapture:
     ev_lv1: np.ndarray
     ev_file: np.ndarray
     ev_line: np.ndarray
+    ev_src_file: np.ndarray
     lv_px: np.ndarray
     lv_sz: np.ndarray
+    lv_szi: np.ndarray
     lv_side: np.ndarray
     lv_idx: np.ndarray
     level_price: np.ndarray
@@ -181,6 +191,7 @@ class ParsedCapture:
     tk_apx: np.ndarray
     tk_asz: np.ndarray
     tk_line: np.ndarray
+    tk_file: np.ndarray
     tr_time: np.ndarray
     tr_ts: np.ndarray
     tr_id: np.ndarray
@@ -188,6 +199,7 @@ class ParsedCapture:
     tr_sz: np.ndarray
     tr_side: np.ndarray
     tr_line: np.ndarray
+    tr_file: np.ndarray
     meta: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ derived
@@ -243,9 +255,9 @@ def read_bytes(path: Path) -> bytes:
     return raw
 
 
-def fingerprint(paths: Sequence[Path], market: str = "auto") -> str:
-    """Content fingerprint of a file set (sha256 of the raw bytes, in order) + parser version."""
-    h = hashlib.sha256(f"dea.book.capture v{CACHE_VERSION} {market}\n".encode())
+def fingerprint(paths: Sequence[Path], market: str = "auto", strict_book: bool = True) -> str:
+    """Content fingerprint of a file set (sha256 of the raw bytes, in order) + parser settings."""
+    h = hashlib.sha256(f"dea.book.capture v{CACHE_VERSION} {market} {strict_book}\n".encode())
     for p in paths:
         h.update(p.read_bytes())
     return h.hexdigest()
@@ -313,12 +325,13 @@ def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
 
-def parse_capture(paths: Sequence[Path] | Path, market: str = "auto") -> ParsedCapture:
+def parse_capture(paths: Sequence[Path] | Path, market: str = "auto", strict_book: bool = True) -> ParsedCapture:
     """Parse and sequence a capture (files in order form one stream) into a :class:`ParsedCapture`.
 
     ``market``: ``"auto"`` (futures rules when diffs carry ``pu``), ``"futures"`` or ``"spot"``.
-    Raises DataFormatError (malformed line, mixed symbols, receive time going backwards) or
-    SequenceGapError (a gap with no later snapshot).
+    Raises DataFormatError (malformed line, mixed symbols, receive time going backwards) or, when
+    ``strict_book``, SequenceGapError (a gap with no later snapshot); with ``strict_book=False``
+    such a gap is counted and the book stays invalid from there (for trades/quotes-only use).
     """
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     if not paths:
@@ -330,10 +343,10 @@ def parse_capture(paths: Sequence[Path] | Path, market: str = "auto") -> ParsedC
     if len(symbols) > 1:
         raise DataFormatError(f"{[str(p) for p in paths]}: files hold different symbols {sorted(symbols)}")
     symbol = symbols.pop() if symbols else ""
-    return _assemble(paths, scanned, symbol, market)
+    return _assemble(paths, scanned, symbol, market, strict_book)
 
 
-def _assemble(paths: list[Path], scanned: list[_Scanned], symbol: str, market: str) -> ParsedCapture:
+def _assemble(paths: list[Path], scanned: list[_Scanned], symbol: str, market: str, strict: bool = True) -> ParsedCapture:
     lv_off = 0
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("kind", "line", "recv", "ts", "id_first", "id_final", "id_prev", "lv0", "lv1", "bpx", "bsz", "apx", "asz", "side", "file")}
     lvs: dict[str, list[np.ndarray]] = {"lv_px": [], "lv_sz": [], "lv_side": []}
@@ -376,8 +389,8 @@ def _assemble(paths: list[Path], scanned: list[_Scanned], symbol: str, market: s
         mode = seqrules.FUTURES if (with_pu.size and with_pu[0]) else seqrules.SPOT
     else:
         mode = seqrules.FUTURES if market == "futures" else seqrules.SPOT
-    r = sequence_book(kind[book], m["recv"][book], m["id_first"][book], m["id_final"][book], pu, mode)
-    ev_kind_raw, ev_msg_raw, ev_time_raw, n_ev, gaps, resyncs, stale, err_msg, err_expected, err_state = r
+    r = sequence_book(kind[book], m["recv"][book], m["id_first"][book], m["id_final"][book], pu, mode, strict)
+    ev_kind_raw, ev_msg_raw, ev_time_raw, ev_at_raw, n_ev, gaps, resyncs, stale, err_msg, err_expected, err_state = r
     if err_msg >= 0:
         j = book[err_msg]
         rule = (
@@ -414,14 +427,14 @@ def _assemble(paths: list[Path], scanned: list[_Scanned], symbol: str, market: s
         "stale_diffs_dropped": int(stale),
         "sequence_gaps": int(gaps),
         "resyncs": int(resyncs),
-        "diffs_skipped_in_gaps": int(counts[scan.K_DIFF] - (ev_kind == EV_DIFF).sum() - stale),
+        "diffs_never_applied": int(counts[scan.K_DIFF] - (ev_kind == EV_DIFF).sum() - stale),
     }
     meta = {
         "symbol": symbol,
         "mode": "futures" if mode == seqrules.FUTURES else "spot",
         "files": [str(p) for p in paths],
         "report": report,
-        "open_gap_at_end": bool(err_state == _S_NEEDS and report["snapshots"] > 0),
+        "book_valid_at_end": bool(err_state != _S_NEEDS),
     }
     return ParsedCapture(
         ev_kind=ev_kind,
@@ -432,8 +445,10 @@ def _assemble(paths: list[Path], scanned: list[_Scanned], symbol: str, market: s
         ev_lv1=ev_lv1,
         ev_file=m["file"][msg],
         ev_line=m["line"][msg],
+        ev_src_file=m["file"][book[ev_at_raw[:n_ev]]],
         lv_px=lv_px,
         lv_sz=lv_sz,
+        lv_szi=np.rint(lv_sz * float(SIZE_SCALE)).astype(np.int64),
         lv_side=lv_side,
         lv_idx=lv_idx,
         level_price=level_price,
@@ -445,6 +460,7 @@ def _assemble(paths: list[Path], scanned: list[_Scanned], symbol: str, market: s
         tk_apx=m["apx"][tk],
         tk_asz=m["asz"][tk],
         tk_line=m["line"][tk],
+        tk_file=m["file"][tk],
         tr_time=m["recv"][tr],
         tr_ts=m["ts"][tr],
         tr_id=m["id_first"][tr],
@@ -452,6 +468,7 @@ def _assemble(paths: list[Path], scanned: list[_Scanned], symbol: str, market: s
         tr_sz=m["bsz"][tr],
         tr_side=m["side"][tr],
         tr_line=m["line"][tr],
+        tr_file=m["file"][tr],
         meta=meta,
     )
 
@@ -517,19 +534,21 @@ def level_index(prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank[which], values[order] / float(scan.PRICE_SCALE)
 
 
-def cached_capture(paths: Sequence[Path] | Path, cache_dir: Path | None, market: str = "auto") -> ParsedCapture:
+def cached_capture(
+    paths: Sequence[Path] | Path, cache_dir: Path | None, market: str = "auto", strict_book: bool = True
+) -> ParsedCapture:
     """:func:`parse_capture` through an ``.npz`` cache in ``cache_dir`` keyed by content fingerprint."""
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     if cache_dir is None:
-        return parse_capture(paths, market)
-    key = fingerprint(paths, market)
+        return parse_capture(paths, market, strict_book)
+    key = fingerprint(paths, market, strict_book)
     target = Path(cache_dir) / f"binance_capture_{key[:24]}.npz"
     if target.exists():
         try:
             return ParsedCapture.load(target)
         except (OSError, ValueError, KeyError):
             pass  # unreadable/old cache entry: rebuild it below
-    parsed = parse_capture(paths, market)
+    parsed = parse_capture(paths, market, strict_book)
     parsed.meta["fingerprint"] = key
     target.parent.mkdir(parents=True, exist_ok=True)
     parsed.save(target)

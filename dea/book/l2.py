@@ -14,46 +14,50 @@ across a gap.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from dea.book import sequencing as seq
 from dea.book.events import BookEvent, DepthDiff, DepthSnapshot, Level
+from dea.book.formulas import SIZE_SCALE, size_units
 
 BID = 1
 ASK = -1
 
 
 class L2Book:
-    """Price-level book: ``apply`` diffs, ``load`` snapshots, read the touch and walk levels."""
+    """Price-level book: ``apply`` diffs, ``load`` snapshots, read the touch and walk levels.
 
-    __slots__ = ("_bids", "_asks", "_bid_px", "_ask_px")
+    Besides float sizes it keeps each size in integer units of 1e-8
+    (:func:`dea.book.formulas.size_units`) so depth sums are exact and cheap: a band sum is a
+    ``bisect`` plus a C-level sum over a slice.
+    """
+
+    __slots__ = ("_bids", "_asks", "_bid_px", "_ask_px", "_bid_u", "_ask_u")
 
     def __init__(self) -> None:
         self._bids: dict[float, float] = {}
         self._asks: dict[float, float] = {}
+        self._bid_u: dict[float, int] = {}
+        self._ask_u: dict[float, int] = {}
         self._bid_px: list[float] = []  # ascending; best bid is the last
         self._ask_px: list[float] = []  # ascending; best ask is the first
 
     def clear(self) -> None:
-        self._bids.clear()
-        self._asks.clear()
-        self._bid_px.clear()
-        self._ask_px.clear()
+        for c in (self._bids, self._asks, self._bid_u, self._ask_u, self._bid_px, self._ask_px):
+            c.clear()
 
     def load(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the book with a snapshot (zero sizes are ignored)."""
         self.clear()
-        self._bids.update((p, q) for p, q in bids if q > 0)
-        self._asks.update((p, q) for p, q in asks if q > 0)
-        self._bid_px.extend(sorted(self._bids))
-        self._ask_px.extend(sorted(self._asks))
+        _apply_side(self._bids, self._bid_u, self._bid_px, bids)
+        _apply_side(self._asks, self._ask_u, self._ask_px, asks)
 
     def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Apply diff levels in order: size 0 deletes the level, otherwise sets it."""
-        _apply_side(self._bids, self._bid_px, bids)
-        _apply_side(self._asks, self._ask_px, asks)
+        _apply_side(self._bids, self._bid_u, self._bid_px, bids)
+        _apply_side(self._asks, self._ask_u, self._ask_px, asks)
 
     # ------------------------------------------------------------------ reads
     def best_bid(self) -> Level | None:
@@ -78,13 +82,25 @@ class L2Book:
             yield p, sizes[p]
 
     def levels(self, side: int, n: int) -> list[Level]:
-        """The ``n`` best levels of ``side`` (fewer if the side is shallower)."""
-        out: list[Level] = []
-        for lv in self.walk(side):
-            if len(out) >= n:
-                break
-            out.append(lv)
-        return out
+        """The ``n`` best levels of ``side``, best first (fewer if the side is shallower)."""
+        if side == BID:
+            px = self._bid_px[-n:][::-1] if n > 0 else []
+            return [(p, self._bids[p]) for p in px]
+        return [(p, self._asks[p]) for p in self._ask_px[:n]]
+
+    def level_units(self, side: int, n: int) -> list[int]:
+        """Integer sizes (1e-8 units) of the ``n`` best levels of ``side``, best first."""
+        if side == BID:
+            u = self._bid_u
+            return [u[p] for p in (self._bid_px[-n:][::-1] if n > 0 else [])]
+        u = self._ask_u
+        return [u[p] for p in self._ask_px[:n]]
+
+    def units_within(self, side: int, bound: float) -> int:
+        """Total integer size (1e-8 units) of bids priced >= ``bound`` or asks priced <= ``bound``."""
+        if side == BID:
+            return sum(map(self._bid_u.__getitem__, self._bid_px[bisect_left(self._bid_px, bound) :]))
+        return sum(map(self._ask_u.__getitem__, self._ask_px[: bisect_right(self._ask_px, bound)]))
 
     def depth_within_bps(self, bps: float) -> tuple[float, float]:
         """Total (bid, ask) size priced within ``bps`` basis points of the mid (NaN if one-sided)."""
@@ -93,17 +109,7 @@ class L2Book:
             return float("nan"), float("nan")
         mid = 0.5 * (bb[0] + ba[0])
         lo, hi = mid * (1.0 - bps * 1e-4), mid * (1.0 + bps * 1e-4)
-        ask = 0.0
-        for p, q in self.walk(ASK):
-            if p > hi:
-                break
-            ask += q
-        bid = 0.0
-        for p, q in self.walk(BID):
-            if p < lo:
-                break
-            bid += q
-        return bid, ask
+        return self.units_within(BID, lo) / SIZE_SCALE, self.units_within(ASK, hi) / SIZE_SCALE
 
     def __len__(self) -> int:
         return len(self._bid_px) + len(self._ask_px)
@@ -117,14 +123,16 @@ class L2Book:
         return len(self._ask_px)
 
 
-def _apply_side(sizes: dict[float, float], prices: list[float], levels: Iterable[Level]) -> None:
+def _apply_side(sizes: dict[float, float], units: dict[float, int], prices: list[float], levels: Iterable[Level]) -> None:
     for p, q in levels:
         if q > 0:
             if p not in sizes:
                 insort(prices, p)
             sizes[p] = q
+            units[p] = size_units(q)
         elif p in sizes:
             del sizes[p]
+            del units[p]
             del prices[bisect_left(prices, p)]
 
 

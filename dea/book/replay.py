@@ -316,6 +316,26 @@ def replay_kernel(
     return crossed, updates, e
 
 
+@_jit
+def book_after(ev_kind, ev_lv0, ev_lv1, lv_idx, lv_side, lv_sz, n_levels, upto):
+    """Dense bid/ask size arrays after applying events [0, upto), and whether the book is valid."""
+    bid = np.zeros(n_levels, np.float64)
+    ask = np.zeros(n_levels, np.float64)
+    valid = False
+    for e in range(upto):
+        kd = ev_kind[e]
+        if kd == EV_GAP or kd == EV_SNAPSHOT:
+            bid[:] = 0.0
+            ask[:] = 0.0
+            valid = kd == EV_SNAPSHOT
+        for r in range(ev_lv0[e], ev_lv1[e]):
+            if lv_side[r] > 0:
+                bid[lv_idx[r]] = lv_sz[r]
+            else:
+                ask[lv_idx[r]] = lv_sz[r]
+    return bid, ask, valid
+
+
 def empty_outputs(n_events: int, fs: int, per_event: bool, top: bool) -> tuple[np.ndarray, np.ndarray]:
     ev_out = np.empty((n_events if per_event else 0, fs), np.float64)
     ev_top = np.empty((n_events if top else 0, 4), np.float64)

@@ -11,6 +11,11 @@ correctly rounded value of the decimal, i.e. exactly ``float(price_string)`` for
 9e6. Sizes with up to 15 significant digits are ``mantissa / 10**decimals`` (both exact, so the
 division is correctly rounded: exactly ``float(size_string)``); longer ones are within an ulp.
 
+Speed: numba does not inline calls between compiled functions (each costs a few ns, which at
+~30 bytes per token dominates), so the hot paths avoid them: whitespace is tested inline before
+calling the skipper, one-letter keys are recognised in place, and a price/size string is
+validated and converted in a single pass (:func:`_dec_str`).
+
 The scanner is stricter than JSON in one way (a level must be ``[price_string, size_string]``)
 and looser in one (bytes >= 0x80 inside strings are not checked as UTF-8). Errors come back as
 codes with the failing line; :mod:`dea.book.capture` turns them into
@@ -70,12 +75,6 @@ F_ASKS = 1 << 15
 FIELD_NAMES = {
     F_E: "E", F_T: "T", F_U: "U", F_u: "u", F_pu: "pu", F_b: "b", F_a: "a", F_B: "B", F_A: "A",
     F_p: "p", F_q: "q", F_t: "t", F_m: "m", F_LAST: "lastUpdateId", F_BIDS: "bids", F_ASKS: "asks",
-}
-REQUIRED = {
-    K_DIFF: F_U | F_u | F_b | F_a | F_E,
-    K_TICKER: F_u | F_b | F_a | F_B | F_A,
-    K_TRADE: F_t | F_p | F_q | F_m,
-    K_SNAPSHOT: F_LAST | F_BIDS | F_ASKS,
 }
 
 # key ids
@@ -295,35 +294,6 @@ def _skip(b, i, end, stack):
 
 
 @_jit
-def _decimal(b, s, e):
-    """Plain decimal string content b[s:e] ('61800.20'). Returns (ok, mantissa, decimals, digits)."""
-    if s >= e:
-        return False, 0, 0, 0
-    mant = 0
-    ndec = 0
-    digits = 0
-    seen_dot = False
-    i = s
-    while i < e:
-        c = b[i]
-        if 48 <= c <= 57:
-            if digits < 18:
-                mant = mant * 10 + (c - 48)
-                if mant > 0:
-                    digits += 1
-                if seen_dot:
-                    ndec += 1
-            else:
-                return False, 0, 0, 99
-        elif c == 46 and not seen_dot and i > s and i + 1 < e:
-            seen_dot = True
-        else:
-            return False, 0, 0, 0
-        i += 1
-    return True, mant, ndec, digits
-
-
-@_jit
 def _dec_str(b, i, end):
     """A '"<decimal>"' string at b[i], parsed in one pass (the hot path of price/size strings).
 
@@ -376,27 +346,6 @@ def _ticks_of(mant, ndec):
 @_jit
 def _float_of(mant, ndec):
     if ndec > 22:
-        return np.nan
-    return np.float64(mant) / _POW10F[ndec]
-
-
-@_jit
-def _price_ticks(b, s, e):
-    """Price string -> int64 ticks of 1e-9, or -1 when not representable."""
-    ok, mant, ndec, digits = _decimal(b, s, e)
-    if not ok or ndec > PRICE_DECIMALS:
-        return -1
-    mul = _POW10[PRICE_DECIMALS - ndec]
-    if mant > 9223372036854775807 // mul:
-        return -1
-    return mant * mul
-
-
-@_jit
-def _size(b, s, e):
-    """Size string -> float (exactly float(string) up to 15 significant digits); NaN if invalid."""
-    ok, mant, ndec, digits = _decimal(b, s, e)
-    if not ok or ndec > 22:
         return np.nan
     return np.float64(mant) / _POW10F[ndec]
 
@@ -477,6 +426,8 @@ def _levels(b, i, end, side, lv_px, lv_sz, lv_side, n_lv):
         sz = _float_of(qm, qd) if qst == 0 else np.nan
         if px < 0 or not (sz >= 0.0):
             return -3, n_lv
+        if n_lv >= lv_px.shape[0]:  # cannot happen for the caller's bound; never write past it
+            return -1, n_lv
         lv_px[n_lv] = px
         lv_sz[n_lv] = sz
         lv_side[n_lv] = side

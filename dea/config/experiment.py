@@ -8,6 +8,7 @@ canonical JSON of the resolved config (DESIGN.md), stamped into every model DEA 
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from pathlib import Path
@@ -69,10 +70,14 @@ class ExperimentConfig(StrictModel):
 
 
 def _parse_value(text: str) -> Any:
+    """Parse an override value as a YAML scalar/list; dates stay ISO strings (configs hold text)."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return text.strip()
+    return value
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> None:

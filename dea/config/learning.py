@@ -22,11 +22,25 @@ class ModelConfig(StrictModel):
 
 
 class ObjectiveConfig(StrictModel):
+    """What the policy maximises (see ``training/objective.py``; returns are net of costs).
+
+    ``mean_variance``: annualised mean - risk_aversion/2 * annualised variance (its optimum has a
+    natural size: exposure ~ Sigma^-1 mu / risk_aversion, whatever the bar length).
+    ``sharpe`` / ``sortino``: annualised ratios, which do not depend on the size of the position;
+    since the square-root impact makes small positions relatively cheaper, a pure ratio would
+    drift towards ever smaller exposures, so ``target_vol`` pins the size with the penalty
+    ``vol_penalty * (annualised vol / target_vol - 1)**2`` (``target_vol: null`` disables it).
+    ``cvar``: mean - cvar_weight * CVaR_alpha (per step). ``turnover_penalty`` adds
+    ``turnover_penalty * mean per-step sum |dw|`` to any loss.
+    """
+
     loss: Literal["mean_variance", "sharpe", "sortino", "cvar"] = "sharpe"
     risk_aversion: float = Field(default=1.0, ge=0)
     cvar_alpha: float = Field(default=0.05, gt=0, lt=1)
     cvar_weight: float = Field(default=1.0, ge=0)
     turnover_penalty: float = Field(default=0.0, ge=0)
+    target_vol: float | None = Field(default=0.3, gt=0, description="annualised; sharpe/sortino size anchor")
+    vol_penalty: float = Field(default=1.0, ge=0)
 
 
 class SplitConfig(StrictModel):

@@ -259,7 +259,9 @@ def _match_instruments(label: str, instruments: list["Instrument"], use_base: bo
     return [j for j, inst in enumerate(instruments) if inst.base and inst.base.lower() == low]
 
 
-def _rows_for(src: "SourceConfig", table: "pa.Table", data: "DataConfig") -> dict[int, np.ndarray]:
+def _rows_for(
+    src: "SourceConfig", table: "pa.Table", data: "DataConfig", report: dict[str, Any] | None = None
+) -> dict[int, np.ndarray]:
     """Instrument index -> row indices of a per-instrument table (bars, mark, funding)."""
     labels = np.asarray(table["instrument"].to_numpy(zero_copy_only=False), dtype=object)
     uniq = list(dict.fromkeys(labels.tolist()))
@@ -278,11 +280,17 @@ def _rows_for(src: "SourceConfig", table: "pa.Table", data: "DataConfig") -> dic
                 "and none matches"
             )
         return out
+    unmatched = []
     for u in uniq:
-        for j in _match_instruments(str(u), insts, use_base=False):
+        hits = _match_instruments(str(u), insts, use_base=False)
+        if not hits:
+            unmatched.append(str(u))
+        for j in hits:
             if j in out:
                 raise DataError(f"source {src.name!r}: instrument {insts[j].symbol!r} matched by several labels")
             out[j] = np.nonzero(labels == u)[0]
+    if unmatched and report is not None:
+        report.setdefault(src.name, {})["unmatched_instruments"] = sorted(unmatched)[:20]
     return out
 
 
@@ -297,7 +305,7 @@ def _align_bars(data, tables, clock, step, fields, age, report) -> None:
             continue
         table = tables[src.name]
         rep = report.setdefault(src.name, {})
-        rows_by_inst = _rows_for(src, table, data)
+        rows_by_inst = _rows_for(src, table, data, report)
         ts_all = table["ts_event"].to_numpy()
         av_all = table["available_at"].to_numpy()
         cols = {f: table[f].to_numpy() for f in BAR_FIELDS}
@@ -371,7 +379,7 @@ def _align_mark(data, tables, clock, step, fields, age, report) -> None:
         rep = report.setdefault(src.name, {})
         ts_all = table["ts_event"].to_numpy()
         av_all = table["available_at"].to_numpy()
-        for j, rows in _rows_for(src, table, data).items():
+        for j, rows in _rows_for(src, table, data, report).items():
             ts, av = ts_all[rows], av_all[rows]
             limit = _staleness(src, _native_step(src, ts), step)
             stale_n = 0

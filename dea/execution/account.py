@@ -73,10 +73,11 @@ class Account:
         e = self.equity() if equity is None else equity
         out = np.zeros(self.n)
         if e > 0.0:
+            inv = 1.0 / e
             for i in range(self.n):
                 q = self.qty[i] + (pending[i] if pending is not None else 0.0)
                 if q != 0.0:
-                    out[i] = q * self.price[i] / e
+                    out[i] = q * self.price[i] * inv
         return out
 
     def maintenance_margin(self, mm: Sequence[float]) -> float:

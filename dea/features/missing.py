@@ -32,8 +32,19 @@ INDICATOR_SUFFIX = "__missing"
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def input_names(names: Sequence[str], policy: MissingPolicy) -> tuple[str, ...]:
+def as_policy(policy: MissingPolicy | str) -> MissingPolicy:
+    """Accept a :class:`MissingPolicy` or its name (``"mask"``, ``"fill"``, ``"error"``)."""
+    if isinstance(policy, MissingPolicy):
+        return policy
+    try:
+        return MissingPolicy(policy=policy)
+    except Exception:
+        raise FeatureError(f"unknown missing-data policy {policy!r}; expected mask, fill or error") from None
+
+
+def input_names(names: Sequence[str], policy: MissingPolicy | str) -> tuple[str, ...]:
     """Model input column names under ``policy`` (features, then indicators when filling)."""
+    policy = as_policy(policy)
     names = tuple(names)
     if policy.policy == "fill" and policy.indicator:
         return names + tuple(n + INDICATOR_SUFFIX for n in names)
@@ -48,8 +59,11 @@ def _to_f32(values: np.ndarray, names: Sequence[str]) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def prepare_inputs(matrix: "FeatureMatrix", policy: MissingPolicy) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def prepare_inputs(
+    matrix: "FeatureMatrix", policy: MissingPolicy | str
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Apply ``policy`` to a feature matrix -> (X float32 [T, F'], row_mask bool [T], names [F'])."""
+    policy = as_policy(policy)
     values = np.asarray(matrix.values, dtype=np.float64)
     valid = np.asarray(matrix.valid, dtype=bool) & np.isfinite(values)
     T = values.shape[0]
@@ -75,9 +89,10 @@ def prepare_inputs(matrix: "FeatureMatrix", policy: MissingPolicy) -> tuple[np.n
 
 
 def prepare_row(
-    values: np.ndarray, policy: MissingPolicy, warm: bool, names: Sequence[str] | None = None
+    values: np.ndarray, policy: MissingPolicy | str, warm: bool, names: Sequence[str] | None = None
 ) -> tuple[np.ndarray, bool]:
     """Serving counterpart of :func:`prepare_inputs` for one vector -> (x float32 [F'], usable)."""
+    policy = as_policy(policy)
     values = np.asarray(values, dtype=np.float64)
     valid = np.isfinite(values)
     labels = list(names) if names is not None else [f"#{j}" for j in range(len(values))]

@@ -130,11 +130,10 @@ class OrderbookParams(StrictModel):
         return self.state_names() + ("ob.book_age_s",) + FLOW_FIELDS
 
     def warmup_ns(self, name: str) -> int:
-        """Time after the book becomes valid before ``name`` can be non-NaN (rv: its horizon)."""
-        for h, n in zip(self.horizons_ns, self.state_names()[-len(self.horizons_ns) :] if self.horizons_ns else ()):
-            if n == name:
-                return h
-        return 0
+        """Time the book must have been valid before ``name`` can be non-NaN (an rv field's
+        horizon; 0 for the others, which need only a valid two-sided book)."""
+        rv = dict(zip(self.state_names()[len(self.state_names()) - len(self.horizons_ns) :], self.horizons_ns))
+        return rv.get(name, 0)
 
 
 def _bps(x: float) -> str:
@@ -256,12 +255,15 @@ class OrderbookFeatureStream:
         st = [fm.mid_price(pb, pa), fm.spread_bps(pb, pa, mid), fm.microprice_dev_bps(pb, qb, pa, qa, mid)]
         lo = [fm.band_low(mid, f) for f in self._fracs]
         hi = [fm.band_high(mid, f) for f in self._fracs]
-        cum_b, band_b, p1b, q1b, plb, clb = self._scan(book.walk(BID), True, lo)
-        cum_a, band_a, p1a, q1a, pla, cla = self._scan(book.walk(ASK), False, hi)
+        bl, al = book.levels(BID, self._max_level), book.levels(ASK, self._max_level)
+        cum_b, cum_a = self._cumulative(book.level_units(BID, self._max_level)), self._cumulative(book.level_units(ASK, self._max_level))
+        band_b = [book.units_within(BID, x) for x in lo]
+        band_a = [book.units_within(ASK, x) for x in hi]
+        scale = fm.SIZE_SCALE
         st += [fm.imbalance(b, a) for b, a in zip(cum_b, cum_a)]
         st += [fm.imbalance(b, a) for b, a in zip(band_b, band_a)]
-        st += [b + a for b, a in zip(band_b, band_a)]
-        st.append(0.5 * (fm.slope_side(q1b, clb, p1b, plb, mid) + fm.slope_side(q1a, cla, p1a, pla, mid)))
+        st += [(b + a) / scale for b, a in zip(band_b, band_a)]
+        st.append(0.5 * (self._slope(bl, cum_b, mid) + self._slope(al, cum_a, mid)))
         push = None
         if self._have_prev:
             p = self._prev
@@ -283,34 +285,22 @@ class OrderbookFeatureStream:
         self._have_prev = True
         self._prev = (pb, qb, pa, qa, mid)
 
-    def _scan(self, walk, is_bid: bool, bounds: list[float]):
-        """Same walk as :func:`dea.book.replay._scan_side`, over occupied levels only."""
-        levels, max_l = self._levels, self._max_level
-        nl, nb_ = len(levels), len(bounds)
-        cum_at = [math.nan] * nl
-        band = [0.0] * nb_
-        count, cum, li, jb = 0, 0.0, 0, 0
-        p1 = q1 = p_last = cum_last = math.nan
-        for p, q in walk:
-            while jb < nb_ and ((p < bounds[jb]) if is_bid else (p > bounds[jb])):
-                band[jb] = cum
-                jb += 1
-            if jb == nb_ and count >= max_l:
-                break
-            count += 1
-            cum += q
-            if count == 1:
-                p1, q1 = p, q
-            while li < nl and levels[li] == count:
-                cum_at[li] = cum
+    def _cumulative(self, units: list[int]) -> list[int]:
+        """Integer size of the k best levels for each requested k (the whole side when shallower)."""
+        out, cum, li, levels = [], 0, 0, self._levels
+        for count, u in enumerate(units, 1):
+            cum += u
+            while li < len(levels) and levels[li] == count:
+                out.append(cum)
                 li += 1
-            if count == max_l:
-                p_last, cum_last = p, cum
-        for j in range(jb, nb_):
-            band[j] = cum
-        for j in range(li, nl):
-            cum_at[j] = cum
-        return cum_at, band, p1, q1, p_last, cum_last
+        out += [cum] * (len(levels) - li)
+        return out
+
+    def _slope(self, top: list[tuple[float, float]], cum: list[int], mid: float) -> float:
+        """Slope of one side from the touch to the deepest requested level (NaN when shallower)."""
+        if len(top) < self._max_level:
+            return math.nan
+        return fm.slope_side(top[0][1], cum[-1] / fm.SIZE_SCALE, top[0][0], top[-1][0], mid)
 
 
 # =========================================================================== batch execution
@@ -324,7 +314,7 @@ def _run_replay(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     from dea.book import replay as rp
 
-    ev_kind, ev_time, ev_lv0, ev_lv1, lv_idx, lv_side, lv_sz, level_price = ev
+    ev_kind, ev_time, ev_lv0, ev_lv1, lv_idx, lv_side, lv_sz, lv_szi, level_price = ev
     tr_time, tr_sz, tr_side = trades
     clock = np.ascontiguousarray(clock, dtype=np.int64)
     if clock.ndim != 1 or (clock.size > 1 and np.any(np.diff(clock) <= 0)):
@@ -334,7 +324,7 @@ def _run_replay(
     panel = np.empty((len(clock), len(names)), np.float64)
     ev_out, ev_top = rp.empty_outputs(len(ev_kind), fs, per_event, top)
     crossed, updates, processed = rp.replay_kernel(
-        ev_kind, ev_time, ev_lv0, ev_lv1, lv_idx, lv_side, lv_sz, level_price,
+        ev_kind, ev_time, ev_lv0, ev_lv1, lv_idx, lv_side, lv_sz, lv_szi, level_price,
         tr_time, tr_sz, tr_side,
         clock,
         np.asarray(params.levels, np.int64),
@@ -366,7 +356,7 @@ def capture_panel_fields(
     params = params or OrderbookParams()
     ev = (
         parsed.ev_kind, parsed.ev_time, parsed.ev_lv0, parsed.ev_lv1,
-        parsed.lv_idx, parsed.lv_side, parsed.lv_sz, parsed.level_price,
+        parsed.lv_idx, parsed.lv_side, parsed.lv_sz, parsed.lv_szi, parsed.level_price,
     )
     trades = (parsed.tr_time, parsed.tr_sz, parsed.tr_side)
     return _run_replay(ev, trades, clock, params, per_event=per_event, top=True)
@@ -394,7 +384,7 @@ def _book_events_from_table(book: "pa.Table") -> tuple[np.ndarray, ...]:
     snap = _col(book, "is_snapshot", bool)
     if n == 0:
         z = np.zeros(0, np.int64)
-        return np.zeros(0, np.int8), z, z, z, np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0), np.zeros(0)
+        return np.zeros(0, np.int8), z, z, z, np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0), z, np.zeros(0)
     marker = snap & (side == 0)
     bad = ~marker & ~(np.isfinite(price) & (price > 0) & np.isfinite(size) & (size >= 0) & ((side == 1) | (side == -1)))
     if bad.any():
@@ -413,7 +403,8 @@ def _book_events_from_table(book: "pa.Table") -> tuple[np.ndarray, ...]:
     uniq, inv = np.unique(price[real], return_inverse=True)
     lv_idx = np.zeros(n, np.int32)
     lv_idx[real] = inv.astype(np.int32)
-    return ev_kind, at[ev_lv0].copy(), ev_lv0, ev_lv1, lv_idx, side.astype(np.int8), size, uniq
+    szi = np.rint(np.where(marker, 0.0, size) * float(fm.SIZE_SCALE)).astype(np.int64)
+    return ev_kind, at[ev_lv0].copy(), ev_lv0, ev_lv1, lv_idx, side.astype(np.int8), size, szi, uniq
 
 
 def _trade_arrays(trades: "pa.Table | None") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -174,7 +174,7 @@ class RiskEngine:
         self._init_state()
 
     def _init_state(self) -> None:
-        self._fs = [math.nan, 0.0, 0.0]
+        self._fs = [math.nan, 0.0, 0.0, 1.0]
         self._ist = [rules.NO_TIME, 0]
         self._prev_px = [math.nan] * self.n
         self._cov = [[0.0] * self.n for _ in range(self.n)]
@@ -266,6 +266,7 @@ class RiskEngine:
         otherwise the same drawdown would trip the switch again at once."""
         self._fs[rules.S_HALTED] = 0.0
         self._fs[rules.S_PEAK] = math.nan
+        self._fs[rules.S_BRAKE] = 1.0
 
     # -- persistence ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -280,6 +281,7 @@ class RiskEngine:
             "peak_equity": enc(self._fs[rules.S_PEAK]),
             "halted": self.halted,
             "n_obs": self._fs[rules.S_NOBS],
+            "brake": self._fs[rules.S_BRAKE],
             "last_t_ns": None if self._ist[rules.I_LAST_T] == rules.NO_TIME else self._ist[rules.I_LAST_T],
             "ring_head": self._ist[rules.I_RING_HEAD],
             "prev_prices": [enc(x) for x in self._prev_px],
@@ -301,7 +303,8 @@ class RiskEngine:
         def dec(x: float | None) -> float:
             return math.nan if x is None else float(x)
 
-        self._fs = [dec(state["peak_equity"]), 1.0 if state["halted"] else 0.0, float(state["n_obs"])]
+        self._fs = [dec(state["peak_equity"]), 1.0 if state["halted"] else 0.0, float(state["n_obs"]),
+                    float(state["brake"])]
         last = state["last_t_ns"]
         self._ist = [rules.NO_TIME if last is None else int(last), int(state["ring_head"])]
         self._prev_px = [dec(x) for x in state["prev_prices"]]

@@ -14,7 +14,7 @@ Order of the rules in one decision (each sees the previous one's output ``w``)::
     stale-data guard          -> hold / derisk / flatten
     dispersion scaling        -> w_i /= 1 + k * dispersion_i
     vol targeting             -> w *= min(max_scale, target / predicted vol)   (when warm)
-    drawdown                  -> soft..hard: w *= (hard - dd)/(hard - soft); >= hard: trip kill switch, flatten, stop
+    drawdown                  -> soft..hard: w *= m = (hard - dd)/(hard - soft); >= hard: trip kill switch, flatten, stop
     no-trade band             -> |w_i - current_i| < band and w_i != 0: hold current_i
     per-instrument cap        -> clip |w_i| <= cap_i
     gross cap                 -> scale w so sum|w| <= max_gross
@@ -22,6 +22,13 @@ Order of the rules in one decision (each sees the previous one's output ``w``)::
     leverage cap              -> scale w so sum|w| <= max_leverage
     max order notional        -> clip |w_i - current_i| <= max_order (fraction of equity)
     order rate                -> at most N orders per rolling minute; the largest moves go first
+
+Held exposures (NaN target, or the stale guard's hold/derisk) already carry the multipliers of
+earlier decisions, so scaling rules must not compound on them: dispersion scaling skips them and
+the drawdown brake applies only the change of its multiplier since the previous decision
+(m_t / m_{t-1}); vol targeting sets a level, so it needs no such care. The stale guard's
+``derisk`` multiplies the current exposure by its factor at every stale decision, walking a
+persistently stale book down to flat.
 
 Caps come after the band so that they always win (a held position above a cap is still cut);
 kill switch and drawdown trip return early so nothing can stop a flatten.
@@ -94,7 +101,8 @@ N_PARAMS = 19
 S_PEAK = 0  # running equity peak (NaN = not seen yet)
 S_HALTED = 1  # 1.0 once the kill switch tripped, until reset
 S_NOBS = 2  # EWMA covariance observations
-N_FSTATE = 3
+S_BRAKE = 3  # drawdown-brake multiplier applied at the previous decision (1 = none)
+N_FSTATE = 4
 I_LAST_T = 0  # time of the last covariance update (NO_TIME = none)
 I_RING_HEAD = 1  # next slot of the order-time ring
 N_ISTATE = 2
@@ -194,7 +202,9 @@ def risk_step(
         return mask
 
     # --- stale-data guard -----------------------------------------------------------------------
+    stale = False
     if feature_age_ns > p[P_STALE_AGE_NS]:
+        stale = True
         action = p[P_STALE_ACTION]
         factor = 1.0 if action == 0.0 else (p[P_STALE_FACTOR] if action == 1.0 else 0.0)
         changed = False
@@ -217,7 +227,8 @@ def risk_step(
         worst = 0.0
         for i in range(n):
             d = dispersion[i]
-            if d > 0.0 and out[i] != 0.0:
+            held = stale or target[i] != target[i]
+            if d > 0.0 and out[i] != 0.0 and not held:
                 out[i] = out[i] / (1.0 + k * d)
                 changed = True
                 if d > worst:
@@ -285,11 +296,18 @@ def risk_step(
                 for i in range(n):
                     trail[R_DD_KILL + 1][i] = 0.0
             return mask
+        m = 1.0
         if dd > p[P_DD_SOFT]:
-            scale = (p[P_DD_HARD] - dd) / (p[P_DD_HARD] - p[P_DD_SOFT])
+            m = (p[P_DD_HARD] - dd) / (p[P_DD_HARD] - p[P_DD_SOFT])
+        prev = fs[S_BRAKE]
+        fs[S_BRAKE] = m
+        if m != 1.0 or prev != 1.0:
             changed = False
             for i in range(n):
-                if out[i] != 0.0:
+                # a held exposure already carries the previous multiplier: apply only the change
+                held = stale or target[i] != target[i]
+                scale = m / prev if held else m
+                if out[i] != 0.0 and scale != 1.0:
                     out[i] = out[i] * scale
                     changed = True
             if changed:

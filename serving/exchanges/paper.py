@@ -69,6 +69,7 @@ class PaperExchange:
         self._orders: dict[str, OrderAck] = {}
         self._open: dict[str, Order] = {}
         self._reports: list[ExecFill] = []
+        self._cancelled: list[OrderAck] = []
         self._fill_seq = 0
         self.last_ts: int | None = None
 
@@ -165,14 +166,18 @@ class PaperExchange:
             still = {o.client_id for o in v.pending}
             for cid in [c for c in self._open if c not in still]:
                 del self._open[cid]
-                self._orders[cid] = OrderAck(cid, "rejected", cid, "cancelled by the venue (no price at the due time, or liquidation)")
+                ack = OrderAck(cid, "rejected", cid, "cancelled by the venue (no price at the due time, or liquidation)")
+                self._orders[cid] = ack
+                self._cancelled.append(ack)
 
     def poll_fills(self, now_ns: int) -> list[ExecFill]:
         out, self._reports = self._reports, []
         return out
 
     def cancelled(self) -> list[OrderAck]:
-        return [a for a in self._orders.values() if a.status == "rejected"]
+        """Orders the venue cancelled since the last call (drained)."""
+        out, self._cancelled = self._cancelled, []
+        return out
 
     def positions(self) -> dict[str, float]:
         return {s: float(q) for s, q in zip(self.symbols, self.venue.account.qty, strict=True)}

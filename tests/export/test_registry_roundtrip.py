@@ -29,10 +29,20 @@ def _validation(seed: int):
     return rng.normal(size=(50, 4)).astype(np.float32), rng.uniform(-0.5, 0.5, size=(50, 2)).astype(np.float32)
 
 
-@pytest.fixture()
-def tracking_uri(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # artifacts go to ./mlruns of the test's folder
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One tracking store for the module (creating MLflow's tables costs seconds)."""
+    tmp = tmp_path_factory.mktemp("mlflow")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(tmp)  # artifacts go to ./mlruns of this folder
+    yield tmp, f"sqlite:///{tmp / 'mlflow.db'}"
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def first(store):
+    tmp, uri = store
+    return _train_and_register(1, tmp, uri)
 
 
 def _train_and_register(seed, tmp_path, uri):
@@ -50,8 +60,8 @@ def _train_and_register(seed, tmp_path, uri):
     )
 
 
-def test_register_promote_load_by_alias_and_hot_swap(tmp_path, tracking_uri):
-    first = _train_and_register(1, tmp_path, tracking_uri)
+def test_register_promote_load_by_alias_and_hot_swap(tmp_path, store, first):
+    tracking_uri = store[1]
     assert first.registered is not None and first.registered.version == "1"
     assert alias_version("dea-test-policy", "challenger", tracking_uri=tracking_uri) == "1"
     with pytest.raises(ModelError, match="no alias @champion"):
@@ -94,13 +104,16 @@ def test_register_promote_load_by_alias_and_hot_swap(tmp_path, tracking_uri):
         promote("dea-test-policy", 9, tracking_uri=tracking_uri)
 
 
-def test_dea_export_run_reexports_an_earlier_run(tmp_path, tracking_uri, capsys):
-    first = _train_and_register(3, tmp_path, tracking_uri)
+def test_dea_export_run_reexports_an_earlier_run(tmp_path, store, first, capsys):
+    tracking_uri = store[1]
     run_id = first.registered.run_id
     code = dea_main(["export", "--run", run_id, "--tracking-uri", tracking_uri, "--out", str(tmp_path / "re")])
     assert code == 0
     out = capsys.readouterr().out
-    assert "registered dea-test-policy version 2 @challenger" in out
+    import re
+
+    m = re.search(r"registered dea-test-policy version (\d+) @challenger", out)
+    assert m and int(m.group(1)) > int(first.registered.version)  # a new version of the same model
     again = PolicyRunner.from_path(tmp_path / "re" / "policy.onnx")
     orig = PolicyRunner.from_path(first.path)
     f, e = _validation(4)
@@ -109,3 +122,40 @@ def test_dea_export_run_reexports_an_earlier_run(tmp_path, tracking_uri, capsys)
 
     assert dea_main(["export", "--run", "0" * 32, "--tracking-uri", tracking_uri]) == 2
     assert "cannot read its 'export_bundle' artifact" in capsys.readouterr().err
+
+
+def test_dea_export_run_rebuilds_from_what_dea_train_logs(store, tmp_path, repo_root, capsys):
+    """A run holding only ``config/config.resolved.yaml`` and ``model/policy`` (what ``dea train``
+    logs): the data are prepared again from the config and the export is parity-gated on them."""
+    import mlflow
+    import yaml
+
+    from dea.config import load_config
+    from dea.features import FeatureSet
+    from dea.features.missing import input_names
+    from training.policies import save_policy
+
+    _, uri = store
+    raw = yaml.safe_load((repo_root / "configs" / "sim.yaml").read_text())
+    for src in raw["data"]["sources"]:
+        src["options"] = dict(src["options"], n_steps=300)
+    raw["tracking"] = {"experiment": "dea-test", "registered_model": "dea-sim-rebuilt"}
+    (tmp_path / "sim.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    cfg = load_config(tmp_path / "sim.yaml")
+    fs = FeatureSet.from_config(cfg.features, cfg.data.symbols)
+    names = input_names(fs.names, cfg.features.missing)
+    torch.manual_seed(0)
+    policy = build_policy(PolicySpec(kind="mlp", feature_names=tuple(names), instruments=tuple(cfg.data.symbols),
+                                     caps=(1.0,) * 4, max_gross=2.0, hidden=(8,)))
+    save_policy(policy, tmp_path / "policy")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("dea-test") or client.get_experiment(client.create_experiment("dea-test"))
+    run = client.create_run(exp.experiment_id)
+    client.log_text(run.info.run_id, yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config/config.resolved.yaml")
+    client.log_artifacts(run.info.run_id, str(tmp_path / "policy"), "model/policy")
+    client.set_terminated(run.info.run_id)
+
+    assert dea_main(["export", "--run", run.info.run_id, "--tracking-uri", uri, "--out", str(tmp_path / "re")]) == 0
+    assert "registered dea-sim-rebuilt version 1 @challenger" in capsys.readouterr().out
+    runner = PolicyRunner.from_path(tmp_path / "re" / "policy.onnx", LiveSpec.of(names, fs.spec_hash, cfg.data.symbols))
+    assert runner.metadata.model_version == f"run-{run.info.run_id}"

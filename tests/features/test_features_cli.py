@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from conftest import daily_raw
+from features_realdata import daily_raw
 
 from dea.cli.main import main
 from dea.features import FeatureMatrix

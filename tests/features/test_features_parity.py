@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import assert_parity, replay
+from features_realdata import assert_parity, replay
 
 from dea.config.experiment import ExperimentConfig
 from dea.data.panel import Panel

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import assert_parity, completed_panel, registered_variants, replay
+from features_realdata import assert_parity, completed_panel, registered_variants, replay
 
 from dea.data.panel import Panel
 from dea.features import FeatureSet

@@ -66,10 +66,13 @@ def test_losses_on_known_returns():
     zero = torch.zeros_like(net)
     sr = StepReturns(net, net, zero, zero, zero, _t([[1.0, 0.0, 1.0, 0.0]]))
     mean, std = 0.005, math.sqrt(np.var([0.02, -0.01, 0.03, -0.02]))
-    assert risk_adjusted_loss(sr, "sharpe").item() == pytest.approx(-mean / std)
-    assert risk_adjusted_loss(sr, "mean_variance", risk_aversion=2.0).item() == pytest.approx(-(mean - std**2))
+    A = 4.0  # periods per year: annualises mean/var by 4, ratios by 2
+    assert risk_adjusted_loss(sr, "sharpe", periods_per_year=A).item() == pytest.approx(-2 * mean / std)
+    assert risk_adjusted_loss(sr, "mean_variance", periods_per_year=A, risk_aversion=2.0).item() == pytest.approx(
+        -(A * mean - A * std**2)
+    )
     downside = math.sqrt((0.01**2 + 0.02**2) / 4)
-    assert risk_adjusted_loss(sr, "sortino").item() == pytest.approx(-mean / downside)
+    assert risk_adjusted_loss(sr, "sortino", periods_per_year=A).item() == pytest.approx(-2 * mean / downside)
     # worst 50% = {-0.02, -0.01} -> CVaR 0.015
     assert cvar(net, 0.5).item() == pytest.approx(0.015)
     assert risk_adjusted_loss(sr, "cvar", cvar_alpha=0.5, cvar_weight=2.0).item() == pytest.approx(-(mean - 0.03))
@@ -77,6 +80,24 @@ def test_losses_on_known_returns():
     assert risk_adjusted_loss(sr, "sharpe", turnover_penalty=0.1).item() == pytest.approx(base + 0.1 * 0.5)
     with pytest.raises(ConfigError, match="unknown"):
         risk_adjusted_loss(sr, "calmar")
+
+
+def test_vol_anchor_penalises_the_size_a_ratio_cannot_see():
+    from training.objective import StepReturns
+
+    net = _t([[0.02, -0.01, 0.03, -0.02]])
+    zero = torch.zeros_like(net)
+    small = StepReturns(net / 10, net / 10, zero, zero, zero, zero)
+    big = StepReturns(net, net, zero, zero, zero, zero)
+    plain = [risk_adjusted_loss(s, "sharpe", periods_per_year=4.0).item() for s in (small, big)]
+    assert plain[0] == pytest.approx(plain[1]), "a Sharpe ratio is blind to size"
+    ann_vol = 2 * math.sqrt(np.var([0.02, -0.01, 0.03, -0.02]))
+    anchored = [
+        risk_adjusted_loss(s, "sharpe", periods_per_year=4.0, target_vol=ann_vol, vol_penalty=3.0).item()
+        for s in (small, big)
+    ]
+    assert anchored[1] == pytest.approx(plain[1]), "on target: no penalty"
+    assert anchored[0] == pytest.approx(plain[0] + 3.0 * (0.1 - 1) ** 2)
 
 
 class _AddPolicy(torch.nn.Module):

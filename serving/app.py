@@ -1,0 +1,199 @@
+"""Assemble a live loop from ``dea serve`` arguments: model source, feed, exchange, journal,
+metrics endpoint, hot-swap watcher.
+
+Feed specs: ``replay`` (the config's sources, from the Parquet store when it holds them),
+``replay:PATH`` (a capture file/folder ``<ns> <json>`` lines, several joined by ``,``; or a
+canonical store folder), ``binance:SYM1,SYM2[:market]`` (live, direct), ``ccxt:VENUE:SYM1,SYM2``
+(live, any ccxt venue). Exchange specs: ``paper``, ``ccxt:VENUE``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dea.config.experiment import ExperimentConfig
+from dea.errors import ConfigError
+from dea.timeutil import parse_duration, parse_timestamp
+from serving.exchanges.paper import PaperExchange
+from serving.hotswap import ModelSlot, ModelWatcher, file_probe, registry_probe
+from serving.journal import Journal
+from serving.loop import LiveLoop, LoopSummary, live_spec, resolve_latency_ns
+from serving.model_source import is_registry_uri, parse_models_uri
+from serving.observability import LoopMetrics
+from serving.runner import PolicyRunner
+
+log = logging.getLogger("dea.serving.app")
+
+
+@dataclass
+class ServeSetup:
+    loop: LiveLoop
+    feed: Any
+    exchange: Any
+    watcher: ModelWatcher | None
+    metrics_server: Any
+
+
+def _symbol_of_capture(path: Path) -> str | None:
+    from serving.feeds.replay import capture_file_events
+
+    for i, msg in enumerate(capture_file_events(path, 0)):
+        sym = getattr(msg.event, "symbol", "")
+        if sym:
+            return sym.upper()
+        if i > 1000:
+            break
+    return None
+
+
+def build_replay(spec: str, cfg: ExperimentConfig, *, start: int | None, end: int | None) -> tuple[Any, dict[str, Any]]:
+    """(events factory taking the loop, LiveLoop keyword arguments) for a replay spec."""
+    from serving.feeds.replay import TableReplay, capture_events
+
+    path_text = spec[len("replay:"):] if spec.startswith("replay:") else ""
+    if not path_text:
+        store = cfg.resolve_path(cfg.data.store)
+        rep = TableReplay.from_config(cfg, store=store if (store / "manifest.json").is_file() else None, end=end)
+        return (lambda loop: rep.events(loop.panel)), {"clock_start": rep.clock_start, "clock_end": rep.clock_end,
+                            "native_steps": rep.native_steps}
+    paths = [Path(p).expanduser() for p in path_text.split(",")]
+    if len(paths) == 1 and paths[0].is_dir() and (paths[0] / "manifest.json").is_file():
+        rep = TableReplay.from_config(cfg, store=paths[0], end=end)
+        return (lambda loop: rep.events(loop.panel)), {"clock_start": rep.clock_start, "clock_end": rep.clock_end,
+                            "native_steps": rep.native_steps}
+    files: list[tuple[Path, int]] = []
+    symbols = [s.upper() for s in cfg.data.symbols]
+    for p in paths:
+        group = sorted(x for x in p.iterdir() if x.is_file() and not x.name.startswith(("LICENSE", "README"))) if p.is_dir() else [p]
+        for f in group:
+            if not f.is_file():
+                raise ConfigError(f"replay file not found: {f}")
+            sym = _symbol_of_capture(f)
+            if sym in symbols:
+                files.append((f, symbols.index(sym)))
+            else:
+                log.info("replay: skipping %s (symbol %s is not an instrument)", f, sym)
+    if not files:
+        raise ConfigError(f"replay {path_text!r}: no capture file for instruments {symbols}")
+    return (lambda loop: capture_events(files, until=end)), {"clock_end": end}
+
+
+def build_exchange(spec: str, cfg: ExperimentConfig) -> Any:
+    if spec == "paper":
+        k = None
+        if cfg.costs.impact.k is None:
+            if cfg.serving.impact_k is None:
+                raise ConfigError("paper exchange: costs.impact.k is null (estimated in backtests); set serving.impact_k")
+            k = [cfg.serving.impact_k] * len(cfg.data.symbols)
+        return PaperExchange(cfg.data.instruments, cfg.costs, latency_ns=resolve_latency_ns(cfg), impact_k=k)
+    if spec.startswith("ccxt:"):
+        from serving.exchanges.ccxt_exchange import CcxtExchange
+        from serving.secrets import load_credentials
+
+        venue = spec.split(":", 1)[1]
+        secrets = cfg.resolve_path(cfg.serving.secrets_file) if cfg.serving.secrets_file else None
+        creds = load_credentials(venue, secrets_file=secrets)
+        symbols = {s: cfg.serving.venue_symbols.get(s, s) for s in cfg.data.symbols}
+        return CcxtExchange(venue, symbols, credentials=creds, testnet=cfg.serving.testnet)
+    raise ConfigError(f"unknown exchange {spec!r}: use paper or ccxt:VENUE")
+
+
+def build_live_feed(spec: str, cfg: ExperimentConfig, loop: LiveLoop) -> Any:
+    tick = parse_duration(cfg.serving.tick) / 1e9
+    if spec.startswith("binance:"):
+        from serving.feeds.binance import BinanceFeed
+
+        parts = spec.split(":")
+        symbols = parts[1].split(",")
+        market = parts[2] if len(parts) > 2 else "usdm"
+        _check_symbols(symbols, cfg)
+        return BinanceFeed(symbols, market=market, tick_s=tick,
+                           book_state=loop.books.sync_state if loop.books is not None else None)
+    if spec.startswith("ccxt:"):
+        from serving.feeds.ccxt_feed import CcxtFeed
+
+        _, venue, syms = spec.split(":", 2)
+        markets = syms.split(",")
+        if len(markets) != len(cfg.data.symbols):
+            raise ConfigError(f"feed {spec!r}: give one market per instrument {list(cfg.data.symbols)}, in order")
+        return CcxtFeed(venue, markets, tick_s=tick)
+    raise ConfigError(f"unknown feed {spec!r}: use replay, replay:PATH, binance:SYMBOLS or ccxt:VENUE:SYMBOLS")
+
+
+def _check_symbols(symbols: list[str], cfg: ExperimentConfig) -> None:
+    want = [s.upper() for s in cfg.data.symbols]
+    if [s.upper() for s in symbols] != want:
+        raise ConfigError(f"feed symbols {symbols} must be the config's instruments {want}, in order")
+
+
+def load_model(source: str, cfg: ExperimentConfig, spec: Any, tracking_uri: str | None) -> tuple[PolicyRunner, ModelSlot, ModelWatcher | None]:
+    runner = PolicyRunner.load(source, spec, tracking_uri=tracking_uri)
+    slot = ModelSlot(runner, lambda src: PolicyRunner.load(src, spec, tracking_uri=tracking_uri))
+    watcher = None
+    if cfg.serving.model_poll is not None:
+        interval = parse_duration(cfg.serving.model_poll) / 1e9
+        if is_registry_uri(source) and source.startswith("models:/"):
+            ref = parse_models_uri(source)
+            if ref.alias:
+                watcher = ModelWatcher(slot, registry_probe(ref.name, ref.alias, tracking_uri),
+                                       lambda v, name=ref.name: f"models:/{name}/{v}",
+                                       interval_s=interval, initial=runner.version)
+        elif not is_registry_uri(source):
+            probe = file_probe(source)
+            watcher = ModelWatcher(slot, probe, lambda _t: source, interval_s=interval, initial=probe())
+    return runner, slot, watcher
+
+
+def run_serve(
+    cfg: ExperimentConfig,
+    *,
+    model: str,
+    feed: str,
+    exchange: str,
+    journal: str | None = None,
+    max_events: int | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    tracking_uri: str | None = None,
+    metrics_port: int | None = None,
+) -> LoopSummary:
+    """What ``dea serve`` does; returns the loop's summary."""
+    from dea.features.featureset import FeatureSet
+
+    fs = FeatureSet.from_config(cfg.features, cfg.data.symbols)
+    spec = live_spec(cfg, fs)
+    _, slot, watcher = load_model(model, cfg, spec, tracking_uri)
+    ex = build_exchange(exchange, cfg)
+    journal_path = Path(journal) if journal else Path(cfg.serving.journal)
+    t_start = parse_timestamp(start) if start else None
+    t_end = parse_timestamp(end) if end else None
+    metrics = LoopMetrics(cfg.data.symbols)
+    port = metrics_port if metrics_port is not None else cfg.serving.metrics_port
+    server = metrics.serve(port) if port is not None else None
+    sync = cfg.serving.journal_sync.upper()
+    try:
+        if feed == "replay" or feed.startswith("replay:"):
+            events, kwargs = build_replay(feed, cfg, start=t_start, end=t_end)
+            loop = LiveLoop(cfg, slot, ex, Journal(journal_path, synchronous=sync), feature_set=fs, metrics=metrics,
+                            trade_from=t_start, **kwargs)
+            source = events(loop)
+        else:
+            loop = LiveLoop(cfg, slot, ex, Journal(journal_path, synchronous=sync), feature_set=fs, metrics=metrics)
+            source = build_live_feed(feed, cfg, loop)
+        if watcher is not None:
+            watcher.start()
+        try:
+            return loop.run(source, max_events=max_events)
+        finally:
+            stop = getattr(source, "stop", None)
+            if stop is not None:
+                stop()
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        if server is not None:
+            server.shutdown()
+        ex.close()

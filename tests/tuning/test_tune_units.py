@@ -1,0 +1,70 @@
+"""Tuning building blocks without training: search space, storage URLs, pruning steps, best YAML."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import optuna
+import pytest
+import torch
+import yaml
+
+from dea.config import load_config
+from dea.errors import ConfigError
+from training.tuning import best_config_yaml, check_space, decode_returns, encode_returns, pruning_callback, storage_url, suggest
+
+
+def test_space_is_sampled_and_checked(tiny_config) -> None:
+    cfg = load_config(tiny_config)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    params = suggest(study.ask(), cfg.tuning.space)
+    assert set(params) == {"training.lr", "model.hidden.0"}
+    assert 0.0005 <= params["training.lr"] <= 0.01 and 4 <= params["model.hidden.0"] <= 16
+    trial_cfg = cfg.with_overrides(params)
+    assert trial_cfg.training.lr == params["training.lr"] and trial_cfg.model.hidden == [params["model.hidden.0"]]
+    check_space(cfg)
+    with pytest.raises(ConfigError, match="tuning.space does not fit"):
+        check_space(cfg.with_overrides({"tuning.space": {"training.lrr": {"type": "float", "low": 0.1, "high": 1}}}))
+    with pytest.raises(ConfigError, match="empty"):
+        check_space(cfg.with_overrides({"tuning.space": {}}))
+
+
+def test_storage_urls(tmp_path) -> None:
+    assert storage_url(None, tmp_path) == f"sqlite:///{tmp_path.resolve() / 'optuna.db'}"
+    assert storage_url("postgresql://u:p@h:5432/db", tmp_path) == "postgresql+psycopg://u:p@h:5432/db"
+    assert storage_url("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
+
+
+def test_pruning_reports_along_the_walk_forward() -> None:
+    """Fold 1's epoch 2 is step epochs*1 + 2 for the pruner; a trial far below the median is pruned."""
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    for value in (1.0, 1.2):  # completed trials with good curves
+        t = study.ask()
+        for step in range(6):
+            t.report(value, step)
+        study.tell(t, value)
+    trial = study.ask()
+    cb = pruning_callback(trial, "val_sharpe", step_offset=3)
+    trainer = SimpleNamespace(sanity_checking=False, callback_metrics={"val_sharpe": torch.tensor(-2.0)})
+    cb.is_ddp_backend = False
+    with pytest.raises(optuna.TrialPruned):
+        cb.on_validation_end(trainer, SimpleNamespace(current_epoch=2))
+    assert list(study.trials[-1].intermediate_values) == [5]
+
+
+def test_best_config_is_ready_to_train(tmp_path, repo_root) -> None:
+    src = repo_root / "configs" / "demo.yaml"
+    text = best_config_yaml(src, ["training.epochs=2"], {"training.lr": 0.004, "model.hidden.0": 12})
+    out = tmp_path / "elsewhere" / "best.yaml"
+    out.parent.mkdir()
+    out.write_text(text)
+    cfg = load_config(out)  # loads from another folder: source paths were made absolute
+    assert cfg.training.lr == 0.004 and cfg.model.hidden[0] == 12 and cfg.training.epochs == 2
+    raw = yaml.safe_load(text)
+    assert all(s["path"].startswith("/") for s in raw["data"]["sources"])
+    assert cfg.resolve_path(raw["data"]["sources"][0]["path"]).is_file()
+
+
+def test_returns_round_trip() -> None:
+    r = torch.randn(500).double().numpy() * 0.01
+    assert abs(decode_returns(encode_returns(r)) - r).max() < 1e-8

@@ -1,0 +1,510 @@
+"""``dea tune``: hyperparameter search with Optuna over purged walk-forward folds.
+
+What a trial does: the experiment config with the trial's values at the dotted keys of
+``tuning.space`` is trained fold by fold exactly as ``dea train`` does (:func:`training.fit.
+fit_fold`, scaler on each fold's fit rows, purge and embargo from ``training.splits``), each
+fold's policy is rolled over its test block, and the stitched out-of-sample exposures go
+through the backtester with the risk engine (:func:`training.evaluation.evaluate_strategy`).
+The trial's value is ``tuning.metric`` of that out-of-sample backtest.
+
+Pruning: optuna-integration's ``PyTorchLightningPruningCallback`` watches the walk-forward
+validation curve — ``val_sharpe`` (or ``val_loss`` when minimising), reported at step
+``fold * epochs + epoch`` so the pruner compares trials fold by fold, epoch by epoch.
+
+Scale-out: every worker — a ``--jobs`` process here, or a ``dea tune`` on another machine —
+opens the same study in shared storage (SQLite on one machine, PostgreSQL across machines;
+the study stops at ``--trials`` finished trials in total, whoever runs them). RDB storage runs
+with a heartbeat, so the trial of a worker that dies is marked failed and retried once.
+
+Tracking: one MLflow parent run per study (its id is kept in the study, so workers on other
+machines log under the same parent), one child run per trial. The best configuration is
+written as a ready-to-train YAML; the summary gives the best trial's deflated Sharpe ratio with
+the number of trials tried, because the best of 200 backtests is not one backtest.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import logging
+import math
+import multiprocessing as mp
+import os
+import socket
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from dea.config.experiment import ExperimentConfig, apply_overrides, canonical_json, load_config, validate_config
+from dea.config.learning import SearchParam
+from dea.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PARENT_ATTR = "dea.mlflow_parent_run_id"
+RETURNS_ATTR = "dea.oos_returns"
+#: sections whose change requires rebuilding the data (features, costs) for a trial
+DATA_SECTIONS = ("data", "features", "costs")
+
+
+# ------------------------------------------------------------------------------------ storage
+def storage_url(url: str | None, out_dir: Path) -> str:
+    """The Optuna storage URL to use: ``url`` (PostgreSQL URLs get the installed psycopg 3
+    driver) or ``sqlite:///<out_dir>/optuna.db``."""
+    if not url:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(out_dir / 'optuna.db').resolve()}"
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg2  # noqa: F401  (SQLAlchemy's default PostgreSQL driver)
+        except ImportError:
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def open_storage(url: str) -> Any:
+    """RDB storage with a heartbeat: a crashed worker's running trial fails and is retried."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    if url.startswith("sqlite"):
+        return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    try:
+        return RDBStorage(
+            url,
+            heartbeat_interval=30,
+            grace_period=120,
+            heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1),
+            engine_kwargs={"pool_pre_ping": True},
+        )
+    except Exception as exc:  # SQLAlchemy / driver errors: say which storage and why
+        raise ConfigError(f"cannot open Optuna storage {_redact(url)}: {type(exc).__name__}: {exc}") from None
+    finally:
+        _ = optuna
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def open_study(cfg: ExperimentConfig, storage: str, study: str, seed_offset: int = 0) -> Any:
+    """Create or join the study (TPE seeded with ``tuning.seed + seed_offset``; median pruner or
+    none). Workers need different offsets, or their random start-up trials would coincide."""
+    import optuna
+
+    tc = cfg.tuning
+    sampler = optuna.samplers.TPESampler(seed=tc.seed + seed_offset, multivariate=True, constant_liar=True)
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, cfg.training.epochs // 3))
+        if tc.pruner == "median"
+        else optuna.pruners.NopPruner()
+    )
+    return optuna.create_study(
+        storage=open_storage(storage),
+        study_name=study,
+        direction=tc.direction,
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+
+
+# ------------------------------------------------------------------------------------ search space
+def suggest(trial: Any, space: Mapping[str, SearchParam]) -> dict[str, Any]:
+    """Ask ``trial`` for a value of every dotted key of the search space."""
+    out: dict[str, Any] = {}
+    for key, p in space.items():
+        if p.type == "categorical":
+            out[key] = trial.suggest_categorical(key, p.choices)
+        elif p.type == "int":
+            out[key] = trial.suggest_int(key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+        else:
+            out[key] = trial.suggest_float(key, float(p.low), float(p.high), step=p.step, log=p.log)
+    return out
+
+
+def check_space(cfg: ExperimentConfig) -> None:
+    """Refuse an empty space or keys that are not config fields (checked on the space's midpoint)."""
+    space = cfg.tuning.space
+    if not space:
+        raise ConfigError("tuning.space is empty: declare at least one dotted config key with a range")
+    probe = {}
+    for key, p in space.items():
+        if p.type == "categorical":
+            probe[key] = p.choices[0]
+        elif p.type == "int":
+            probe[key] = int(p.low)
+        else:
+            probe[key] = float(p.low)
+    try:
+        cfg.with_overrides(probe)
+    except ConfigError as exc:
+        raise ConfigError(f"tuning.space does not fit the config: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------ pruning
+class _EpochAt:
+    """Stands in for the LightningModule in the pruning callback: only ``current_epoch`` is read."""
+
+    def __init__(self, epoch: int) -> None:
+        self.current_epoch = epoch
+
+
+def pruning_callback(trial: Any, monitor: str, step_offset: int) -> Any:
+    """optuna-integration's Lightning pruning callback, reporting at ``step_offset + epoch``."""
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    class WalkForwardPruning(PyTorchLightningPruningCallback):
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            super().on_validation_end(trainer, _EpochAt(step_offset + pl_module.current_epoch))
+
+    return WalkForwardPruning(trial, monitor=monitor)
+
+
+# ------------------------------------------------------------------------------------ objective
+@dataclass
+class TrialOutcome:
+    value: float
+    metrics: dict[str, float]
+    returns: np.ndarray
+    periods_per_year: float
+
+
+def _data_key(cfg: ExperimentConfig) -> str:
+    d = cfg.to_dict()
+    return canonical_json({k: d.get(k) for k in DATA_SECTIONS})
+
+
+def walk_forward_value(cfg: ExperimentConfig, prepared: Any, trial: Any | None = None) -> TrialOutcome:
+    """Train every walk-forward fold of ``cfg`` and score the stitched out-of-sample backtest."""
+    import optuna
+
+    from training.evaluation import evaluate_strategy, oos_rows, stitch
+    from training.fit import fit_fold
+    from training.pipeline import _warm_state
+    from training.rollout_eval import run_block
+    from training.splits import walk_forward_folds
+
+    tc = cfg.training
+    data = prepared.data
+    folds = walk_forward_folds(data.usable, tc.splits, min_fit=tc.seq_len)
+    monitor = "val_sharpe" if cfg.tuning.direction == "maximize" else "val_loss"
+    warm = tc.warm_start_steps if tc.warm_start_steps is not None else tc.seq_len
+    blocks = []
+    for fold in folds:
+        callbacks = [pruning_callback(trial, monitor, fold.index * tc.epochs)] if trial is not None else []
+        fit = fit_fold(cfg, data, fold, extra_callbacks=callbacks)
+        for cb in callbacks:
+            cb.check_pruned()  # DDP: the pruning decision is read back from the storage
+        state0 = _warm_state(fit.policy, prepared, fold, warm)
+        roll = run_block(fit.policy, data, *fold.test, state0=state0, record_state=False)
+        blocks.append((fold.test[0], fold.test[1], roll.exposures))
+    rows = oos_rows([(a, b) for a, b, _ in blocks])
+    targets = stitch(data.market.returns.shape, blocks)
+    res = evaluate_strategy(cfg, prepared.market, targets, rows, "policy")
+    metrics = {k: float(v) for k, v in res.metrics.items()}
+    value = metrics.get(cfg.tuning.metric)
+    if value is None:
+        raise ConfigError(f"tuning.metric {cfg.tuning.metric!r} is not an evaluation metric; known: {sorted(metrics)}")
+    if not math.isfinite(value):
+        raise optuna.TrialPruned(f"{cfg.tuning.metric} is {value}")
+    returns = np.asarray(res.backtest.returns, dtype=np.float64)[rows]
+    return TrialOutcome(value, metrics, returns, float(res.backtest.periods_per_year))
+
+
+def encode_returns(r: np.ndarray) -> str:
+    return base64.b64encode(zlib.compress(np.asarray(r, dtype=np.float32).tobytes(), 6)).decode()
+
+
+def decode_returns(text: str) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=np.float32).astype(np.float64)
+
+
+class Objective:
+    """The Optuna objective for one worker (data prepared once per distinct data config)."""
+
+    def __init__(self, cfg: ExperimentConfig, tracker: Any, parent_run: str) -> None:
+        self.cfg = cfg
+        self.tracker = tracker
+        self.parent_run = parent_run
+        self._prepared: dict[str, Any] = {}
+
+    def prepared(self, cfg: ExperimentConfig) -> Any:
+        from training.prepare import prepare_data
+
+        key = _data_key(cfg)
+        if key not in self._prepared:
+            self._prepared.clear()  # keep one at a time: data can be large
+            self._prepared[key] = prepare_data(cfg)
+        return self._prepared[key]
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        trial.set_user_attr("dea.worker", f"{socket.gethostname()}:{os.getpid()}")
+        params = suggest(trial, self.cfg.tuning.space)
+        cfg = self.cfg.with_overrides(params)
+        run = self.tracker.start_run(f"trial-{trial.number}", parent_id=self.parent_run, tags={"dea.trial": str(trial.number)})
+        self.tracker.log_params(run, params)
+        t0 = time.perf_counter()
+        try:
+            out = walk_forward_value(cfg, self.prepared(cfg), trial)
+        except optuna.TrialPruned:
+            self.tracker.set_tags(run, {"dea.trial_state": "PRUNED"})
+            self.tracker.end_run(run, "KILLED")
+            raise
+        except BaseException:
+            self.tracker.set_tags(run, {"dea.trial_state": "FAIL"})
+            self.tracker.end_run(run, "FAILED")
+            raise
+        trial.set_user_attr(RETURNS_ATTR, encode_returns(out.returns))
+        trial.set_user_attr("dea.periods_per_year", out.periods_per_year)
+        trial.set_user_attr("dea.metrics", out.metrics)
+        self.tracker.log_metrics(run, {**out.metrics, "trial_seconds": time.perf_counter() - t0})
+        self.tracker.set_tags(run, {"dea.trial_state": "COMPLETE"})
+        self.tracker.end_run(run)
+        return out.value
+
+
+# ------------------------------------------------------------------------------------ workers
+def parent_run_id(study: Any, tracker: Any, cfg: ExperimentConfig, storage: str) -> str:
+    """The study's MLflow parent run, created by the first worker and shared through the study."""
+    existing = study.user_attrs.get(PARENT_ATTR)
+    if existing or not tracker.enabled:
+        return existing or ""
+    run = tracker.start_run(f"tune-{study.study_name}", tags={"dea.study": study.study_name, "dea.storage": _redact(storage)})
+    tracker.log_params(run, {f"space.{k}": json.dumps(v.model_dump()) for k, v in cfg.tuning.space.items()})
+    study.set_user_attr(PARENT_ATTR, run)
+    time.sleep(0.2)  # two workers starting together: the last writer wins, the other follows it
+    winner = study.user_attrs.get(PARENT_ATTR, run)
+    if winner != run:
+        tracker.client.delete_run(run)
+    return winner
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    config: str
+    overrides: tuple[str, ...]
+    storage: str
+    study: str
+    trials: int
+    tracking_uri: str | None
+    seed_offset: int = 0
+
+
+def run_worker(args: WorkerArgs) -> int:
+    """One worker: join the study and run trials until ``args.trials`` have finished in total."""
+    import optuna
+    import torch
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    from training.tracking import Tracker
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cfg = load_config(args.config, list(args.overrides))
+    torch.set_num_threads(cfg.training.num_threads)
+    # seed: the job index here, plus the trials already in the study (a worker joining later
+    # from another machine samples differently from the first one)
+    existing = len(open_study(cfg, args.storage, args.study).get_trials(deepcopy=False))
+    study = open_study(cfg, args.storage, args.study, seed_offset=args.seed_offset + existing)
+    tracker = Tracker(args.tracking_uri or cfg.tracking.uri, cfg.tracking.experiment, enabled=cfg.tracking.enabled)
+    parent = parent_run_id(study, tracker, cfg, args.storage)
+    stop = MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    before = len(study.get_trials(deepcopy=False))
+    study.optimize(Objective(cfg, tracker, parent), n_trials=args.trials, callbacks=[stop], catch=(ValueError,), gc_after_trial=True)
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+def _worker_entry(args: WorkerArgs) -> int:  # top-level for multiprocessing's spawn
+    return run_worker(args)
+
+
+# ------------------------------------------------------------------------------------ summary
+@dataclass
+class TuneSummary:
+    study: str
+    storage: str
+    direction: str
+    metric: str
+    n_complete: int
+    n_pruned: int
+    n_failed: int
+    best_number: int | None
+    best_value: float
+    best_params: dict[str, Any] = field(default_factory=dict)
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    deflated_sharpe: float = float("nan")
+    best_config: Path | None = None
+    parent_run: str = ""
+
+    def format(self) -> str:
+        lines = [
+            f"study {self.study!r} ({_redact(self.storage)}): {self.n_complete} complete, {self.n_pruned} pruned, "
+            f"{self.n_failed} failed",
+        ]
+        if self.best_number is None:
+            lines.append("no completed trial")
+            return "\n".join(lines)
+        lines.append(f"best trial #{self.best_number}: {self.metric} = {self.best_value:.4f} ({self.direction})")
+        for k, v in self.best_params.items():
+            lines.append(f"  {k} = {v}")
+        n = self.n_complete + self.n_pruned
+        lines.append(
+            f"deflated Sharpe ratio of the best trial, given {n} trials: {self.deflated_sharpe:.3f} "
+            "(probability that its true Sharpe beats the best of as many unskilled trials)"
+        )
+        others = ", ".join(f"{k} {v:.4g}" for k, v in self.best_metrics.items() if k != self.metric)
+        if others:
+            lines.append(f"  out of sample: {others}")
+        if self.best_config:
+            lines.append(f"best config: {self.best_config}  (dea train --config {self.best_config})")
+        return "\n".join(lines)
+
+
+def summarise(study: Any, cfg: ExperimentConfig, storage: str) -> TuneSummary:
+    from optuna.trial import TrialState
+
+    from training.metrics_adapter import deflated_sharpe
+
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    s = TuneSummary(
+        study=study.study_name,
+        storage=storage,
+        direction=cfg.tuning.direction,
+        metric=cfg.tuning.metric,
+        n_complete=states.count(TrialState.COMPLETE),
+        n_pruned=states.count(TrialState.PRUNED),
+        n_failed=states.count(TrialState.FAIL),
+        best_number=None,
+        best_value=float("nan"),
+        parent_run=study.user_attrs.get(PARENT_ATTR, ""),
+    )
+    if s.n_complete == 0:
+        return s
+    best = study.best_trial
+    s.best_number, s.best_value, s.best_params = best.number, float(best.value), dict(best.params)
+    s.best_metrics = dict(best.user_attrs.get("dea.metrics", {}))
+    text = best.user_attrs.get(RETURNS_ATTR)
+    if text:
+        s.deflated_sharpe = deflated_sharpe(
+            decode_returns(text), max(1, s.n_complete + s.n_pruned), float(best.user_attrs.get("dea.periods_per_year", 365.0))
+        )
+    return s
+
+
+# ------------------------------------------------------------------------------------ best config
+_PATH_KEYS = ("path",)
+
+
+def best_config_yaml(config_path: Path, overrides: Sequence[str], params: Mapping[str, Any]) -> str:
+    """The source YAML with the CLI overrides and the best values applied, relative source
+    paths made absolute (so the file trains from wherever it is written), validated."""
+    raw = yaml.safe_load(Path(config_path).read_text(encoding="utf-8-sig"))
+    if overrides:
+        apply_overrides(raw, list(overrides))
+    apply_overrides(raw, dict(params))
+    base = Path(config_path).resolve().parent
+    for src in raw.get("data", {}).get("sources", []) or []:
+        p = src.get("path")
+        if isinstance(p, str) and src.get("format") != "sim" and not Path(p).expanduser().is_absolute():
+            src["path"] = str((base / p).resolve())
+    validate_config(raw, base, f"best config for {config_path}")
+    head = f"# written by dea tune from {config_path}; best trial values:\n" + "".join(
+        f"#   {k}: {v}\n" for k, v in params.items()
+    )
+    return head + yaml.safe_dump(raw, sort_keys=False)
+
+
+# ------------------------------------------------------------------------------------ entry point
+def tune(
+    config: str | Path,
+    *,
+    trials: int,
+    storage: str | None = None,
+    study: str | None = None,
+    jobs: int = 1,
+    overrides: Sequence[str] = (),
+    tracking_uri: str | None = None,
+    out_dir: str | Path | None = None,
+) -> TuneSummary:
+    """Run (or join) a study with ``jobs`` local worker processes; return the study's summary.
+
+    The summary covers every trial of the study, including those other machines ran.
+    """
+    if trials < 1 or jobs < 1:
+        raise ConfigError(f"--trials ({trials}) and --jobs ({jobs}) must be >= 1")
+    config = Path(config)
+    cfg = load_config(config, list(overrides))
+    check_space(cfg)
+    name = study or cfg.tuning.study
+    out = Path(out_dir) if out_dir is not None else Path("runs") / f"tune-{name}"
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage_url(storage or cfg.tuning.storage, out)
+    # create the study, the MLflow store and the parent run here, once: workers starting
+    # together would otherwise race on the SQLite schema migrations
+    from training.tracking import Tracker
+
+    st = open_study(cfg, url, name)
+    parent_run_id(st, Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment, enabled=cfg.tracking.enabled), cfg, url)
+    args = WorkerArgs(str(config.resolve()), tuple(overrides), url, name, trials, tracking_uri)
+    if jobs == 1:
+        run_worker(args)
+    else:
+        ctx = mp.get_context("spawn")  # fork would share torch/MLflow state between workers
+        with ctx.Pool(jobs) as pool:
+            pool.map(_worker_entry, [dataclasses.replace(args, seed_offset=k) for k in range(jobs)])
+    summary = summarise(st, cfg, url)
+    if summary.best_number is not None:
+        path = out / "best.yaml"
+        path.write_text(best_config_yaml(config, overrides, summary.best_params))
+        summary.best_config = path
+        _log_summary(cfg, tracking_uri, summary)
+    (out / "summary.txt").write_text(summary.format() + "\n")
+    return summary
+
+
+def _log_summary(cfg: ExperimentConfig, tracking_uri: str | None, s: TuneSummary) -> None:
+    """Best trial, its deflated Sharpe and the best YAML on the study's parent run."""
+    if not (cfg.tracking.enabled and s.parent_run):
+        return
+    from training.tracking import Tracker
+
+    tr = Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment)
+    tr.log_metrics(
+        s.parent_run,
+        {"best_value": s.best_value, "deflated_sharpe": s.deflated_sharpe, "n_trials": s.n_complete + s.n_pruned,
+         "n_pruned": s.n_pruned, "n_failed": s.n_failed},
+    )
+    tr.set_tags(s.parent_run, {"dea.best_trial": s.best_number, **{f"best.{k}": v for k, v in s.best_params.items()}})
+    if s.best_config is not None:
+        tr.log_artifact(s.parent_run, s.best_config, "tuning")
+
+
+__all__ = [
+    "Objective",
+    "TuneSummary",
+    "WorkerArgs",
+    "best_config_yaml",
+    "check_space",
+    "open_study",
+    "pruning_callback",
+    "run_worker",
+    "storage_url",
+    "suggest",
+    "summarise",
+    "tune",
+    "walk_forward_value",
+]
