@@ -36,7 +36,7 @@ from dea.backtest.event import FundingEvent as BtFunding
 from dea.backtest.event import TradeEvent as BtTrade
 from dea.book.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 from dea.config.experiment import ExperimentConfig
-from dea.errors import DeaError
+from dea.errors import DeaError, ModelError
 from dea.execution.account import Account
 from dea.execution.fills import Fill
 from dea.execution.orders import Order, OrderSpec, generate_orders
@@ -200,7 +200,10 @@ class LiveLoop:
         self._rate_n = 0
         self._silent = False
         self._restore()
-        self._silent = self.resume_after is not None
+        # a paper venue in a new process must see the replayed market to warm up (books, impact
+        # estimates); it takes over the journal's account when the replay reaches the restart point
+        self._venue_fresh = self.resume_after is not None and bool(getattr(exchange, "is_fresh", False))
+        self._silent = self.resume_after is not None and not self._venue_fresh
 
     # -- model -----------------------------------------------------------------------------------
     def _loader(self, source: str) -> PolicyRunner:
@@ -256,6 +259,13 @@ class LiveLoop:
         """Bring journal, mirror and venue into agreement (open orders, missed fills, positions)."""
         self._reconciled = True
         ex = self.exchange
+        if self._venue_fresh:
+            pending = [Order(o.instrument, o.index, o.qty, o.t_decision, o.t_due, o.price_ref, cid)
+                       for cid, o in self._open.items() if o.status == "sent"]
+            ex.restore(self.account, pending)
+            self._venue_fresh = False
+            self._silent = False
+            self.journal.record_event("venue_restored", {"positions": list(self.account.qty), "pending": len(pending)}, now)
         for cid, o in list(self._open.items()):
             ack = ex.lookup(cid, o.instrument)
             if ack.status == "unknown":
@@ -393,7 +403,7 @@ class LiveLoop:
                 row.age["price"] = row.age["ob.mid"]
         resumed = self.resume_after is not None and t <= self.resume_after
         silent = resumed or (self.trade_from is not None and t < self.trade_from)
-        self._silent = resumed  # the venue already saw these times; warm-up times it must see
+        self._silent = resumed and not self._venue_fresh  # the venue already saw these times
         self._market_at_decision(t, row, resumed)
         raw = self.stream.update(t, row.fields, row.series)
         self._flush_event_counts()
@@ -410,9 +420,20 @@ class LiveLoop:
         if self.summary.first_decision is None:
             self.summary.first_decision = t
         self.summary.last_decision = t
+        previous = self.slot.current
         swapped = self.slot.swap_if_ready()
         if swapped is not None:
-            self._on_swap(swapped, t)
+            try:
+                self._check_model(swapped)  # a slot built elsewhere may have a lax loader
+            except ModelError as exc:
+                self.slot.current = previous
+                self.slot.failures += 1
+                self.slot.last_error = str(exc)
+                self.metrics.child(self.metrics.model_swaps, "refused").inc()
+                self.journal.record_event("model_swap_refused", {"error": str(exc)}, t)
+                log.error("model swap refused at %s: %s", iso(t), exc)
+            else:
+                self._on_swap(swapped, t)
         x, usable = prepare_row(raw, self.missing, self.stream.is_warm, self.input_names)
         ex = self.exchange
         before = getattr(ex, "before_decision", None)
@@ -432,7 +453,7 @@ class LiveLoop:
         orders = generate_orders(t, decision.exposure, acc.qty, self.pend_q, e, prices, self.order_spec,
                                  latency_ns=self.latency_ns, id_prefix=self.id_prefix)
         t2 = time.perf_counter_ns()
-        self._observe(t, t1 - t0, t2 - recv_ns, action, decision, e)
+        self._observe(t, t1 - t0, t2 - recv_ns, action, decision, e, age)
         rows = [OrderRow(o.client_id, o.t_decision, o.t_due, o.instrument, o.index, o.qty, o.price_ref, "new")
                 for o in orders]
         self.journal.record_decision(
@@ -500,9 +521,11 @@ class LiveLoop:
                 self.raw_px[j] = p
                 if books is None or not books.valid(j):
                     self.account.mark(j, p)
-        if silent:
-            return
         on_market = getattr(self.exchange, "on_market", None)
+        if silent:
+            if self._venue_fresh and self.has_bars and on_market is not None:  # warm a new paper venue
+                on_market(BtBar(t, price.copy(), _opt(f.get("volume")), _opt(f.get("high")), _opt(f.get("low"))))
+            return
         if self.has_bars and on_market is not None:
             on_market(BtBar(t, price.copy(), _opt(f.get("volume")), _opt(f.get("high")), _opt(f.get("low"))))
             self._poll_fills(t)
@@ -525,6 +548,7 @@ class LiveLoop:
             acks = ex.submit(orders, prices) if getattr(ex, "name", "") == "paper" else ex.submit(orders)
         except DeaError as exc:
             acks = [OrderAck(o.client_id, "rejected", None, str(exc)) for o in orders]
+        self._hook("after_venue", orders[0].t_decision if orders else 0)
         for ack, o in zip(acks, orders, strict=True):
             row = self._open.get(o.client_id) or OrderRow(o.client_id, o.t_decision, o.t_due, o.instrument, o.index, o.qty, o.price_ref, "new")
             self._on_ack(ack, row)
@@ -579,8 +603,12 @@ class LiveLoop:
         log.info("model swapped to %s (version %s) at %s", runner.source, runner.version, iso(t))
 
     # -- observability -----------------------------------------------------------------------------
-    def _observe(self, t: int, decision_ns: int, event_ns: int, action: str, decision: Any, equity: float) -> None:
+    def _observe(
+        self, t: int, decision_ns: int, event_ns: int, action: str, decision: Any, equity: float, age: float | None
+    ) -> None:
         m = self.metrics
+        if age is not None:
+            m.feed_staleness.set(age * 1e-9)
         m.decision_latency.observe(decision_ns * 1e-9)
         m.event_to_decision.observe(event_ns * 1e-9)
         if self.keep_latencies:

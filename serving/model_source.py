@@ -74,6 +74,7 @@ def resolve_model(source: str, *, tracking_uri: str | None = None, cache_dir: st
         return ResolvedModel(source, path, None)
     version: str | None = None
     download_uri = source
+    ref: RegistryRef | None = None
     if source.startswith("models:/"):
         ref = parse_models_uri(source)
         version = ref.version or registry_version(ref.name, ref.alias or "", tracking_uri=tracking_uri)
@@ -88,9 +89,12 @@ def resolve_model(source: str, *, tracking_uri: str | None = None, cache_dir: st
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
         mlflow = _mlflow()
         try:
+            artifact_uri = download_uri
+            if ref is not None:  # the version's artifact location, resolved against *this* registry
+                artifact_uri = _client(tracking_uri).get_model_version_download_uri(ref.name, version)
             local = Path(
                 mlflow.artifacts.download_artifacts(
-                    artifact_uri=download_uri, dst_path=str(staging), tracking_uri=tracking_uri
+                    artifact_uri=artifact_uri, dst_path=str(staging), tracking_uri=tracking_uri
                 )
             )
         except Exception as exc:

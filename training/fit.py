@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,7 +137,10 @@ def fit_fold(
     trainer_opts.update(tc.trainer)
     trainer = L.Trainer(callbacks=callbacks, **trainer_opts)
     t0 = time.perf_counter()
-    trainer.fit(learner, datamodule=dm)
+    with warnings.catch_warnings():
+        # lightning 2.6 + torch 2.13: a deprecation inside lightning's own pytree helper
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        trainer.fit(learner, datamodule=dm)
     elapsed = time.perf_counter() - t0
     if best.state is not None:
         learner.load_state_dict(best.state)

@@ -56,7 +56,7 @@ class PolicyLearner(L.LightningModule):
         b, n = x.shape[0], self.policy.n_instruments
         w0 = x.new_zeros(b, n)
         state0 = self.policy.initial_state(b, x.device) if self.policy.is_recurrent else None
-        targets, _ = rollout(self.policy, x, w0, state0)
+        targets, _ = rollout(self.policy, x, w0, state0, returns=r)
         sr = step_returns(targets, w0, r, self.fee, imp, fund)
         loss = self._loss(sr)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=b)
@@ -67,7 +67,7 @@ class PolicyLearner(L.LightningModule):
         b, n = x.shape[0], self.policy.n_instruments
         w0 = x.new_zeros(b, n)
         state0 = self.policy.initial_state(b, x.device) if self.policy.is_recurrent else None
-        targets, _ = rollout_masked(self.policy, x, mask, w0, state0)
+        targets, _ = rollout_masked(self.policy, x, mask, w0, state0, returns=r)
         sr = step_returns(targets, w0, r, self.fee, imp, fund)
         keep = mask.reshape(-1)
         flat = StepReturns(*(t.reshape(-1)[keep] for t in (sr.net, sr.gross, sr.fees, sr.impact, sr.funding, sr.turnover)))

@@ -8,7 +8,7 @@ pays fees and impact, so it learns when NOT to trade.
 Per step t (decision at t, held over (t, t+1]) and instrument i, as fractions of equity
 (DESIGN.md "Exposure, returns, costs")::
 
-    dw[t,i]      = w[t,i] - w[t-1,i]
+    dw[t,i]      = w[t,i] - h[t,i]                        h: w[t-1] drifted by r[t-1] (held)
     gross[t]     = sum_i w[t,i] * r[t,i]                 r: return over (t, t+1]
     fees[t]      = sum_i fee[i] * |dw[t,i]|              fee: taker/maker rate + half spread
     impact[t]    = sum_i c[t,i] * |dw[t,i]| ** 1.5        c = k * sigma * sqrt(equity / ADV)
@@ -46,46 +46,57 @@ class StepReturns:
     turnover: Tensor  # sum_i |dw|
 
 
+def drift(w: Tensor, r: Tensor) -> Tensor:
+    """Exposure held after one step of price moves: ``w * (1 + r) / (1 + sum_i w_i r_i)``.
+
+    A position's notional moves with its price and equity moves with the portfolio, so the
+    exposure actually held before the next trade is not the last target. The backtester and the
+    live loop trade from this drifted exposure; the objective does too.
+    """
+    return w * (1.0 + r) / (1.0 + (w * r).sum(-1, keepdim=True))
+
+
 def rollout(
     policy: torch.nn.Module,
     features: Tensor,
     exposure0: Tensor,
     state0: Tensor | None = None,
+    returns: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Run ``policy`` through ``features`` [B, L, F] feeding back its own exposure.
 
-    ``exposure0`` [B, N] is the exposure held before the first decision. Returns the targets
+    ``exposure0`` [B, N] is the exposure held before the first decision. With ``returns``
+    [B, L, N] (return over (t, t+1]) the exposure fed to the decision at t+1 is the target of t
+    drifted by that return (:func:`drift`), as the live loop would see it. Returns the targets
     [B, L, N] and the final recurrent state (``None`` for feed-forward policies).
     """
-    w = exposure0
-    state = state0
-    out = []
-    for t in range(features.shape[1]):
-        w, state = policy.step(features[:, t, :], w, state)
-        out.append(w)
-    return torch.stack(out, dim=1), state
+    return rollout_masked(policy, features, None, exposure0, state0, returns)
 
 
 def rollout_masked(
     policy: torch.nn.Module,
     features: Tensor,
-    mask: Tensor,
+    mask: Tensor | None,
     exposure0: Tensor,
     state0: Tensor | None = None,
+    returns: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Like :func:`rollout`, but where ``mask`` [B, L] is False the policy is not called: the
     exposure is held and the recurrent state kept (the live loop's ``hold`` fallback on invalid
     features)."""
-    w = exposure0
+    held = exposure0
     state = state0
     out = []
     for t in range(features.shape[1]):
-        new_w, new_state = policy.step(features[:, t, :], w, state)
-        keep = mask[:, t].unsqueeze(-1)
-        w = torch.where(keep, new_w, w)
-        if new_state is not None:
-            state = torch.where(keep, new_state, state if state is not None else torch.zeros_like(new_state))
-        out.append(w)
+        new_w, new_state = policy.step(features[:, t, :], held, state)
+        if mask is not None:
+            keep = mask[:, t].unsqueeze(-1)
+            new_w = torch.where(keep, new_w, held)
+            if new_state is not None:
+                new_state = torch.where(keep, new_state, state if state is not None else torch.zeros_like(new_state))
+        state = new_state
+        out.append(new_w)
+        held = new_w if returns is None else drift(new_w, returns[:, t, :])
     return torch.stack(out, dim=1), state
 
 
@@ -100,10 +111,11 @@ def step_returns(
     """Portfolio return components for targets [B, L, N] (see the module docstring).
 
     ``returns``, ``impact_coef`` and ``funding`` are [B, L, N]; ``fee`` broadcasts ([N] or
-    [B, L, N]); ``exposure0`` [B, N] is the exposure before the first step.
+    [B, L, N]); ``exposure0`` [B, N] is the exposure held before the first step. The trade at t
+    is the target minus the previous target drifted by the previous step's returns.
     """
-    prev = torch.cat([exposure0.unsqueeze(1), targets[:, :-1, :]], dim=1)
-    dw = (targets - prev).abs()
+    held = torch.cat([exposure0.unsqueeze(1), drift(targets[:, :-1, :], returns[:, :-1, :])], dim=1)
+    dw = (targets - held).abs()
     gross = (targets * returns).sum(-1)
     fees = (fee * dw).sum(-1)
     impact = (impact_coef * dw.pow(1.5)).sum(-1)

@@ -342,7 +342,11 @@ def train(
         final_dir = out_dir / "final" / "policy"
         save_policy(final_policy, final_dir)
         tracker.log_artifact(parent, final_dir, "model/policy")
-        onnx_path, registered = _export_and_register(cfg, final_policy, prepared, ffold, out_dir, tracker, parent)
+        onnx_path, registered = (
+            _export_and_register(cfg, final_policy, prepared, ffold, out_dir, tracker, parent)
+            if tc.export_onnx
+            else (None, None)
+        )
         timings["final_model_s"] = time.perf_counter() - t0
 
         # -- report --------------------------------------------------------------------------------

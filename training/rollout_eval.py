@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from training.datamodule import TrainingData
-from training.objective import rollout_masked
+from training.objective import drift, rollout_masked
 from training.policies import Policy
 
 
@@ -24,7 +24,7 @@ class BlockRollout:
     stop: int
     exposures: np.ndarray  # [n, N] target exposure decided at each row
     inputs_features: np.ndarray  # [n, F] raw features fed to the policy
-    inputs_exposure: np.ndarray  # [n, N] exposure held before the decision
+    inputs_exposure: np.ndarray  # [n, N] exposure held before the decision (drifted)
     inputs_state: np.ndarray | None  # [n, H] state before the decision (recurrent only)
     final_state: np.ndarray | None
 
@@ -50,6 +50,7 @@ def run_block(
         s0 = policy.initial_state(1) if state0 is None else torch.as_tensor(state0, dtype=torch.float32).reshape(1, -1)
     x = block["features"].unsqueeze(0)
     mask = block["mask"].unsqueeze(0)
+    r = block["returns"].unsqueeze(0)
     states: list[torch.Tensor] = []
     if policy.is_recurrent and record_state:
         # replay to record the state before each step (cheap: one more pass, no grad)
@@ -58,11 +59,12 @@ def run_block(
             states.append(s[0].clone())
             nw, ns = policy.step(x[:, t, :], w, s)
             keep = mask[:, t].unsqueeze(-1)
-            w = torch.where(keep, nw, w)
+            w = drift(torch.where(keep, nw, w), r[:, t, :])
             s = torch.where(keep, ns, s)
-    targets, final = rollout_masked(policy, x, mask, w0, s0)
-    targets = targets[0].numpy().astype(np.float64)
-    prev = np.vstack([w0.numpy().astype(np.float64), targets[:-1]])
+    targets_t, final = rollout_masked(policy, x, mask, w0, s0, returns=r)
+    held = torch.cat([w0.unsqueeze(1), drift(targets_t[:, :-1, :], r[:, :-1, :])], dim=1)
+    targets = targets_t[0].numpy().astype(np.float64)
+    prev = held[0].numpy().astype(np.float64)
     return BlockRollout(
         start=start,
         stop=stop,

@@ -67,43 +67,61 @@ def _book_costs(qty, bpx, bsz, apx, asz, fee_rate):
 def _execute(dq, pr, cf, rate, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
              depth_row, has_book, bpx, bsz, apx, asz):
     """Fill the orders ``dq`` (0 = none) at reference prices ``pr`` (0 where no order) with impact
-    coefficients ``cf``; update positions and totals; add (cash, fees, spread, impact, traded) to
-    ``acc``. Costs are computed in one branch-free loop (vectorised sqrt), then applied in
-    instrument order, exactly as the account applies fills one by one."""
+    coefficients ``cf``; update positions and totals; ``acc`` holds (cash, fees, spread, impact,
+    traded) and is updated in instrument order, exactly as the account applies fills one by one
+    (adding the zero costs of instruments without an order changes no sum).
+
+    Costs, positions and per-instrument totals are branch-free loops (vectorised sqrt/select);
+    only the running sums are sequential."""
     n = len(dq)
     for i in range(n):
         a = abs(dq[i]) * pr[i]
-        sc_n[i] = a
+        sc_n[i] = dq[i] * pr[i]
         sc_f[i] = a * rate[i]
         sc_s[i] = a * half_spread
         sc_i[i] = cf[i] * a * math.sqrt(a)
+    if has_book and depth_row >= 0:
+        for i in range(n):
+            d = dq[i]
+            if d != 0.0 and apx[depth_row, i, 0] == apx[depth_row, i, 0] \
+                    and bpx[depth_row, i, 0] == bpx[depth_row, i, 0]:
+                mid, fee, spread, impact = _book_costs(d, bpx[depth_row, i], bsz[depth_row, i],
+                                                       apx[depth_row, i], asz[depth_row, i], rate[i])
+                pr[i] = mid
+                sc_n[i] = d * mid
+                sc_f[i] = fee
+                sc_s[i] = spread
+                sc_i[i] = impact
     for i in range(n):
         d = dq[i]
-        if d == 0.0:
-            continue
-        px_ref = pr[i]
-        fee = sc_f[i]
-        spread = sc_s[i]
-        impact = sc_i[i]
-        if has_book and depth_row >= 0 and apx[depth_row, i, 0] == apx[depth_row, i, 0] \
-                and bpx[depth_row, i, 0] == bpx[depth_row, i, 0]:
-            px_ref, fee, spread, impact = _book_costs(d, bpx[depth_row, i], bsz[depth_row, i],
-                                                      apx[depth_row, i], asz[depth_row, i], rate[i])
-        notional = d * px_ref
-        acc[0] -= notional + fee + spread + impact
         qi = q[i] + d
-        if qi != 0.0 and abs(qi) <= 1e-12 * abs(d):
-            qi = 0.0
-        q[i] = qi
-        tot[TOT_FEES, i] += fee
-        tot[TOT_SPREAD, i] += spread
-        tot[TOT_IMPACT, i] += impact
-        tot[TOT_TRADED, i] += abs(notional)
-        tot[TOT_TRADE_CASH, i] -= notional
-        acc[1] += fee
-        acc[2] += spread
-        acc[3] += impact
-        acc[4] += abs(d) * px_ref
+        q[i] = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
+    for i in range(n):
+        tot[TOT_FEES, i] += sc_f[i]
+    for i in range(n):
+        tot[TOT_SPREAD, i] += sc_s[i]
+    for i in range(n):
+        tot[TOT_IMPACT, i] += sc_i[i]
+    for i in range(n):
+        tot[TOT_TRADED, i] += abs(sc_n[i])
+    for i in range(n):
+        tot[TOT_TRADE_CASH, i] -= sc_n[i]
+    cash = acc[0]
+    c_fee = acc[1]
+    c_spread = acc[2]
+    c_impact = acc[3]
+    traded = acc[4]
+    for i in range(n):
+        cash -= sc_n[i] + sc_f[i] + sc_s[i] + sc_i[i]
+        c_fee += sc_f[i]
+        c_spread += sc_s[i]
+        c_impact += sc_i[i]
+        traded += abs(dq[i]) * pr[i]
+    acc[0] = cash
+    acc[1] = c_fee
+    acc[2] = c_spread
+    acc[3] = c_impact
+    acc[4] = traded
 
 
 @nb.njit(cache=True)
@@ -131,7 +149,10 @@ def simulate(
     prev_px = np.full(N, math.nan)
     cov = np.zeros((N, N))
     otimes = np.full(ring, NO_TIME, dtype=np.int64)
-    dummy = np.zeros(N)
+    tgt = np.zeros(N)
+    prow = np.zeros(N)
+    drow = np.zeros(N)
+    vrow = np.zeros(N)
     dq = np.zeros(N)
     pr = np.zeros(N)
     cf = np.zeros(N)
@@ -266,9 +287,18 @@ def simulate(
                 qq = q[i] + pend[i]
                 cur[i] = qq * pxs[i] * inv_e
             a = age[s] if has_age else math.nan
-            mask = _risk_step(rp, caps, fs, ist, prev_px, cov, otimes, clock[s], target[s], cur, e, a,
-                              disp[s] if has_disp else dummy, has_disp, vol[s] if has_vol else dummy, has_vol,
-                              price[s], True, out, work, diag, trail, False)
+            # rows are copied into scratch arrays: a view per step would cost reference counting
+            for i in range(N):
+                tgt[i] = target[s, i]
+                prow[i] = price[s, i]
+            if has_disp:
+                for i in range(N):
+                    drow[i] = disp[s, i]
+            if has_vol:
+                for i in range(N):
+                    vrow[i] = vol[s, i]
+            mask = _risk_step(rp, caps, fs, ist, prev_px, cov, otimes, clock[s], tgt, cur, e, a,
+                              drow, has_disp, vrow, has_vol, prow, True, out, work, diag, trail, False)
             mask_out[s] = mask
             slot = s % K
             for i in range(N):

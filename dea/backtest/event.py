@@ -51,13 +51,19 @@ from dea.timeutil import NS_PER_YEAR, iso
 
 @dataclass(frozen=True, slots=True)
 class BarEvent:
-    """One bar row for all instruments, available at ``ts`` (NaN price = no bar for that one)."""
+    """One bar row for all instruments, available at ``ts`` (NaN price = no bar for that one).
+
+    ``impact_coef``: square-root impact coefficients already computed for this row (a replay of a
+    prepared :class:`~dea.backtest.market.Market` passes them, so both engines price impact from
+    the same numbers); without it the replay estimates them from the bars as they stream.
+    """
 
     ts: int
     price: np.ndarray
     volume: np.ndarray | None = None
     high: np.ndarray | None = None
     low: np.ndarray | None = None
+    impact_coef: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +187,7 @@ class EventBacktester:
         if costs.impact.model == "none":
             k = [0.0] * self.n
         self.impact = SqrtImpactEstimator(k, costs.impact.vol_window, costs.impact.adv_window)
+        self.impact_on = costs.impact.model != "none"
         self.pending: deque[Order] = deque()
         self.pend_q = [0.0] * self.n
         self.raw_px = [math.nan] * self.n  # latest price of each instrument's own feed
@@ -224,7 +231,10 @@ class EventBacktester:
                 if self.books[i] is None:
                     self.account.mark(i, p)
             self.bar_ts = ts
-            self.impact.update(price, ev.volume, ev.high, ev.low)
+            if ev.impact_coef is not None:
+                self.impact.coef = [float(c) if self.impact_on else 0.0 for c in ev.impact_coef]
+            else:
+                self.impact.update(price, ev.volume, ev.high, ev.low)
             return
         if isinstance(ev, BookEvent):
             self._fill_due(ts, inclusive=False, bar=None)
@@ -425,12 +435,12 @@ class EventBacktester:
 
 def market_events(market) -> Iterator[MarketEvent]:  # noqa: ANN001 - dea.backtest.market.Market (batch module)
     """Bar and funding events of a prepared :class:`~dea.backtest.market.Market`, in replay order."""
-    price, funding = market.price, market.funding
+    price, funding, coef = market.price, market.funding, market.impact_coef
     vol, hi, lo = market.volume, market.high, market.low
     for s in range(len(market.clock)):
         ts = int(market.clock[s])
         yield BarEvent(ts, price[s], None if vol is None else vol[s],
-                       None if hi is None else hi[s], None if lo is None else lo[s])
+                       None if hi is None else hi[s], None if lo is None else lo[s], coef[s])
         row = funding[s]
         for i in np.flatnonzero(row):
             yield FundingEvent(ts, int(i), float(row[i]))

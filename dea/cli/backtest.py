@@ -140,7 +140,10 @@ def _handle(args: argparse.Namespace) -> int:
     paths = write_tearsheet(results, out_dir, title, metrics)
     print(title)
     print(format_metrics_table(metrics))
-    for n in notes + [f"{name}: {note}" for name, res in results.items() for note in res.notes]:
+    seen: dict[str, None] = {}
+    for n in notes + [note for res in results.values() for note in res.notes]:
+        seen.setdefault(n, None)
+    for n in seen:
         print(f"note: {n}")
     print(f"tearsheet: {paths['html']}  ({paths['png']}, {paths['metrics']})")
     return 0

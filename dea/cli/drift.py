@@ -72,19 +72,17 @@ def read_feature_table(path: Path, names: list[str]):  # noqa: ANN201 - numpy ar
 
 
 def _features_from_config(path: Path, names: list[str]):  # noqa: ANN201
+    """Model inputs computed from an experiment's data, exactly as training prepares them."""
     from dea.config import load_config
+    from dea.errors import ModelError
+    from training.prepare import prepare_data  # lazy: batch feature pipeline
 
-    from training.inputs import model_inputs  # lazy: batch feature pipeline
-
-    cfg = load_config(path)
-    got_names, values = model_inputs(cfg)
-    col = {n: j for j, n in enumerate(got_names)}
+    data = prepare_data(load_config(path)).data
+    col = {n: j for j, n in enumerate(data.feature_names)}
     missing = [n for n in names if n not in col]
     if missing:
-        from dea.errors import ModelError
-
         raise ModelError(f"{path}: the config's features do not include the model's {missing[:5]}")
-    return values[:, [col[n] for n in names]]
+    return data.features[:, [col[n] for n in names]].astype("float64")
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -43,6 +43,10 @@ def _handle(args: argparse.Namespace) -> int:
         overrides.append("training.progress_bar=false")
     cfg = load_config(args.config, overrides)
 
+    import logging
+
+    # one line per fold about absent GPUs/TPUs and a cloud-logger tip is noise in a CLI
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     from training.pipeline import train
     from training.report import format_summary
 

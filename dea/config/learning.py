@@ -71,6 +71,9 @@ class TrainingConfig(StrictModel):
         default=True,
         description="train the exported model on all data (latest block for validation); false = export the last fold's",
     )
+    export_onnx: bool = Field(
+        default=True, description="export the final policy to ONNX (parity-gated) and register it when tracking"
+    )
     warm_start_steps: int | None = Field(
         default=None, ge=0, description="recurrent policies: rows rolled before each test block to warm the state (None = seq_len)"
     )

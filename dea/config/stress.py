@@ -20,6 +20,7 @@ class _Scenario(StrictModel):
     name: str | None = Field(default=None, description="label in reports (default: the kind)")
     start: float = Field(default=0.5, ge=0, lt=1, description="shock onset as a share of the base path")
     instruments: list[str] | None = Field(default=None, description="instruments hit (default all)")
+    min_steps: int = Field(default=1, ge=1, description="shock window at least this many decision steps (coarse clocks)")
 
     @property
     def label(self) -> str:
@@ -45,6 +46,7 @@ class VolSpikeScenario(_Scenario):
     """Log returns scaled by ``factor`` around their mean for ``duration``."""
 
     kind: Literal["vol_spike"] = "vol_spike"
+    min_steps: int = Field(default=10, ge=2)
     factor: float = Field(default=4.0, gt=1)
     duration: str = "1d"
 
@@ -78,6 +80,7 @@ class CorrelationOneScenario(_Scenario):
     """Every instrument's returns follow ``leader``'s (rescaled to its own volatility)."""
 
     kind: Literal["correlation_one"] = "correlation_one"
+    min_steps: int = Field(default=10, ge=2)
     leader: str | None = Field(default=None, description="default: the first instrument")
     duration: str = "2d"
 
@@ -174,8 +177,12 @@ def default_scenarios() -> list[Scenario]:
 
 
 class StressConfig(StrictModel):
+    """``scenarios`` replaces the built-in library; ``extra`` adds to it (e.g. a historical window
+    of the experiment's own data). :attr:`all` is what runs."""
+
     scenarios: list[Scenario] = Field(default_factory=default_scenarios)
-    base_steps: int = Field(default=2000, ge=10, description="decision steps in the base path")
+    extra: list[Scenario] = Field(default_factory=list)
+    base_steps: int = Field(default=1000, ge=10, description="decision steps in the base path")
     warmup_steps: int = Field(default=300, ge=0, description="steps replayed before scoring starts")
     var_level: float = Field(default=0.99, gt=0.5, lt=1)
     derisk_level: float = Field(
@@ -183,9 +190,13 @@ class StressConfig(StrictModel):
     )
     max_drawdown: float | None = Field(default=None, gt=0, lt=1, description="promotion gate, None = risk.drawdown.hard")
 
+    @property
+    def all(self) -> list[Scenario]:
+        return [*self.scenarios, *self.extra]
+
     @model_validator(mode="after")
     def _unique_labels(self) -> "StressConfig":
-        labels = [s.label for s in self.scenarios]
+        labels = [s.label for s in self.all]
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
             raise ValueError(f"duplicated scenario names {dup}: give each a distinct 'name'")

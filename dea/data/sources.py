@@ -210,6 +210,18 @@ def _report_from_metadata(table: pa.Table, report: ValidationReport) -> None:
     """Findings a capture reader attaches to its table as schema metadata:
     ``dea.report.<rule>`` = count (``dea.sequence_gaps`` is ``sequence_gap``)."""
     meta = table.schema.metadata or {}
+    capture = meta.get(b"dea.capture_report")
+    if capture:
+        # Capture readers summarise the whole file; the problems among those counts become rules.
+        try:
+            counts = json.loads(capture)
+        except ValueError:
+            counts = {}
+        for rule in ("sequence_gaps", "resyncs", "crossed_books", "ticker_mismatches", "stale_diffs_dropped", "gap_markers"):
+            count = counts.get(rule)
+            if isinstance(count, int) and count:
+                name = "sequence_gap" if rule == "sequence_gaps" else rule
+                report.add(name, count, None, "reported by the capture reader", "reported")
     for key, value in meta.items():
         k = key.decode(errors="replace")
         rule = "sequence_gap" if k == "dea.sequence_gaps" else (k[len("dea.report."):] if k.startswith("dea.report.") else None)

@@ -329,6 +329,13 @@ def check_nan(
         if k.any():
             inf_col[c] = int(k.sum())
             infinite |= k
+    markers = book_gap_markers(table, kind)
+    if markers.any():  # resync markers carry NaN price/size by design (see dea.book)
+        missing &= ~markers
+        for c in list(per_col):
+            per_col[c] = int((np.isnan(_float(table, c)) & ~markers).sum())
+            if not per_col[c]:
+                del per_col[c]
     rows = table[ROW_COLUMN].to_numpy()
     for rule, bad, counts, what in (
         ("nan", missing, per_col, "missing values"),
@@ -353,6 +360,16 @@ def check_nan(
             v[np.isinf(v)] = np.nan
             table = table.set_column(table.schema.get_field_index(c), c, pa.array(v))
     return table
+
+
+def book_gap_markers(table: pa.Table, kind: str) -> np.ndarray:
+    """Rows a capture reader inserts to mark a resync in a book table: ``is_snapshot`` with
+    ``side == 0`` and NaN price/size. They are information (the book was reset), not missing data."""
+    if kind != "book" or table.num_rows == 0:
+        return np.zeros(table.num_rows, dtype=bool)
+    side = table["side"].to_numpy(zero_copy_only=False)
+    snap = table["is_snapshot"].to_numpy(zero_copy_only=False)
+    return (side == 0) & snap.astype(bool)
 
 
 def check_values(table: pa.Table, kind: str, report: ValidationReport, file: str, where: RowLabel) -> None:

@@ -35,7 +35,7 @@ def build_scenario(spec: Scenario, base: MarketPath, resolve: Callable[[str], Pa
     name = spec.label
 
     def span(duration: str) -> tuple[int, int]:
-        return g.window(base, spec.start, g.steps_for(base, parse_duration(duration)))
+        return g.window(base, spec.start, max(spec.min_steps, g.steps_for(base, parse_duration(duration))))
 
     inst = spec.instruments
     if isinstance(spec, FlashCrashScenario):
@@ -43,7 +43,7 @@ def build_scenario(spec: Scenario, base: MarketPath, resolve: Callable[[str], Pa
         return g.flash_crash(
             base,
             i0=i0,
-            crash_steps=g.steps_for(base, parse_duration(spec.duration)),
+            crash_steps=max(spec.min_steps, g.steps_for(base, parse_duration(spec.duration))),
             drop=spec.drop,
             recovery=spec.recovery,
             recovery_steps=g.steps_for(base, parse_duration(spec.recovery_duration)),

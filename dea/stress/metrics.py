@@ -92,17 +92,19 @@ def historical_var_es(returns: np.ndarray, level: float) -> tuple[float, float]:
     return float(-q), float(-tail.mean())
 
 
-def limit_breaches(ordered: np.ndarray, limits: Limits, equity: np.ndarray, halted: np.ndarray) -> list[str]:
+def limit_breaches(
+    ordered: np.ndarray, limits: Limits, equity: np.ndarray, halted: np.ndarray, tol: float = LIMIT_TOL
+) -> list[str]:
     """Every hard-limit violation, one line each (step index and what was exceeded)."""
     w = np.asarray(ordered, dtype=np.float64)
     out: list[str] = []
-    over_cap = np.abs(w) > limits.caps + LIMIT_TOL
+    over_cap = np.abs(w) > limits.caps + tol
     for t, i in zip(*np.nonzero(over_cap)):
         out.append(f"step {t}: |w[{i}]| {abs(w[t, i]):.6g} > cap {limits.caps[i]:.6g}")
     gross = np.abs(w).sum(axis=1)
     net = np.abs(w.sum(axis=1))
     for name, value, lim in (("gross", gross, limits.max_gross), ("net", net, limits.max_net), ("leverage", gross, limits.max_leverage)):
-        for t in np.flatnonzero(value > lim + LIMIT_TOL):
+        for t in np.flatnonzero(value > lim + tol):
             out.append(f"step {t}: {name} {value[t]:.6g} > {lim:.6g}")
     if limits.dd_hard is not None:
         e = np.asarray(equity, dtype=np.float64)

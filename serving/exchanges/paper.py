@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dea.backtest.config import CostsConfig
-from dea.backtest.event import BookEvent, EventBacktester, MarketEvent
+from dea.backtest.event import EventBacktester, MarketEvent
 from dea.errors import ExchangeError
 from dea.execution.fills import Fill
 from dea.execution.orders import Order
@@ -145,6 +145,26 @@ class PaperExchange:
         self._collect()
         return acks
 
+    @property
+    def is_fresh(self) -> bool:
+        """True until the venue has seen an order: a new process's paper venue."""
+        return not self._orders and self._fill_seq == 0
+
+    def restore(self, account: Any, pending: Sequence[Order]) -> None:
+        """Continue a journaled session in a new process (a simulated venue does not outlive its
+        process, unlike a real one): take over the journal's account and in-flight orders. The
+        loop calls this once its replay reaches the last journaled decision, after the venue has
+        seen the market up to then (books, prices and impact estimates warm)."""
+        acc = self.venue.account
+        acc.cash = float(account.cash)
+        for name in ("qty", "fees", "spread", "impact", "funding", "traded", "trade_cash"):
+            setattr(acc, name, list(getattr(account, name)))
+        for o in pending:
+            self.venue.pending.append(o)
+            self.venue.pend_q[o.index] += o.qty
+            self._open[o.client_id] = o
+            self._orders[o.client_id] = OrderAck(o.client_id, "sent", o.client_id)
+
     def lookup(self, client_id: str, instrument: str) -> OrderAck:
         return self._orders.get(client_id, OrderAck(client_id, "unknown", None, "paper venue never received it"))
 
@@ -153,8 +173,9 @@ class PaperExchange:
         if v.executed:
             for f in v.executed:
                 self._fill_seq += 1
-                fid = f"paper-{self._fill_seq}"
                 cid = f.client_id
+                # unique across processes: a market order fills once; liquidations per time and instrument
+                fid = f"paper:{cid}" if cid != "liquidation" else f"paper:liquidation:{f.ts}:{f.index}"
                 if cid in self._open:
                     del self._open[cid]
                     self._orders[cid] = OrderAck(cid, "filled", cid)

@@ -65,3 +65,8 @@ def random_panel(T: int, N: int, seed: int = 0, step: int = STEP, funding_every:
                         min_notional=5.0 if j == 0 else 0.0) for j, s in enumerate(symbols)]
     clock = T0 + np.arange(T, dtype=np.int64) * step
     return Panel(clock=clock, step_ns=step, instruments=tuple(symbols), fields=fields), insts
+
+
+def costs_with(**kw) -> CostsConfig:
+    """FREE costs with validated overrides."""
+    return CostsConfig(**{**FREE.model_dump(), **kw})

@@ -31,12 +31,44 @@ def _validation(seed: int):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """One tracking store for the module (creating MLflow's tables costs seconds)."""
+    """A local MLflow tracking server (HTTP, one worker), as a serving host would reach it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
     tmp = tmp_path_factory.mktemp("mlflow")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(tmp)  # artifacts go to ./mlruns of this folder
-    yield tmp, f"sqlite:///{tmp / 'mlflow.db'}"
-    mp.undo()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [str(mlflow_cli), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}", "--artifacts-destination", str(tmp / "artifacts")],
+        cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"),
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"mlflow server did not start: {(tmp / 'server.log').read_text()[-2000:]}") from None
+                time.sleep(0.3)
+        mp = pytest.MonkeyPatch()
+        mp.chdir(tmp)
+        yield tmp, uri
+        mp.undo()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +101,21 @@ def test_register_promote_load_by_alias_and_hot_swap(tmp_path, store, first):
 
     assert dea_main(["promote", "--model", "dea-test-policy", "--version", "1", "--tracking-uri", tracking_uri]) == 0
     live = LiveSpec.of(FEATURES, "spec-1", INSTRUMENTS)
+    # a serving process loads models:/NAME@champion over HTTP with the REST client only
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from serving.runner import LiveSpec, PolicyRunner\n"
+        f"r = PolicyRunner.load('models:/dea-test-policy@champion', LiveSpec.of({list(FEATURES)!r}, 'spec-1', "
+        f"{list(INSTRUMENTS)!r}), tracking_uri={tracking_uri!r}, cache_dir={str(tmp_path / 'c2')!r})\n"
+        "print(json.dumps([r.version, [m for m in ('sqlalchemy', 'alembic', 'flask', 'torch') if m in sys.modules]]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["1", []]
     champion = PolicyRunner.load("models:/dea-test-policy@champion", live, tracking_uri=tracking_uri, cache_dir=tmp_path / "cache")
     local = PolicyRunner.from_path(first.path, live)
     assert champion.version == "1" and champion.metadata.model_version.startswith("run-")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import build_onnx_policy, write_config
+from serving_helpers import build_onnx_policy, write_config
 
 from dea.book.binance import parse_capture_line
 from dea.book.events import DepthDiff, DepthSnapshot

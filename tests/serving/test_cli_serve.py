@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from conftest import build_onnx_policy, export_config_policy
+from serving_helpers import build_onnx_policy, export_config_policy
 
 from dea.cli.main import main as dea_main
 from dea.timeutil import parse_timestamp

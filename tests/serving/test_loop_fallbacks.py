@@ -9,7 +9,7 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import export_config_policy
+from serving_helpers import export_config_policy
 
 from serving.exchanges.paper import PaperExchange
 from serving.feeds.replay import TableReplay

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import build_onnx_policy
+from serving_helpers import build_onnx_policy
 
 from dea.errors import ModelError
 from serving.hotswap import ModelSlot, ModelWatcher, file_probe

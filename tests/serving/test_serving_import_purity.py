@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import build_onnx_policy, write_config
+from serving_helpers import build_onnx_policy, write_config
 
 from dea.config import load_config
 from dea.features.featureset import FeatureSet

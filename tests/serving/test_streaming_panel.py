@@ -6,7 +6,7 @@ simulated perpetuals with funding settlements and mark prices."""
 from __future__ import annotations
 
 import numpy as np
-from conftest import sim_config
+from serving_helpers import sim_config
 
 from dea.data.panel import assemble_panel
 from serving.feeds.replay import TableReplay, load_tables

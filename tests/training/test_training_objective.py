@@ -28,17 +28,20 @@ def _one_instrument_case():
 def test_each_cost_term_matches_hand_arithmetic():
     w, r, imp, fund = _one_instrument_case()
     sr = step_returns(w, torch.zeros(1, 1, dtype=torch.float64), r, _t([0.001]), imp, fund)
-    # |dw| = 0.5, 0, 1.0
-    np.testing.assert_allclose(sr.turnover[0], [0.5, 0.0, 1.0])
+    # held before each trade: flat; 0.5 grown by +1% on an equity grown by 0.5%; 0.5 shrunk by
+    # -2% on an equity shrunk by 1%
+    held = [0.0, 0.5 * 1.01 / 1.005, 0.5 * 0.98 / 0.99]
+    dw = [abs(0.5 - held[0]), abs(0.5 - held[1]), abs(-0.5 - held[2])]
+    np.testing.assert_allclose(sr.turnover[0], dw)
     np.testing.assert_allclose(sr.gross[0], [0.005, -0.01, -0.015])
-    np.testing.assert_allclose(sr.fees[0], [0.0005, 0.0, 0.001])
-    np.testing.assert_allclose(sr.impact[0], [0.01 * 0.5**1.5, 0.0, 0.01])
+    np.testing.assert_allclose(sr.fees[0], [0.001 * d for d in dw])
+    np.testing.assert_allclose(sr.impact[0], [0.01 * d**1.5 for d in dw])
     # long 0.5 pays +1bp; short 0.5 receives 2bp
     np.testing.assert_allclose(sr.funding[0], [0.00005, 0.0, -0.0001])
     expected_net = [
-        0.005 - 0.0005 - 0.01 * 0.5**1.5 - 0.00005,
-        -0.01,
-        -0.015 - 0.001 - 0.01 + 0.0001,
+        0.005 - 0.001 * dw[0] - 0.01 * dw[0] ** 1.5 - 0.00005,
+        -0.01 - 0.001 * dw[1] - 0.01 * dw[1] ** 1.5,
+        -0.015 - 0.001 * dw[2] - 0.01 * dw[2] ** 1.5 + 0.0001,
     ]
     np.testing.assert_allclose(sr.net[0], expected_net, rtol=1e-12)
 
@@ -114,6 +117,14 @@ def test_rollout_feeds_back_its_own_exposure():
     targets, state = rollout(_AddPolicy(), x, torch.zeros(2, 1))
     assert state is None
     np.testing.assert_allclose(targets[0, :, 0], [1, 2, 3, 4])
+
+
+def test_rollout_feeds_back_the_drifted_exposure_when_given_returns():
+    x = torch.zeros(1, 3, 2, dtype=torch.float64)
+    r = _t([[[0.1, 0.0], [0.0, 0.0], [0.0, 0.0]]])
+    targets, _ = rollout(_AddPolicy(), x, _t([[0.5, 0.5]]), returns=r)
+    # a 10% rise of the first leg lifts its weight to 0.55 / 1.05 and shrinks the other's
+    np.testing.assert_allclose(targets[0, 1].numpy(), [0.55 / 1.05, 0.5 / 1.05])
 
 
 def test_masked_rollout_holds_exposure_on_unusable_rows():

@@ -1,0 +1,185 @@
+"""Backtest benchmark: ``python -m benchmarks backtest``.
+
+Figures:
+- vectorised kernel throughput, 10 instruments x 2,000,000 steps, fees + square-root impact +
+  funding + risk rules on, every instrument trading every step (asset-steps/s, one core: numba
+  runs single-threaded); market preparation (impact coefficients from volume) timed apart;
+- event-driven replay: bar replay (events/s and decisions/s, the reference engine) and a trade
+  stream with a decision every 100 events (events/s, recording off);
+- memory of the trade replay at two lengths (tracemalloc peak): flat in replay length;
+- the risk engine's per-decision latency (what the live loop pays), 4 instruments.
+
+Times are the best of a few repeats of CPU time of this thread (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+T_VEC = 2_000_000
+N_VEC = 10
+STEP = 60 * 1_000_000_000
+
+
+def _instruments(n: int):  # noqa: ANN202
+    from dea.instruments import Instrument
+
+    return tuple(Instrument(symbol=f"PERP{i}", kind="perpetual", funding="f", taker_fee=0.0005, maker_fee=0.0002,
+                            maintenance_margin=0.005) for i in range(n))
+
+
+def _market(T: int, N: int, seed: int = 0):  # noqa: ANN202
+    from dea.backtest.market import Market, impact_coefficients
+
+    rng = np.random.default_rng(seed)
+    price = 100.0 * np.exp(np.cumsum(rng.normal(0, 5e-4, (T, N)), axis=0))
+    volume = rng.uniform(5e4, 1e5, (T, N))
+    high, low = price * 1.001, price * 0.999
+    funding = np.zeros((T, N))
+    funding[::480] = rng.normal(1e-4, 1e-4, (len(range(0, T, 480)), N))  # 8h settlements on a 1m clock
+    k = np.full(N, 0.5)
+    t0 = time.thread_time()
+    coef = impact_coefficients(price, volume, high, low, k, 30, 30)
+    prep = time.thread_time() - t0
+    clock = np.arange(T, dtype=np.int64) * STEP
+    return Market(clock, STEP, _instruments(N), price, funding, coef, k, volume, high, low), prep
+
+
+def _targets(T: int, N: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 0.15 * np.sin(np.cumsum(rng.normal(0, 0.01, (T, N)), axis=0) + rng.uniform(0, 6, N))
+
+
+def _vectorised() -> dict[str, float | int | str]:
+    from dea.backtest.config import CostsConfig
+    from dea.backtest.vectorized import backtest
+    from dea.risk.config import RiskConfig
+
+    costs = CostsConfig(half_spread_bps=1.0, impact={"model": "sqrt", "k": 0.5})
+    risk = RiskConfig(max_exposure=0.5, max_gross=3.0, max_net=1.0, drawdown={"soft": 0.5, "hard": 0.9})
+    small, _ = _market(1000, N_VEC)
+    t0 = time.perf_counter()
+    backtest(small, _targets(1000, N_VEC), costs=costs, risk=risk)  # compile or load the numba cache
+    warm = time.perf_counter() - t0
+    market, prep = _market(T_VEC, N_VEC)
+    targets = _targets(T_VEC, N_VEC)
+    best = np.inf
+    res = None
+    for _ in range(3):
+        t0 = time.thread_time()
+        res = backtest(market, targets, costs=costs, risk=risk)
+        best = min(best, time.thread_time() - t0)
+    traded = float((res.turnover > 0).mean())
+    steps = T_VEC * N_VEC
+    return {
+        "vec_instruments": N_VEC,
+        "vec_steps": T_VEC,
+        "vec_asset_steps_per_s": steps / best,
+        "vec_seconds": best,
+        "vec_prepare_impact_s": prep,
+        "vec_end_to_end_asset_steps_per_s": steps / (best + prep),
+        "vec_first_call_s (compile or cache load)": warm,
+        "vec_steps_with_trades_share": traded,
+        "vec_total_cost_pct": 100 * float(sum(v.sum() for v in res.costs.values())),
+        "vec_final_equity": res.final_equity,
+    }
+
+
+def _bar_replay() -> dict[str, float]:
+    from dea.backtest.config import CostsConfig
+    from dea.backtest.event import EventBacktester, TargetSchedule, market_events
+    from dea.risk.config import RiskConfig
+
+    T, N = 20_000, 3
+    market, _ = _market(T, N, seed=3)
+    targets = _targets(T, N)
+    n_events = sum(1 for _ in market_events(market))
+    best = np.inf
+    for _ in range(2):
+        bt = EventBacktester(market.instruments, CostsConfig(), RiskConfig(drawdown={"soft": 0.5, "hard": 0.9}),
+                             TargetSchedule(targets), impact_k=market.impact_k)
+        t0 = time.thread_time()
+        bt.run(market_events(market), (int(t) for t in market.clock))
+        best = min(best, time.thread_time() - t0)
+    return {"replay_bars_events_per_s": n_events / best, "replay_bars_decisions_per_s": T / best,
+            "replay_bars_asset_steps_per_s": T * N / best}
+
+
+def _trade_stream(n_events: int, every: int = 100):  # noqa: ANN202
+    from dea.backtest.event import TradeEvent
+
+    rng = np.random.default_rng(5)
+    price = [100.0, 50.0, 20.0]
+    ts = 0
+    for k in range(n_events):
+        i = k % 3
+        price[i] *= 1.0 + 1e-4 * float(rng.standard_normal())
+        ts += 10_000_000  # 10 ms apart
+        yield TradeEvent(ts, i, price[i], 1.0)
+
+
+def _trade_replay(n_events: int) -> tuple[float, int]:
+    from dea.backtest.config import CostsConfig
+    from dea.backtest.event import EventBacktester, PolicyOutput
+    from dea.risk.config import RiskConfig
+
+    rng = np.random.default_rng(7)
+
+    def policy(ctx):  # noqa: ANN001, ANN202
+        return PolicyOutput(np.clip(ctx.exposure + rng.normal(0, 0.05, 3), -0.5, 0.5))
+
+    costs = CostsConfig(impact={"model": "none"})
+    bt = EventBacktester(_instruments(3), costs, RiskConfig(drawdown={"enabled": False}), policy, record=False)
+    decisions = (k * 1_000_000_000 for k in range(1, n_events // 100 + 1))  # every second = every 100 trades
+    tracemalloc.start()
+    t0 = time.thread_time()
+    bt.run(_trade_stream(n_events), decisions)
+    dt = time.thread_time() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return n_events / dt, peak
+
+
+def _risk_latency() -> dict[str, float]:
+    from dea.instruments import Instrument
+    from dea.risk.config import RiskConfig
+    from dea.risk.engine import RiskEngine
+
+    eng = RiskEngine(RiskConfig(no_trade_band=0.01, max_order_notional=0.5), [Instrument(symbol=f"S{i}") for i in range(4)])
+    rng = np.random.default_rng(0)
+    tg = rng.normal(0, 0.3, (20_000, 4))
+    cur = np.zeros(4)
+    lat = np.empty(len(tg))
+    for k in range(len(tg)):
+        t0 = time.perf_counter_ns()
+        d = eng.apply(k * 1_000_000_000, tg[k], cur, 1e6)
+        lat[k] = time.perf_counter_ns() - t0
+        cur = d.exposure
+    return {"risk_apply_p50_us": float(np.percentile(lat, 50)) / 1e3,
+            "risk_apply_p99_us": float(np.percentile(lat, 99)) / 1e3}
+
+
+def run() -> dict[str, float | int | str]:
+    out: dict[str, float | int | str] = {}
+    out.update(_vectorised())
+    out.update(_bar_replay())
+    eps_small, mem_small = _trade_replay(50_000)
+    eps_large, mem_large = _trade_replay(400_000)
+    out["replay_trades_events_per_s"] = max(eps_small, eps_large)
+    out["replay_trades_peak_mem_50k_events_kb"] = mem_small / 1024
+    out["replay_trades_peak_mem_400k_events_kb"] = mem_large / 1024
+    out["replay_memory_ratio_8x_events"] = mem_large / mem_small
+    out.update(_risk_latency())
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    for k, v in run().items():
+        print(f"{k}: {v}")
