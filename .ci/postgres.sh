@@ -63,14 +63,25 @@ if [ ! -s "$data/PG_VERSION" ]; then
   as_owner "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --no-sync >/dev/null
 fi
 
+psql_admin() { psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc "$1"; }
 if ! as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
   log "starting the server on 127.0.0.1:$port"
-  as_owner "$bin/pg_ctl" -D "$data" -l "$root/server.log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $root -c fsync=off -c max_connections=100" start >/dev/null
+  if ! as_owner "$bin/pg_ctl" -D "$data" -l "$root/server.log" -w -t 30 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $root -c fsync=off -c max_connections=100" start >/dev/null; then
+    # the port is probably taken by the distribution's own cluster (apt starts one): use it
+    # through its local socket as the postgres account
+    sock=/var/run/postgresql
+    if [ "$(id -u)" -eq 0 ] && [ -S "$sock/.s.PGSQL.$port" ]; then
+      log "port $port is taken by another PostgreSQL; creating the role and database there"
+      psql_admin() { runuser -u postgres -- psql -h "$sock" -p "$port" -d postgres -Atqc "$1"; }
+    else
+      log "cannot start PostgreSQL on port $port (see $root/server.log)"
+      exit 1
+    fi
+  fi
 fi
 
-# Role and database (trust auth for the local superuser; password auth is not enforced but set).
-psql_admin() { psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc "$1"; }
+# Role and database (trust auth for the local superuser; password set for TCP clients).
 if [ -z "$(psql_admin "select 1 from pg_roles where rolname = '$user'")" ]; then
   psql_admin "create role \"$user\" login password '$password'" >/dev/null
 fi

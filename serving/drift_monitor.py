@@ -135,6 +135,7 @@ def write_retrain_flag(path: str | Path, t_ns: int, model_version: str, detail: 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
         json.dump(doc, fh, indent=1)
+    os.chmod(tmp, 0o644)  # the retrain job may run as another user
     os.replace(tmp, path)
     return path
 

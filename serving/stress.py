@@ -413,10 +413,10 @@ def replay_scenario(
         max_leverage=r.max_leverage, dd_hard=r.drawdown.hard if r.drawdown.enabled else None,
     )
     score_from = int(np.searchsorted(clock, win.window[0]))
-    shock_t = int(win.window[shocked.shock[0]]) if shocked.shock else int(win.window[0])
+    shock_at = int(np.searchsorted(clock, int(win.window[shocked.shock[0]]))) if shocked.shock else None
     result = summarise(
         shocked.name, rec, limits, score_from=min(score_from, len(clock) - 1),
-        shock_start=int(np.searchsorted(clock, shock_t)), level=cfg.stress.var_level, derisk_level=cfg.stress.derisk_level,
+        shock_start=shock_at, level=cfg.stress.var_level, derisk_level=cfg.stress.derisk_level,
     )
     info = summary.as_dict()
     info["delayed_orders"] = venue.delayed

@@ -1,24 +1,20 @@
-"""Classical allocators (buy-and-hold, equal weight, inverse volatility, time-series momentum,
-HRP, mean-risk) as target exposures on the decision clock, from :mod:`dea.backtest`."""
+"""Classical allocators on the out-of-sample span, from :mod:`dea.backtest.baselines`."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from dea.config.experiment import ExperimentConfig
-from dea.errors import ConfigError
+from dea.data.panel import Panel
 
 
-def classical_targets(cfg: ExperimentConfig, prepared, name: str) -> np.ndarray:  # noqa: ANN001
-    """Targets [T, N] of baseline ``name`` over the whole panel (causal: rows <= t only)."""
-    panel = prepared.panel
-    T, N = panel.fields["price"].shape
-    if name == "buy_and_hold":
-        w = np.zeros((T, N))
-        syms = list(panel.instruments)
-        j = next((i for i, inst in enumerate(cfg.data.instruments) if inst.base.upper() == "BTC"), 0)
-        w[:, j] = 1.0
-        return w
-    if name == "equal_weight":
-        return np.full((T, N), 1.0 / N)
-    raise ConfigError(f"baseline {name!r} is not available")
+def classical_oos_targets(cfg: ExperimentConfig, panel: Panel, name: str, start: int, stop: int) -> np.ndarray:
+    """Targets [T, N] of baseline ``name``: NaN (hold, i.e. flat) before ``start``, its own
+    decisions on [start, stop) — entering at ``start`` whatever it decided last (a buy-and-hold
+    enters then; a periodic rebalancer starts from its latest rebalance), NaN after ``stop``."""
+    from dea.backtest.baselines import baseline_targets, targets_from
+
+    full = baseline_targets(name, panel, cfg.backtest.baseline)
+    out = np.full(full.shape, np.nan)
+    out[start:stop] = targets_from(full, start)[: stop - start]
+    return out

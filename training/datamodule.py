@@ -1,9 +1,12 @@
 """Lightning data for one walk-forward fold: rollout windows for fitting, whole blocks for
 validation and testing.
 
-Training batches are windows of ``seq_len`` consecutive decision steps lying entirely inside the
-fold's fit block and made only of usable rows (valid features, known return, funding and impact),
-so no window ever straddles a gap, the purge or a later block. Validation is the whole validation
+Training batches are windows of ``burn_in + seq_len`` consecutive decision steps lying entirely
+inside the fold's fit block and made only of usable rows (valid features, known return, funding
+and impact), so no window ever straddles a gap, the purge or a later block. The first
+``burn_in`` steps are rolled but not scored: each scored window then starts from the exposure
+(and recurrent state) the policy itself would hold there, not from flat — otherwise a policy that
+trades slowly (as costs demand) looks bad in every window just because it starts empty. Validation is the whole validation
 block rolled as one sequence (as it would be traded). Scaling is NOT applied here: the fold's
 scaler is fitted on the fit block only and baked into the policy module (see
 :mod:`training.policies`), so batches carry raw features.
@@ -132,19 +135,21 @@ class FoldDataModule(L.LightningDataModule):
         stride: int,
         batch_size: int,
         seed: int,
+        burn_in: int = 0,
     ) -> None:
         super().__init__()
         self.data = data
         self.fold = fold
-        self.seq_len = seq_len
+        self.burn_in = burn_in
+        self.seq_len = seq_len + burn_in
         self.stride = max(1, stride)
         self.batch_size = batch_size
         self.seed = seed
-        self.starts = window_starts(data.usable, *fold.fit, seq_len, self.stride)
+        self.starts = window_starts(data.usable, *fold.fit, self.seq_len, self.stride)
         if self.starts.size == 0:
             raise ConfigError(
-                f"fold {fold.index}: the fit block {fold.fit} has no run of {seq_len} usable rows; "
-                "lower training.seq_len or check the feature warm-up / missing data"
+                f"fold {fold.index}: the fit block {fold.fit} has no run of {self.seq_len} usable rows "
+                f"(burn_in {burn_in} + seq_len {seq_len}); lower them or check the feature warm-up / missing data"
             )
 
     @property

@@ -150,7 +150,7 @@ def dispersion_comparison(cfg: "ExperimentConfig", prepared: object, *, scale: f
     """
     import numpy as np
 
-    from training.evaluation import oos_rows, stitch
+    from training.evaluation import stitch
     from training.metrics_adapter import metrics_of
     from training.splits import walk_forward_folds
 
@@ -163,7 +163,8 @@ def dispersion_comparison(cfg: "ExperimentConfig", prepared: object, *, scale: f
         t, d = rollout_with_dispersion(ens, data, *fold.test)
         tb.append((fold.test[0], fold.test[1], t))
         db.append((fold.test[0], fold.test[1], d))
-    rows = oos_rows([(a, b) for a, b, _ in tb])
+    start, stop = tb[0][0], tb[-1][1]  # adjacent test blocks
+    rows = np.arange(start, stop)
     targets, disp = stitch(shape, tb), np.nan_to_num(stitch(shape, db))
     k = scale if scale is not None else (cfg.risk.dispersion_scale or 1.0 / max(float(np.median(disp[rows][disp[rows] > 0])), 1e-9))
     out = {}
@@ -172,7 +173,7 @@ def dispersion_comparison(cfg: "ExperimentConfig", prepared: object, *, scale: f
     for label, kk in (("without", 0.0), ("with", k)):
         risk = cfg.risk.model_copy(update={"dispersion_scale": kk})
         bt = backtest_config(cfg, prepared.market, targets, hold_nan=True, dispersion=disp, risk=risk, name=f"ensemble-{label}")  # type: ignore[attr-defined]
-        m = metrics_of(bt, rows)
+        m = {k: float(v) for k, v in metrics_of(bt, start, stop).items() if isinstance(v, (int, float))}
         m["mean_gross"] = float(np.abs(np.asarray(bt.exposures)[rows]).sum(axis=1).mean())
         m["dispersion_scale"] = kk
         m["median_dispersion"] = float(np.median(disp[rows]))

@@ -3,13 +3,13 @@
 Every strategy (the policy and each baseline) is judged the same way: its target exposures on the
 out-of-sample rows (NaN = hold elsewhere, so it is flat before the first test block) go through
 :func:`dea.backtest.vectorized.backtest_config` — the same fees, spread, impact, funding, latency
-and risk rules as live — and metrics are computed on the out-of-sample span only.
+and risk rules as live — and :mod:`dea.metrics` measures the out-of-sample span only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,12 +20,12 @@ from dea.config.experiment import ExperimentConfig
 
 @dataclass(frozen=True)
 class StrategyResult:
-    """One strategy's out-of-sample backtest and metrics."""
+    """One strategy's backtest (whole clock) and its out-of-sample metrics."""
 
     name: str
-    targets: np.ndarray  # [T, N] NaN outside the out-of-sample rows
+    targets: np.ndarray  # [T, N] NaN outside the out-of-sample rows (= hold)
     backtest: BacktestResult
-    metrics: Mapping[str, float]
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 def stitch(shape: tuple[int, int], blocks: Sequence[tuple[int, int, np.ndarray]]) -> np.ndarray:
@@ -36,25 +36,34 @@ def stitch(shape: tuple[int, int], blocks: Sequence[tuple[int, int, np.ndarray]]
     return out
 
 
-def oos_rows(blocks: Sequence[tuple[int, int]]) -> np.ndarray:
-    return np.concatenate([np.arange(a, b) for a, b in blocks]) if blocks else np.empty(0, dtype=np.int64)
-
-
-def run_backtest(cfg: ExperimentConfig, market: Market, targets: np.ndarray, name: str) -> BacktestResult:
+def run_backtest(
+    cfg: ExperimentConfig, market: Market, targets: np.ndarray, name: str, dispersion: np.ndarray | None = None
+) -> BacktestResult:
     from dea.backtest.vectorized import backtest_config
 
-    return backtest_config(cfg, market, targets, hold_nan=True, name=name)
-
-
-def oos_metrics(result: BacktestResult, rows: np.ndarray) -> dict[str, float]:
-    """Metrics of ``result`` restricted to the out-of-sample ``rows`` (contiguous span)."""
-    from training.metrics_adapter import metrics_of
-
-    return metrics_of(result, rows)
+    return backtest_config(cfg, market, targets, hold_nan=True, name=name, dispersion=dispersion)
 
 
 def evaluate_strategy(
-    cfg: ExperimentConfig, market: Market, targets: np.ndarray, rows: np.ndarray, name: str
+    cfg: ExperimentConfig,
+    market: Market,
+    targets: np.ndarray,
+    start: int,
+    stop: int,
+    name: str,
+    dispersion: np.ndarray | None = None,
 ) -> StrategyResult:
-    bt = run_backtest(cfg, market, targets, name)
-    return StrategyResult(name=name, targets=targets, backtest=bt, metrics=oos_metrics(bt, rows))
+    """Backtest ``targets`` (with an ensemble's ``dispersion`` [T, N] for the risk engine's
+    dispersion scaling, when given) and measure decision rows [start, stop)."""
+    from training.metrics_adapter import metrics_of
+
+    bt = run_backtest(cfg, market, targets, name, dispersion)
+    return StrategyResult(name=name, targets=targets, backtest=bt, metrics=metrics_of(bt, start, stop))
+
+
+def compare(strategies: Mapping[str, StrategyResult], start: int, stop: int) -> None:
+    """Add the deflated Sharpe (trials = strategies compared) to every strategy's metrics."""
+    from training.metrics_adapter import add_deflated_sharpe
+
+    add_deflated_sharpe({n: s.metrics for n, s in strategies.items()},
+                        {n: s.backtest for n, s in strategies.items()}, start, stop)

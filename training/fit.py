@@ -109,7 +109,10 @@ def fit_fold(
     policy.set_scaler(scaler.center, scaler.scale)
 
     stride = tc.seq_stride or max(1, tc.seq_len // 4)
-    dm = FoldDataModule(data, fold, seq_len=tc.seq_len, stride=stride, batch_size=tc.batch_size, seed=seed)
+    burn_in = tc.burn_in_steps
+    dm = FoldDataModule(
+        data, fold, seq_len=tc.seq_len, stride=stride, batch_size=tc.batch_size, seed=seed, burn_in=burn_in
+    )
     learner = PolicyLearner(
         policy,
         fee=data.market.fee,
@@ -117,6 +120,7 @@ def fit_fold(
         lr=tc.lr,
         weight_decay=tc.weight_decay,
         periods_per_year=data.market.periods_per_year,
+        burn_in=burn_in,
     )
     best = BestWeights("val_loss")
     history = EpochHistory(on_epoch)

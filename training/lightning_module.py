@@ -27,8 +27,10 @@ class PolicyLearner(L.LightningModule):
         lr: float,
         weight_decay: float,
         periods_per_year: float,
+        burn_in: int = 0,
     ) -> None:
         super().__init__()
+        self.burn_in = burn_in
         self.policy = policy
         self.register_buffer("fee", torch.as_tensor(fee, dtype=torch.float32))
         self.objective = objective
@@ -58,6 +60,8 @@ class PolicyLearner(L.LightningModule):
         state0 = self.policy.initial_state(b, x.device) if self.policy.is_recurrent else None
         targets, _ = rollout(self.policy, x, w0, state0, returns=r)
         sr = step_returns(targets, w0, r, self.fee, imp, fund)
+        if self.burn_in:
+            sr = StepReturns(*(t[:, self.burn_in :] for t in (sr.net, sr.gross, sr.fees, sr.impact, sr.funding, sr.turnover)))
         loss = self._loss(sr)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=b)
         return loss

@@ -1,72 +1,72 @@
-"""Metrics of a backtest over a row span (thin adapter over the backtest engineer's metrics)."""
+"""Out-of-sample views of backtest results, measured with :mod:`dea.metrics` and drawn with
+:mod:`dea.report` (the same metrics and tearsheet ``dea backtest`` uses).
+
+A strategy's out-of-sample decisions are the rows [a, b) of the clock; the backtester books the
+return of the exposure decided at t in step t + 1 and the cost of the first trade at a, so the
+out-of-sample *result* is rows [a, b + 1).
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
 from dea.backtest.result import BacktestResult
 
 
-def metrics_of(result: BacktestResult, rows: np.ndarray) -> dict[str, float]:
-    r = np.asarray(result.returns)[rows]
-    ppy = result.periods_per_year
-    mean, sd = float(np.mean(r)), float(np.std(r, ddof=1)) if r.size > 1 else 0.0
-    eq = np.cumprod(1.0 + r)
-    peak = np.maximum.accumulate(np.concatenate([[1.0], eq]))[1:]
-    dd = float(np.max(1.0 - eq / peak)) if r.size else 0.0
-    years = r.size / ppy
-    cagr = float(eq[-1] ** (1 / years) - 1) if r.size and eq[-1] > 0 else -1.0
-    return {
-        "sharpe": mean / sd * np.sqrt(ppy) if sd > 0 else 0.0,
-        "ann_return": cagr,
-        "ann_vol": sd * np.sqrt(ppy),
-        "max_drawdown": dd,
-        "turnover": float(np.mean(np.asarray(result.turnover)[rows])) * ppy,
-    }
+def oos_slice(result: BacktestResult, start: int, stop: int) -> BacktestResult:
+    """``result`` restricted to decision rows [start, stop) (result rows [start, stop + 1))."""
+    end = min(stop + 1, len(result.clock))
+    sl = slice(start, end)
+    first_equity = float(result.equity[start - 1]) if start > 0 else result.initial_equity
+    return replace(
+        result,
+        clock=result.clock[sl],
+        initial_equity=first_equity,
+        equity=result.equity[sl],
+        returns=result.returns[sl],
+        gross_returns=result.gross_returns[sl],
+        costs={k: v[sl] for k, v in result.costs.items()},
+        turnover=result.turnover[sl],
+        exposures=result.exposures[sl],
+        margin_use=result.margin_use[sl],
+        intervention_mask=result.intervention_mask[sl],
+        events=tuple(e for e in result.events if start <= e.index < end),
+    )
 
 
-def deflated_sharpe(returns: np.ndarray, n_trials: int, periods_per_year: float) -> float:
-    """Probability that the true Sharpe exceeds the best of ``n_trials`` null strategies
-    (Bailey & López de Prado 2014), from per-step returns."""
-    from scipy.stats import kurtosis, norm, skew
+def metrics_of(result: BacktestResult, start: int, stop: int) -> dict[str, float]:
+    """:func:`dea.metrics.compute_metrics` of the decision rows [start, stop)."""
+    from dea.metrics import compute_metrics
 
-    r = np.asarray(returns, dtype=np.float64)
-    r = r[np.isfinite(r)]
-    T = r.size
-    if T < 3 or np.std(r) == 0:
-        return float("nan")
-    sr = r.mean() / r.std(ddof=1)
-    g3, g4 = float(skew(r)), float(kurtosis(r, fisher=False))
-    emc = 0.5772156649
-    if n_trials > 1:
-        sd = np.sqrt(1.0 / (T - 1))
-        sr0 = sd * ((1 - emc) * norm.ppf(1 - 1.0 / n_trials) + emc * norm.ppf(1 - 1.0 / (n_trials * np.e)))
-    else:
-        sr0 = 0.0
-    denom = np.sqrt(max(1e-12, 1 - g3 * sr + (g4 - 1) / 4 * sr * sr))
-    return float(norm.cdf((sr - sr0) * np.sqrt(T - 1) / denom))
+    return compute_metrics(oos_slice(result, start, stop))
 
 
-def tearsheet(out_dir, strategies, rows, title: str):  # noqa: ANN001, ANN201
-    """Equity curves PNG + an HTML page with the PNG and the metrics table."""
-    import matplotlib
+def add_deflated_sharpe(metrics: Mapping[str, dict[str, float]], results: Mapping[str, BacktestResult],
+                        start: int, stop: int) -> None:
+    """Deflated Sharpe of every strategy, counting the strategies compared as the trials (picking
+    the best row of the table is itself a multiple test) with the variance of their Sharpes."""
+    from dea.metrics import compute_metrics
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    sharpes = [m.get("sharpe", math.nan) for m in metrics.values()]
+    finite = [s for s in sharpes if math.isfinite(s)]
+    var = float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
+    for name, m in metrics.items():
+        dm = compute_metrics(oos_slice(results[name], start, stop), n_trials=len(metrics), trials_sharpe_variance=var)
+        m["deflated_sharpe"] = dm.get("deflated_sharpe", math.nan)
+        m["sharpe_threshold"] = dm.get("sharpe_threshold", math.nan)
 
-    fig, ax = plt.subplots(figsize=(10, 5))
-    for name, s in strategies.items():
-        r = np.asarray(s.backtest.returns)[rows]
-        ax.plot(np.cumprod(1 + r), label=name, lw=2.0 if name == "policy" else 1.0)
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    png = out_dir / "tearsheet.png"
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    html = out_dir / "tearsheet.html"
-    from training.report import format_table
 
-    table = format_table({n: s.metrics for n, s in strategies.items()})
-    html.write_text(f"<html><body><h1>{title}</h1><img src='tearsheet.png'><pre>{table}</pre></body></html>")
-    return {"tearsheet_png": png, "tearsheet_html": html}
+def tearsheet(out_dir: Path, results: Mapping[str, BacktestResult], metrics: Mapping[str, Mapping[str, float]],
+              start: int, stop: int, title: str) -> dict[str, Path]:
+    """Tearsheet PNG + HTML of the out-of-sample span (policy first)."""
+    from dea.report import write_tearsheet
+
+    sliced = {n: oos_slice(r, start, stop) for n, r in results.items()}
+    paths = write_tearsheet(sliced, out_dir, title, metrics={n: dict(metrics[n]) for n in results})
+    return {"tearsheet_png": Path(paths["png"]) if "png" in paths else out_dir / "tearsheet.png",
+            "tearsheet_html": Path(paths["html"]) if "html" in paths else out_dir / "tearsheet.html"}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,9 +33,8 @@ import numpy as np
 import yaml
 
 from dea.config.experiment import ExperimentConfig, config_hash
-from dea.errors import DeaError
 from dea.timeutil import iso
-from training.evaluation import StrategyResult, evaluate_strategy, oos_rows, stitch
+from training.evaluation import StrategyResult, compare, evaluate_strategy, stitch
 from training.fit import FoldFit, fit_fold
 from training.policies import Policy, save_policy
 from training.prepare import PreparedData, prepare_data
@@ -50,17 +49,16 @@ POLICY = "policy"
 
 @dataclass
 class FoldResult:
-    """One fold: its trained policy, training history and out-of-sample rollout."""
+    """One fold: its trained policy (an ensemble when ``model.ensemble > 1``), the training
+    history of each member and the out-of-sample rollout."""
 
     fold: Fold
-    fit: FoldFit
+    fit: FoldFit  # the first member's
     rollout: BlockRollout
+    policy: Any  # Policy or training.ensemble.PolicyEnsemble
+    member_fits: list[FoldFit] = field(default_factory=list)
     run_id: str = ""
     policy_dir: Path | None = None
-
-    @property
-    def policy(self) -> Policy:
-        return self.fit.policy
 
 
 @dataclass
@@ -78,7 +76,7 @@ class TrainResult:
     oos_start: int
     oos_stop: int
     clock: np.ndarray
-    final_policy: Policy
+    final_policy: Any  # Policy or PolicyEnsemble
     out_dir: Path
     paths: dict[str, Path] = field(default_factory=dict)
     registered: Any = None  # training.registry.RegisteredPolicy when registration ran
@@ -94,7 +92,7 @@ class TrainResult:
         return self.strategies[POLICY].targets[self.oos_start : self.oos_stop]
 
     @property
-    def policies(self) -> list[Policy]:
+    def policies(self) -> list[Any]:
         return [f.policy for f in self.folds]
 
     @property
@@ -103,12 +101,58 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------------------------ helpers
+def fit_policy(
+    cfg: ExperimentConfig,
+    prepared: PreparedData,
+    fold: Fold,
+    seed: int,
+    on_epoch: Callable[[str, int, dict[str, float]], None] | None = None,
+) -> tuple[Any, list[FoldFit]]:
+    """Train the fold's policy: one member, or ``model.ensemble`` members from spread seeds
+    wrapped in a :class:`training.ensemble.PolicyEnsemble` (mean target + dispersion).
+    ``on_epoch(prefix, epoch, metrics)`` is called after every epoch (prefix ``""`` or
+    ``"member<i>_"``)."""
+
+    def hook(prefix: str) -> Callable[[int, dict[str, float]], None] | None:
+        return None if on_epoch is None else (lambda epoch, row: on_epoch(prefix, epoch, row))
+
+    k = cfg.model.ensemble
+    if k == 1:
+        fit = fit_fold(cfg, prepared.data, fold, seed=seed, on_epoch=hook(""))
+        return fit.policy, [fit]
+    from training.ensemble import PolicyEnsemble, member_seeds
+
+    fits = [
+        fit_fold(cfg, prepared.data, fold, seed=s, on_epoch=hook(f"member{i}_"))
+        for i, s in enumerate(member_seeds(seed, k))
+    ]
+    return PolicyEnsemble([f.policy for f in fits]), fits
+
+
+def _epoch_logger(tracker: Tracker, run_id: str, prefix: str = "") -> Callable[[str, int, dict[str, float]], None]:
+    """Log each epoch's metrics as soon as it ends (the MLflow UI shows training live)."""
+
+    def log(member: str, epoch: int, row: dict[str, float]) -> None:
+        tracker.log_metrics(run_id, {f"{prefix}{member}{k}": v for k, v in row.items() if k != "epoch"}, step=epoch)
+
+    return log
+
+
+def save_any_policy(policy: Any, folder: Path) -> None:
+    """Save a policy, or each member of an ensemble under ``member_<i>/``."""
+    if hasattr(policy, "members"):
+        for i, m in enumerate(policy.members):
+            save_policy(m, folder / f"member_{i}")
+    else:
+        save_policy(policy, folder)
+
+
 def _default_out_dir(cfg: ExperimentConfig) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return Path("runs") / f"{cfg.name}-{stamp}"
 
 
-def _warm_state(policy: Policy, prepared: PreparedData, fold: Fold, steps: int) -> np.ndarray | None:
+def _warm_state(policy: Any, prepared: PreparedData, fold: Fold, steps: int) -> np.ndarray | None:
     """Recurrent state after rolling the rows just before the test block (information known at
     the block's start), so the first test decision does not start from an empty memory."""
     if not policy.is_recurrent or steps <= 0:
@@ -135,8 +179,6 @@ def _log_fold(tracker: Tracker, run_id: str, fr: FoldResult, prepared: PreparedD
             "n_windows": fit.n_windows,
         },
     )
-    rows = [(int(h["epoch"]), {k: v for k, v in h.items() if k != "epoch"}) for h in fit.history]
-    tracker.log_metric_rows(run_id, rows)
     tracker.log_metrics(
         run_id,
         {
@@ -149,46 +191,45 @@ def _log_fold(tracker: Tracker, run_id: str, fr: FoldResult, prepared: PreparedD
     )
 
 
-def _fold_metrics(strategies: dict[str, StrategyResult], folds: Sequence[FoldResult]) -> dict[str, dict[str, float]]:
+def _fold_metrics(strategies: dict[str, StrategyResult], folds: Sequence[FoldResult]) -> dict[int, dict[str, float]]:
     """Per-fold policy metrics from the stitched backtest, sliced to each test block."""
     from training.metrics_adapter import metrics_of
 
     bt = strategies[POLICY].backtest
-    return {f"fold_{fr.fold.index}": metrics_of(bt, np.arange(*fr.fold.test)) for fr in folds}
+    return {fr.fold.index: metrics_of(bt, *fr.fold.test) for fr in folds}
 
 
 # ------------------------------------------------------------------------------------ baselines
 def _baseline_targets(
     cfg: ExperimentConfig, prepared: PreparedData, folds: Sequence[FoldResult], caps: Sequence[float], max_gross: float
 ) -> dict[str, np.ndarray]:
-    """Out-of-sample targets [T, N] (NaN outside the test blocks) of every configured baseline."""
+    """Out-of-sample targets [T, N] (NaN = hold outside the test blocks) of every baseline."""
+    from training.classical_baselines import classical_oos_targets
     from training.forecast_baselines import FORECAST_BASELINES, forecast_exposures
-    from training.classical_baselines import classical_targets
 
     data = prepared.data
     shape = data.market.returns.shape
-    out: dict[str, np.ndarray] = {}
+    start, stop = folds[0].fold.test[0], folds[-1].fold.test[1]
     target_vol = cfg.risk.vol_target.target_annual
-    blocks = [fr.fold.test for fr in folds]
+    out: dict[str, np.ndarray] = {}
     for name in cfg.training.baselines:
         if name in FORECAST_BASELINES:
-            w = [
+            blocks = [
                 (fr.fold.test[0], fr.fold.test[1],
                  forecast_exposures(name, data, fr.fold, caps=caps, max_gross=max_gross, target_vol=target_vol,
                                     seed=cfg.training.seed))
                 for fr in folds
             ]
-            out[name] = stitch(shape, w)
+            out[name] = stitch(shape, blocks)
         else:
-            full = classical_targets(cfg, prepared, name)
-            out[name] = stitch(shape, [(a, b, full[a:b]) for a, b in blocks])
+            out[name] = classical_oos_targets(cfg, prepared.panel, name, start, stop)
     return out
 
 
 # ------------------------------------------------------------------------------------ export
 def _export_and_register(
     cfg: ExperimentConfig,
-    policy: Policy,
+    policy: Any,
     prepared: PreparedData,
     fold: Fold,
     out_dir: Path,
@@ -217,7 +258,7 @@ def _export_and_register(
         train_window=(iso(int(clock[fold.fit[0]])), iso(int(clock[fold.val[1] - 1]))),
         config_hash=config_hash(cfg),
         data_fingerprint=prepared.data_fingerprint,
-        example_inputs=tuple(x[:1] for x in inputs),
+        example_inputs=tuple(x[:2] for x in inputs),  # batch 1 would be specialised away by torch.export
         validation_inputs=tuple(inputs),
         path=out_dir / "policy.onnx",
     )
@@ -258,7 +299,7 @@ def train(
     prepared = prepared if prepared is not None else prepare_data(cfg)
     timings["prepare_s"] = time.perf_counter() - t0
     data = prepared.data
-    folds = walk_forward_folds(data.usable, tc.splits, min_fit=tc.seq_len)
+    folds = walk_forward_folds(data.usable, tc.splits, min_fit=tc.window_steps)
     chash = config_hash(cfg)
 
     tracker = Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment, enabled=cfg.tracking.enabled)
@@ -295,12 +336,12 @@ def train(
         for fold in folds:
             child = tracker.start_run(f"{cfg.name}-fold{fold.index}", parent_id=parent, tags={"dea.fold": str(fold.index)})
             try:
-                fit = fit_fold(cfg, data, fold)
-                state0 = _warm_state(fit.policy, prepared, fold, warm)
-                rollout = run_block(fit.policy, data, *fold.test, state0=state0, record_state=False)
-                fr = FoldResult(fold=fold, fit=fit, rollout=rollout, run_id=child)
+                policy, fits = fit_policy(cfg, prepared, fold, tc.seed + fold.index, _epoch_logger(tracker, child))
+                state0 = _warm_state(policy, prepared, fold, warm)
+                rollout = run_block(policy, data, *fold.test, state0=state0, record_state=cfg.model.ensemble > 1)
+                fr = FoldResult(fold=fold, fit=fits[0], rollout=rollout, policy=policy, member_fits=fits, run_id=child)
                 fr.policy_dir = out_dir / f"fold_{fold.index}" / "policy"
-                save_policy(fit.policy, fr.policy_dir)
+                save_any_policy(policy, fr.policy_dir)
                 _log_fold(tracker, child, fr, prepared)
                 tracker.log_artifact(child, fr.policy_dir, "policy")
                 tracker.end_run(child)
@@ -313,34 +354,35 @@ def train(
         # -- out-of-sample evaluation ------------------------------------------------------------
         t0 = time.perf_counter()
         shape = data.market.returns.shape
-        blocks = [fr.fold.test for fr in fold_results]
-        rows = oos_rows(blocks)
+        oos_start, oos_stop = fold_results[0].fold.test[0], fold_results[-1].fold.test[1]
         policy_targets = stitch(shape, [(fr.fold.test[0], fr.fold.test[1], fr.rollout.exposures) for fr in fold_results])
+        dispersion = None
+        if cfg.model.ensemble > 1:
+            dispersion = np.nan_to_num(
+                stitch(shape, [(fr.fold.test[0], fr.fold.test[1], fr.rollout.dispersion) for fr in fold_results])
+            )
         strategies: dict[str, StrategyResult] = {
-            POLICY: evaluate_strategy(cfg, prepared.market, policy_targets, rows, POLICY)
+            POLICY: evaluate_strategy(cfg, prepared.market, policy_targets, oos_start, oos_stop, POLICY, dispersion)
         }
         spec = fold_results[0].policy.spec
         for name, targets in _baseline_targets(cfg, prepared, fold_results, spec.caps, spec.max_gross).items():
-            strategies[name] = evaluate_strategy(cfg, prepared.market, targets, rows, name)
-        _add_deflated_sharpe(strategies, rows)
+            strategies[name] = evaluate_strategy(cfg, prepared.market, targets, oos_start, oos_stop, name)
+        compare(strategies, oos_start, oos_stop)
         timings["evaluate_s"] = time.perf_counter() - t0
-        for key, m in _fold_metrics(strategies, fold_results).items():
-            tracker.log_metrics(fold_results[int(key.split("_")[1])].run_id, {f"oos_{k}": v for k, v in m.items()})
+        by_fold = {fr.fold.index: fr for fr in fold_results}
+        for index, m in _fold_metrics(strategies, fold_results).items():
+            tracker.log_metrics(by_fold[index].run_id, {f"oos_{k}": v for k, v in m.items()})
 
         # -- final model, export, registry ---------------------------------------------------------
         t0 = time.perf_counter()
         if tc.final_refit:
-            ffold = final_fold(data.usable, tc.splits, min_fit=tc.seq_len)
-            final_fit = fit_fold(cfg, data, ffold, seed=tc.seed + len(folds))
-            final_policy = final_fit.policy
-            tracker.log_metric_rows(
-                parent, [(int(h["epoch"]), {f"final_{k}": v for k, v in h.items() if k != "epoch"}) for h in final_fit.history]
-            )
+            ffold = final_fold(data.usable, tc.splits, min_fit=tc.window_steps)
+            final_policy, _ = fit_policy(cfg, prepared, ffold, tc.seed + len(folds), _epoch_logger(tracker, parent, "final_"))
         else:
             ffold = fold_results[-1].fold
             final_policy = fold_results[-1].policy
         final_dir = out_dir / "final" / "policy"
-        save_policy(final_policy, final_dir)
+        save_any_policy(final_policy, final_dir)
         tracker.log_artifact(parent, final_dir, "model/policy")
         onnx_path, registered = (
             _export_and_register(cfg, final_policy, prepared, ffold, out_dir, tracker, parent)
@@ -352,7 +394,7 @@ def train(
         # -- report --------------------------------------------------------------------------------
         from training.report import write_outputs
 
-        paths = write_outputs(out_dir, strategies, rows, fold_results, prepared, cfg)
+        paths = write_outputs(out_dir, strategies, oos_start, oos_stop, fold_results, prepared, cfg)
         paths["final_policy"] = final_dir
         if onnx_path is not None:
             paths["onnx"] = onnx_path
@@ -361,8 +403,7 @@ def train(
                 tracker.log_artifact(parent, paths[key], "report")
         tracker.log_metrics(
             parent,
-            {f"{name}.{k}": v for name, s in strategies.items() for k, v in s.metrics.items()}
-            | {f"policy_{k}": v for k, v in strategies[POLICY].metrics.items()},
+            {f"{name}.{k}": v for name, s in strategies.items() for k, v in s.metrics.items()},
         )
         timings["total_s"] = time.perf_counter() - t_start
         tracker.log_metrics(parent, {f"time_{k}": v for k, v in timings.items()})
@@ -378,8 +419,8 @@ def train(
         feature_spec_hash=prepared.feature_spec_hash,
         folds=fold_results,
         strategies=strategies,
-        oos_start=int(rows[0]),
-        oos_stop=int(rows[-1]) + 1,
+        oos_start=int(oos_start),
+        oos_stop=int(oos_stop),
         clock=data.market.clock,
         final_policy=final_policy,
         out_dir=out_dir,
@@ -389,15 +430,4 @@ def train(
     )
 
 
-def _add_deflated_sharpe(strategies: dict[str, StrategyResult], rows: np.ndarray) -> None:
-    """Deflated Sharpe ratio of every strategy, with the number of strategies compared as the
-    number of trials (picking the best row of the table is itself a multiple test)."""
-    from training.metrics_adapter import deflated_sharpe
-
-    n_trials = len(strategies)
-    for s in strategies.values():
-        s.metrics["deflated_sharpe"] = deflated_sharpe(np.asarray(s.backtest.returns)[rows], n_trials,
-                                                       s.backtest.periods_per_year)
-
-
-__all__ = ["FoldResult", "TrainResult", "train", "DeaError"]
+__all__ = ["FoldResult", "TrainResult", "fit_policy", "train"]

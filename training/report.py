@@ -19,7 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from training.pipeline import FoldResult, TrainResult
     from training.prepare import PreparedData
 
-TABLE_COLUMNS = ("sharpe", "deflated_sharpe", "ann_return", "ann_vol", "max_drawdown", "turnover")
+TABLE_COLUMNS = (
+    "sharpe", "deflated_sharpe", "sortino", "annual_return", "annual_vol", "max_drawdown", "calmar",
+    "turnover_annual", "cost_total",
+)
 
 
 def metrics_rows(strategies: Mapping[str, "StrategyResult"]) -> list[dict[str, Any]]:
@@ -34,7 +37,8 @@ def metrics_rows(strategies: Mapping[str, "StrategyResult"]) -> list[dict[str, A
 def write_outputs(
     out_dir: Path,
     strategies: Mapping[str, "StrategyResult"],
-    rows: np.ndarray,
+    start: int,
+    stop: int,
     folds: Sequence["FoldResult"],
     prepared: "PreparedData",
     cfg: "ExperimentConfig",
@@ -52,7 +56,7 @@ def write_outputs(
     paths["metrics_csv"] = p
     clock = prepared.data.market.clock
     summary = {
-        "oos_window": [iso(int(clock[rows[0]])), iso(int(clock[rows[-1]]))],
+        "oos_window": [iso(int(clock[start])), iso(int(clock[stop - 1]))],
         "folds": [
             {
                 **fr.fold.to_dict(),
@@ -74,10 +78,10 @@ def write_outputs(
         w = csv.writer(fh)
         w.writerow(["time", *(f"target_{s}" for s in pol.instruments), *(f"held_{s}" for s in pol.instruments)])
         targets = strategies["policy"].targets
-        for t in rows:
+        for t in range(start, stop):
             w.writerow([iso(int(clock[t])), *targets[t].round(6), *pol.exposures[t].round(6)])
     paths["oos_exposures"] = p
-    paths.update(_tearsheet(out_dir, strategies, rows, cfg))
+    paths.update(_tearsheet(out_dir / "tearsheet", strategies, start, stop, cfg))
     return paths
 
 
@@ -90,12 +94,19 @@ def _json_default(o: Any) -> Any:
 
 
 def _tearsheet(
-    out_dir: Path, strategies: Mapping[str, "StrategyResult"], rows: np.ndarray, cfg: "ExperimentConfig"
+    out_dir: Path, strategies: Mapping[str, "StrategyResult"], start: int, stop: int, cfg: "ExperimentConfig"
 ) -> dict[str, Path]:
-    """Tearsheet PNG + HTML: the backtest engineer's ``write_tearsheet`` when available."""
+    """The backtest tearsheet (PNG + HTML) of the out-of-sample span, the policy first."""
     from training.metrics_adapter import tearsheet
 
-    return tearsheet(out_dir, strategies, rows, title=f"{cfg.name}: out-of-sample, walk-forward")
+    return tearsheet(
+        out_dir,
+        {n: s.backtest for n, s in strategies.items()},
+        {n: s.metrics for n, s in strategies.items()},
+        start,
+        stop,
+        title=f"{cfg.name}: walk-forward out of sample, after costs",
+    )
 
 
 def _fmt(v: Any) -> str:

@@ -78,7 +78,9 @@ class RetrainOutcome:
             lines.append(f"  {k}: {v}")
         head = f"  {'metric':<14} {'champion':>10} {'challenger':>10}"
         lines.append(head)
-        keys = sorted(set(self.challenger.metrics) | set(self.champion.metrics if self.champion else {}))
+        shown = ("sharpe", "sortino", "annual_return", "annual_vol", "max_drawdown", "var_99", "es_99", "turnover")
+        have = set(self.challenger.metrics) | set(self.champion.metrics if self.champion else {})
+        keys = [k for k in shown if k in have] + ([self.decision.metric] if self.decision.metric not in shown else [])
         for k in keys:
             c = self.champion.metrics.get(k, float("nan")) if self.champion else float("nan")
             lines.append(f"  {k:<14} {c:>10.4g} {self.challenger.metrics.get(k, float('nan')):>10.4g}")
@@ -175,7 +177,6 @@ def export_challenger(
     cfg: ExperimentConfig, policy: Any, prepared: Any, win: Windows, out_dir: Path, run_id: str
 ) -> Path:
     """ONNX export (parity gate on the validation rows) with the drift reference embedded."""
-    from dea.drift import build_reference
     from training.export import export_trained_policy
     from training.rollout_eval import run_block
 
@@ -195,20 +196,26 @@ def export_challenger(
         model_name=cfg.tracking.registered_model,
         model_version=f"run-{run_id}" if run_id else "retrain",
     )
-    train_rows = np.arange(win.fit[0], win.val[1])
-    train_rows = train_rows[data.usable[train_rows]]
-    ref = build_reference(
-        data.features[train_rows], data.feature_names, n_bins=cfg.drift.n_bins, n_quantiles=cfg.drift.n_quantiles,
-        train_window=window,
-    )
-    stamp_metadata(report.path, {_drift_key(): ref.to_json()})
+    embed_drift_reference(cfg, report.path, data, (win.fit[0], win.val[1]), window)
     return report.path
 
 
-def _drift_key() -> str:
-    from dea.drift import METADATA_KEY
+def embed_drift_reference(
+    cfg: ExperimentConfig, onnx_path: Path, data: Any, rows: tuple[int, int], train_window: tuple[str, str] | None = None
+) -> Any:
+    """Store the training-time distribution of every model input (usable rows in ``rows`` of
+    ``data``, a :class:`training.datamodule.TrainingData`) in the ONNX metadata
+    (``dea.drift_reference``), for the live drift monitor and ``dea drift``. Returns the reference."""
+    from dea.drift import METADATA_KEY, build_reference
 
-    return METADATA_KEY
+    idx = np.arange(*rows)
+    idx = idx[data.usable[idx]]
+    ref = build_reference(
+        data.features[idx], data.feature_names, n_bins=cfg.drift.n_bins, n_quantiles=cfg.drift.n_quantiles,
+        train_window=train_window,
+    )
+    stamp_metadata(Path(onnx_path), {METADATA_KEY: ref.to_json()})
+    return ref
 
 
 def stamp_metadata(onnx_path: Path, props: dict[str, str]) -> None:
@@ -223,9 +230,11 @@ def stamp_metadata(onnx_path: Path, props: dict[str, str]) -> None:
             existing[k].value = v
         else:
             model.metadata_props.add(key=k, value=v)
+    mode = onnx_path.stat().st_mode & 0o777
     fd, tmp = tempfile.mkstemp(prefix=f".{onnx_path.name}.", dir=onnx_path.parent)
     with os.fdopen(fd, "wb") as fh:
         fh.write(model.SerializeToString())
+    os.chmod(tmp, mode)  # mkstemp makes 0600; keep the exported file's permissions
     os.replace(tmp, onnx_path)
 
 
@@ -236,30 +245,28 @@ def score_model(
     """Metrics of an ONNX policy on the evaluation window: backtest with the experiment's costs
     and risk engine; hard-limit breaches of what it ordered; stress results when asked."""
     from dea.backtest.policy_eval import onnx_policy_targets
-    from dea.onnx_contract import PolicyMetadata
     from training.evaluation import evaluate_strategy
 
     data = prepared.data
-    X, names = _inputs_for(model_path, prepared)
-    rows = np.arange(*win.eval)
+    X = _inputs_for(model_path, prepared)
+    a, b = win.eval
     mask = np.zeros(len(X), dtype=bool)
-    mask[rows] = data.usable[rows]
+    mask[a:b] = data.usable[a:b]
     out = onnx_policy_targets(model_path, X, row_mask=mask, instruments=list(prepared.panel.instruments), check_spec=False)
     targets = np.full(out.targets.shape, np.nan)
-    targets[rows] = out.targets[rows]
-    res = evaluate_strategy(cfg, prepared.market, targets, rows, label)
-    metrics = {k: float(v) for k, v in res.metrics.items()}
-    breaches = _ordered_breaches(cfg, res.backtest, rows)
+    targets[a:b] = out.targets[a:b]
+    res = evaluate_strategy(cfg, prepared.market, targets, a, b, label)
+    metrics = {k: float(v) for k, v in res.metrics.items() if isinstance(v, (int, float))}
+    breaches = _ordered_breaches(cfg, res.backtest, np.arange(a, b))
     results = []
     if stress and cfg.stress.all:
         from serving.stress import run_stress
 
         results = run_stress(cfg, model_path).results
-    _ = PolicyMetadata, names
     return ModelScore(label, metrics, breaches=breaches, max_drawdown=metrics.get("max_drawdown", 0.0), stress=tuple(results))
 
 
-def _inputs_for(model_path: Path, prepared: Any) -> tuple[np.ndarray, tuple[str, ...]]:
+def _inputs_for(model_path: Path, prepared: Any) -> np.ndarray:
     """The prepared inputs in the model's own feature order (a champion trained on an older
     feature list can be scored if every feature it needs is still computed)."""
     from training.registry import read_metadata
@@ -275,7 +282,7 @@ def _inputs_for(model_path: Path, prepared: Any) -> tuple[np.ndarray, tuple[str,
         )
     if list(meta.instruments) != list(prepared.panel.instruments):
         raise ModelError(f"{model_path}: model instruments {list(meta.instruments)} differ from {list(prepared.panel.instruments)}")
-    return np.ascontiguousarray(data.features[:, [col[n] for n in meta.feature_names]], dtype=np.float32), meta.feature_names
+    return np.ascontiguousarray(data.features[:, [col[n] for n in meta.feature_names]], dtype=np.float32)
 
 
 def _ordered_breaches(cfg: ExperimentConfig, bt: Any, rows: np.ndarray) -> int:
@@ -320,7 +327,7 @@ def retrain(
 ) -> RetrainOutcome:
     """One champion/challenger cycle (see the module docstring). ``negative_control`` trains the
     challenger on shuffled labels — a model the rule must refuse (an operator's check of the gate)."""
-    from training.tracking import Tracker, default_tracking_uri
+    from training.tracking import default_tracking_uri
 
     cfg = load_config(config, list(overrides))
     if cfg.retrain.tuned_config:
@@ -438,6 +445,7 @@ __all__ = [
     "RetrainOutcome",
     "Windows",
     "champion_model",
+    "embed_drift_reference",
     "export_challenger",
     "refresh_data",
     "retrain",

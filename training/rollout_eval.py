@@ -27,6 +27,7 @@ class BlockRollout:
     inputs_exposure: np.ndarray  # [n, N] exposure held before the decision (drifted)
     inputs_state: np.ndarray | None  # [n, H] state before the decision (recurrent only)
     final_state: np.ndarray | None
+    dispersion: np.ndarray | None = None  # [n, N] ensemble spread of the decision (ensembles only)
 
 
 @torch.no_grad()
@@ -65,6 +66,13 @@ def run_block(
     held = torch.cat([w0.unsqueeze(1), drift(targets_t[:, :-1, :], r[:, :-1, :])], dim=1)
     targets = targets_t[0].numpy().astype(np.float64)
     prev = held[0].numpy().astype(np.float64)
+    dispersion = None
+    if hasattr(policy, "members"):  # an ensemble: its exported forward also returns the spread
+        args = [x[0], held[0].float()] + ([torch.stack(states)] if states else [])
+        if policy.is_recurrent and not states:
+            raise ValueError("ensemble dispersion of a recurrent policy needs record_state=True")
+        dispersion = policy(*args)[-1].numpy().astype(np.float64)
+        dispersion[~block["mask"].numpy()] = 0.0
     return BlockRollout(
         start=start,
         stop=stop,
@@ -73,4 +81,5 @@ def run_block(
         inputs_exposure=prev.astype(np.float32),
         inputs_state=torch.stack(states).numpy() if states else None,
         final_state=None if final is None else final[0].numpy(),
+        dispersion=dispersion,
     )

@@ -24,7 +24,6 @@ the number of trials tried, because the best of 200 backtests is not one backtes
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import logging
@@ -33,7 +32,6 @@ import multiprocessing as mp
 import os
 import socket
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +47,7 @@ from dea.errors import ConfigError
 log = logging.getLogger(__name__)
 
 PARENT_ATTR = "dea.mlflow_parent_run_id"
-RETURNS_ATTR = "dea.oos_returns"
+METRICS_ATTR = "dea.metrics"
 #: sections whose change requires rebuilding the data (features, costs) for a trial
 DATA_SECTIONS = ("data", "features", "costs")
 
@@ -71,7 +69,6 @@ def storage_url(url: str | None, out_dir: Path) -> str:
 
 def open_storage(url: str) -> Any:
     """RDB storage with a heartbeat: a crashed worker's running trial fails and is retried."""
-    import optuna
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
     if url.startswith("sqlite"):
@@ -86,8 +83,6 @@ def open_storage(url: str) -> Any:
         )
     except Exception as exc:  # SQLAlchemy / driver errors: say which storage and why
         raise ConfigError(f"cannot open Optuna storage {_redact(url)}: {type(exc).__name__}: {exc}") from None
-    finally:
-        _ = optuna
 
 
 def _redact(url: str) -> str:
@@ -172,12 +167,22 @@ def pruning_callback(trial: Any, monitor: str, step_offset: int) -> Any:
 
 
 # ------------------------------------------------------------------------------------ objective
+def spawn_safe(cfg: ExperimentConfig) -> ExperimentConfig:
+    """``training.trainer.strategy: ddp`` re-launches the *whole command* in its other ranks,
+    which inside a tuning worker would start extra trials; ``ddp_spawn`` starts the ranks from
+    the trial itself (optuna-integration's pruning callback supports it with RDB storage)."""
+    strategy = cfg.training.trainer.get("strategy")
+    if strategy == "ddp":
+        log.info("tuning: training.trainer.strategy ddp -> ddp_spawn (ranks start inside the trial)")
+        return cfg.with_overrides({"training.trainer.strategy": "ddp_spawn"})
+    return cfg
+
+
+
 @dataclass
 class TrialOutcome:
     value: float
-    metrics: dict[str, float]
-    returns: np.ndarray
-    periods_per_year: float
+    metrics: dict[str, float]  # dea.metrics of the out-of-sample span (sharpe, skew, kurtosis, n_periods, ...)
 
 
 def _data_key(cfg: ExperimentConfig) -> str:
@@ -189,7 +194,7 @@ def walk_forward_value(cfg: ExperimentConfig, prepared: Any, trial: Any | None =
     """Train every walk-forward fold of ``cfg`` and score the stitched out-of-sample backtest."""
     import optuna
 
-    from training.evaluation import evaluate_strategy, oos_rows, stitch
+    from training.evaluation import evaluate_strategy, stitch
     from training.fit import fit_fold
     from training.pipeline import _warm_state
     from training.rollout_eval import run_block
@@ -209,25 +214,16 @@ def walk_forward_value(cfg: ExperimentConfig, prepared: Any, trial: Any | None =
         state0 = _warm_state(fit.policy, prepared, fold, warm)
         roll = run_block(fit.policy, data, *fold.test, state0=state0, record_state=False)
         blocks.append((fold.test[0], fold.test[1], roll.exposures))
-    rows = oos_rows([(a, b) for a, b, _ in blocks])
+    start, stop = blocks[0][0], blocks[-1][1]  # test blocks of consecutive folds are adjacent
     targets = stitch(data.market.returns.shape, blocks)
-    res = evaluate_strategy(cfg, prepared.market, targets, rows, "policy")
-    metrics = {k: float(v) for k, v in res.metrics.items()}
+    res = evaluate_strategy(cfg, prepared.market, targets, start, stop, "policy")
+    metrics = {k: float(v) for k, v in res.metrics.items() if isinstance(v, (int, float))}
     value = metrics.get(cfg.tuning.metric)
     if value is None:
         raise ConfigError(f"tuning.metric {cfg.tuning.metric!r} is not an evaluation metric; known: {sorted(metrics)}")
     if not math.isfinite(value):
         raise optuna.TrialPruned(f"{cfg.tuning.metric} is {value}")
-    returns = np.asarray(res.backtest.returns, dtype=np.float64)[rows]
-    return TrialOutcome(value, metrics, returns, float(res.backtest.periods_per_year))
-
-
-def encode_returns(r: np.ndarray) -> str:
-    return base64.b64encode(zlib.compress(np.asarray(r, dtype=np.float32).tobytes(), 6)).decode()
-
-
-def decode_returns(text: str) -> np.ndarray:
-    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=np.float32).astype(np.float64)
+    return TrialOutcome(value, metrics)
 
 
 class Objective:
@@ -253,7 +249,7 @@ class Objective:
 
         trial.set_user_attr("dea.worker", f"{socket.gethostname()}:{os.getpid()}")
         params = suggest(trial, self.cfg.tuning.space)
-        cfg = self.cfg.with_overrides(params)
+        cfg = spawn_safe(self.cfg.with_overrides(params))
         run = self.tracker.start_run(f"trial-{trial.number}", parent_id=self.parent_run, tags={"dea.trial": str(trial.number)})
         self.tracker.log_params(run, params)
         t0 = time.perf_counter()
@@ -267,9 +263,7 @@ class Objective:
             self.tracker.set_tags(run, {"dea.trial_state": "FAIL"})
             self.tracker.end_run(run, "FAILED")
             raise
-        trial.set_user_attr(RETURNS_ATTR, encode_returns(out.returns))
-        trial.set_user_attr("dea.periods_per_year", out.periods_per_year)
-        trial.set_user_attr("dea.metrics", out.metrics)
+        trial.set_user_attr(METRICS_ATTR, {k: v for k, v in out.metrics.items() if math.isfinite(v)})
         self.tracker.log_metrics(run, {**out.metrics, "trial_seconds": time.perf_counter() - t0})
         self.tracker.set_tags(run, {"dea.trial_state": "COMPLETE"})
         self.tracker.end_run(run)
@@ -365,7 +359,8 @@ class TuneSummary:
             f"deflated Sharpe ratio of the best trial, given {n} trials: {self.deflated_sharpe:.3f} "
             "(probability that its true Sharpe beats the best of as many unskilled trials)"
         )
-        others = ", ".join(f"{k} {v:.4g}" for k, v in self.best_metrics.items() if k != self.metric)
+        shown = ("sharpe", "annual_return", "annual_vol", "max_drawdown", "sortino", "turnover")
+        others = ", ".join(f"{k} {self.best_metrics[k]:.4g}" for k in shown if k in self.best_metrics and k != self.metric)
         if others:
             lines.append(f"  out of sample: {others}")
         if self.best_config:
@@ -373,10 +368,32 @@ class TuneSummary:
         return "\n".join(lines)
 
 
+def deflated_sharpe_of_best(trials: Sequence[Any], best: Any, n_trials: int) -> float:
+    """Deflated Sharpe ratio of the best trial: its out-of-sample Sharpe against the expected
+    maximum of ``n_trials`` unskilled trials, with the variance of the Sharpes the study saw."""
+    from dea.metrics.sharpe import deflated_sharpe_ratio
+
+    m = best.user_attrs.get(METRICS_ATTR, {})
+    sharpes = [t.user_attrs.get(METRICS_ATTR, {}).get("sharpe") for t in trials]
+    sharpes = [float(x) for x in sharpes if x is not None and math.isfinite(x)]
+    ppy = float(m.get("periods_per_year", float("nan")))
+    if "sharpe" not in m or not math.isfinite(ppy) or len(sharpes) < 1:
+        return float("nan")
+    var = float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0
+    return float(
+        deflated_sharpe_ratio(
+            float(m["sharpe"]) / math.sqrt(ppy),
+            n_trials=max(1, n_trials),
+            trials_sharpe_variance=var / ppy,
+            n_obs=int(m.get("n_periods", 0)),
+            skew=float(m.get("skew", 0.0)),
+            kurtosis=float(m.get("kurtosis", 3.0)),
+        )
+    )
+
+
 def summarise(study: Any, cfg: ExperimentConfig, storage: str) -> TuneSummary:
     from optuna.trial import TrialState
-
-    from training.metrics_adapter import deflated_sharpe
 
     trials = study.get_trials(deepcopy=False)
     states = [t.state for t in trials]
@@ -396,12 +413,9 @@ def summarise(study: Any, cfg: ExperimentConfig, storage: str) -> TuneSummary:
         return s
     best = study.best_trial
     s.best_number, s.best_value, s.best_params = best.number, float(best.value), dict(best.params)
-    s.best_metrics = dict(best.user_attrs.get("dea.metrics", {}))
-    text = best.user_attrs.get(RETURNS_ATTR)
-    if text:
-        s.deflated_sharpe = deflated_sharpe(
-            decode_returns(text), max(1, s.n_complete + s.n_pruned), float(best.user_attrs.get("dea.periods_per_year", 365.0))
-        )
+    s.best_metrics = dict(best.user_attrs.get(METRICS_ATTR, {}))
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    s.deflated_sharpe = deflated_sharpe_of_best(done, best, s.n_complete + s.n_pruned)
     return s
 
 

@@ -5,8 +5,8 @@ One pass over the clock does, per step s, what the event replay does event by ev
 
 1. fills of orders due strictly between s-1 and s (latency not a whole number of steps),
    at the price interpolated between the two bars (or the book at s-1), impact coefficient of s-1;
-2. mark positions at the prices of s (last known price where missing);
-3. funding settled in (s-1, s] on the positions held (longs pay a positive rate);
+2. mark positions at the prices of s (last known price where missing), and
+3. charge funding settled in (s-1, s] on the positions held (longs pay a positive rate);
 4. liquidation check: equity <= maintenance margin closes everything (taker fee + costs);
    equity <= 0 afterwards is bankruptcy (floored at zero, trading stops);
 5. fills of orders due exactly at s (latency a whole number >= 1 of steps);
@@ -16,7 +16,10 @@ One pass over the clock does, per step s, what the event replay does event by ev
 7. record equity, returns, costs, turnover, exposures, margin use.
 
 The rule, order and cost functions are the shared plain-Python ones, JIT-compiled here, so the
-kernel cannot disagree with the live loop about what a rule or a fill does.
+kernel cannot disagree with the live loop about what a rule or a fill does. Sums run in the
+account's order (equity = cash + sum_i q_i p_i; fills applied instrument by instrument), so on
+bar data the two engines agree to the last bit. Per step the work is fused into a few loops over
+the instruments and no array view is created (views cost reference counting in numba).
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ from dea.execution import fills as _fills
 from dea.execution import orders as _orders
 from dea.risk import rules as _rules
 
-_risk_step = nb.njit(cache=True, inline="always")(_rules.risk_step)
-_order_quantity = nb.njit(cache=True, inline="always")(_orders.order_quantity)
-_bar_fill_costs = nb.njit(cache=True, inline="always")(_fills.bar_fill_costs)
-_walk_book = nb.njit(cache=True)(_fills.walk_book)
+_risk_step = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_rules.risk_step)
+_order_quantity = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_orders.order_quantity)
+_bar_fill_costs = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_fills.bar_fill_costs)
+_walk_book = nb.njit(cache=True, error_model="numpy", _nrt=False)(_fills.walk_book)
 
 NO_TIME = _rules.NO_TIME
 N_RULES = _rules.N_RULES
@@ -46,7 +49,7 @@ EV_LIQUIDATION, EV_BANKRUPT = 1, 2
 ERR_NONE, ERR_IMPACT_UNKNOWN = 0, 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy", _nrt=False)
 def _book_costs(qty, bpx, bsz, apx, asz, fee_rate):
     best_bid = bpx[0]
     best_ask = apx[0]
@@ -63,60 +66,70 @@ def _book_costs(qty, bpx, bsz, apx, asz, fee_rate):
     return mid, aq * mid * fee_rate, spread, impact
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
+def _fill(i, d, px, cf, rate, half_spread, q, tot, acc, depth_row, has_book, bpx, bsz, apx, asz):
+    """Apply one fill of ``d`` units at reference price ``px`` (or against the book row) to the
+    position, the per-instrument totals and ``acc`` = (cash, fees, spread, impact, traded)."""
+    a = abs(d) * px
+    fee = a * rate
+    spread = a * half_spread
+    impact = cf * a * math.sqrt(a)
+    if has_book and depth_row >= 0 and apx[depth_row, i, 0] == apx[depth_row, i, 0] \
+            and bpx[depth_row, i, 0] == bpx[depth_row, i, 0]:
+        px, fee, spread, impact = _book_costs(d, bpx[depth_row, i], bsz[depth_row, i],
+                                              apx[depth_row, i], asz[depth_row, i], rate)
+        a = abs(d) * px
+    notional = d * px
+    acc[0] -= notional + fee + spread + impact
+    qi = q[i] + d
+    q[i] = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
+    tot[TOT_FEES, i] += fee
+    tot[TOT_SPREAD, i] += spread
+    tot[TOT_IMPACT, i] += impact
+    tot[TOT_TRADED, i] += abs(notional)
+    tot[TOT_TRADE_CASH, i] -= notional
+    acc[1] += fee
+    acc[2] += spread
+    acc[3] += impact
+    acc[4] += a
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
 def _execute(dq, pr, cf, rate, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
              depth_row, has_book, bpx, bsz, apx, asz):
-    """Fill the orders ``dq`` (0 = none) at reference prices ``pr`` (0 where no order) with impact
-    coefficients ``cf``; update positions and totals; ``acc`` holds (cash, fees, spread, impact,
-    traded) and is updated in instrument order, exactly as the account applies fills one by one
-    (adding the zero costs of instruments without an order changes no sum).
-
-    Costs, positions and per-instrument totals are branch-free loops (vectorised sqrt/select);
-    only the running sums are sequential."""
     n = len(dq)
-    for i in range(n):
-        a = abs(dq[i]) * pr[i]
-        sc_n[i] = dq[i] * pr[i]
-        sc_f[i] = a * rate[i]
-        sc_s[i] = a * half_spread
-        sc_i[i] = cf[i] * a * math.sqrt(a)
-    if has_book and depth_row >= 0:
-        for i in range(n):
-            d = dq[i]
-            if d != 0.0 and apx[depth_row, i, 0] == apx[depth_row, i, 0] \
-                    and bpx[depth_row, i, 0] == bpx[depth_row, i, 0]:
-                mid, fee, spread, impact = _book_costs(d, bpx[depth_row, i], bsz[depth_row, i],
-                                                       apx[depth_row, i], asz[depth_row, i], rate[i])
-                pr[i] = mid
-                sc_n[i] = d * mid
-                sc_f[i] = fee
-                sc_s[i] = spread
-                sc_i[i] = impact
-    for i in range(n):
-        d = dq[i]
-        qi = q[i] + d
-        q[i] = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
-    for i in range(n):
-        tot[TOT_FEES, i] += sc_f[i]
-    for i in range(n):
-        tot[TOT_SPREAD, i] += sc_s[i]
-    for i in range(n):
-        tot[TOT_IMPACT, i] += sc_i[i]
-    for i in range(n):
-        tot[TOT_TRADED, i] += abs(sc_n[i])
-    for i in range(n):
-        tot[TOT_TRADE_CASH, i] -= sc_n[i]
     cash = acc[0]
     c_fee = acc[1]
     c_spread = acc[2]
     c_impact = acc[3]
     traded = acc[4]
     for i in range(n):
-        cash -= sc_n[i] + sc_f[i] + sc_s[i] + sc_i[i]
-        c_fee += sc_f[i]
-        c_spread += sc_s[i]
-        c_impact += sc_i[i]
-        traded += abs(dq[i]) * pr[i]
+        d = dq[i]
+        if d == 0.0:
+            continue
+        px = pr[i]
+        a = abs(d) * px
+        fee = a * rate[i]
+        spread = a * half_spread
+        impact = cf[i] * a * math.sqrt(a)
+        if has_book and depth_row >= 0 and apx[depth_row, i, 0] == apx[depth_row, i, 0] \
+                and bpx[depth_row, i, 0] == bpx[depth_row, i, 0]:
+            px, fee, spread, impact = _book_costs(d, bpx[depth_row, i], bsz[depth_row, i],
+                                                  apx[depth_row, i], asz[depth_row, i], rate[i])
+            a = abs(d) * px
+        notional = d * px
+        cash -= notional + fee + spread + impact
+        qi = q[i] + d
+        q[i] = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
+        tot[TOT_FEES, i] += fee
+        tot[TOT_SPREAD, i] += spread
+        tot[TOT_IMPACT, i] += impact
+        tot[TOT_TRADED, i] += abs(notional)
+        tot[TOT_TRADE_CASH, i] -= notional
+        c_fee += fee
+        c_spread += spread
+        c_impact += impact
+        traded += a
     acc[0] = cash
     acc[1] = c_fee
     acc[2] = c_spread
@@ -124,9 +137,9 @@ def _execute(dq, pr, cf, rate, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
     acc[4] = traded
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy", _nrt=False)
 def simulate(
-    clock, price, funding, coef, target,
+    clock, price, fund_t, fund_i, fund_r, coef, target,
     fee, liq_fee, half_spread, lot, min_notional, mm,
     lat_k, lat_frac, equity0,
     rp, caps, ring,
@@ -134,35 +147,19 @@ def simulate(
     has_book, bpx, bsz, apx, asz,
     equity_out, gross_out, fee_out, spread_out, impact_out, funding_out, turnover_out, margin_out,
     mask_out, expo_out, tot, q, px, ev_t, ev_kind, ev_equity, ev_margin, err,
+    pq, pend, cur, out, work, diag, trail, fs, ist, prev_px, cov, otimes, tgt, prow, drow, vrow,
+    dq, pr, cf, sc, acc,
 ):
+    """One pass over the clock. Every array, scratch included, comes from the caller: the kernel
+    is compiled without numba's reference-counting runtime (``_nrt=False``), which would otherwise
+    count references to each array argument of the inlined risk rules at every step."""
     T, N = price.shape
     K = lat_k + 2
-    pq = np.zeros((K, N))
-    pend = np.zeros(N)
-    cur = np.zeros(N)
-    out = np.zeros(N)
-    work = np.zeros(N)
-    diag = np.zeros(N_RULES)
-    trail = np.zeros((1, N))
-    fs = np.array([math.nan, 0.0, 0.0, 1.0])
-    ist = np.array([NO_TIME, 0], dtype=np.int64)
-    prev_px = np.full(N, math.nan)
-    cov = np.zeros((N, N))
-    otimes = np.full(ring, NO_TIME, dtype=np.int64)
-    tgt = np.zeros(N)
-    prow = np.zeros(N)
-    drow = np.zeros(N)
-    vrow = np.zeros(N)
-    dq = np.zeros(N)
-    pr = np.zeros(N)
-    cf = np.zeros(N)
-    sc_n = np.zeros(N)
-    sc_f = np.zeros(N)
-    sc_s = np.zeros(N)
-    sc_i = np.zeros(N)
-    acc = np.zeros(5)  # cash delta, fees, spread, impact, traded
-    pxs = np.zeros(N)  # last price, 0 where never known (for branch-free products)
-    cash = equity0
+    for i in range(N):
+        px[i] = 0.0  # last known price; 0 until the first one (positions are 0 until then)
+    fk = 0  # next funding settlement (sparse, sorted by step then instrument)
+    n_fund = len(fund_t)
+    acc[0] = equity0
     e_prev = equity0
     dead = False
     n_ev = 0
@@ -171,124 +168,111 @@ def simulate(
         for j in range(1, 5):
             acc[j] = 0.0
         c_fund = 0.0
-        # 1. off-grid fills of the decision at s - lat_k - 1
+        # 1. fills due strictly inside (s-1, s): decided at s - lat_k - 1, price interpolated
         if lat_frac > 0.0 and s - lat_k - 1 >= 0:
             slot = (s - lat_k - 1) % K
             for i in range(N):
                 d = pq[slot, i]
+                if d == 0.0:
+                    continue
                 pq[slot, i] = 0.0
                 pend[i] -= d
                 p0 = price[s - 1, i]
                 p1 = price[s, i]
-                if d != 0.0 and p0 > 0.0 and p1 > 0.0 and not dead:
-                    c = coef[s - 1, i]
-                    if c != c:
-                        err[0] = ERR_IMPACT_UNKNOWN
-                        err[1] = s - 1
-                        err[2] = i
-                        return n_ev
-                    dq[i] = d
-                    pr[i] = p0 + (p1 - p0) * lat_frac
-                    cf[i] = c
-                else:
-                    dq[i] = 0.0
-                    pr[i] = 0.0
-                    cf[i] = 0.0
-            acc[0] = cash
-            _execute(dq, pr, cf, fee, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
-                     s - 1, has_book, bpx, bsz, apx, asz)
-            cash = acc[0]
-        # 2. mark
+                if not (p0 > 0.0 and p1 > 0.0) or dead:
+                    continue  # cannot be priced (or the account is closed): cancelled
+                c = coef[s - 1, i]
+                if c != c:
+                    err[0] = ERR_IMPACT_UNKNOWN
+                    err[1] = s - 1
+                    err[2] = i
+                    return n_ev
+                _fill(i, d, p0 + (p1 - p0) * lat_frac, c, fee[i], half_spread, q, tot, acc,
+                      s - 1, has_book, bpx, bsz, apx, asz)
+        # 2-3. mark, funding on the positions held across (s-1, s], equity and margin
+        held = 0.0
+        mreq = 0.0
         for i in range(N):
             p = price[s, i]
             if p > 0.0:
                 px[i] = p
-                pxs[i] = p
-        # 3. funding on the positions held across (s-1, s]
-        for i in range(N):
-            r = funding[s, i]
-            if q[i] != 0.0 and r != 0.0:
-                paid = q[i] * px[i] * r
-                cash -= paid
+            qi = q[i]
+            if qi != 0.0:
+                v = qi * px[i]
+                held += v
+                mreq += abs(v) * mm[i]
+        while fk < n_fund and fund_t[fk] == s:  # funding moves cash only
+            i = fund_i[fk]
+            if q[i] != 0.0:
+                paid = q[i] * px[i] * fund_r[fk]
+                acc[0] -= paid
                 c_fund += paid
                 tot[TOT_FUNDING, i] += paid
+            fk += 1
+        e = acc[0] + held
         # 4. liquidation
-        if not dead:
-            e = cash
-            mreq = 0.0
+        if not dead and mreq > 0.0 and e <= mreq:
             for i in range(N):
-                if q[i] != 0.0:
-                    e += q[i] * px[i]
-                    mreq += abs(q[i]) * px[i] * mm[i]
-            if mreq > 0.0 and e <= mreq:
+                d = -q[i]
+                if d == 0.0:
+                    continue
+                c = coef[s, i]
+                _fill(i, d, px[i], c if c == c else 0.0, liq_fee[i], half_spread, q, tot, acc,
+                      s, has_book, bpx, bsz, apx, asz)
+            for k in range(K):
                 for i in range(N):
-                    dq[i] = -q[i]
-                    pr[i] = pxs[i]
-                    c = coef[s, i]
-                    cf[i] = c if c == c else 0.0
-                acc[0] = cash
-                _execute(dq, pr, cf, liq_fee, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
-                         s, has_book, bpx, bsz, apx, asz)
-                cash = acc[0]
-                for k in range(K):
-                    for i in range(N):
-                        pq[k, i] = 0.0
-                for i in range(N):
-                    pend[i] = 0.0
+                    pq[k, i] = 0.0
+            for i in range(N):
+                pend[i] = 0.0
+            if n_ev < len(ev_t):
+                ev_t[n_ev] = s
+                ev_kind[n_ev] = EV_LIQUIDATION
+                ev_equity[n_ev] = e
+                ev_margin[n_ev] = mreq
+            n_ev += 1
+            e = acc[0]
+            if e <= 0.0:
                 if n_ev < len(ev_t):
                     ev_t[n_ev] = s
-                    ev_kind[n_ev] = EV_LIQUIDATION
+                    ev_kind[n_ev] = EV_BANKRUPT
                     ev_equity[n_ev] = e
-                    ev_margin[n_ev] = mreq
+                    ev_margin[n_ev] = 0.0
                 n_ev += 1
-                if cash <= 0.0:
-                    if n_ev < len(ev_t):
-                        ev_t[n_ev] = s
-                        ev_kind[n_ev] = EV_BANKRUPT
-                        ev_equity[n_ev] = cash
-                        ev_margin[n_ev] = 0.0
-                    n_ev += 1
-                    cash = 0.0
-                    dead = True
-        # 5. fills due exactly at s
+                acc[0] = 0.0
+                e = 0.0
+                dead = True
+        # 5. fills due exactly at s (latency of whole steps >= 1)
         if lat_frac == 0.0 and lat_k >= 1 and s - lat_k >= 0:
             slot = (s - lat_k) % K
+            filled = False
             for i in range(N):
                 d = pq[slot, i]
+                if d == 0.0:
+                    continue
                 pq[slot, i] = 0.0
                 pend[i] -= d
                 p1 = price[s, i]
-                if d != 0.0 and p1 > 0.0 and not dead:
-                    c = coef[s, i]
-                    if c != c:
-                        err[0] = ERR_IMPACT_UNKNOWN
-                        err[1] = s
-                        err[2] = i
-                        return n_ev
-                    dq[i] = d
-                    pr[i] = p1
-                    cf[i] = c
-                else:
-                    dq[i] = 0.0
-                    pr[i] = 0.0
-                    cf[i] = 0.0
-            acc[0] = cash
-            _execute(dq, pr, cf, fee, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
-                     s, has_book, bpx, bsz, apx, asz)
-            cash = acc[0]
-        # 6. decision
+                if not (p1 > 0.0) or dead:
+                    continue
+                c = coef[s, i]
+                if c != c:
+                    err[0] = ERR_IMPACT_UNKNOWN
+                    err[1] = s
+                    err[2] = i
+                    return n_ev
+                _fill(i, d, p1, c, fee[i], half_spread, q, tot, acc, s, has_book, bpx, bsz, apx, asz)
+                filled = True
+            if filled:
+                held = 0.0
+                for i in range(N):
+                    if q[i] != 0.0:
+                        held += q[i] * px[i]
+                e = acc[0] + held
+        # 6. decision: risk rules, orders, immediate fills
         if not dead:
-            e = cash
-            for i in range(N):
-                if q[i] != 0.0:
-                    e += q[i] * px[i]
             inv_e = 1.0 / e if e > 0.0 else 0.0
             for i in range(N):
-                qq = q[i] + pend[i]
-                cur[i] = qq * pxs[i] * inv_e
-            a = age[s] if has_age else math.nan
-            # rows are copied into scratch arrays: a view per step would cost reference counting
-            for i in range(N):
+                cur[i] = (q[i] + pend[i]) * px[i] * inv_e
                 tgt[i] = target[s, i]
                 prow[i] = price[s, i]
             if has_disp:
@@ -297,14 +281,17 @@ def simulate(
             if has_vol:
                 for i in range(N):
                     vrow[i] = vol[s, i]
-            mask = _risk_step(rp, caps, fs, ist, prev_px, cov, otimes, clock[s], tgt, cur, e, a,
-                              drow, has_disp, vrow, has_vol, prow, True, out, work, diag, trail, False)
-            mask_out[s] = mask
+            a = age[s] if has_age else math.nan
+            mask_out[s] = _risk_step(rp, caps, fs, ist, prev_px, cov, otimes, clock[s], tgt, cur, e, a,
+                                     drow, has_disp, vrow, has_vol, prow, True, out, work, diag, trail, False)
             slot = s % K
             for i in range(N):
-                p = price[s, i]
+                p = prow[i]
                 d = _order_quantity(out[i], e, p, q[i], pend[i], lot[i], min_notional[i])
-                if d != 0.0 and immediate:
+                dq[i] = 0.0
+                if d == 0.0:
+                    continue
+                if immediate:
                     c = coef[s, i]
                     if c != c:
                         err[0] = ERR_IMPACT_UNKNOWN
@@ -315,40 +302,59 @@ def simulate(
                     pr[i] = p
                     cf[i] = c
                 else:
-                    dq[i] = 0.0
-                    pr[i] = 0.0
-                    cf[i] = 0.0
-                    if d != 0.0:
-                        pq[slot, i] += d
-                        pend[i] += d
+                    pq[slot, i] += d
+                    pend[i] += d
             if immediate:
-                acc[0] = cash
-                _execute(dq, pr, cf, fee, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
-                         s, has_book, bpx, bsz, apx, asz)
-                cash = acc[0]
+                _execute(dq, pr, cf, fee, half_spread, q, tot, acc, sc, sc, sc, sc, s, has_book, bpx, bsz, apx, asz)
         # 7. record
-        e = cash
+        held = 0.0
         mreq = 0.0
         for i in range(N):
-            if q[i] != 0.0:
-                e += q[i] * px[i]
-                mreq += abs(q[i]) * px[i] * mm[i]
+            v = q[i] * px[i]
+            sc[i] = v
+            held += v
+            mreq += abs(v) * mm[i]
+        e = acc[0] + held
         equity_out[s] = e
         if e > 0.0:
             inv_e = 1.0 / e
             for i in range(N):
-                expo_out[s, i] = q[i] * pxs[i] * inv_e
+                expo_out[s, i] = sc[i] * inv_e
             margin_out[s] = mreq / e
         if e_prev > 0.0:
             inv = 1.0 / e_prev
-            c_fee = acc[1]
-            c_spread = acc[2]
-            c_impact = acc[3]
-            fee_out[s] = c_fee * inv
-            spread_out[s] = c_spread * inv
-            impact_out[s] = c_impact * inv
+            fee_out[s] = acc[1] * inv
+            spread_out[s] = acc[2] * inv
+            impact_out[s] = acc[3] * inv
             funding_out[s] = c_fund * inv
             turnover_out[s] = acc[4] * inv
-            gross_out[s] = (e - e_prev + c_fee + c_spread + c_impact + c_fund) * inv
+            gross_out[s] = (e - e_prev + acc[1] + acc[2] + acc[3] + c_fund) * inv
         e_prev = e
     return n_ev
+
+
+def workspace(n: int, lat_k: int, ring: int) -> tuple[np.ndarray, ...]:
+    """Scratch and state arrays of :func:`simulate`, in its argument order (fresh state)."""
+    return (
+        np.zeros((lat_k + 2, n)),  # pq: orders in flight, by decision slot
+        np.zeros(n),  # pend
+        np.zeros(n),  # cur
+        np.zeros(n),  # out
+        np.zeros(n),  # work
+        np.zeros(N_RULES),  # diag
+        np.zeros(1),  # trail (not recorded here)
+        np.array([math.nan, 0.0, 0.0, 1.0]),  # fs: peak, halted, n_obs, brake
+        np.array([NO_TIME, 0], dtype=np.int64),  # ist: last covariance time, ring head
+        np.full(n, math.nan),  # prev_px
+        np.zeros(n * n),  # cov
+        np.full(ring, NO_TIME, dtype=np.int64),  # otimes
+        np.zeros(n),  # tgt
+        np.zeros(n),  # prow
+        np.zeros(n),  # drow
+        np.zeros(n),  # vrow
+        np.zeros(n),  # dq
+        np.zeros(n),  # pr
+        np.zeros(n),  # cf
+        np.zeros(n),  # sc
+        np.zeros(5),  # acc: cash, fees, spread, impact, traded of the step
+    )

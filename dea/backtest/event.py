@@ -100,6 +100,17 @@ class TradeEvent:
 MarketEvent = BarEvent | FundingEvent | BookEvent | TradeEvent
 
 
+def book_event(ts: int, index: int, book, depth: int = 50) -> BookEvent:  # noqa: ANN001 - duck-typed
+    """A :class:`BookEvent` of the ``depth`` best levels of a live book (anything with
+    ``levels(side, n)`` returning (price, size) pairs best first, bids side 1 and asks side -1,
+    such as :class:`dea.book.l2.L2Book`)."""
+    bids = book.levels(1, depth)
+    asks = book.levels(-1, depth)
+    bid = np.array(bids, dtype=np.float64).reshape(-1, 2)
+    ask = np.array(asks, dtype=np.float64).reshape(-1, 2)
+    return BookEvent(ts, index, bid[:, 0].copy(), bid[:, 1].copy(), ask[:, 0].copy(), ask[:, 1].copy())
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionContext:
     """What a policy sees at a decision: time, clock index, account state and prices."""

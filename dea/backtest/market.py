@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -54,26 +55,40 @@ class Market:
     def symbols(self) -> tuple[str, ...]:
         return tuple(i.symbol for i in self.instruments)
 
+    @cached_property
+    def funding_events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Non-zero settlements as (step index, instrument index, rate), in time then instrument
+        order: what the kernel reads instead of scanning a mostly-zero [T, N] array every run."""
+        t, i = np.nonzero(self.funding)
+        return t.astype(np.int64), i.astype(np.int64), np.ascontiguousarray(self.funding[t, i], dtype=np.float64)
+
 
 def _rolling_finite_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Mean of the finite values of rows (t - window, t], NaN where there are none."""
+    """Mean of the finite values of rows (t - window, t], NaN where there are none.
+
+    Consumes ``x`` (NaNs are zeroed in place) to keep memory flat on long panels."""
     finite = np.isfinite(x)
-    cs = np.cumsum(np.where(finite, x, 0.0), axis=0)
-    cc = np.cumsum(finite, axis=0, dtype=np.int64)
-    if window < len(x):
+    x[~finite] = 0.0
+    cs = np.cumsum(x, axis=0, out=x)
+    cc = np.cumsum(finite, axis=0, dtype=np.float64)
+    del finite
+    if window < len(cs):
         cs[window:] -= cs[:-window].copy()
         cc[window:] -= cc[:-window].copy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = cs / cc
-    out[cc == 0] = np.nan
-    return out
+        np.divide(cs, cc, out=cs)
+    cs[cc == 0] = np.nan
+    return cs
 
 
 def _log_returns_sq(price: np.ndarray) -> np.ndarray:
-    r2 = np.full(price.shape, np.nan)
+    """Squared log returns (row 0 and rows next to a missing or non-positive price: NaN)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        ok = (price[1:] > 0) & (price[:-1] > 0)
-        r2[1:] = np.where(ok, np.log(np.where(ok, price[1:] / np.where(ok, price[:-1], 1.0), 1.0)) ** 2, np.nan)
+        lp = np.log(np.where(price > 0, price, np.nan))
+    r2 = np.empty_like(lp)
+    r2[0] = np.nan
+    np.subtract(lp[1:], lp[:-1], out=r2[1:])
+    np.square(r2, out=r2)
     return r2
 
 
@@ -88,14 +103,18 @@ def volatility_and_adv(
     """Per-step volatility and average traded notional, causal (rows up to t only)."""
     var = _rolling_finite_mean(_log_returns_sq(price), vol_window)
     if high is not None and low is not None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ok = (high > 0) & (low > 0) & (high >= low)
-            park = np.where(ok, np.log(np.where(ok, high / np.where(ok, low, 1.0), 1.0)) ** 2 / (4 * np.log(2.0)), np.nan)
-        var = np.where(np.isnan(var), park, var)
+        missing = np.isnan(var)
+        if missing.any():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                h, lo = high[missing], low[missing]
+                ok = (h > 0) & (lo > 0) & (h >= lo)
+                park = np.where(ok, np.log(np.where(ok, h / np.where(ok, lo, 1.0), 1.0)) ** 2 / (4 * np.log(2.0)), np.nan)
+            var[missing] = park
     with np.errstate(invalid="ignore"):
         adv = _rolling_finite_mean(volume * price, adv_window)
     adv[~(adv > 0)] = np.nan
-    return np.sqrt(var), adv
+    np.sqrt(var, out=var)
+    return var, adv
 
 
 def impact_coefficients(
@@ -110,9 +129,11 @@ def impact_coefficients(
     """``k * sigma / sqrt(ADV)`` per step and instrument; identical in definition to the streaming
     :class:`dea.execution.fills.SqrtImpactEstimator` (tested)."""
     sigma, adv = volatility_and_adv(price, volume, high, low, vol_window, adv_window)
-    coef = np.asarray(k, dtype=np.float64)[None, :] * sigma / np.sqrt(adv)
-    coef[:, np.asarray(k) == 0] = 0.0
-    return coef
+    np.sqrt(adv, out=adv)
+    np.divide(sigma, adv, out=sigma)
+    sigma *= np.asarray(k, dtype=np.float64)[None, :]
+    sigma[:, np.asarray(k) == 0] = 0.0
+    return sigma
 
 
 def estimate_impact_k(price: np.ndarray, volume: np.ndarray, vol_window: int, adv_window: int) -> np.ndarray:

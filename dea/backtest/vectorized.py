@@ -148,8 +148,9 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
     ev_eq = np.zeros(_MAX_EVENTS)
     ev_m = np.zeros(_MAX_EVENTS)
     err = np.zeros(4, dtype=np.int64)
+    workspace = K.workspace(N, lat_k, rate_ring_size(risk))
     n_ev = K.simulate(
-        market.clock, market.price, market.funding, market.impact_coef, tgt,
+        market.clock, market.price, *market.funding_events, market.impact_coef, tgt,
         fee_rates(insts, costs.fee_side), np.array([i.taker_fee for i in insts]), costs.half_spread_bps * 1e-4,
         np.array([i.lot_size for i in insts]), np.array([i.min_notional for i in insts]),
         np.array([i.maintenance_margin for i in insts]),
@@ -159,6 +160,7 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
         has_book, bpx, bsz, apx, asz,
         outs["equity"], outs["gross"], outs["fees"], outs["spread"], outs["impact"], outs["funding"],
         outs["turnover"], outs["margin"], mask, expo, tot, q, px, ev_t, ev_kind, ev_eq, ev_m, err,
+        *workspace,
     )
     if err[0] == K.ERR_IMPACT_UNKNOWN:
         s, i = int(err[1]), int(err[2])
@@ -196,7 +198,7 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
         margin_use=outs["margin"],
         instrument_costs={"fees": tot[K.TOT_FEES], "spread": tot[K.TOT_SPREAD], "impact": tot[K.TOT_IMPACT],
                           "funding": tot[K.TOT_FUNDING]},
-        instrument_pnl=tot[K.TOT_TRADE_CASH] + np.where(q != 0, q * np.nan_to_num(px), 0.0),
+        instrument_pnl=tot[K.TOT_TRADE_CASH] + q * px,
         traded_notional=tot[K.TOT_TRADED],
         events=tuple(events),
         interventions=counts_from_mask(mask),

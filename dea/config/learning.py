@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dea.config.base import StrictModel
 
 
 class ModelConfig(StrictModel):
-    kind: Literal["linear", "mlp", "gru", "tcn", "attention"] = "mlp"
+    kind: Literal["linear", "mlp", "shared", "gru", "tcn", "attention"] = "mlp"
     hidden: list[int] = Field(default_factory=lambda: [64, 64])
     dropout: float = Field(default=0.0, ge=0, lt=1)
     name: str = "dea-policy"
     exposure_scale: Literal["tanh"] = "tanh"
     ensemble: int = Field(default=1, ge=1, description="k seeds -> dispersion output")
+    partial_adjustment: bool = Field(
+        default=True,
+        description="trade a learned share of the way from the held towards the desired exposure each step",
+    )
+    initial_trade_rate: float = Field(default=0.2, gt=0, lt=1)
     kernel_size: int = Field(
         default=4, ge=2, description="tcn: convolution kernel (dilations k**layer); attention: window length"
     )
@@ -60,6 +65,12 @@ class TrainingConfig(StrictModel):
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     patience: int = Field(default=5, ge=1)
+    burn_in: int | None = Field(
+        default=None,
+        ge=0,
+        description="rows rolled before each training window without scoring them, so the window starts "
+        "from the exposure (and state) the policy itself would hold (None = seq_len)",
+    )
     seq_stride: int | None = Field(
         default=None, ge=1, description="rows between training window starts (None = seq_len // 4)"
     )
@@ -84,6 +95,29 @@ class TrainingConfig(StrictModel):
     baselines: list[str] = Field(
         default_factory=lambda: ["buy_and_hold", "equal_weight", "inverse_vol", "tsmom", "hrp", "ridge", "hgb"]
     )
+
+    @field_validator("baselines")
+    @classmethod
+    def _known_baselines(cls, v: list[str]) -> list[str]:
+        from dea.backtest.config import BASELINE_NAMES
+
+        known = (*BASELINE_NAMES, "ridge", "hgb")
+        unknown = [b for b in v if b not in known]
+        if unknown:
+            raise ValueError(f"unknown baselines {unknown}; known: {list(known)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"baselines listed twice: {v}")
+        return v
+
+    @property
+    def burn_in_steps(self) -> int:
+        """Unscored rows before each training window (``burn_in``, default ``seq_len``)."""
+        return self.seq_len if self.burn_in is None else self.burn_in
+
+    @property
+    def window_steps(self) -> int:
+        """Rows of one training window: burn-in plus scored steps."""
+        return self.burn_in_steps + self.seq_len
 
 
 class SearchParam(StrictModel):

@@ -24,8 +24,9 @@ FORMAT = "dea.drift.reference/1"
 
 
 def _round(values: np.ndarray) -> list[float]:
-    """JSON-friendly floats (9 significant digits: exact enough, half the bytes of repr)."""
-    return [float(f"{v:.9g}") for v in np.asarray(values, dtype=np.float64)]
+    """JSON floats at full precision: a stored quantile must compare equal to the value the
+    live feature takes (a rounded point mass would land on the wrong side of itself)."""
+    return [float(v) for v in np.asarray(values, dtype=np.float64)]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,24 @@ class DriftReference:
             raise ModelError(f"{source}: malformed drift reference ({exc!r})") from None
 
 
+def bin_edges(finite: np.ndarray, n_bins: int) -> np.ndarray:
+    """Interior PSI bin edges at the training quantiles, never *on* a value the data takes.
+
+    An edge equal to a point mass (a day-of-week, a 0/1 indicator, a clipped value) would put
+    that mass on one side or the other depending on the last bit of the number — and the JSON
+    round trip or a float32 cast can flip it. Such an edge is moved to the midpoint between that
+    value and the next smaller one, so a point mass sits squarely inside one bin.
+    """
+    u = np.unique(finite)
+    q = np.unique(np.quantile(finite, np.arange(1, n_bins) / n_bins))
+    k = np.searchsorted(u, q, side="left")
+    on_value = (k < u.size) & (u[np.minimum(k, u.size - 1)] == q)
+    lower = u[np.maximum(k - 1, 0)]
+    q = np.where(on_value & (k > 0), 0.5 * (lower + q), q)
+    q = q[~(on_value & (k == 0))]  # an edge at the minimum separates nothing
+    return np.unique(q)
+
+
 def summarise_feature(name: str, values: np.ndarray, n_bins: int, q_probs: np.ndarray) -> FeatureReference:
     """Summarise one training column (NaNs counted, never dropped silently)."""
     values = np.asarray(values, dtype=np.float64).ravel()
@@ -133,7 +152,7 @@ def summarise_feature(name: str, values: np.ndarray, n_bins: int, q_probs: np.nd
         quantiles = np.empty(0)
         mean = std = float("nan")
     else:
-        edges = np.unique(np.quantile(finite, np.arange(1, n_bins) / n_bins))
+        edges = bin_edges(finite, n_bins)
         quantiles = np.quantile(finite, q_probs)
         mean, std = float(finite.mean()), float(finite.std())
     counts = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=edges.size + 1)

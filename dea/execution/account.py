@@ -61,12 +61,14 @@ class Account:
                 self.price[i] = p
 
     def equity(self) -> float:
-        e = self.cash
+        """cash + sum_i q_i p_i (the sum first, in instrument order: the vectorised kernel adds in
+        exactly this order, so both engines agree to the last bit)."""
+        held = 0.0
         for i in range(self.n):
             q = self.qty[i]
             if q != 0.0:
-                e += q * self.price[i]
-        return e
+                held += q * self.price[i]
+        return self.cash + held
 
     def exposure(self, pending: Sequence[float] | None = None, equity: float | None = None) -> np.ndarray:
         """Exposure of positions (plus ``pending`` quantities) as a fraction of equity."""
@@ -85,7 +87,7 @@ class Account:
         for i in range(self.n):
             q = self.qty[i]
             if q != 0.0:
-                m += abs(q) * self.price[i] * mm[i]
+                m += abs(q * self.price[i]) * mm[i]
         return m
 
     def gross_notional(self) -> float:

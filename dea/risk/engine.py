@@ -138,10 +138,11 @@ def interventions_from_trail(
 ) -> tuple[Intervention, ...]:
     """Turn the mask/trail/diag written by :func:`rules.risk_step` into records, in rule order."""
     records = []
-    before = tuple(float(x) for x in trail[0])
+    n = len(trail) // (rules.N_RULES + 1)
+    before = tuple(trail[:n])
     for r in range(rules.N_RULES):
         if mask >> r & 1:
-            after = tuple(float(x) for x in trail[r + 1])
+            after = tuple(trail[(r + 1) * n:(r + 2) * n])
             records.append(Intervention(t_ns, rules.RULE_NAMES[r], explain(r, diag[r], cfg), before, after))
             before = after
     return tuple(records)
@@ -168,7 +169,7 @@ class RiskEngine:
         self._work = [0.0] * self.n
         self._out = [0.0] * self.n
         self._diag = [0.0] * rules.N_RULES
-        self._trail = [[0.0] * self.n for _ in range(rules.N_RULES + 1)]
+        self._trail = [0.0] * (self.n * (rules.N_RULES + 1))
         self._zeros = [0.0] * self.n
         self.counts: dict[str, int] = {name: 0 for name in rules.RULE_NAMES}
         self._init_state()
@@ -177,7 +178,7 @@ class RiskEngine:
         self._fs = [math.nan, 0.0, 0.0, 1.0]
         self._ist = [rules.NO_TIME, 0]
         self._prev_px = [math.nan] * self.n
-        self._cov = [[0.0] * self.n for _ in range(self.n)]
+        self._cov = [0.0] * (self.n * self.n)
         self._order_times = [rules.NO_TIME] * self._ring
 
     # -- decisions ---------------------------------------------------------------------------------
@@ -290,7 +291,7 @@ class RiskEngine:
             "last_t_ns": None if self._ist[rules.I_LAST_T] == rules.NO_TIME else self._ist[rules.I_LAST_T],
             "ring_head": self._ist[rules.I_RING_HEAD],
             "prev_prices": [enc(x) for x in self._prev_px],
-            "cov": [list(row) for row in self._cov],
+            "cov": [self._cov[i * self.n:(i + 1) * self.n] for i in range(self.n)],
             "order_times": [None if x == rules.NO_TIME else x for x in self._order_times],
             "counts": dict(self.counts),
         }
@@ -313,6 +314,6 @@ class RiskEngine:
         last = state["last_t_ns"]
         self._ist = [rules.NO_TIME if last is None else int(last), int(state["ring_head"])]
         self._prev_px = [dec(x) for x in state["prev_prices"]]
-        self._cov = [[float(v) for v in row] for row in state["cov"]]
+        self._cov = [float(v) for row in state["cov"] for v in row]
         self._order_times = [rules.NO_TIME if x is None else int(x) for x in times]
         self.counts = {name: int(state.get("counts", {}).get(name, 0)) for name in rules.RULE_NAMES}

@@ -35,8 +35,10 @@ kill switch and drawdown trip return early so nothing can stop a flatten.
 
 Interventions: bit ``r`` of the returned mask is set when rule ``r`` changed ``w``;
 ``diag[r]`` holds the number a report needs to explain it (age, scale, drawdown, gross, ...);
-with ``record`` set, ``trail[0]`` is the input and ``trail[r + 1]`` the exposure after rule ``r``
-(written only for rules that fired), from which the engine builds before/after records.
+with ``record`` set, ``trail`` (flat, (``N_RULES`` + 1) x N) holds the input in row 0 and the
+exposure after rule ``r`` in row ``r + 1`` (written only for rules that fired), from which the
+engine builds before/after records. ``cov`` is flat too (N x N). Flat sequences and a single
+``return`` keep the JIT-compiled copy free of reference counting.
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ def risk_step(
     = hold); ``equity``: account equity now; ``feature_age_ns``: NaN when unknown;
     ``dispersion``/``vol``/``prices``: per-instrument inputs, used only when their flag is set;
     ``work``: scratch of length N; ``diag``: per-rule diagnostics (length ``N_RULES``);
-    ``trail``: (``N_RULES`` + 1) x N rows written when ``record``.
+    ``trail``: flat (``N_RULES`` + 1) * N, written when ``record``; ``cov``: flat N * N.
     """
     n = len(target)
     mask = 0
@@ -153,7 +155,7 @@ def risk_step(
         out[i] = current[i] if w != w else w
     if record:
         for i in range(n):
-            trail[0][i] = out[i]
+            trail[(0) * n + i] = out[i]
 
     # --- state: equity peak and EWMA covariance (not interventions) ---------------------------
     if fs[S_PEAK] != fs[S_PEAK] or equity > fs[S_PEAK]:
@@ -178,7 +180,7 @@ def risk_step(
                     rj = work[j]
                     if rj != rj:
                         continue
-                    cov[i][j] = lam * cov[i][j] + (1.0 - lam) * ri * rj * inv_dt
+                    cov[i * n + j] = lam * cov[i * n + j] + (1.0 - lam) * ri * rj * inv_dt
             fs[S_NOBS] += 1.0
         for i in range(n):
             b = prices[i]
@@ -187,7 +189,11 @@ def risk_step(
         ist[I_LAST_T] = t_ns
 
     # --- kill switch: halted -> flat, nothing else applies ------------------------------------
+    # (one exit at the end, no early return: the JIT-compiled copy then needs no reference
+    # counting on its arguments)
+    stop = False
     if fs[S_HALTED] > 0.0:
+        stop = True
         changed = False
         for i in range(n):
             if out[i] != 0.0:
@@ -198,248 +204,250 @@ def risk_step(
             diag[R_KILL] = 1.0
             if record:
                 for i in range(n):
-                    trail[R_KILL + 1][i] = 0.0
-        return mask
+                    trail[(R_KILL + 1) * n + i] = 0.0
 
-    # --- stale-data guard -----------------------------------------------------------------------
-    stale = False
-    if feature_age_ns > p[P_STALE_AGE_NS]:
-        stale = True
-        action = p[P_STALE_ACTION]
-        factor = 1.0 if action == 0.0 else (p[P_STALE_FACTOR] if action == 1.0 else 0.0)
-        changed = False
-        for i in range(n):
-            w = current[i] * factor
-            if w != out[i]:
-                changed = True
-                out[i] = w
-        if changed:
-            mask |= 1 << R_STALE
-            diag[R_STALE] = feature_age_ns
-            if record:
-                for i in range(n):
-                    trail[R_STALE + 1][i] = out[i]
-
-    # --- dispersion scaling ---------------------------------------------------------------------
-    k = p[P_DISP_K]
-    if k > 0.0 and has_dispersion:
-        changed = False
-        worst = 0.0
-        for i in range(n):
-            d = dispersion[i]
-            held = stale or target[i] != target[i]
-            if d > 0.0 and out[i] != 0.0 and not held:
-                out[i] = out[i] / (1.0 + k * d)
-                changed = True
-                if d > worst:
-                    worst = d
-        if changed:
-            mask |= 1 << R_DISPERSION
-            diag[R_DISPERSION] = worst
-            if record:
-                for i in range(n):
-                    trail[R_DISPERSION + 1][i] = out[i]
-
-    # --- volatility targeting -------------------------------------------------------------------
-    if p[P_VT_ON] > 0.0:
-        warm = fs[S_NOBS] >= p[P_VT_WARMUP]
-        var = -1.0
-        if has_vol:
-            var = 0.0
-            for i in range(n):
-                wi = out[i]
-                if wi == 0.0:
-                    continue
-                for j in range(n):
-                    wj = out[j]
-                    if wj == 0.0:
-                        continue
-                    rho = 1.0
-                    if i != j and warm:
-                        cii = cov[i][i]
-                        cjj = cov[j][j]
-                        if cii > 0.0 and cjj > 0.0:
-                            rho = cov[i][j] / math.sqrt(cii * cjj)
-                    var += wi * wj * vol[i] * vol[j] * rho
-        elif warm:
-            var = 0.0
-            for i in range(n):
-                wi = out[i]
-                if wi == 0.0:
-                    continue
-                for j in range(n):
-                    var += wi * out[j] * cov[i][j]
-        if var > 0.0:
-            scale = p[P_VT_TARGET] / math.sqrt(var)
-            if scale > p[P_VT_MAX_SCALE]:
-                scale = p[P_VT_MAX_SCALE]
-            if scale != 1.0:
-                for i in range(n):
-                    out[i] = out[i] * scale
-                mask |= 1 << R_VOL
-                diag[R_VOL] = scale
-                if record:
-                    for i in range(n):
-                        trail[R_VOL + 1][i] = out[i]
-
-    # --- drawdown brake and kill switch ---------------------------------------------------------
-    if p[P_DD_ON] > 0.0:
-        peak = fs[S_PEAK]
-        dd = 1.0 - equity / peak if peak > 0.0 else 1.0
-        if equity <= 0.0 or dd >= p[P_DD_HARD]:
-            fs[S_HALTED] = 1.0
-            for i in range(n):
-                out[i] = 0.0
-            mask |= 1 << R_DD_KILL
-            diag[R_DD_KILL] = dd
-            if record:
-                for i in range(n):
-                    trail[R_DD_KILL + 1][i] = 0.0
-            return mask
-        m = 1.0
-        if dd > p[P_DD_SOFT]:
-            m = (p[P_DD_HARD] - dd) / (p[P_DD_HARD] - p[P_DD_SOFT])
-        prev = fs[S_BRAKE]
-        fs[S_BRAKE] = m
-        if m != 1.0 or prev != 1.0:
+    if not stop:
+        # --- stale-data guard -----------------------------------------------------------------------
+        stale = False
+        if feature_age_ns > p[P_STALE_AGE_NS]:
+            stale = True
+            action = p[P_STALE_ACTION]
+            factor = 1.0 if action == 0.0 else (p[P_STALE_FACTOR] if action == 1.0 else 0.0)
             changed = False
             for i in range(n):
-                # a held exposure already carries the previous multiplier: apply only the change
-                held = stale or target[i] != target[i]
-                scale = m / prev if held else m
-                if out[i] != 0.0 and scale != 1.0:
-                    out[i] = out[i] * scale
+                w = current[i] * factor
+                if w != out[i]:
                     changed = True
+                    out[i] = w
             if changed:
-                mask |= 1 << R_DD_BRAKE
-                diag[R_DD_BRAKE] = dd
+                mask |= 1 << R_STALE
+                diag[R_STALE] = feature_age_ns
                 if record:
                     for i in range(n):
-                        trail[R_DD_BRAKE + 1][i] = out[i]
+                        trail[(R_STALE + 1) * n + i] = out[i]
 
-    # --- no-trade band --------------------------------------------------------------------------
-    band = p[P_BAND]
-    if band > 0.0:
-        held = 0
+        # --- dispersion scaling ---------------------------------------------------------------------
+        k = p[P_DISP_K]
+        if k > 0.0 and has_dispersion:
+            changed = False
+            worst = 0.0
+            for i in range(n):
+                d = dispersion[i]
+                held = stale or target[i] != target[i]
+                if d > 0.0 and out[i] != 0.0 and not held:
+                    out[i] = out[i] / (1.0 + k * d)
+                    changed = True
+                    if d > worst:
+                        worst = d
+            if changed:
+                mask |= 1 << R_DISPERSION
+                diag[R_DISPERSION] = worst
+                if record:
+                    for i in range(n):
+                        trail[(R_DISPERSION + 1) * n + i] = out[i]
+
+        # --- volatility targeting -------------------------------------------------------------------
+        if p[P_VT_ON] > 0.0:
+            warm = fs[S_NOBS] >= p[P_VT_WARMUP]
+            var = -1.0
+            if has_vol:
+                var = 0.0
+                for i in range(n):
+                    wi = out[i]
+                    if wi == 0.0:
+                        continue
+                    for j in range(n):
+                        wj = out[j]
+                        if wj == 0.0:
+                            continue
+                        rho = 1.0
+                        if i != j and warm:
+                            cii = cov[i * n + i]
+                            cjj = cov[j * n + j]
+                            if cii > 0.0 and cjj > 0.0:
+                                rho = cov[i * n + j] / math.sqrt(cii * cjj)
+                        var += wi * wj * vol[i] * vol[j] * rho
+            elif warm:
+                var = 0.0
+                for i in range(n):
+                    wi = out[i]
+                    if wi == 0.0:
+                        continue
+                    for j in range(n):
+                        var += wi * out[j] * cov[i * n + j]
+            if var > 0.0:
+                scale = p[P_VT_TARGET] / math.sqrt(var)
+                if scale > p[P_VT_MAX_SCALE]:
+                    scale = p[P_VT_MAX_SCALE]
+                if scale != 1.0:
+                    for i in range(n):
+                        out[i] = out[i] * scale
+                    mask |= 1 << R_VOL
+                    diag[R_VOL] = scale
+                    if record:
+                        for i in range(n):
+                            trail[(R_VOL + 1) * n + i] = out[i]
+
+        # --- drawdown brake and kill switch ---------------------------------------------------------
+        if p[P_DD_ON] > 0.0:
+            peak = fs[S_PEAK]
+            dd = 1.0 - equity / peak if peak > 0.0 else 1.0
+            if equity <= 0.0 or dd >= p[P_DD_HARD]:
+                fs[S_HALTED] = 1.0
+                for i in range(n):
+                    out[i] = 0.0
+                mask |= 1 << R_DD_KILL
+                diag[R_DD_KILL] = dd
+                if record:
+                    for i in range(n):
+                        trail[(R_DD_KILL + 1) * n + i] = 0.0
+                stop = True
+            if not stop:
+                m = 1.0
+                if dd > p[P_DD_SOFT]:
+                    m = (p[P_DD_HARD] - dd) / (p[P_DD_HARD] - p[P_DD_SOFT])
+                prev = fs[S_BRAKE]
+                fs[S_BRAKE] = m
+                if m != 1.0 or prev != 1.0:
+                    changed = False
+                    for i in range(n):
+                        # a held exposure already carries the previous multiplier: apply only the change
+                        held = stale or target[i] != target[i]
+                        scale = m / prev if held else m
+                        if out[i] != 0.0 and scale != 1.0:
+                            out[i] = out[i] * scale
+                            changed = True
+                    if changed:
+                        mask |= 1 << R_DD_BRAKE
+                        diag[R_DD_BRAKE] = dd
+                        if record:
+                            for i in range(n):
+                                trail[(R_DD_BRAKE + 1) * n + i] = out[i]
+
+    if not stop:
+        # --- no-trade band --------------------------------------------------------------------------
+        band = p[P_BAND]
+        if band > 0.0:
+            n_held = 0
+            for i in range(n):
+                w = out[i]
+                c = current[i]
+                if w != 0.0 and w != c and abs(w - c) < band:
+                    out[i] = c
+                    n_held += 1
+            if n_held > 0:
+                mask |= 1 << R_BAND
+                diag[R_BAND] = n_held
+                if record:
+                    for i in range(n):
+                        trail[(R_BAND + 1) * n + i] = out[i]
+
+        # --- per-instrument caps, gross, net ----------------------------------------------------------
+        clipped = 0
+        gross = 0.0
+        net = 0.0
         for i in range(n):
             w = out[i]
-            c = current[i]
-            if w != 0.0 and w != c and abs(w - c) < band:
-                out[i] = c
-                held += 1
-        if held > 0:
-            mask |= 1 << R_BAND
-            diag[R_BAND] = held
-            if record:
-                for i in range(n):
-                    trail[R_BAND + 1][i] = out[i]
-
-    # --- per-instrument caps, gross, net ----------------------------------------------------------
-    clipped = 0
-    gross = 0.0
-    net = 0.0
-    for i in range(n):
-        w = out[i]
-        cap = caps[i]
-        if w > cap:
-            out[i] = cap
-            clipped += 1
-        elif w < -cap:
-            out[i] = -cap
-            clipped += 1
-        gross += abs(out[i])
-        net += out[i]
-    if clipped > 0:
-        mask |= 1 << R_CAP
-        diag[R_CAP] = clipped
-        if record:
-            for i in range(n):
-                trail[R_CAP + 1][i] = out[i]
-    if gross > p[P_MAX_GROSS]:
-        scale = p[P_MAX_GROSS] / gross
-        for i in range(n):
-            out[i] = out[i] * scale
-        mask |= 1 << R_GROSS
-        diag[R_GROSS] = gross
-        net = net * scale
-        gross = p[P_MAX_GROSS]
-        if record:
-            for i in range(n):
-                trail[R_GROSS + 1][i] = out[i]
-    if abs(net) > p[P_MAX_NET]:
-        scale = p[P_MAX_NET] / abs(net)
-        for i in range(n):
-            out[i] = out[i] * scale
-        mask |= 1 << R_NET
-        diag[R_NET] = net
-        gross = gross * scale
-        if record:
-            for i in range(n):
-                trail[R_NET + 1][i] = out[i]
-    if gross > p[P_MAX_LEVERAGE]:
-        scale = p[P_MAX_LEVERAGE] / gross
-        for i in range(n):
-            out[i] = out[i] * scale
-        mask |= 1 << R_LEVERAGE
-        diag[R_LEVERAGE] = gross
-        if record:
-            for i in range(n):
-                trail[R_LEVERAGE + 1][i] = out[i]
-
-    # --- maximum order notional -----------------------------------------------------------------
-    m = p[P_MAX_ORDER]
-    if m < math.inf:
-        clipped = 0
-        for i in range(n):
-            d = out[i] - current[i]
-            if d > m:
-                out[i] = current[i] + m
+            cap = caps[i]
+            if w > cap:
+                out[i] = cap
                 clipped += 1
-            elif d < -m:
-                out[i] = current[i] - m
+            elif w < -cap:
+                out[i] = -cap
                 clipped += 1
+            gross += abs(out[i])
+            net += out[i]
         if clipped > 0:
-            mask |= 1 << R_MAX_ORDER
-            diag[R_MAX_ORDER] = clipped
+            mask |= 1 << R_CAP
+            diag[R_CAP] = clipped
             if record:
                 for i in range(n):
-                    trail[R_MAX_ORDER + 1][i] = out[i]
-
-    # --- order rate -----------------------------------------------------------------------------
-    limit = int(p[P_RATE_LIMIT])
-    if limit > 0:
-        window = p[P_RATE_WINDOW_NS]
-        recent = 0
-        for s in range(limit):
-            ts = order_times[s]
-            if ts != NO_TIME and t_ns - ts < window:
-                recent += 1
-        allowed = limit - recent
-        wanted = 0
-        for i in range(n):
-            d = abs(out[i] - current[i])
-            work[i] = d if d > _EPS * (abs(current[i]) + 1.0) else -1.0
-            if work[i] > 0.0:
-                wanted += 1
-        if wanted > allowed:
-            # keep the `allowed` largest moves, hold the rest
-            for _ in range(allowed):
-                best = -1
-                for i in range(n):
-                    if work[i] > 0.0 and (best < 0 or work[i] > work[best]):
-                        best = i
-                work[best] = -2.0  # kept
+                    trail[(R_CAP + 1) * n + i] = out[i]
+        if gross > p[P_MAX_GROSS]:
+            scale = p[P_MAX_GROSS] / gross
             for i in range(n):
-                if work[i] > 0.0:
-                    out[i] = current[i]
-            mask |= 1 << R_RATE
-            diag[R_RATE] = recent
+                out[i] = out[i] * scale
+            mask |= 1 << R_GROSS
+            diag[R_GROSS] = gross
+            net = net * scale
+            gross = p[P_MAX_GROSS]
             if record:
                 for i in range(n):
-                    trail[R_RATE + 1][i] = out[i]
-            wanted = allowed
-        for _ in range(wanted):
-            head = ist[I_RING_HEAD]
-            order_times[head] = t_ns
-            ist[I_RING_HEAD] = (head + 1) % limit
+                    trail[(R_GROSS + 1) * n + i] = out[i]
+        if abs(net) > p[P_MAX_NET]:
+            scale = p[P_MAX_NET] / abs(net)
+            for i in range(n):
+                out[i] = out[i] * scale
+            mask |= 1 << R_NET
+            diag[R_NET] = net
+            gross = gross * scale
+            if record:
+                for i in range(n):
+                    trail[(R_NET + 1) * n + i] = out[i]
+        if gross > p[P_MAX_LEVERAGE]:
+            scale = p[P_MAX_LEVERAGE] / gross
+            for i in range(n):
+                out[i] = out[i] * scale
+            mask |= 1 << R_LEVERAGE
+            diag[R_LEVERAGE] = gross
+            if record:
+                for i in range(n):
+                    trail[(R_LEVERAGE + 1) * n + i] = out[i]
+
+        # --- maximum order notional -----------------------------------------------------------------
+        m = p[P_MAX_ORDER]
+        if m < math.inf:
+            clipped = 0
+            for i in range(n):
+                d = out[i] - current[i]
+                if d > m:
+                    out[i] = current[i] + m
+                    clipped += 1
+                elif d < -m:
+                    out[i] = current[i] - m
+                    clipped += 1
+            if clipped > 0:
+                mask |= 1 << R_MAX_ORDER
+                diag[R_MAX_ORDER] = clipped
+                if record:
+                    for i in range(n):
+                        trail[(R_MAX_ORDER + 1) * n + i] = out[i]
+
+        # --- order rate -----------------------------------------------------------------------------
+        limit = int(p[P_RATE_LIMIT])
+        if limit > 0:
+            window = p[P_RATE_WINDOW_NS]
+            recent = 0
+            for s in range(limit):
+                ts = order_times[s]
+                if ts != NO_TIME and t_ns - ts < window:
+                    recent += 1
+            allowed = limit - recent
+            wanted = 0
+            for i in range(n):
+                d = abs(out[i] - current[i])
+                work[i] = d if d > _EPS * (abs(current[i]) + 1.0) else -1.0
+                if work[i] > 0.0:
+                    wanted += 1
+            if wanted > allowed:
+                # keep the `allowed` largest moves, hold the rest
+                for _ in range(allowed):
+                    best = -1
+                    for i in range(n):
+                        if work[i] > 0.0 and (best < 0 or work[i] > work[best]):
+                            best = i
+                    work[best] = -2.0  # kept
+                for i in range(n):
+                    if work[i] > 0.0:
+                        out[i] = current[i]
+                mask |= 1 << R_RATE
+                diag[R_RATE] = recent
+                if record:
+                    for i in range(n):
+                        trail[(R_RATE + 1) * n + i] = out[i]
+                wanted = allowed
+            for _ in range(wanted):
+                head = ist[I_RING_HEAD]
+                order_times[head] = t_ns
+                ist[I_RING_HEAD] = (head + 1) % limit
     return mask

@@ -131,11 +131,12 @@ def summarise(
     limits: Limits,
     *,
     score_from: int,
-    shock_start: int,
+    shock_start: int | None,
     level: float = 0.99,
     derisk_level: float = 0.5,
 ) -> StressResult:
-    """Score a replay from step ``score_from`` (after warm-up) on."""
+    """Score a replay from step ``score_from`` (after warm-up) on; time to de-risk counts from
+    ``shock_start`` (None: no shock, e.g. the baseline)."""
     if not 0 <= score_from < rec.equity.size:
         raise DataError(f"stress {name}: score_from {score_from} outside the {rec.equity.size}-step replay")
     eq = rec.equity[score_from:]
@@ -154,7 +155,9 @@ def summarise(
         breaches=len(breaches),
         breach_detail=tuple(breaches[:20]),
         kill_switches=kills,
-        time_to_derisk_s=time_to_derisk(rec.clock, rec.held, max(shock_start, score_from), derisk_level),
+        time_to_derisk_s=(
+            float("nan") if shock_start is None else time_to_derisk(rec.clock, rec.held, max(shock_start, score_from), derisk_level)
+        ),
         rejected_orders=rec.rejected_orders,
         fallbacks=rec.fallbacks,
         steps=int(eq.size),

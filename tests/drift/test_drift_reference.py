@@ -21,7 +21,7 @@ def test_reference_summarises_each_feature() -> None:
     assert a.n == 1000 and a.edges.size == 9 and a.shares.size == 11
     assert a.shares[:-1] == pytest.approx(np.full(10, 0.1), abs=2e-3)
     assert c.nan_share == pytest.approx(0.1) and c.shares[-1] == pytest.approx(0.1)
-    assert c.edges.size == 1  # a point mass keeps one edge, not nine equal ones
+    assert c.edges.size == 0  # a constant feature is one bin, not nine equal edges
 
 
 def test_json_round_trip_keeps_everything() -> None:
@@ -29,8 +29,9 @@ def test_json_round_trip_keeps_everything() -> None:
     back = DriftReference.from_json(ref.to_json())
     assert back.names == ref.names and back.train_window == ref.train_window
     for f, g in zip(ref.features, back.features, strict=True):
-        np.testing.assert_allclose(g.quantiles, f.quantiles, rtol=1e-8)
-        np.testing.assert_allclose(g.shares, f.shares, rtol=1e-8)
+        np.testing.assert_array_equal(g.quantiles, f.quantiles)  # exact: no rounding
+        np.testing.assert_array_equal(g.shares, f.shares)
+        np.testing.assert_array_equal(g.edges, f.edges)
 
 
 def test_metadata_then_sidecar_lookup(tmp_path) -> None:
@@ -55,3 +56,17 @@ def test_malformed_reference_is_refused() -> None:
 def test_infinite_training_values_are_refused() -> None:
     with pytest.raises(DataError, match="inf"):
         build_reference(np.array([[1.0], [np.inf]]), ["x"])
+
+
+def test_point_masses_survive_the_json_round_trip() -> None:
+    """Day-of-week-like float32 values: the same distribution after a JSON round trip has PSI ~0
+    (edges sit between the values, so the last bit of a number cannot move it across a bin)."""
+    from dea.drift import compare
+
+    days = np.sin(2 * np.pi * np.arange(7) / 7).astype(np.float32)
+    train = np.tile(days, 300)[:, None].astype(np.float64)
+    ref = DriftReference.from_json(build_reference(train, ["dow"]).to_json())
+    (same,) = compare(ref, np.tile(days, 30)[:, None].astype(np.float64))
+    assert same.psi < 1e-3 and same.ks <= 1 / (ref.q_probs.size - 1) + 1e-9 and not same.flagged
+    (skewed,) = compare(ref, np.repeat(days[:2], 100)[:, None].astype(np.float64))
+    assert skewed.flagged

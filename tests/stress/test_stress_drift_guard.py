@@ -27,8 +27,11 @@ def test_drift_guard_derisks_the_live_loop(stress_setup, tmp_path, monkeypatch) 
     base = base_path(cfg, tables, win)
     shocked = vol_spike(base, i0=150, i1=299, factor=5.0)
     reg = CollectorRegistry()
-    guard = DriftGuard(ref, DriftConfig(window=48, every=6, min_samples=24, actions=["alert", "derisk"], derisk_factor=0.5),
-                       feature_names=data.feature_names, registry=reg)
+    # short windows of a 12-hour rolling volatility wander a lot even in a steady market: the
+    # test thresholds the KS distance high enough for the calm hours and far below a 5x regime
+    dc = DriftConfig(window=96, every=6, min_samples=48, psi_threshold=50.0, ks_threshold=0.6,
+                     actions=["alert", "derisk"], derisk_factor=0.5)
+    guard = DriftGuard(ref, dc, feature_names=data.feature_names, registry=reg)
     rp = replay_scenario(cfg, model, tables, base, shocked, win, tmp_path, on_loop=lambda loop: attach_to_loop(loop, guard))
     assert reg.get_sample_value("dea_drift_episodes_total") >= 1
     flagged = {s.name for s in guard.last_scores if s.flagged}
@@ -38,6 +41,6 @@ def test_drift_guard_derisks_the_live_loop(stress_setup, tmp_path, monkeypatch) 
     start = int(np.searchsorted(rec.clock, shocked.clock[0]))
     calm = gross[start : start + 140]
     spiked = gross[start + 220 : start + 299]
-    assert np.median(calm) == np.float64(np.median(calm)) and abs(np.median(calm) - 1.0) < 0.05  # 0.5 + 0.5
+    assert np.all(np.abs(calm - 1.0) < 0.05)  # 0.5 + 0.5, never de-risked before the spike
     assert abs(np.median(spiked) - 0.5) < 0.05  # de-risked by half while the regime is new
     assert rp.result.breaches == 0

@@ -113,3 +113,16 @@ def test_bad_input_is_refused(base_path) -> None:
         vol_spike(base_path, i0=0, i1=10, factor=2, instruments=["DOGE"])
     with pytest.raises(DataError, match="finite and positive"):
         path_from_prices(np.arange(3), np.array([1.0, np.nan, 2.0]), ["X"])
+
+
+def test_canonical_bars_round_trip(base_path) -> None:
+    """A shocked path written as a canonical bars table reads back as the same path."""
+    from dea.stress import path_from_bars_table, path_to_bars_table
+
+    shocked = flash_crash(base_path, i0=100, crash_steps=3, drop=0.3, recovery=0.2, recovery_steps=10)
+    table = path_to_bars_table(shocked)
+    assert table.num_rows == shocked.n_steps * 3
+    back = path_from_bars_table(table, ["BTC-PERP", "ETH-PERP", "LTC-PERP"])
+    np.testing.assert_array_equal(back.clock, shocked.clock)
+    np.testing.assert_allclose(back.price, shocked.price)
+    assert (table["available_at"].to_numpy() - table["ts_event"].to_numpy() == shocked.step_ns).all()

@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 def _spec(kind: str, **kw) -> PolicySpec:
     base = dict(
         kind=kind,
-        feature_names=("f0", "f1", "f2"),
+        feature_names=("ret@BTC", "ret@ETH", "macro"),
         instruments=("BTC", "ETH"),
         caps=(1.0, 0.4),
         max_gross=1.2,
@@ -35,7 +35,7 @@ def _call(policy, x, e, s=None):
 @pytest.mark.parametrize("kind", sorted(POLICY_KINDS))
 def test_targets_respect_caps_and_gross_limit(kind):
     torch.manual_seed(0)
-    p = build_policy(_spec(kind))
+    p = build_policy(_spec(kind, partial_adjustment=False))
     with torch.no_grad():
         for layer in p.modules():  # blow the weights up so tanh saturates
             if isinstance(layer, torch.nn.Linear):
@@ -46,6 +46,25 @@ def test_targets_respect_caps_and_gross_limit(kind):
     assert torch.all(w[:, 1].abs() <= 0.4 + 1e-6)
     assert torch.all(w.abs().sum(1) <= 1.2 + 1e-5)
     assert (w.abs().sum(1) > 1.19).any(), "saturated weights should reach the gross limit"
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gru"])
+def test_partial_adjustment_trades_a_share_of_the_gap_and_stays_bounded(kind):
+    torch.manual_seed(7)
+    p = build_policy(_spec(kind, max_gross=10.0, initial_trade_rate=0.25))
+    assert torch.allclose(p.trade_rate, torch.tensor([0.25, 0.25]))
+    x = torch.randn(8, 3)
+    held = torch.tensor([[0.5, -0.3]]).expand(8, 2)
+    q = build_policy(_spec(kind, max_gross=10.0, partial_adjustment=False))
+    q.load_state_dict({k: v for k, v in p.state_dict().items() if k != "trade_logit"})
+    desired = _call(q, x, held)
+    np.testing.assert_allclose(
+        _call(p, x, held).detach().numpy(), (held + 0.25 * (desired - held)).detach().numpy(), rtol=1e-5, atol=1e-6
+    )
+    # a drifted position above its cap is pulled back inside, never extrapolated beyond it
+    over = torch.tensor([[3.0, -2.0]]).expand(8, 2)
+    w = _call(p, x, over)
+    assert torch.all(w[:, 0].abs() <= 1.0 + 1e-6) and torch.all(w[:, 1].abs() <= 0.4 + 1e-6)
 
 
 def test_gross_projection_is_identity_inside_the_ball_and_radial_outside():
@@ -83,7 +102,7 @@ def test_nan_feature_gives_nan_target_not_a_silent_zero():
 
 def test_bad_scaler_is_refused():
     p = build_policy(_spec("mlp"))
-    with pytest.raises(ModelError, match="f1"):
+    with pytest.raises(ModelError, match="ret@ETH"):
         p.set_scaler([0, 0, 0], [1.0, 0.0, 1.0])
     with pytest.raises(ModelError, match="3 features"):
         p.set_scaler([0, 0], [1, 1])
@@ -172,3 +191,31 @@ def test_spec_validation():
         _spec("mlp", max_gross=0.0)
     with pytest.raises(ModelError, match="unknown policy kind"):
         build_policy(_spec("transformer"))
+
+
+def test_shared_policy_reads_each_instruments_own_columns():
+    from training.policies.layout import instrument_layout
+
+    names = ("ret@BTC", "ret@ETH", "vol@BTC", "vol@ETH", "ret@BTC__missing", "ret@ETH__missing", "macro", "beta@ETH")
+    layout = instrument_layout(names, ("BTC", "ETH"))
+    assert layout.stems == ("ret", "vol", "ret__missing", "beta")
+    np.testing.assert_array_equal(layout.own, [[0, 2, 4, -1], [1, 3, 5, 7]])
+    np.testing.assert_array_equal(layout.global_cols, [6])
+    torch.manual_seed(6)
+    p = build_policy(_spec("shared", feature_names=names, max_gross=10.0))
+    x = torch.randn(4, len(names))
+    base = p(x, torch.zeros(4, 2))
+    x2 = x.clone()
+    x2[:, [1, 3, 7]] += 3.0  # only ETH's own columns
+    out = p(x2, torch.zeros(4, 2))
+    assert torch.allclose(out[:, 0], base[:, 0]), "BTC's target ignores ETH's own features"
+    assert not torch.allclose(out[:, 1], base[:, 1])
+    x3 = x.clone()
+    x3[:, 6] += 3.0  # the global column moves both
+    out = p(x3, torch.zeros(4, 2))
+    assert not torch.allclose(out[:, 0], base[:, 0]) and not torch.allclose(out[:, 1], base[:, 1])
+
+
+def test_shared_policy_needs_per_instrument_features():
+    with pytest.raises(ModelError, match="per-instrument"):
+        build_policy(_spec("shared", feature_names=("a", "b", "c")))

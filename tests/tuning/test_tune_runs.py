@@ -31,18 +31,14 @@ def test_tune_locally_writes_best_yaml_and_child_runs(tiny_config, tmp_path) -> 
     runs = _children(uri, s.parent_run)
     assert len(runs) == s.n_complete + s.n_pruned + s.n_failed
     assert {r.data.tags["dea.trial_state"] for r in runs} <= {"COMPLETE", "PRUNED"}
-    # resuming the same study adds trials up to the new total, under the same parent
-    s2 = tune(tiny_config, trials=3, tracking_uri=uri, out_dir=tmp_path / "out")
-    assert s2.n_complete + s2.n_pruned >= 3 and s2.parent_run == s.parent_run
-    assert "deflated Sharpe" in s2.format()
+    assert "deflated Sharpe" in s.format()
 
 
 @pytest.mark.postgres
 def test_two_workers_share_a_postgres_study(tiny_config, tmp_path, postgres_url, capsys) -> None:
     study = f"dea-test-{uuid.uuid4().hex[:8]}"
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     code = main(["tune", "--config", str(tiny_config), "--trials", "2", "--jobs", "2", "--storage", postgres_url,
-                 "--study", study, "--tracking-uri", uri, "--out", str(tmp_path / "out")])
+                 "--study", study, "--set", "tracking.enabled=false", "--out", str(tmp_path / "out")])
     assert code == 0
     assert "best trial" in capsys.readouterr().out
     st = open_study(load_config(tiny_config), storage_url(postgres_url, tmp_path), study)

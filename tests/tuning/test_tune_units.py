@@ -11,7 +11,7 @@ import yaml
 
 from dea.config import load_config
 from dea.errors import ConfigError
-from training.tuning import best_config_yaml, check_space, decode_returns, encode_returns, pruning_callback, storage_url, suggest
+from training.tuning import METRICS_ATTR, best_config_yaml, spawn_safe, check_space, deflated_sharpe_of_best, pruning_callback, storage_url, suggest
 
 
 def test_space_is_sampled_and_checked(tiny_config) -> None:
@@ -65,6 +65,23 @@ def test_best_config_is_ready_to_train(tmp_path, repo_root) -> None:
     assert cfg.resolve_path(raw["data"]["sources"][0]["path"]).is_file()
 
 
-def test_returns_round_trip() -> None:
-    r = torch.randn(500).double().numpy() * 0.01
-    assert abs(decode_returns(encode_returns(r)) - r).max() < 1e-8
+def test_deflated_sharpe_falls_with_the_number_of_trials() -> None:
+    """The same best Sharpe is less convincing when it is the best of more trials."""
+
+    def trial(sharpe: float) -> SimpleNamespace:
+        return SimpleNamespace(user_attrs={METRICS_ATTR: {"sharpe": sharpe, "periods_per_year": 8766.0, "n_periods": 2000,
+                                                          "skew": 0.0, "kurtosis": 3.0}})
+
+    trials = [trial(x) for x in (0.5, 1.0, 1.5, 2.0, 3.0)]
+    best = trials[-1]
+    d = [deflated_sharpe_of_best(trials, best, n) for n in (1, 5, 50, 500)]
+    assert all(0.0 <= x <= 1.0 for x in d)
+    assert d[0] > d[1] > d[2] > d[3]
+    assert deflated_sharpe_of_best(trials, trial(-1.0), 5) < d[1] / 2
+
+
+def test_ddp_becomes_ddp_spawn_inside_a_trial(tiny_config) -> None:
+    cfg = load_config(tiny_config, ["training.trainer.strategy=ddp", "training.trainer.devices=2"])
+    assert spawn_safe(cfg).training.trainer == {"strategy": "ddp_spawn", "devices": 2}
+    plain = load_config(tiny_config)
+    assert spawn_safe(plain) is plain

@@ -5,7 +5,8 @@ on. Every policy is a :class:`Policy` (a ``torch.nn.Module``) built from a :clas
 
 Forward signatures (all tensors float32)
 ----------------------------------------
-Feed-forward policies (``kind`` in ``linear``, ``mlp``; ``policy.is_recurrent is False``)::
+Feed-forward policies (``kind`` in ``linear``, ``mlp``, ``shared`` — one network applied to every
+instrument's own features; ``policy.is_recurrent is False``)::
 
     forward(features: Tensor[B, F], exposure: Tensor[B, N]) -> target: Tensor[B, N]
 

@@ -33,6 +33,8 @@ class PolicySpec:
     dropout: float = 0.0
     clip: float | None = 5.0
     kernel_size: int = 4
+    partial_adjustment: bool = True
+    initial_trade_rate: float = 0.2
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -46,6 +48,8 @@ class PolicySpec:
             )
         if any(not (c >= 0 and np.isfinite(c)) for c in self.caps):
             raise ModelError(f"policy spec: every exposure cap must be finite and >= 0, got {list(self.caps)}")
+        if not 0.0 < self.initial_trade_rate < 1.0:
+            raise ModelError(f"policy spec: initial_trade_rate must be in (0, 1), got {self.initial_trade_rate}")
         if not (self.max_gross > 0 and np.isfinite(self.max_gross)):
             raise ModelError(f"policy spec: max_gross must be finite and > 0, got {self.max_gross}")
 
@@ -76,6 +80,8 @@ class PolicySpec:
                 dropout=float(d.get("dropout", 0.0)),
                 clip=None if d.get("clip") is None else float(d["clip"]),
                 kernel_size=int(d.get("kernel_size", 4)),
+                partial_adjustment=bool(d.get("partial_adjustment", False)),
+                initial_trade_rate=float(d.get("initial_trade_rate", 0.2)),
                 extra=dict(d.get("extra", {})),
             )
         except KeyError as exc:
@@ -100,6 +106,10 @@ class Policy(nn.Module):
         self.register_buffer("center", torch.zeros(spec.n_features))
         self.register_buffer("scale", torch.ones(spec.n_features))
         self.register_buffer("caps", torch.tensor(spec.caps, dtype=torch.float32))
+        self.partial_adjustment = bool(spec.partial_adjustment)
+        if self.partial_adjustment:
+            rate = float(spec.initial_trade_rate)
+            self.trade_logit = nn.Parameter(torch.full((spec.n_instruments,), float(np.log(rate / (1 - rate)))))
 
     # -- metadata -----------------------------------------------------------------------------
     @property
@@ -136,9 +146,26 @@ class Policy(nn.Module):
         return z
 
     # -- bounding -----------------------------------------------------------------------------
-    def bound(self, scores: Tensor) -> Tensor:
-        """Per-instrument caps via tanh, then the differentiable gross-leverage projection."""
+    @property
+    def trade_rate(self) -> Tensor:
+        """Per-instrument share of the gap to the desired exposure closed each step (1 = all)."""
+        if not self.partial_adjustment:
+            return torch.ones_like(self.caps)
+        return torch.sigmoid(self.trade_logit)
+
+    def bound(self, scores: Tensor, exposure: Tensor | None = None) -> Tensor:
+        """Scores -> bounded target exposure.
+
+        ``desired = caps * tanh(scores)``; with partial adjustment (Garleanu & Pedersen 2013:
+        under trading costs the optimal policy trades a fixed share of the way from the current
+        position towards an aim) ``target = held + rate * (desired - held)``, ``held`` being
+        ``exposure`` clipped to the caps and ``rate`` a learned per-instrument share in (0, 1);
+        then the differentiable gross-leverage projection.
+        """
         target = self.caps * torch.tanh(scores)
+        if self.partial_adjustment and exposure is not None:
+            held = torch.maximum(torch.minimum(exposure, self.caps), -self.caps)
+            target = held + self.trade_rate * (target - held)
         gross = target.abs().sum(dim=-1, keepdim=True)
         factor = torch.clamp(self.max_gross / (gross + _EPS), max=1.0)
         return target * factor

@@ -11,7 +11,7 @@ import torch
 
 from dea.errors import ModelError
 from training.policies.base import Policy, PolicySpec
-from training.policies.feedforward import LinearPolicy, MLPPolicy
+from training.policies.feedforward import LinearPolicy, MLPPolicy, SharedPolicy
 from training.policies.recurrent import AttentionPolicy, GRUPolicy, TCNPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 POLICY_KINDS: dict[str, type[Policy]] = {
     "linear": LinearPolicy,
     "mlp": MLPPolicy,
+    "shared": SharedPolicy,
     "gru": GRUPolicy,
     "tcn": TCNPolicy,
     "attention": AttentionPolicy,
@@ -69,6 +70,8 @@ def spec_from_config(cfg: "ExperimentConfig", feature_names: Sequence[str]) -> P
         dropout=float(m.dropout),
         clip=cfg.features.scaling.clip if cfg.features.scaling.method != "none" else None,
         kernel_size=int(m.kernel_size),
+        partial_adjustment=bool(m.partial_adjustment),
+        initial_trade_rate=float(m.initial_trade_rate),
     )
 
 

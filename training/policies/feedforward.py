@@ -25,7 +25,7 @@ class LinearPolicy(Policy):
 
     def forward(self, features: Tensor, exposure: Tensor) -> Tensor:
         x = torch.cat([self.scale_features(features), exposure], dim=-1)
-        return self.bound(self.head(x))
+        return self.bound(self.head(x), exposure)
 
 
 class MLPPolicy(Policy):
@@ -38,4 +38,40 @@ class MLPPolicy(Policy):
 
     def forward(self, features: Tensor, exposure: Tensor) -> Tensor:
         x = torch.cat([self.scale_features(features), exposure], dim=-1)
-        return self.bound(self.head(self.body(x)))
+        return self.bound(self.head(self.body(x)), exposure)
+
+
+class SharedPolicy(Policy):
+    """One network applied to every instrument (parameter sharing across the cross-section).
+
+    Instrument i's input: its own per-instrument features (same stems for all instruments, see
+    :mod:`training.policies.layout`), their availability flags, the global features, its current
+    exposure and a one-hot of the instrument (so per-instrument offsets remain learnable). With
+    N instruments it sees N times more examples per parameter than :class:`MLPPolicy`, the
+    usual remedy when the signal is weak and the history short. ``hidden: []`` makes it linear.
+    """
+
+    def __init__(self, spec: PolicySpec) -> None:
+        super().__init__(spec)
+        from training.policies.layout import instrument_layout
+
+        layout = instrument_layout(spec.feature_names, spec.instruments)
+        n, s = layout.own.shape
+        self.register_buffer("own_idx", torch.as_tensor(layout.own.clip(min=0)), persistent=False)
+        self.register_buffer("own_avail", torch.as_tensor(layout.available, dtype=torch.float32), persistent=False)
+        self.register_buffer("global_idx", torch.as_tensor(layout.global_cols), persistent=False)
+        self.register_buffer("onehot", torch.eye(n), persistent=False)
+        n_in = 2 * s + int(layout.global_cols.size) + 1 + n
+        self.body, width = mlp_layers(n_in, spec.hidden, spec.dropout)
+        self.head = _small_head(width, 1)
+
+    def forward(self, features: Tensor, exposure: Tensor) -> Tensor:
+        z = self.scale_features(features)  # [B, F]
+        b, n = z.shape[0], self.n_instruments
+        own = z[:, self.own_idx] * self.own_avail  # [B, N, S]
+        parts = [own, self.own_avail.expand(b, -1, -1)]
+        if self.global_idx.numel():
+            parts.append(z[:, self.global_idx].unsqueeze(1).expand(-1, n, -1))
+        parts += [exposure.unsqueeze(-1), self.onehot.expand(b, -1, -1)]
+        x = torch.cat(parts, dim=-1)  # [B, N, D]
+        return self.bound(self.head(self.body(x)).squeeze(-1), exposure)

@@ -43,7 +43,7 @@ class GRUPolicy(Policy):
     def forward(self, features: Tensor, exposure: Tensor, state_in: Tensor) -> tuple[Tensor, Tensor]:
         x = torch.cat([self.scale_features(features), exposure], dim=-1)
         h = self.cell(x, state_in)
-        return self.bound(self.head(self.body(h))), h
+        return self.bound(self.head(self.body(h)), exposure), h
 
 
 class _BufferedStack(Policy):
@@ -103,7 +103,7 @@ class TCNPolicy(_BufferedStack):
             taps = full[:, ::d, :]  # k taps, oldest first, ending at the current step
             x = self.drop(self.act(conv(taps.reshape(taps.shape[0], -1))))
             new_state.append(full[:, 1:, :].reshape(full.shape[0], -1))
-        return self.bound(self.head(x)), torch.cat(new_state, dim=1)
+        return self.bound(self.head(x), exposure), torch.cat(new_state, dim=1)
 
 
 class AttentionPolicy(_BufferedStack):
@@ -140,4 +140,4 @@ class AttentionPolicy(_BufferedStack):
         attn = torch.softmax(logits, dim=-1).unsqueeze(-1)
         ctx = (attn * self.v(window)).sum(1)
         out = self.head(self.body(torch.cat([e, ctx], dim=-1)))
-        return self.bound(out), window[:, 1:, :].reshape(window.shape[0], -1)
+        return self.bound(out, exposure), window[:, 1:, :].reshape(window.shape[0], -1)

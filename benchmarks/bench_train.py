@@ -1,0 +1,190 @@
+"""Training benchmark: ``python -m benchmarks train``.
+
+Figures:
+
+* ``demo_*``: ``configs/demo.yaml`` end to end (data, walk-forward training, baselines, final
+  model, ONNX export, MLflow in a temporary SQLite store) on 2 torch threads — wall time (target
+  <= 180 s) and training steps per second.
+* ``sim_*``: ``configs/sim.yaml`` (planted signal): the policy's out-of-sample net Sharpe and
+  the oracle's on the same out-of-sample span through the same backtester (target ratio >= 0.8),
+  plus the oracle's Sharpe before costs.
+* ``perps_*`` (``configs/perps_5m.yaml``, real Binance perpetuals + sentiment) and ``daily_*``
+  (the demo's daily Coin Metrics panel plus Fear & Greed and Google Trends from
+  ``../shared/data``): walk-forward out-of-sample net Sharpe, max drawdown and deflated Sharpe of
+  the policy, buy-and-hold BTC and HRP, and whether the policy beats both on Sharpe with a smaller
+  drawdown. Reported as measured, win or lose.
+
+``DEA_BENCH_TRAIN_PARTS`` (comma list of demo, sim, perps, daily) limits what runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DEA_SHARED_DATA", REPO.parent / "shared" / "data"))
+PARTS = ("demo", "sim", "perps", "daily")
+
+
+def _quiet() -> None:
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore")
+
+
+def _train(cfg: Any, tmp: Path, name: str) -> tuple[Any, float]:
+    from training.pipeline import train
+
+    t0 = time.perf_counter()
+    result = train(cfg, tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", out_dir=tmp / name)
+    return result, time.perf_counter() - t0
+
+
+def _bar(prefix: str, result: Any) -> dict[str, float | str]:
+    """Policy vs buy-and-hold BTC vs HRP: net Sharpe, max drawdown, deflated Sharpe."""
+    m = result.metrics
+    out: dict[str, float | str] = {}
+    for name in ("policy", "buy_and_hold", "hrp", "equal_weight", "ridge", "hgb"):
+        if name in m:
+            out[f"{prefix}_{name}_sharpe"] = round(m[name]["sharpe"], 3)
+            out[f"{prefix}_{name}_max_dd"] = round(m[name]["max_drawdown"], 3)
+            out[f"{prefix}_{name}_deflated_sharpe"] = round(m[name].get("deflated_sharpe", float("nan")), 3)
+    p = m["policy"]
+    wins = all(
+        p["sharpe"] > m[b]["sharpe"] and p["max_drawdown"] < m[b]["max_drawdown"] for b in ("buy_and_hold", "hrp") if b in m
+    )
+    out[f"{prefix}_policy_beats_bh_and_hrp"] = "yes" if wins else "no"
+    out[f"{prefix}_oos_window"] = f"{_iso(result.clock[result.oos_start])}..{_iso(result.clock[result.oos_stop - 1])}"
+    return out
+
+
+def _iso(ns: int) -> str:
+    from dea.timeutil import iso
+
+    return iso(int(ns))[:10]
+
+
+def _steps_per_s(result: Any) -> float:
+    steps = sum(f.fit.steps for f in result.folds)
+    secs = sum(f.fit.fit_seconds for f in result.folds)
+    return steps / secs if secs else float("nan")
+
+
+def bench_demo(tmp: Path) -> dict[str, float | str]:
+    from dea.config import load_config
+
+    cfg = load_config(REPO / "configs" / "demo.yaml", ["training.progress_bar=false", "training.num_threads=2"])
+    result, wall = _train(cfg, tmp, "demo")
+    return {
+        "demo_wall_s": round(wall, 1),
+        "demo_target_wall_s": 180,
+        "demo_train_steps_per_s": round(_steps_per_s(result), 1),
+        "demo_policy_sharpe": round(result.metrics["policy"]["sharpe"], 3),
+    }
+
+
+def bench_sim(tmp: Path) -> dict[str, float | str]:
+    import numpy as np
+
+    from dea.config import load_config
+    from dea.sim.config import SimConfig
+    from dea.sim.market import simulate_cached
+    from dea.sim.oracle import exposure_on_clock
+    from training.evaluation import evaluate_strategy, stitch
+    from training.prepare import prepare_data
+
+    cfg = load_config(REPO / "configs" / "sim.yaml", ["training.progress_bar=false", "training.num_threads=2"])
+    prepared = prepare_data(cfg)
+    result, wall = _train(cfg, tmp, "sim")
+    a, b = result.oos_start, result.oos_stop
+    options = next(s.options for s in cfg.data.sources if s.format == "sim")
+    market = simulate_cached(SimConfig.model_validate(options))
+    oracle = exposure_on_clock(market, prepared.panel.clock)
+    shape = prepared.data.market.returns.shape
+    net = evaluate_strategy(cfg, prepared.market, stitch(shape, [(a, b, oracle[a:b])]), a, b, "oracle")
+    free = cfg.with_overrides(["costs.fee_side=maker", "costs.half_spread_bps=0", "costs.impact.model=none"])
+    from dea.backtest.market import prepare_market
+
+    gross = evaluate_strategy(free, prepare_market(prepared.panel, free.data.instruments, free.costs),
+                              stitch(shape, [(a, b, oracle[a:b])]), a, b, "oracle")
+    pol = result.metrics["policy"]["sharpe"]
+    orc = net.metrics["sharpe"]
+    return {
+        "sim_wall_s": round(wall, 1),
+        "sim_policy_sharpe": round(pol, 3),
+        "sim_oracle_sharpe": round(orc, 3),
+        "sim_oracle_sharpe_no_trading_costs": round(gross.metrics["sharpe"], 3),
+        "sim_policy_over_oracle": round(pol / orc, 3) if orc else float("nan"),
+        "sim_target_ratio": 0.8,
+        "sim_policy_turnover_annual": round(result.metrics["policy"]["turnover_annual"], 1),
+        "sim_oracle_turnover_annual": round(net.metrics["turnover_annual"], 1),
+        "sim_ridge_sharpe": round(result.metrics.get("ridge", {}).get("sharpe", np.nan), 3),
+    }
+
+
+def bench_perps(tmp: Path) -> dict[str, float | str]:
+    from dea.config import load_config
+
+    cfg = load_config(REPO / "configs" / "perps_5m.yaml", ["training.progress_bar=false", "training.num_threads=2"])
+    result, wall = _train(cfg, tmp, "perps")
+    return {"perps_wall_s": round(wall, 1), **_bar("perps", result)}
+
+
+def daily_config() -> Any:
+    """The demo's daily Coin Metrics panel plus sentiment from ../shared/data (not bundled)."""
+    import yaml
+
+    from dea.config import validate_config
+
+    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    senti = SHARED / "sentiment"
+    raw["name"] = "daily_sentiment"
+    raw["data"]["sources"] += [
+        {"name": "fear_greed", "kind": "exogenous", "format": "fear_greed", "step": "1d",
+         "path": str(senti / "fear_greed_index_2018_2025.csv"), "publication_lag": "1d", "max_staleness": "3d",
+         "series": ["fear_greed_index"]},
+        *({"name": f"trends_{c.lower()}", "kind": "exogenous", "format": "google_trends", "entity": c, "step": "1d",
+           "path": str(senti / f"google_trends_{c}.csv"), "publication_lag": "1d", "max_staleness": "3d"}
+          for c in ("BTC", "ETH", "LTC")),
+    ]
+    raw["features"]["set"] += [
+        {"name": "level", "series": "fear_greed_index"},
+        {"name": "change", "series": "fear_greed_index", "params": {"horizon": 7}},
+        {"name": "growth", "field": "trend", "params": {"horizon": 7}},
+    ]
+    raw["training"]["progress_bar"] = False
+    raw["training"]["num_threads"] = 2
+    return validate_config(raw, REPO / "configs", "daily_sentiment (bench)")
+
+
+def bench_daily(tmp: Path) -> dict[str, float | str]:
+    result, wall = _train(daily_config(), tmp, "daily")
+    return {"daily_wall_s": round(wall, 1), **_bar("daily", result)}
+
+
+def run() -> dict[str, float | int | str]:
+    import torch
+
+    _quiet()
+    torch.set_num_threads(2)
+    wanted = [p.strip() for p in os.environ.get("DEA_BENCH_TRAIN_PARTS", ",".join(PARTS)).split(",") if p.strip()]
+    out: dict[str, float | int | str] = {}
+    with tempfile.TemporaryDirectory(prefix="dea-bench-train-") as d:
+        tmp = Path(d)
+        cwd = os.getcwd()
+        os.chdir(tmp)  # mlflow artifacts and run folders stay inside the temporary folder
+        try:
+            for part in wanted:
+                if part in ("perps", "daily") and not SHARED.is_dir():
+                    out[f"{part}_skipped"] = f"no shared data at {SHARED}"
+                    continue
+                out.update(globals()[f"bench_{part}"](tmp))
+        finally:
+            os.chdir(cwd)
+    return out
