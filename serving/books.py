@@ -87,6 +87,8 @@ class OrderBooks:
         self.fill_levels = fill_levels
         self.tickers: list[BookTicker | None] = [None] * n
         self._fields = {name: np.full(n, math.nan) for name in self.names}
+        self._cols = [self._fields[name] for name in self.names]  # in snapshot_values order
+        self._age_index = self.names.index("ob.book_age_s")
         self._book_age = np.full(n, math.nan)  # one array: every state field is as old as the book
         self._ages = {name: self._book_age for name in self.state_names}
 
@@ -133,13 +135,14 @@ class OrderBooks:
     def fill_row(self, t: int, fields: dict[str, np.ndarray], ages: dict[str, np.ndarray | float]) -> None:
         """Write the ``ob.*`` values at decision time ``t`` into ``fields``/``ages``; start the
         next flow interval (the batch replay's sampling contract)."""
-        for name in self.names:
-            self._fields[name].fill(math.nan)
-        for j, s in enumerate(self.streams):
-            snap = s.snapshot_features(t)
-            for name in self.names:
-                self._fields[name][j] = snap[name]
-            self._book_age[j] = snap["ob.book_age_s"] * NS_PER_S
+        cols = self._cols
+        age_at = self._age_index
+        book_age = self._book_age
+        for j, s in enumerate(self.streams):  # every instrument has a stream: every cell is written
+            vals = s.snapshot_values(t)
+            for arr, v in zip(cols, vals):
+                arr[j] = v
+            book_age[j] = vals[age_at] * NS_PER_S
             s.reset_interval()
         fields.update(self._fields)
         ages.update(self._ages)

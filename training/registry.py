@@ -12,6 +12,7 @@ version as tags so the registry UI shows which feature spec a version needs.
 from __future__ import annotations
 
 import contextlib
+import os
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,21 +47,35 @@ class RegisteredPolicy:
 
 @contextlib.contextmanager
 def tracking(uri: str | None) -> Iterator[None]:
-    """Point MLflow's fluent API at ``uri`` for the duration of the block, then restore it."""
+    """Point MLflow's fluent API at ``uri`` for the duration of the block, then restore it exactly.
+
+    ``mlflow.set_registry_uri`` also exports ``MLFLOW_REGISTRY_URI`` (and the tracking setter its
+    variable), so restoring with the setters would leave an *explicit* registry URI behind and a
+    later client built with another tracking URI would silently read the wrong registry. The
+    previous module state and environment are therefore restored as they were.
+    """
     import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
 
     if uri is None:
         yield
         return
     previous = mlflow.get_tracking_uri()
-    previous_registry = mlflow.get_registry_uri()
+    previous_explicit_registry = registry_utils._registry_uri
+    env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    previous_env = {k: os.environ.get(k) for k in env_keys}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
         yield
     finally:
         mlflow.set_tracking_uri(previous)
-        mlflow.set_registry_uri(previous_registry)
+        registry_utils._registry_uri = previous_explicit_registry
+        for key, value in previous_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def read_metadata(onnx_path: str | Path) -> PolicyMetadata:

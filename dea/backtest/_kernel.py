@@ -142,7 +142,7 @@ def simulate(
     clock, price, fund_t, fund_i, fund_r, coef, target,
     fee, liq_fee, half_spread, lot, min_notional, mm,
     lat_k, lat_frac, equity0,
-    rp, caps, ring,
+    rp, caps,
     age, has_age, disp, has_disp, vol, has_vol,
     has_book, bpx, bsz, apx, asz,
     equity_out, gross_out, fee_out, spread_out, impact_out, funding_out, turnover_out, margin_out,

@@ -126,14 +126,21 @@ def impact_coefficients(
     vol_window: int,
     adv_window: int,
 ) -> np.ndarray:
-    """``k * sigma / sqrt(ADV)`` per step and instrument; identical in definition to the streaming
-    :class:`dea.execution.fills.SqrtImpactEstimator` (tested)."""
-    sigma, adv = volatility_and_adv(price, volume, high, low, vol_window, adv_window)
-    np.sqrt(adv, out=adv)
-    np.divide(sigma, adv, out=sigma)
-    sigma *= np.asarray(k, dtype=np.float64)[None, :]
-    sigma[:, np.asarray(k) == 0] = 0.0
-    return sigma
+    """``k * sigma / sqrt(ADV)`` per step and instrument, causal; identical in definition to the
+    streaming :class:`dea.execution.fills.SqrtImpactEstimator` (tested). One numba pass."""
+    from dea.backtest._prep import impact_coef_kernel
+
+    price = np.ascontiguousarray(price, dtype=np.float64)
+    volume = np.ascontiguousarray(volume, dtype=np.float64)
+    has_hl = high is not None and low is not None
+    hi = np.ascontiguousarray(high, dtype=np.float64) if has_hl else np.zeros((1, 1))
+    lo = np.ascontiguousarray(low, dtype=np.float64) if has_hl else np.zeros((1, 1))
+    out = np.empty(price.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logp = np.log(np.where(price > 0, price, np.nan))
+    impact_coef_kernel(price, logp, volume, hi, lo, has_hl, np.ascontiguousarray(k, dtype=np.float64),
+                       int(vol_window), int(adv_window), out)
+    return out
 
 
 def estimate_impact_k(price: np.ndarray, volume: np.ndarray, vol_window: int, adv_window: int) -> np.ndarray:

@@ -155,7 +155,7 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
         np.array([i.lot_size for i in insts]), np.array([i.min_notional for i in insts]),
         np.array([i.maintenance_margin for i in insts]),
         lat_k, lat_frac, float(costs.initial_equity),
-        risk_params(risk), instrument_caps(risk, insts), rate_ring_size(risk),
+        risk_params(risk), instrument_caps(risk, insts),
         age, has_age, disp, has_disp, vv, has_vol,
         has_book, bpx, bsz, apx, asz,
         outs["equity"], outs["gross"], outs["fees"], outs["spread"], outs["impact"], outs["funding"],

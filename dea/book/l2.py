@@ -6,6 +6,14 @@ price shifts the list, a memmove of a few KB for a 1,000-level book). Best bid/a
 ends, so they are O(1); walking the book outward from the touch (top-k levels, depth within x
 bps) touches only occupied levels.
 
+Depth within a band (:meth:`L2Book.band_units`) is what the order-book features read at every
+decision, and a 25 bps band of a liquid perpetual holds ~1,000 levels per side: summing them on
+every read would dominate the live loop. The book therefore keeps, for the bounds last asked
+for, running integer sums that each level change updates in O(1) (one comparison for levels
+outside every band), and moves them to new bounds by summing only the levels between the old
+and the new bound. Sizes are exact integers of 1e-8 units, so the running sums equal a fresh
+scan exactly, whatever the order of the updates.
+
 :class:`SyncedBook` adds Binance's sequencing rules (:mod:`dea.book.sequencing`): diffs that
 arrive before a snapshot are buffered, stale ones dropped, and a gap invalidates the book until
 the next snapshot (``needs_snapshot`` tells the live feed to fetch one). It never applies a diff
@@ -16,14 +24,30 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from dea.book import sequencing as seq
 from dea.book.events import BookEvent, DepthDiff, DepthSnapshot, Level
-from dea.book.formulas import SIZE_SCALE, size_units
+from dea.book.formulas import SIZE_SCALE
 
 BID = 1
 ASK = -1
+
+
+class _Bands:
+    """Running unit sums of one side for a set of tracked bounds.
+
+    ``keys`` are the bounds in "inside when ``sign * price >= key``" form (bids: the bound;
+    asks: minus the bound), sorted ascending, so the widest band comes first and a level outside
+    it is outside every band (one comparison). ``sums[k]`` is the exact unit total of the levels
+    inside ``keys[k]``.
+    """
+
+    __slots__ = ("keys", "sums")
+
+    def __init__(self, keys: list[float], sums: list[int]) -> None:
+        self.keys = keys
+        self.sums = sums
 
 
 class L2Book:
@@ -31,10 +55,10 @@ class L2Book:
 
     Besides float sizes it keeps each size in integer units of 1e-8
     (:func:`dea.book.formulas.size_units`) so depth sums are exact and cheap: a band sum is a
-    ``bisect`` plus a C-level sum over a slice.
+    ``bisect`` plus a C-level sum over a slice, or a tracked running sum (:meth:`band_units`).
     """
 
-    __slots__ = ("_bids", "_asks", "_bid_px", "_ask_px", "_bid_u", "_ask_u")
+    __slots__ = ("_bids", "_asks", "_bid_px", "_ask_px", "_bid_u", "_ask_u", "_bid_bands", "_ask_bands")
 
     def __init__(self) -> None:
         self._bids: dict[float, float] = {}
@@ -43,10 +67,13 @@ class L2Book:
         self._ask_u: dict[float, int] = {}
         self._bid_px: list[float] = []  # ascending; best bid is the last
         self._ask_px: list[float] = []  # ascending; best ask is the first
+        self._bid_bands: _Bands | None = None  # tracked band sums (see band_units)
+        self._ask_bands: _Bands | None = None
 
     def clear(self) -> None:
         for c in (self._bids, self._asks, self._bid_u, self._ask_u, self._bid_px, self._ask_px):
             c.clear()
+        self._bid_bands = self._ask_bands = None
 
     def load(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the book with a snapshot (zero sizes are ignored)."""
@@ -56,8 +83,14 @@ class L2Book:
 
     def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Apply diff levels in order: size 0 deletes the level, otherwise sets it."""
-        _apply_side(self._bids, self._bid_u, self._bid_px, bids)
-        _apply_side(self._asks, self._ask_u, self._ask_px, asks)
+        if self._bid_bands is None:
+            _apply_side(self._bids, self._bid_u, self._bid_px, bids)
+        else:
+            _apply_side_tracked(self._bids, self._bid_u, self._bid_px, bids, 1.0, self._bid_bands)
+        if self._ask_bands is None:
+            _apply_side(self._asks, self._ask_u, self._ask_px, asks)
+        else:
+            _apply_side_tracked(self._asks, self._ask_u, self._ask_px, asks, -1.0, self._ask_bands)
 
     # ------------------------------------------------------------------ reads
     def best_bid(self) -> Level | None:
@@ -96,11 +129,67 @@ class L2Book:
         u = self._ask_u
         return [u[p] for p in self._ask_px[:n]]
 
+    def top(self, side: int, n: int) -> tuple[list[float], list[float], list[int]]:
+        """Prices, sizes and integer units of the ``n`` best levels of ``side``, best first (one
+        slice for what :meth:`levels` and :meth:`level_units` give separately)."""
+        if side == BID:
+            px = self._bid_px[-n:][::-1] if n > 0 else []
+            sizes, units = self._bids, self._bid_u
+        else:
+            px = self._ask_px[:n]
+            sizes, units = self._asks, self._ask_u
+        return px, list(map(sizes.__getitem__, px)), list(map(units.__getitem__, px))
+
     def units_within(self, side: int, bound: float) -> int:
         """Total integer size (1e-8 units) of bids priced >= ``bound`` or asks priced <= ``bound``."""
         if side == BID:
             return sum(map(self._bid_u.__getitem__, self._bid_px[bisect_left(self._bid_px, bound) :]))
         return sum(map(self._ask_u.__getitem__, self._ask_px[: bisect_right(self._ask_px, bound)]))
+
+    def band_units(self, side: int, bounds: Sequence[float]) -> list[int]:
+        """``[units_within(side, b) for b in bounds]``, from running sums kept for these bounds.
+
+        The first call (and any call after ``load``/``clear`` or with a different number of
+        bounds) scans; later calls move each tracked bound to its new value by summing only the
+        levels in between, and every diff keeps the sums current in O(1) per level. Exact
+        (integer units): the result is always equal to a fresh :meth:`units_within`.
+        """
+        sign = 1.0 if side == BID else -1.0
+        keys = [sign * b for b in bounds]
+        for k in keys:
+            if k != k:  # NaN bound: nothing sensible to track
+                return [self.units_within(side, b) for b in bounds]
+        pairs = sorted(zip(keys, range(len(keys))))
+        new_keys = [k for k, _ in pairs]
+        bands = self._bid_bands if side == BID else self._ask_bands
+        if bands is None or len(bands.keys) != len(new_keys):
+            sums = [self.units_within(side, sign * k) for k in new_keys]
+            bands = _Bands(new_keys, sums)
+            if side == BID:
+                self._bid_bands = bands
+            else:
+                self._ask_bands = bands
+        else:
+            sums = bands.sums
+            for k, old in enumerate(bands.keys):
+                new = new_keys[k]
+                if new != old:
+                    sums[k] += self._units_between(side, old, new)
+            bands.keys = new_keys
+        out = [0] * len(keys)
+        for (_, i), v in zip(pairs, sums):
+            out[i] = v
+        return out
+
+    def _units_between(self, side: int, old_key: float, new_key: float) -> int:
+        """Change of the units inside a band when its key moves from ``old_key`` to ``new_key``."""
+        if side == BID:  # inside: price >= key
+            px, u = self._bid_px, self._bid_u
+            i, j = bisect_left(px, new_key), bisect_left(px, old_key)
+            return sum(map(u.__getitem__, px[i:j])) if i < j else -sum(map(u.__getitem__, px[j:i]))
+        px, u = self._ask_px, self._ask_u  # inside: price <= -key
+        i, j = bisect_right(px, -old_key), bisect_right(px, -new_key)
+        return sum(map(u.__getitem__, px[i:j])) if i < j else -sum(map(u.__getitem__, px[j:i]))
 
     def depth_within_bps(self, bps: float) -> tuple[float, float]:
         """Total (bid, ask) size priced within ``bps`` basis points of the mid (NaN if one-sided)."""
@@ -123,17 +212,52 @@ class L2Book:
         return len(self._ask_px)
 
 
+# The two appliers below inline ``formulas.size_units`` (``round(size * 1e8)``): a function call
+# per level is a measurable share of a diff's cost. tests/book holds them to size_units.
 def _apply_side(sizes: dict[float, float], units: dict[float, int], prices: list[float], levels: Iterable[Level]) -> None:
     for p, q in levels:
         if q > 0:
             if p not in sizes:
                 insort(prices, p)
             sizes[p] = q
-            units[p] = size_units(q)
+            units[p] = round(q * 1e8)
         elif p in sizes:
             del sizes[p]
             del units[p]
             del prices[bisect_left(prices, p)]
+
+
+def _apply_side_tracked(
+    sizes: dict[float, float], units: dict[float, int], prices: list[float], levels: Iterable[Level],
+    sign: float, bands: _Bands,
+) -> None:
+    """:func:`_apply_side` that also keeps the tracked band sums of this side current."""
+    keys, sums = bands.keys, bands.sums
+    widest = keys[0]
+    nk = len(keys)
+    for p, q in levels:
+        if q > 0:
+            u = round(q * 1e8)
+            old = units.get(p)
+            if old is None:
+                insort(prices, p)
+                old = 0
+            sizes[p] = q
+            units[p] = u
+            d = u - old
+        elif p in sizes:
+            del sizes[p]
+            d = -units.pop(p)
+            del prices[bisect_left(prices, p)]
+        else:
+            continue
+        x = sign * p
+        if d and x >= widest:
+            sums[0] += d
+            k = 1
+            while k < nk and x >= keys[k]:
+                sums[k] += d
+                k += 1
 
 
 AppliedCallback = Callable[[BookEvent | None, int], None]

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from dea.features.base import ExprFeature
+from dea.features.ops import as_int64
 from dea.features.registry import register
 from dea.timeutil import NS_PER_DAY
 
@@ -33,7 +34,7 @@ class HourOfDay(ExprFeature):
         return ("hour_sin", "hour_cos")
 
     def compute(self, ops, x):
-        frac = (np.asarray(x.t, dtype=np.int64) % NS_PER_DAY).astype(np.float64) / NS_PER_DAY
+        frac = (as_int64(x.t) % NS_PER_DAY).astype(np.float64) / NS_PER_DAY
         return np.sin(_TAU * frac), np.cos(_TAU * frac)
 
 
@@ -56,5 +57,5 @@ class DayOfWeek(ExprFeature):
         return ("dow_sin", "dow_cos")
 
     def compute(self, ops, x):
-        dow = ((np.asarray(x.t, dtype=np.int64) // NS_PER_DAY + _MONDAY_OFFSET) % 7).astype(np.float64)
+        dow = ((as_int64(x.t) // NS_PER_DAY + _MONDAY_OFFSET) % 7).astype(np.float64)
         return np.sin(_TAU * dow / 7.0), np.cos(_TAU * dow / 7.0)

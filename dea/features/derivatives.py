@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from dea.config.base import StrictModel
 from dea.features.base import ExprFeature, Input
-from dea.features.ops import safe_div, safe_log
+from dea.features.ops import as_int64, safe_div, safe_log
 from dea.features.registry import register
 from dea.timeutil import parse_duration
 
@@ -95,7 +95,7 @@ class TimeToFunding(ExprFeature):
     def compute(self, ops, x):
         iv = parse_duration(self.params.interval)
         off = parse_duration(self.params.offset)
-        since = (np.asarray(x.t, dtype=np.int64) - off) % iv
+        since = (as_int64(x.t) - off) % iv
         return (iv - since).astype(np.float64) / float(iv)
 
 

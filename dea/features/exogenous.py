@@ -25,7 +25,7 @@ from pydantic import Field
 
 from dea.config.base import StrictModel
 from dea.features.base import ExprFeature, NoParams
-from dea.features.ops import safe_div, safe_log
+from dea.features.ops import as_float64, safe_div, safe_log
 from dea.features.registry import register
 
 
@@ -110,7 +110,7 @@ class ZScore(_ExoFeature):
         return (f"{tag}_{self.source.name}_{self.params.window}",)
 
     def compute(self, ops, x):
-        v = np.asarray(x.source(), dtype=np.float64)
+        v = as_float64(x.source())
         if self.params.log:
             v = safe_log(v)
         mean, std = ops.rolling_mean_std(v, self.params.window)

@@ -121,18 +121,34 @@ class StreamingFeatureSet:
     Rows must arrive in strictly increasing time; with ``step_ns`` set, a skipped decision time is
     an error (feed a row of NaNs for a missing period instead, so row-based windows stay aligned
     with training). Values are NaN during warm-up, exactly as in :meth:`FeatureSet.batch`.
+
+    ``compiled`` (default): expression features run as one compiled row program
+    (:mod:`dea.features.stream_plan`: shared sub-expressions, plain floats, the same values);
+    features it cannot trace, and explicit streams, keep their own :class:`FeatureStream`.
+    ``compiled=False`` runs every feature's own stream (the reference the tests compare with).
+    :attr:`plan` tells which features are compiled and why any fell back.
     """
 
-    def __init__(self, fs: "FeatureSet", step_ns: int | None = None) -> None:
+    def __init__(self, fs: "FeatureSet", step_ns: int | None = None, compiled: bool = True) -> None:
+        from dea.features.stream_plan import StreamPlan, compile_plan
+
         self.names = fs.names
         self.spec_hash = fs.spec_hash
         self.warmup = fs.warmup
-        self._streams: list[tuple[slice, FeatureStream]] = []
+        slices: list[slice] = []
         pos = 0
         for f in fs.features:
             k = len(f.columns())
-            self._streams.append((slice(pos, pos + k), f.stream()))
+            slices.append(slice(pos, pos + k))
             pos += k
+        if compiled:
+            self.plan, rest = compile_plan(fs.features, len(fs.instruments))
+        else:
+            self.plan, rest = StreamPlan(None, []), list(range(len(fs.features)))
+        self._plan_row = self.plan.row
+        self._plan_idx = np.asarray(self.plan.columns, dtype=np.intp)
+        self._all_compiled = not rest
+        self._streams: list[tuple[slice, FeatureStream]] = [(slices[i], fs.features[i].stream()) for i in rest]
         self._warm = np.asarray(fs.warmups, dtype=np.int64)
         self._out = np.empty(len(fs.names))
         self._row = 0
@@ -150,23 +166,30 @@ class StreamingFeatureSet:
 
     def update(self, t: int, fields: Mapping[str, np.ndarray], series: Mapping[str, float]) -> np.ndarray:
         t = int(t)
-        if self._last_t is not None:
-            if t <= self._last_t:
-                raise FeatureError(f"streaming features: row at t={t} is not after the previous row t={self._last_t}")
-            if self._step is not None and t - self._last_t != self._step:
+        last = self._last_t
+        if last is not None:
+            if t <= last:
+                raise FeatureError(f"streaming features: row at t={t} is not after the previous row t={last}")
+            if self._step is not None and t - last != self._step:
                 raise FeatureError(
-                    f"streaming features: decision time jumped from {self._last_t} to {t} "
+                    f"streaming features: decision time jumped from {last} to {t} "
                     f"(step {self._step} ns); feed NaN rows for missing periods"
                 )
-        out = self._out
-        for sl, stream in self._streams:
-            out[sl] = stream.update(t, fields, series)
-        out[~np.isfinite(out)] = np.nan  # +-inf never leaves the engine (as in batch)
+        if self._all_compiled:  # the program already turned +-inf into NaN
+            out = np.array(self._plan_row(t, fields, series))  # type: ignore[misc]
+        else:
+            out = self._out
+            if self._plan_row is not None:
+                out[self._plan_idx] = self._plan_row(t, fields, series)
+            for sl, stream in self._streams:
+                out[sl] = stream.update(t, fields, series)
+            out[~np.isfinite(out)] = np.nan  # +-inf never leaves the engine (as in batch)
+            out = out.copy()
         if self._row < self.warmup:
             out[self._warm > self._row] = np.nan
         self._row += 1
         self._last_t = t
-        return out.copy()
+        return out
 
 
 class FeatureSet:
@@ -297,6 +320,7 @@ class FeatureSet:
             spec=self.spec(),
         )
 
-    def streaming(self, step_ns: int | None = None) -> StreamingFeatureSet:
-        """A fresh streaming execution (numpy + stdlib only)."""
-        return StreamingFeatureSet(self, step_ns=step_ns)
+    def streaming(self, step_ns: int | None = None, compiled: bool = True) -> StreamingFeatureSet:
+        """A fresh streaming execution (numpy + stdlib only); ``compiled=False``: every feature
+        through its own generic stream (see :class:`StreamingFeatureSet`)."""
+        return StreamingFeatureSet(self, step_ns=step_ns, compiled=compiled)

@@ -38,8 +38,17 @@ if TYPE_CHECKING:
 _NAN = float("nan")
 
 
+class TracedArray:
+    """Marker base of the symbolic arrays :mod:`dea.features.stream_plan` traces ``compute``
+    with; the helpers below hand such arrays to their traced counterparts."""
+
+    __slots__ = ()
+
+
 def safe_log(x: Any) -> np.ndarray:
     """log of a positive quantity; non-positive or missing values give NaN (never -inf, no warning)."""
+    if isinstance(x, TracedArray):
+        return x._safe_log()  # type: ignore[attr-defined]
     x = np.asarray(x, dtype=np.float64)
     out = np.empty(x.shape)
     out.fill(np.nan)
@@ -49,11 +58,27 @@ def safe_log(x: Any) -> np.ndarray:
 
 def safe_div(a: Any, b: Any) -> np.ndarray:
     """a / b where b > 0, NaN elsewhere (no warning). For ratios over a volatility or variance."""
+    if isinstance(a, TracedArray) or isinstance(b, TracedArray):
+        return (a if isinstance(a, TracedArray) else b)._safe_div(a, b)  # type: ignore[attr-defined]
     a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
     out = np.empty(a.shape)
     out.fill(np.nan)
     np.divide(a, b, out=out, where=b > 0)
     return out
+
+
+def as_float64(x: Any) -> np.ndarray:
+    """``np.asarray(x, dtype=np.float64)`` that expression features may apply to their inputs."""
+    if isinstance(x, TracedArray):
+        return x.astype(np.float64)  # type: ignore[attr-defined]
+    return np.asarray(x, dtype=np.float64)
+
+
+def as_int64(x: Any) -> np.ndarray:
+    """``np.asarray(x, dtype=np.int64)`` (e.g. of ``x.t``) for expression features."""
+    if isinstance(x, TracedArray):
+        return x.astype(np.int64)  # type: ignore[attr-defined]
+    return np.asarray(x, dtype=np.int64)
 
 
 def ewma_alpha(span: float) -> float:
@@ -165,21 +190,190 @@ class BatchOps:
 
 
 # ---------------------------------------------------------------------------------------- streaming
-class _Lag:
+# One *cell* per operator call site and column: the per-row arithmetic of every streaming
+# operator, written once. The generic streaming execution (:class:`StreamOps`) runs one cell per
+# column of its [C] inputs; the compiled execution (:mod:`dea.features.stream_plan`) calls the
+# cells straight from its generated row function. Plain Python floats: for the few columns of a
+# decision row this beats numpy's per-call overhead, and each cell performs exactly the
+# operations of its kernel in :mod:`dea.features.kernels_batch`.
+
+_isfinite = math.isfinite
+
+
+class LagCell:
+    """x[t-k] of one column (NaN for the first k rows)."""
+
     __slots__ = ("k", "buf", "pos")
 
-    def __init__(self, shape: tuple[int, ...], k: int):
+    def __init__(self, k: int) -> None:
         self.k = k
-        self.buf = np.full((max(k, 1),) + shape, _NAN)
+        self.buf = [_NAN] * max(k, 1)
         self.pos = 0
 
-    def step(self, x: np.ndarray) -> np.ndarray:
+    def step(self, v: float) -> float:
         if self.k == 0:
-            return np.array(x, dtype=np.float64)
-        out = self.buf[self.pos].copy()
-        self.buf[self.pos] = x
-        self.pos = (self.pos + 1) % self.k
+            return v
+        pos = self.pos
+        out = self.buf[pos]
+        self.buf[pos] = v
+        self.pos = (pos + 1) % self.k
         return out
+
+
+class SumCell:
+    """Add/remove running sum with exact sequential re-summation whenever the ring wraps
+    (``kernels_batch.rolling_sum``)."""
+
+    __slots__ = ("w", "buf", "pos", "s", "nanc")
+
+    def __init__(self, w: int) -> None:
+        if w < 1:
+            raise FeatureError(f"rolling window must be >= 1, got {w}")
+        self.w = w
+        self.buf = [_NAN] * w
+        self.pos = 0
+        self.s = 0.0
+        self.nanc = w
+
+    def step(self, v: float) -> float:
+        buf, pos = self.buf, self.pos
+        old = buf[pos]
+        s = self.s
+        if _isfinite(old):
+            s = s - old
+        else:
+            self.nanc -= 1
+        if _isfinite(v):
+            s = s + v
+        else:
+            self.nanc += 1
+        buf[pos] = v
+        pos += 1
+        if pos == self.w:
+            pos = 0
+            acc = 0.0
+            for b in buf:
+                acc = acc + (b if _isfinite(b) else 0.0)
+            s = acc
+        self.pos = pos
+        self.s = s
+        return s if self.nanc == 0 else _NAN
+
+
+class MeanStdCell:
+    """Shifted first/second moments (shift = a recent value, refreshed on each wrap) for
+    stability (``kernels_batch.rolling_mean_std``); ``step`` returns (mean, sample std)."""
+
+    __slots__ = ("w", "buf", "pos", "ref", "s1", "s2", "nanc")
+
+    def __init__(self, w: int) -> None:
+        if w < 2:
+            raise FeatureError(f"rolling_mean_std needs a window >= 2, got {w}")
+        self.w = w
+        self.buf = [_NAN] * w
+        self.pos = 0
+        self.ref = _NAN
+        self.s1 = 0.0
+        self.s2 = 0.0
+        self.nanc = w
+
+    def step(self, v: float) -> tuple[float, float]:
+        w = self.w
+        buf, pos = self.buf, self.pos
+        ref, s1, s2 = self.ref, self.s1, self.s2
+        vfin = _isfinite(v)
+        if ref != ref and vfin:
+            ref = v
+        old = buf[pos]
+        if _isfinite(old):
+            d = old - ref
+            s1 = s1 - d
+            s2 = s2 - d * d
+        else:
+            s1 = s1 - 0.0
+            s2 = s2 - 0.0
+            self.nanc -= 1
+        if vfin:
+            d = v - ref
+            s1 = s1 + d
+            s2 = s2 + d * d
+        else:
+            s1 = s1 + 0.0
+            s2 = s2 + 0.0
+            self.nanc += 1
+        buf[pos] = v
+        pos += 1
+        if pos == w:
+            pos = 0
+            last = buf[w - 1]
+            if _isfinite(last):
+                ref = last
+            a1 = 0.0
+            a2 = 0.0
+            for b in buf:
+                d = b - ref
+                if not _isfinite(d):
+                    d = 0.0
+                a1 = a1 + d
+                a2 = a2 + d * d
+            s1 = a1
+            s2 = a2
+        self.pos, self.ref, self.s1, self.s2 = pos, ref, s1, s2
+        if self.nanc == 0:
+            var = (s2 - s1 * s1 / w) / (w - 1)
+            return ref + s1 / w, math.sqrt(var if var > 0.0 else 0.0)
+        return _NAN, _NAN
+
+
+class ExtremeCell:
+    """Monotonic-deque sliding max/min of one column (O(1) amortised)."""
+
+    __slots__ = ("w", "is_max", "q", "i", "last_nan")
+
+    def __init__(self, w: int, is_max: bool) -> None:
+        self.w = w
+        self.is_max = is_max
+        self.q: deque[tuple[int, float]] = deque()
+        self.i = -1
+        self.last_nan = -(10**18)
+
+    def step(self, v: float) -> float:
+        self.i += 1
+        i, w, q = self.i, self.w, self.q
+        if not _isfinite(v):
+            self.last_nan = i
+        else:
+            if self.is_max:
+                while q and q[-1][1] <= v:
+                    q.pop()
+            else:
+                while q and q[-1][1] >= v:
+                    q.pop()
+            q.append((i, v))
+        while q and q[0][0] <= i - w:
+            q.popleft()
+        return q[0][1] if (i >= w - 1 and self.last_nan <= i - w and q) else _NAN
+
+
+class EwmaCell:
+    """m += a (x - m), started at the first finite value (``kernels_batch.ewma``)."""
+
+    __slots__ = ("a", "mp", "m", "n")
+
+    def __init__(self, span: float, min_periods: int) -> None:
+        self.a = ewma_alpha(span)
+        self.mp = int(min_periods)
+        self.m = _NAN
+        self.n = 0
+
+    def step(self, v: float) -> float:
+        if _isfinite(v):
+            m = self.m
+            m = v if m != m else m + self.a * (v - m)
+            self.m = m
+            self.n += 1
+            return m if self.n >= self.mp else _NAN
+        return _NAN
 
 
 def _flat(x: np.ndarray) -> list[float]:
@@ -191,192 +385,22 @@ def _shaped(values: list[float], shape: tuple[int, ...]) -> np.ndarray:
     return a.reshape(shape) if shape else a[0]
 
 
-_isfinite = math.isfinite
+class _Columns:
+    """One cell per column of a [C] (or scalar) input: the generic streaming operator."""
 
+    __slots__ = ("shape", "steps")
 
-class _RollingSum:
-    """Add/remove running sum with exact sequential re-summation whenever the ring wraps.
-
-    Per-column Python floats: for the few columns of a decision row this is faster than numpy
-    calls, and it performs exactly the operations of ``kernels_batch.rolling_sum``.
-    """
-
-    __slots__ = ("w", "shape", "buf", "pos", "s", "nanc")
-
-    def __init__(self, shape: tuple[int, ...], w: int):
-        if w < 1:
-            raise FeatureError(f"rolling window must be >= 1, got {w}")
-        n = int(np.prod(shape)) if shape else 1
-        self.w, self.shape = w, shape
-        self.buf = [[_NAN] * n for _ in range(w)]
-        self.pos = 0
-        self.s = [0.0] * n
-        self.nanc = [w] * n
-
-    def step(self, x: np.ndarray) -> np.ndarray:
-        xs = _flat(x)
-        row = self.buf[self.pos]
-        s, nanc = self.s, self.nanc
-        for c, v in enumerate(xs):
-            old = row[c]
-            if _isfinite(old):
-                s[c] = s[c] - old
-            else:
-                nanc[c] -= 1
-            if _isfinite(v):
-                s[c] = s[c] + v
-            else:
-                nanc[c] += 1
-            row[c] = v
-        self.pos += 1
-        if self.pos == self.w:
-            self.pos = 0
-            for c in range(len(s)):
-                acc = 0.0
-                for r in self.buf:
-                    b = r[c]
-                    acc = acc + (b if _isfinite(b) else 0.0)
-                s[c] = acc
-        return _shaped([s[c] if nanc[c] == 0 else _NAN for c in range(len(s))], self.shape)
-
-
-class _RollingMeanStd:
-    """Shifted first/second moments (shift = a recent value, refreshed on each wrap) for stability.
-
-    Mirrors ``kernels_batch.rolling_mean_std`` operation for operation.
-    """
-
-    __slots__ = ("w", "shape", "buf", "pos", "ref", "s1", "s2", "nanc")
-
-    def __init__(self, shape: tuple[int, ...], w: int):
-        n = int(np.prod(shape)) if shape else 1
-        self.w, self.shape = w, shape
-        self.buf = [[_NAN] * n for _ in range(w)]
-        self.pos = 0
-        self.ref = [_NAN] * n
-        self.s1 = [0.0] * n
-        self.s2 = [0.0] * n
-        self.nanc = [w] * n
-
-    def step(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xs = _flat(x)
-        w = self.w
-        row = self.buf[self.pos]
-        ref, s1, s2, nanc = self.ref, self.s1, self.s2, self.nanc
-        for c, v in enumerate(xs):
-            vfin = _isfinite(v)
-            if ref[c] != ref[c] and vfin:
-                ref[c] = v
-            old = row[c]
-            if _isfinite(old):
-                d = old - ref[c]
-                s1[c] = s1[c] - d
-                s2[c] = s2[c] - d * d
-            else:
-                s1[c] = s1[c] - 0.0
-                s2[c] = s2[c] - 0.0
-                nanc[c] -= 1
-            if vfin:
-                d = v - ref[c]
-                s1[c] = s1[c] + d
-                s2[c] = s2[c] + d * d
-            else:
-                s1[c] = s1[c] + 0.0
-                s2[c] = s2[c] + 0.0
-                nanc[c] += 1
-            row[c] = v
-        self.pos += 1
-        if self.pos == w:
-            self.pos = 0
-            last = self.buf[w - 1]
-            for c in range(len(ref)):
-                if _isfinite(last[c]):
-                    ref[c] = last[c]
-                a1 = 0.0
-                a2 = 0.0
-                for r in self.buf:
-                    d = r[c] - ref[c]
-                    if not _isfinite(d):
-                        d = 0.0
-                    a1 = a1 + d
-                    a2 = a2 + d * d
-                s1[c] = a1
-                s2[c] = a2
-        mean, std = [], []
-        for c in range(len(ref)):
-            if nanc[c] == 0:
-                mean.append(ref[c] + s1[c] / w)
-                var = (s2[c] - s1[c] * s1[c] / w) / (w - 1)
-                std.append(math.sqrt(var if var > 0.0 else 0.0))
-            else:
-                mean.append(_NAN)
-                std.append(_NAN)
-        return _shaped(mean, self.shape), _shaped(std, self.shape)
-
-
-class _RollingExtreme:
-    """Monotonic-deque sliding max/min per column (O(1) amortised)."""
-
-    __slots__ = ("w", "is_max", "qs", "i", "last_nan", "shape")
-
-    def __init__(self, shape: tuple[int, ...], w: int, is_max: bool):
-        self.w = w
-        self.is_max = is_max
+    def __init__(self, shape: tuple[int, ...], make: Any) -> None:
         self.shape = shape
         n = int(np.prod(shape)) if shape else 1
-        self.qs = [deque() for _ in range(n)]
-        self.i = -1
-        self.last_nan = [-(10**18)] * n
+        self.steps = [make().step for _ in range(n)]
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        self.i += 1
-        i, w = self.i, self.w
-        out = []
-        for c, v in enumerate(_flat(x)):
-            q = self.qs[c]
-            if not _isfinite(v):
-                self.last_nan[c] = i
-            else:
-                if self.is_max:
-                    while q and q[-1][1] <= v:
-                        q.pop()
-                else:
-                    while q and q[-1][1] >= v:
-                        q.pop()
-                q.append((i, v))
-            while q and q[0][0] <= i - w:
-                q.popleft()
-            out.append(q[0][1] if (i >= w - 1 and self.last_nan[c] <= i - w and q) else _NAN)
-        return _shaped(out, self.shape)
+        return _shaped([f(v) for f, v in zip(self.steps, _flat(x))], self.shape)
 
-
-class _Ewma:
-    """Mirrors ``kernels_batch.ewma``."""
-
-    __slots__ = ("a", "mp", "m", "n", "shape")
-
-    def __init__(self, shape: tuple[int, ...], span: float, min_periods: int):
-        n = int(np.prod(shape)) if shape else 1
-        self.a = ewma_alpha(span)
-        self.mp = int(min_periods)
-        self.m = [_NAN] * n
-        self.n = [0] * n
-        self.shape = shape
-
-    def step(self, x: np.ndarray) -> np.ndarray:
-        a, m, n = self.a, self.m, self.n
-        out = []
-        for c, v in enumerate(_flat(x)):
-            if _isfinite(v):
-                if m[c] != m[c]:
-                    m[c] = v
-                else:
-                    m[c] = m[c] + a * (v - m[c])
-                n[c] += 1
-                out.append(m[c] if n[c] >= self.mp else _NAN)
-            else:
-                out.append(_NAN)
-        return _shaped(out, self.shape)
+    def step2(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [f(v) for f, v in zip(self.steps, _flat(x))]
+        return _shaped([p[0] for p in pairs], self.shape), _shaped([p[1] for p in pairs], self.shape)
 
 
 class StreamOps:
@@ -410,29 +434,34 @@ class StreamOps:
 
     def lag(self, x: Any, k: int) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
-        return self._node(("lag", x.shape, k), lambda: _Lag(x.shape, int(k))).step(x)
+        if k == 0:
+            self._node(("lag", x.shape, k), lambda: None)
+            return np.array(x, dtype=np.float64)
+        return self._node(("lag", x.shape, k), lambda: _Columns(x.shape, lambda: LagCell(int(k)))).step(x)
 
     def rolling_sum(self, x: Any, w: int) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
-        return self._node(("sum", x.shape, w), lambda: _RollingSum(x.shape, int(w))).step(x)
+        return self._node(("sum", x.shape, w), lambda: _Columns(x.shape, lambda: SumCell(int(w)))).step(x)
 
     def rolling_mean_std(self, x: Any, w: int) -> tuple[np.ndarray, np.ndarray]:
         if w < 2:
             raise FeatureError(f"rolling_mean_std needs a window >= 2, got {w}")
         x = np.asarray(x, dtype=np.float64)
-        return self._node(("meanstd", x.shape, w), lambda: _RollingMeanStd(x.shape, int(w))).step(x)
+        return self._node(("meanstd", x.shape, w), lambda: _Columns(x.shape, lambda: MeanStdCell(int(w)))).step2(x)
 
     def rolling_max(self, x: Any, w: int) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
-        return self._node(("max", x.shape, w), lambda: _RollingExtreme(x.shape, int(w), True)).step(x)
+        return self._node(("max", x.shape, w), lambda: _Columns(x.shape, lambda: ExtremeCell(int(w), True))).step(x)
 
     def rolling_min(self, x: Any, w: int) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
-        return self._node(("min", x.shape, w), lambda: _RollingExtreme(x.shape, int(w), False)).step(x)
+        return self._node(("min", x.shape, w), lambda: _Columns(x.shape, lambda: ExtremeCell(int(w), False))).step(x)
 
     def ewma(self, x: Any, span: float, min_periods: int = 1) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
-        return self._node(("ewma", x.shape, span, min_periods), lambda: _Ewma(x.shape, span, min_periods)).step(x)
+        return self._node(
+            ("ewma", x.shape, span, min_periods), lambda: _Columns(x.shape, lambda: EwmaCell(span, min_periods))
+        ).step(x)
 
 
 class ExprStream(FeatureStream):

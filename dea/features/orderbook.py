@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from itertools import accumulate
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -146,9 +147,16 @@ class OrderbookFeatureStream:
 
     ``on_book`` takes raw snapshots/diffs (sequencing included: a gap invalidates the book until
     the next snapshot and ``needs_snapshot`` turns True so the live feed can fetch one);
-    ``on_trade`` takes trades. At a decision time t call ``snapshot_features(t)`` then
-    ``reset_interval()`` (flows accumulate between resets). numpy/stdlib only; memory is bounded
-    by the book size and the longest volatility horizon.
+    ``on_trade`` takes trades. At a decision time t call ``snapshot_features(t)`` (or
+    ``snapshot_values(t)``) then ``reset_interval()`` (flows accumulate between resets).
+    numpy/stdlib only; memory is bounded by the book size and the longest volatility horizon.
+
+    Cost model: what must see every event is done per event (validity, the touch for the flows
+    and the crossed-book count, the OFI increment and the realised-volatility windows, all O(1)).
+    The book-state fields (depths, imbalances, slope) are a function of the book after the last
+    event alone, so they are computed when a decision reads them, once per changed book, from
+    running band sums (:meth:`dea.book.l2.L2Book.band_units`): the same values, without walking
+    ~1,000 levels on every diff.
     """
 
     def __init__(self, params: OrderbookParams | None = None, mode: int | None = None) -> None:
@@ -161,7 +169,12 @@ class OrderbookFeatureStream:
         self._horizons = p.horizons_ns
         self._names = p.field_names()
         self._n_state = len(p.state_names())
+        self._n_rv = len(self._horizons)
         self._state = [math.nan] * self._n_state
+        self._nan_state = [math.nan] * self._n_state
+        self._dirty = False  # the book changed since _state was computed
+        self._ok = False  # after the last book event: valid and two-sided
+        self._state_t = 0  # time of the last book event (for the rv warm-up)
         self._valid = False
         self._valid_since = 0
         self._have_prev = False
@@ -195,7 +208,8 @@ class OrderbookFeatureStream:
         self._flow += event.side * event.size
         self._volume += event.size
         self._started = True
-        self._last_t = max(self._last_t, event.available_at)
+        if event.available_at > self._last_t:
+            self._last_t = event.available_at
 
     def reset_interval(self) -> None:
         """Start a new flow interval (call right after ``snapshot_features`` at each decision)."""
@@ -210,27 +224,39 @@ class OrderbookFeatureStream:
         Raises LeakageError if an event with ``available_at > t`` was already fed (the values would
         include the future).
         """
+        return dict(zip(self._names, self.snapshot_values(t)))
+
+    def snapshot_values(self, t: int) -> list[float]:
+        """:meth:`snapshot_features` as a list in ``params.field_names()`` order (no dict: the
+        live loop's decision path)."""
         if self._last_t > t:
             raise LeakageError(
                 f"order-book features asked at {t} after an event available at {self._last_t} was fed"
             )
-        out = dict(zip(self._names, self._state))
-        out["ob.book_age_s"] = (t - self._last_book_t) / 1e9 if self._last_book_t >= 0 else math.nan
+        if self._dirty:
+            self._state = self._book_state() if self._ok else self._nan_state
+            self._dirty = False
+        out = self._state + [(t - self._last_book_t) / 1e9 if self._last_book_t >= 0 else math.nan]
         if not self._interval_open:
-            for name in FLOW_FIELDS:
-                out[name] = math.nan
+            out += (math.nan, math.nan, math.nan, math.nan)
         else:
-            out["ob.ofi"] = self._ofi if self._valid else math.nan
-            out["ob.trade_flow"] = self._flow if self._started else math.nan
-            out["ob.trade_volume"] = self._volume if self._started else math.nan
-            out["ob.trade_imbalance"] = fm.trade_imbalance(self._flow, self._volume)
+            started = self._started
+            out += (
+                self._ofi if self._valid else math.nan,
+                self._flow if started else math.nan,
+                self._volume if started else math.nan,
+                fm.trade_imbalance(self._flow, self._volume),
+            )
         return out
 
     # ------------------------------------------------------------------ per book event
     def _applied(self, event: BookEvent | None, time: int) -> None:
         self._last_book_t = time
-        self._last_t = max(self._last_t, time)
+        if time > self._last_t:
+            self._last_t = time
         self._started = True
+        self._dirty = True
+        self._state_t = time
         was_valid = self._valid
         if event is None:
             self._valid = False
@@ -238,63 +264,71 @@ class OrderbookFeatureStream:
             self._valid = True
             if not was_valid:
                 self._valid_since = time
-                for h in range(len(self._horizons)):
+                for h in range(self._n_rv):
                     self._rv[h].clear()
                     self._rv_sum[h] = 0.0
         book = self._sync.book
         top_b, top_a = book.best_bid(), book.best_ask()
         if not (self._valid and top_b is not None and top_a is not None):
-            self._state = [math.nan] * self._n_state
+            self._ok = False
             self._have_prev = False
             return
+        self._ok = True
         pb, qb = top_b
         pa, qa = top_a
         if pb >= pa:
             self.crossed += 1
         mid = fm.mid_price(pb, pa)
-        st = [fm.mid_price(pb, pa), fm.spread_bps(pb, pa, mid), fm.microprice_dev_bps(pb, qb, pa, qa, mid)]
-        lo = [fm.band_low(mid, f) for f in self._fracs]
-        hi = [fm.band_high(mid, f) for f in self._fracs]
-        bl, al = book.levels(BID, self._max_level), book.levels(ASK, self._max_level)
-        cum_b, cum_a = self._cumulative(book.level_units(BID, self._max_level)), self._cumulative(book.level_units(ASK, self._max_level))
-        band_b = [book.units_within(BID, x) for x in lo]
-        band_a = [book.units_within(ASK, x) for x in hi]
-        scale = fm.SIZE_SCALE
-        st += [fm.imbalance(b, a) for b, a in zip(cum_b, cum_a)]
-        st += [fm.imbalance(b, a) for b, a in zip(band_b, band_a)]
-        st += [(b + a) / scale for b, a in zip(band_b, band_a)]
-        st.append(0.5 * (self._slope(bl, cum_b, mid) + self._slope(al, cum_a, mid)))
         push = None
         if self._have_prev:
             p = self._prev
             self._ofi += fm.ofi_increment(p[0], p[1], p[2], p[3], pb, qb, pa, qa)
             if mid != p[4]:
                 push = fm.log_return_sq(p[4], mid)
+        rv_sum = self._rv_sum
         for h, horizon in enumerate(self._horizons):
             dq = self._rv[h]
             if push is not None:
                 dq.append((time, push))
-                self._rv_sum[h] += push
+                rv_sum[h] += push
             cut = time - horizon
             while dq and dq[0][0] <= cut:
-                self._rv_sum[h] -= dq.popleft()[1]
+                rv_sum[h] -= dq.popleft()[1]
             if not dq:
-                self._rv_sum[h] = 0.0
-            st.append(fm.realised_vol(self._rv_sum[h]) if time - self._valid_since >= horizon else math.nan)
-        self._state = st
+                rv_sum[h] = 0.0
         self._have_prev = True
         self._prev = (pb, qb, pa, qa, mid)
 
+    def _book_state(self) -> list[float]:
+        """The state fields of the book after the last event (valid and two-sided)."""
+        book = self._sync.book
+        pb, qb, pa, qa, mid = self._prev
+        st = [fm.mid_price(pb, pa), fm.spread_bps(pb, pa, mid), fm.microprice_dev_bps(pb, qb, pa, qa, mid)]
+        band_b = book.band_units(BID, [fm.band_low(mid, f) for f in self._fracs])
+        band_a = book.band_units(ASK, [fm.band_high(mid, f) for f in self._fracs])
+        kmax = self._max_level
+        bpx, bsz, bu = book.top(BID, kmax)
+        apx, asz, au = book.top(ASK, kmax)
+        cum_b, cum_a = self._cumulative(bu), self._cumulative(au)
+        imbalance = fm.imbalance
+        st += [imbalance(b, a) for b, a in zip(cum_b, cum_a)]
+        st += [imbalance(b, a) for b, a in zip(band_b, band_a)]
+        scale = fm.SIZE_SCALE
+        st += [(b + a) / scale for b, a in zip(band_b, band_a)]
+        slope_b = fm.slope_side(bsz[0], cum_b[-1] / scale, bpx[0], bpx[-1], mid) if len(bpx) >= kmax else math.nan
+        slope_a = fm.slope_side(asz[0], cum_a[-1] / scale, apx[0], apx[-1], mid) if len(apx) >= kmax else math.nan
+        st.append(0.5 * (slope_b + slope_a))
+        time, since, rv_sum = self._state_t, self._valid_since, self._rv_sum
+        for h, horizon in enumerate(self._horizons):
+            st.append(fm.realised_vol(rv_sum[h]) if time - since >= horizon else math.nan)
+        return st
+
     def _cumulative(self, units: list[int]) -> list[int]:
         """Integer size of the k best levels for each requested k (the whole side when shallower)."""
-        out, cum, li, levels = [], 0, 0, self._levels
-        for count, u in enumerate(units, 1):
-            cum += u
-            while li < len(levels) and levels[li] == count:
-                out.append(cum)
-                li += 1
-        out += [cum] * (len(levels) - li)
-        return out
+        cum = list(accumulate(units))
+        n = len(cum)
+        total = cum[-1] if n else 0
+        return [cum[k - 1] if k <= n else total for k in self._levels]
 
     def _slope(self, top: list[tuple[float, float]], cum: list[int], mid: float) -> float:
         """Slope of one side from the touch to the deepest requested level (NaN when shallower)."""
