@@ -13,7 +13,10 @@ Figures (all from the same process and the same model):
 - ``torch_eager_*``: the same MLP's torch forward (``inference_mode``, batch 1) on the same
   inputs; ``onnx_vs_torch_p50`` is the speed-up of the runner (target >= 3x).
 - ``replay_events_per_s``: raw capture -> parse -> book -> features -> decisions -> paper fills
-  -> journal, end to end; ``rss_mb_*``: resident memory at 25/50/100 % of the replay (flat).
+  -> journal, end to end (``replay_events_per_cpu_s``: the same per CPU second, steadier on a
+  shared machine); ``parse_events_per_cpu_s`` / ``loop_events_per_cpu_s``: its two halves, the
+  capture parser alone and the loop on already parsed events; ``rss_mb_*``: resident memory at
+  25/50/100 % of the replay (flat).
 """
 
 from __future__ import annotations
@@ -135,16 +138,21 @@ def run() -> dict[str, float | int | str]:
 
     runner.decide = recording_decide
 
+    probe = [0.0, 0.0]  # wall and CPU seconds spent measuring memory, left out of the rates
+
     def events():
         for i, ev in enumerate(capture_events([(CAPTURE, 0)]), 1):
             yield ev
             if i in marks:
+                w, c = time.perf_counter(), time.process_time()
                 gc.collect()
                 rss[marks[i]] = _rss_mb()
+                probe[0] += time.perf_counter() - w
+                probe[1] += time.process_time() - c
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     summary = loop.run(events())
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0 - probe[0], time.process_time() - c0 - probe[1]
     runner.decide = real_decide
     dec_ns, ev_ns = loop.latencies()
     out: dict[str, float | int | str] = {
@@ -152,6 +160,8 @@ def run() -> dict[str, float | int | str]:
         "decisions": summary.decisions,
         "fills": summary.fills,
         "replay_events_per_s": round(summary.events / wall),
+        "replay_events_per_cpu_s": round(summary.events / cpu),
+        "rss_probe_s": round(probe[0], 3),
     }
     out.update(_pct(dec_ns, "decision"))
     out.update(_pct(ev_ns, "event_to_decision"))
@@ -198,6 +208,17 @@ def run() -> dict[str, float | int | str]:
     out.update(_pct(t_torch, "torch_eager"))
     out["onnx_vs_torch_p50"] = round(float(np.median(t_torch) / np.median(t_run)), 2)
     out["onnx_vs_torch_p99"] = round(float(np.percentile(t_torch, 99) / np.percentile(t_run, 99)), 2)
+    # the replay split in two: parsing the capture, and the loop on already parsed events
+    # (CPU seconds, so the figures hold on a shared machine)
+    c0 = time.process_time()
+    parsed = list(capture_events([(CAPTURE, 0)]))
+    out["parse_events_per_cpu_s"] = round(len(parsed) / (time.process_time() - c0))
+    loop2 = LiveLoop(cfg, PolicyRunner.from_path(model_path), PaperExchange(cfg.data.instruments, cfg.costs),
+                     Journal(tmp / "journal2.sqlite", synchronous="OFF"))
+    c0 = time.process_time()
+    s2 = loop2.run(iter(parsed))
+    out["loop_events_per_cpu_s"] = round(s2.events / (time.process_time() - c0))
+    del parsed
     for q in (0.25, 0.5, 1.0):
         out[f"rss_mb_at_{int(q * 100)}pct"] = round(rss.get(q, float("nan")), 1)
     out["rss_growth_50_to_100pct_mb"] = round(rss.get(1.0, 0) - rss.get(0.5, 0), 1)

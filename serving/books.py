@@ -83,6 +83,7 @@ class OrderBooks:
         # every instrument gets a stream from the start (as in the batch replay, flow intervals
         # open at the first decision even before the instrument's first message)
         self.streams: list[OrderbookFeatureStream] = [OrderbookFeatureStream(self.params) for _ in range(n)]
+        self._syncs: list[SyncedBook] = [s.book for s in self.streams]  # valid() runs on every trade
         self.views: list[BookView] = [BookView(s.book, j, fill_levels) for j, s in enumerate(self.streams)]
         self.fill_levels = fill_levels
         self.tickers: list[BookTicker | None] = [None] * n
@@ -102,10 +103,10 @@ class OrderBooks:
         self.tickers[j] = event
 
     def valid(self, j: int) -> bool:
-        s = self.streams[j]
-        if not s.book.valid:
+        sync = self._syncs[j]
+        if not sync.valid:
             return False
-        b = s.book.book
+        b = sync.book
         return b.n_bids > 0 and b.n_asks > 0
 
     def would_break(self, j: int, diff: DepthDiff) -> bool:

@@ -41,7 +41,7 @@ from dea.execution.account import Account
 from dea.execution.fills import Fill
 from dea.execution.orders import Order, OrderSpec, generate_orders
 from dea.features.featureset import FeatureSet
-from dea.features.missing import input_names, prepare_row
+from dea.features.missing import RowPreparer, input_names
 from dea.risk.engine import RiskEngine
 from dea.timeutil import iso, parse_duration, parse_timestamp
 from serving.books import OrderBooks
@@ -165,6 +165,7 @@ class LiveLoop:
         self.stream = self.fs.streaming(step_ns=self.step)
         self.missing = cfg.features.missing
         self.input_names = list(self.fs.names)
+        self._prepare = RowPreparer(self.missing, self.input_names)
         self.age_names = [inp.name for inp in self.fs.inputs()] + ["price"]
         self.risk = RiskEngine(cfg.risk, self.instruments)
         self.order_spec = OrderSpec.from_instruments(self.instruments)
@@ -352,7 +353,9 @@ class LiveLoop:
             return
         j, ev = msg.instrument, msg.event
         self._pending_events += 1
-        if isinstance(ev, (DepthSnapshot, DepthDiff)):
+        if isinstance(ev, BookTicker):  # the most frequent message: just remembered
+            books.on_ticker(j, ev)
+        elif isinstance(ev, (DepthSnapshot, DepthDiff)):
             was_valid = books.valid(j)
             if was_valid and isinstance(ev, DepthDiff) and books.would_break(j, ev):
                 freeze = getattr(self.exchange, "freeze_book", None)
@@ -364,8 +367,6 @@ class LiveLoop:
             books.on_trade(j, ev)
             if not books.valid(j):
                 self._venue_trade(j, ev)
-        elif isinstance(ev, BookTicker):
-            books.on_ticker(j, ev)
 
     def _book_changed(self, j: int, ts: int, was_valid: bool) -> None:
         """The backtest's book-event rule: fill what was due, then the new book sets the price."""
@@ -434,7 +435,7 @@ class LiveLoop:
                 log.error("model swap refused at %s: %s", iso(t), exc)
             else:
                 self._on_swap(swapped, t)
-        x, usable = prepare_row(raw, self.missing, self.stream.is_warm, self.input_names)
+        x, usable = self._prepare(raw, self.stream.is_warm)
         ex = self.exchange
         before = getattr(ex, "before_decision", None)
         if before is not None:
@@ -491,10 +492,12 @@ class LiveLoop:
         except Exception as exc:  # onnxruntime raises its own types; the loop must go on
             log.error("model %s failed: %s", runner.version, exc)
             return self._fallback("model_error", cur), self._safe_target(cur), None
-        if not np.isfinite(out).all():
-            return self._fallback("nan_output", cur), self._safe_target(cur), None
+        vals = out.ravel().tolist()  # a handful of floats: plain Python beats numpy's call overhead
+        for v in vals:
+            if not v - v == 0.0:
+                return self._fallback("nan_output", cur), self._safe_target(cur), None
         disp = runner.dispersion
-        return "model", out[0].astype(np.float64), (None if disp is None else disp[0].astype(np.float64))
+        return "model", np.array(vals[: out.shape[-1]]), (None if disp is None else disp[0].astype(np.float64))
 
     def _fallback(self, reason: str, cur: np.ndarray) -> str:
         self.summary.fallbacks[reason] = self.summary.fallbacks.get(reason, 0) + 1
@@ -628,7 +631,7 @@ class LiveLoop:
     def _flush_event_counts(self) -> None:
         n = self._pending_events
         if n:
-            self.metrics.events.labels("market").inc(n)
+            self.metrics.child(self.metrics.events, "market").inc(n)
             self._pending_events = 0
             self._rate_n += n
         now = time.perf_counter()

@@ -122,6 +122,15 @@ class _Bars:
         return self._v
 
 
+def _slot(store: dict, name: str, n: int, fill: float) -> np.ndarray:
+    """``store[name]``, created as a filled [n] array on first use (``setdefault`` would build
+    a throw-away array on every row)."""
+    arr = store.get(name)
+    if arr is None:
+        arr = store[name] = np.full(n, fill)
+    return arr
+
+
 @dataclass
 class PanelRow:
     """One decision-time row (arrays are reused between rows: copy what you keep)."""
@@ -278,8 +287,8 @@ class StreamingPanel:
         n = self.n
         fields, ages = self._fields, self._ages
         if self._has_bars:
-            arrs = {f: fields.setdefault(f, np.full(n, NAN)) for f in BAR_FIELDS}
-            bar_age = ages.setdefault("close", np.full(n, NAN))
+            arrs = {f: _slot(fields, f, n, NAN) for f in BAR_FIELDS}
+            bar_age = _slot(ages, "close", n, NAN)
             for j in range(n):
                 b = self._bars.get(j)
                 if b is None or b.bucket is None:
@@ -300,14 +309,14 @@ class StreamingPanel:
                 ages[f] = bar_age
         if self._has_mark:
             for f in MARK_FIELDS:
-                arr = fields.setdefault(f, np.full(n, NAN))
-                age = ages.setdefault(f, np.full(n, NAN))
+                arr = _slot(fields, f, n, NAN)
+                age = _slot(ages, f, n, NAN)
                 for j in range(n):
                     st = self._mark.get((f, j))
                     arr[j], age[j] = st.at(t) if st is not None else (NAN, NAN)
         for name in self._exog_field_names:
-            fields.setdefault(name, np.full(n, NAN)).fill(NAN)
-            ages.setdefault(name, np.full(n, NAN)).fill(NAN)
+            _slot(fields, name, n, NAN).fill(NAN)
+            _slot(ages, name, n, NAN).fill(NAN)
         series = self._series
         for st, name, targets in self._exog_slots:
             v, a = st.at(t)
@@ -318,9 +327,9 @@ class StreamingPanel:
             else:
                 series[name] = v
                 ages[name] = a
-        rate = fields.setdefault("funding_rate", np.full(n, NAN))
-        settled = fields.setdefault("funding_settled", np.zeros(n))
-        rate_age = ages.setdefault("funding_rate", np.full(n, NAN))
+        rate = _slot(fields, "funding_rate", n, NAN)
+        settled = _slot(fields, "funding_settled", n, 0.0)
+        rate_age = _slot(ages, "funding_rate", n, NAN)
         lo = t - self.step
         for j, kind in enumerate(self._funding_kind):
             if kind == "zero":

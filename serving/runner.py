@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +123,16 @@ class PolicyRunner:
             self._state_out = np.zeros((1, h), dtype=np.float32)
             self._binding.bind_cpu_input(INPUT_STATE, self._state_in)
             self._bind_out(OUTPUT_STATE, self._state_out)
-        self._run = session.run_with_iobinding
+        self._f_row = self.features[0]  # row views, made once (decide is on the hot path)
+        self._e_row = self.exposure[0]
+        # The public ``InferenceSession.run_with_iobinding`` wraps the C call with WebGPU graph
+        # capture bookkeeping that a CPU session never uses; call the C method directly when
+        # this onnxruntime exposes it (same call, same arguments: no run options).
+        sess, iob = getattr(session, "_sess", None), getattr(self._binding, "_iobinding", None)
+        if sess is not None and iob is not None and hasattr(sess, "run_with_iobinding"):
+            self._run = partial(sess.run_with_iobinding, iob, None)
+        else:
+            self._run = partial(session.run_with_iobinding, self._binding)
 
     def _bind_out(self, name: str, buf: np.ndarray) -> None:
         self._binding.bind_output(name, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
@@ -177,16 +187,19 @@ class PolicyRunner:
     # -- inference -------------------------------------------------------------------------------
     def infer(self) -> np.ndarray:
         """Run on the current buffers; returns :attr:`target` ``[1, N]`` (a reused buffer)."""
-        self._run(self._binding)
+        self._run()
         if self._state_in is not None:
             np.copyto(self._state_in, self._state_out)
         return self.target
 
     def decide(self, features: np.ndarray, exposure: np.ndarray) -> np.ndarray:
         """Copy ``features`` [F] and ``exposure`` [N] into the bound buffers and infer."""
-        np.copyto(self.features[0], features, casting="same_kind")
-        np.copyto(self.exposure[0], exposure, casting="same_kind")
-        return self.infer()
+        np.copyto(self._f_row, features, casting="same_kind")
+        np.copyto(self._e_row, exposure, casting="same_kind")
+        self._run()
+        if self._state_in is not None:
+            np.copyto(self._state_in, self._state_out)
+        return self.target
 
     def reset_state(self) -> None:
         if self._state_in is not None:

@@ -14,8 +14,9 @@ Sizing (volatility-scaled exposure), per instrument i at row t::
 with ``s[i]`` the in-sample standard deviation of the forecast (so a typical forecast maps to
 about tanh(1) of the cap), then the same gross-leverage retraction the policies use. To give
 the baseline the same chance to be cost-aware as the policy, the sized exposure is smoothed by an
-exponential moving average whose half-life (none, 2, 8, 32 or 128 steps) is chosen on the
-training part by net Sharpe after fees, impact and funding.
+exponential moving average whose half-life (none, 2, 8, 32 or 128 steps) is chosen by net
+Sharpe after fees, impact and funding on the fold's validation block, which the model did not
+see: the model is fitted on the fit block, exactly the data the policy is trained on.
 """
 
 from __future__ import annotations
@@ -84,18 +85,18 @@ def forecast_exposures(
     seed: int = 0,
     max_train_rows: int = 20_000,
 ) -> np.ndarray:
-    """Exposures [len(test), N] on the fold's test block from a model fitted on its training part
-    (its most recent ``max_train_rows`` usable rows: bounded cost on 5-minute data)."""
+    """Exposures [len(test), N] on the fold's test block from a model fitted on its fit block (its
+    most recent ``max_train_rows`` usable rows: bounded cost on 5-minute data)."""
     usable = data.usable
     m = data.market
-    train = np.arange(*fold.train)
+    train = np.arange(*fold.fit)
     train = train[usable[train] & np.isfinite(m.sigma[train]).all(1) & (m.sigma[train] > 0).all(1)]
     if train.size > max_train_rows:
         train = train[-max_train_rows:]
     if train.size < 10:
         raise ConfigError(f"fold {fold.index}: only {train.size} usable training rows for the {kind} baseline")
     test = np.arange(*fold.test)
-    span = np.arange(fold.train[0], fold.train[1])  # contiguous, for choosing the smoothing
+    span = np.arange(*fold.val)  # unseen by the model: chooses the smoothing
     n = m.returns.shape[1]
 
     def size(rows: np.ndarray, z: np.ndarray, i: int) -> np.ndarray:

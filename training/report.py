@@ -81,6 +81,16 @@ def write_outputs(
         for t in range(start, stop):
             w.writerow([iso(int(clock[t])), *targets[t].round(6), *pol.exposures[t].round(6)])
     paths["oos_exposures"] = p
+    p = out_dir / "oos_equity.csv"
+    names = list(strategies)
+    end = min(stop + 1, len(clock))
+    with p.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["time", *names])
+        wealth = {n: np.cumprod(1.0 + np.asarray(strategies[n].backtest.returns)[start:end]) for n in names}
+        for k, t in enumerate(range(start, end)):
+            w.writerow([iso(int(clock[t])), *(f"{wealth[n][k]:.6f}" for n in names)])
+    paths["oos_equity"] = p
     paths.update(_tearsheet(out_dir / "tearsheet", strategies, start, stop, cfg))
     return paths
 

@@ -24,7 +24,7 @@ _MS = 1_000_000
 
 def _levels(raw: Any, where: str, name: str) -> tuple[Level, ...]:
     try:
-        return tuple((float(p), float(q)) for p, q in raw)
+        return tuple([(float(p), float(q)) for p, q in raw])
     except (TypeError, ValueError) as exc:
         raise DataFormatError(f"{where}: field {name!r} is not a list of [price, size] strings ({exc})") from None
 
@@ -39,6 +39,11 @@ def _stamp(d: dict[str, Any], available_at: int) -> int:
     """Exchange time in ns: transaction time T, else event time E, else the receive time."""
     ms = d.get("T", d.get("E"))
     return available_at if ms is None else int(ms) * _MS
+
+
+_TICKER_KEYS = ("u", "b", "B", "a", "A")
+_DIFF_KEYS = ("U", "u", "b", "a")
+_TRADE_KEYS = ("t", "p", "q", "m")
 
 
 def parse_binance_message(raw: bytes | str, available_at: int, where: str = "<message>") -> Event | None:
@@ -65,43 +70,60 @@ def parse_binance_message(raw: bytes | str, available_at: int, where: str = "<me
     if not isinstance(d, dict):
         return None
     kind = d.get("e")
+    # Required fields are read directly (a KeyError falls back to _need, which names every
+    # missing field); the exchange stamp is _stamp inlined. This runs for every market message.
     try:
-        if kind == "depthUpdate":
-            _need(d, ("U", "u", "b", "a"), "depthUpdate", where)
-            return DepthDiff(
-                available_at,
-                _stamp(d, available_at),
-                str(d.get("s", "")),
-                int(d["U"]),
-                int(d["u"]),
-                int(d.get("pu", -1)),
-                _levels(d["b"], where, "b"),
-                _levels(d["a"], where, "a"),
-            )
         if kind == "bookTicker" or (kind is None and "B" in d and "A" in d and "u" in d):
-            _need(d, ("u", "b", "B", "a", "A"), "bookTicker", where)
+            try:
+                u, b, bq, a, aq = d["u"], d["b"], d["B"], d["a"], d["A"]
+            except KeyError:
+                _need(d, _TICKER_KEYS, "bookTicker", where)
+                raise
+            ms = d.get("T", d.get("E"))
             return BookTicker(
                 available_at,
-                _stamp(d, available_at),
+                available_at if ms is None else int(ms) * _MS,
                 str(d.get("s", "")),
-                int(d["u"]),
-                float(d["b"]),
-                float(d["B"]),
-                float(d["a"]),
-                float(d["A"]),
+                int(u),
+                float(b),
+                float(bq),
+                float(a),
+                float(aq),
             )
         if kind == "trade":
-            _need(d, ("t", "p", "q", "m"), "trade", where)
-            if "T" not in d and "E" not in d:
+            try:
+                tid, price, qty, maker = d["t"], d["p"], d["q"], d["m"]
+            except KeyError:
+                _need(d, _TRADE_KEYS, "trade", where)
+                raise
+            ms = d.get("T", d.get("E"))
+            if ms is None and "T" not in d and "E" not in d:
                 raise DataFormatError(f"{where}: trade message has neither T nor E")
             return Trade(
                 available_at,
-                _stamp(d, available_at),
+                available_at if ms is None else int(ms) * _MS,
                 str(d.get("s", "")),
-                int(d["t"]),
-                float(d["p"]),
-                float(d["q"]),
-                -1 if d["m"] else 1,
+                int(tid),
+                float(price),
+                float(qty),
+                -1 if maker else 1,
+            )
+        if kind == "depthUpdate":
+            try:
+                first, final, bids, asks = d["U"], d["u"], d["b"], d["a"]
+            except KeyError:
+                _need(d, _DIFF_KEYS, "depthUpdate", where)
+                raise
+            ms = d.get("T", d.get("E"))
+            return DepthDiff(
+                available_at,
+                available_at if ms is None else int(ms) * _MS,
+                str(d.get("s", "")),
+                int(first),
+                int(final),
+                int(d.get("pu", -1)),
+                _levels(bids, where, "b"),
+                _levels(asks, where, "a"),
             )
     except (TypeError, ValueError) as exc:
         raise DataFormatError(f"{where}: {kind or 'bookTicker'} message has a malformed field ({exc})") from None

@@ -25,6 +25,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import repeat
+from operator import mul
 
 from dea.book import sequencing as seq
 from dea.book.events import BookEvent, DepthDiff, DepthSnapshot, Level
@@ -53,44 +55,42 @@ class _Bands:
 class L2Book:
     """Price-level book: ``apply`` diffs, ``load`` snapshots, read the touch and walk levels.
 
-    Besides float sizes it keeps each size in integer units of 1e-8
-    (:func:`dea.book.formulas.size_units`) so depth sums are exact and cheap: a band sum is a
-    ``bisect`` plus a C-level sum over a slice, or a tracked running sum (:meth:`band_units`).
+    Depth sums are exact integers of 1e-8 size units (:func:`dea.book.formulas.size_units`),
+    derived from the float sizes where they are summed: a band sum is a ``bisect`` plus a C-level
+    map over a slice, or a tracked running sum (:meth:`band_units`).
     """
 
-    __slots__ = ("_bids", "_asks", "_bid_px", "_ask_px", "_bid_u", "_ask_u", "_bid_bands", "_ask_bands")
+    __slots__ = ("_bids", "_asks", "_bid_px", "_ask_px", "_bid_bands", "_ask_bands")
 
     def __init__(self) -> None:
         self._bids: dict[float, float] = {}
         self._asks: dict[float, float] = {}
-        self._bid_u: dict[float, int] = {}
-        self._ask_u: dict[float, int] = {}
         self._bid_px: list[float] = []  # ascending; best bid is the last
         self._ask_px: list[float] = []  # ascending; best ask is the first
         self._bid_bands: _Bands | None = None  # tracked band sums (see band_units)
         self._ask_bands: _Bands | None = None
 
     def clear(self) -> None:
-        for c in (self._bids, self._asks, self._bid_u, self._ask_u, self._bid_px, self._ask_px):
+        for c in (self._bids, self._asks, self._bid_px, self._ask_px):
             c.clear()
         self._bid_bands = self._ask_bands = None
 
     def load(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the book with a snapshot (zero sizes are ignored)."""
         self.clear()
-        _apply_side(self._bids, self._bid_u, self._bid_px, bids)
-        _apply_side(self._asks, self._ask_u, self._ask_px, asks)
+        _apply_side(self._bids, self._bid_px, bids)
+        _apply_side(self._asks, self._ask_px, asks)
 
     def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Apply diff levels in order: size 0 deletes the level, otherwise sets it."""
         if self._bid_bands is None:
-            _apply_side(self._bids, self._bid_u, self._bid_px, bids)
+            _apply_side(self._bids, self._bid_px, bids)
         else:
-            _apply_side_tracked(self._bids, self._bid_u, self._bid_px, bids, 1.0, self._bid_bands)
+            _apply_side_tracked(self._bids, self._bid_px, bids, 1.0, self._bid_bands)
         if self._ask_bands is None:
-            _apply_side(self._asks, self._ask_u, self._ask_px, asks)
+            _apply_side(self._asks, self._ask_px, asks)
         else:
-            _apply_side_tracked(self._asks, self._ask_u, self._ask_px, asks, -1.0, self._ask_bands)
+            _apply_side_tracked(self._asks, self._ask_px, asks, -1.0, self._ask_bands)
 
     # ------------------------------------------------------------------ reads
     def best_bid(self) -> Level | None:
@@ -123,28 +123,25 @@ class L2Book:
 
     def level_units(self, side: int, n: int) -> list[int]:
         """Integer sizes (1e-8 units) of the ``n`` best levels of ``side``, best first."""
-        if side == BID:
-            u = self._bid_u
-            return [u[p] for p in (self._bid_px[-n:][::-1] if n > 0 else [])]
-        u = self._ask_u
-        return [u[p] for p in self._ask_px[:n]]
+        return self.top(side, n)[2]
 
     def top(self, side: int, n: int) -> tuple[list[float], list[float], list[int]]:
         """Prices, sizes and integer units of the ``n`` best levels of ``side``, best first (one
         slice for what :meth:`levels` and :meth:`level_units` give separately)."""
         if side == BID:
             px = self._bid_px[-n:][::-1] if n > 0 else []
-            sizes, units = self._bids, self._bid_u
+            sizes = self._bids
         else:
-            px = self._ask_px[:n]
-            sizes, units = self._asks, self._ask_u
-        return px, list(map(sizes.__getitem__, px)), list(map(units.__getitem__, px))
+            px = self._ask_px[:n] if n > 0 else []
+            sizes = self._asks
+        qs = list(map(sizes.__getitem__, px))
+        return px, qs, list(map(round, map(mul, qs, repeat(1e8))))
 
     def units_within(self, side: int, bound: float) -> int:
         """Total integer size (1e-8 units) of bids priced >= ``bound`` or asks priced <= ``bound``."""
         if side == BID:
-            return sum(map(self._bid_u.__getitem__, self._bid_px[bisect_left(self._bid_px, bound) :]))
-        return sum(map(self._ask_u.__getitem__, self._ask_px[: bisect_right(self._ask_px, bound)]))
+            return _units(self._bids, self._bid_px[bisect_left(self._bid_px, bound) :])
+        return _units(self._asks, self._ask_px[: bisect_right(self._ask_px, bound)])
 
     def band_units(self, side: int, bounds: Sequence[float]) -> list[int]:
         """``[units_within(side, b) for b in bounds]``, from running sums kept for these bounds.
@@ -184,12 +181,12 @@ class L2Book:
     def _units_between(self, side: int, old_key: float, new_key: float) -> int:
         """Change of the units inside a band when its key moves from ``old_key`` to ``new_key``."""
         if side == BID:  # inside: price >= key
-            px, u = self._bid_px, self._bid_u
+            px, sizes = self._bid_px, self._bids
             i, j = bisect_left(px, new_key), bisect_left(px, old_key)
-            return sum(map(u.__getitem__, px[i:j])) if i < j else -sum(map(u.__getitem__, px[j:i]))
-        px, u = self._ask_px, self._ask_u  # inside: price <= -key
-        i, j = bisect_right(px, -old_key), bisect_right(px, -new_key)
-        return sum(map(u.__getitem__, px[i:j])) if i < j else -sum(map(u.__getitem__, px[j:i]))
+        else:  # inside: price <= -key
+            px, sizes = self._ask_px, self._asks
+            i, j = bisect_right(px, -old_key), bisect_right(px, -new_key)
+        return _units(sizes, px[i:j]) if i < j else -_units(sizes, px[j:i])
 
     def depth_within_bps(self, bps: float) -> tuple[float, float]:
         """Total (bid, ask) size priced within ``bps`` basis points of the mid (NaN if one-sided)."""
@@ -212,47 +209,53 @@ class L2Book:
         return len(self._ask_px)
 
 
-# The two appliers below inline ``formulas.size_units`` (``round(size * 1e8)``): a function call
-# per level is a measurable share of a diff's cost. tests/book holds them to size_units.
-def _apply_side(sizes: dict[float, float], units: dict[float, int], prices: list[float], levels: Iterable[Level]) -> None:
+# Integer units are ``formulas.size_units`` (``round(size * 1e8)``), inlined: a Python call per
+# level would be a measurable share of a diff's cost. tests/book holds them to size_units.
+def _units(sizes: dict[float, float], prices: list[float]) -> int:
+    """Total integer units of the levels at ``prices`` (C-level iteration)."""
+    return sum(map(round, map(mul, map(sizes.__getitem__, prices), repeat(1e8))))
+
+
+def _apply_side(sizes: dict[float, float], prices: list[float], levels: Iterable[Level]) -> None:
     for p, q in levels:
         if q > 0:
             if p not in sizes:
                 insort(prices, p)
             sizes[p] = q
-            units[p] = round(q * 1e8)
-        elif p in sizes:
-            del sizes[p]
-            del units[p]
+        elif sizes.pop(p, None) is not None:
             del prices[bisect_left(prices, p)]
 
 
 def _apply_side_tracked(
-    sizes: dict[float, float], units: dict[float, int], prices: list[float], levels: Iterable[Level],
-    sign: float, bands: _Bands,
+    sizes: dict[float, float], prices: list[float], levels: Iterable[Level], sign: float, bands: _Bands
 ) -> None:
     """:func:`_apply_side` that also keeps the tracked band sums of this side current."""
     keys, sums = bands.keys, bands.sums
     widest = keys[0]
     nk = len(keys)
     for p, q in levels:
+        x = sign * p
         if q > 0:
-            u = round(q * 1e8)
-            old = units.get(p)
+            old = sizes.get(p)
+            sizes[p] = q
             if old is None:
                 insort(prices, p)
-                old = 0
-            sizes[p] = q
-            units[p] = u
-            d = u - old
-        elif p in sizes:
-            del sizes[p]
-            d = -units.pop(p)
-            del prices[bisect_left(prices, p)]
+                if not x >= widest:
+                    continue
+                d = round(q * 1e8)
+            else:
+                if not x >= widest or q == old:
+                    continue
+                d = round(q * 1e8) - round(old * 1e8)
         else:
-            continue
-        x = sign * p
-        if d and x >= widest:
+            old = sizes.pop(p, None)
+            if old is None:
+                continue
+            del prices[bisect_left(prices, p)]
+            if not x >= widest:
+                continue
+            d = -round(old * 1e8)
+        if d:
             sums[0] += d
             k = 1
             while k < nk and x >= keys[k]:
@@ -334,11 +337,13 @@ class SyncedBook:
                 self.stale_dropped += 1
                 return
             ok = seq.bridges_snapshot(self.mode, self.snapshot_id, diff.first_update_id, diff.final_update_id)
-            rule = f"first diff after snapshot {self.snapshot_id} must straddle it"
         else:
             ok = seq.follows(self.mode, self.last_update_id, diff.first_update_id, diff.prev_final_update_id)
-            rule = f"diff must continue update id {self.last_update_id}"
         if not ok:
+            if self.state == self.AWAIT_FIRST:
+                rule = f"first diff after snapshot {self.snapshot_id} must straddle it"
+            else:
+                rule = f"diff must continue update id {self.last_update_id}"
             self.gaps += 1
             self.last_gap = (
                 f"{rule}; got U={diff.first_update_id} u={diff.final_update_id} "

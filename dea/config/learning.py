@@ -72,7 +72,10 @@ class TrainingConfig(StrictModel):
         "from the exposure (and state) the policy itself would hold (None = seq_len)",
     )
     seq_stride: int | None = Field(
-        default=None, ge=1, description="rows between training window starts (None = seq_len // 4)"
+        default=None,
+        ge=1,
+        description="rows between training window starts (None = fit rows // 1000, within [1, seq_len // 4]: "
+        "short daily histories get every overlapping window, long intraday ones a thinner grid)",
     )
     gradient_clip: float | None = Field(default=1.0, gt=0)
     num_threads: int = Field(default=2, ge=1, description="torch intra-op threads")

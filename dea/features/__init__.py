@@ -19,6 +19,7 @@ _EXPORTS = {
     "StreamingFeatureSet": "dea.features.featureset",
     "prepare_inputs": "dea.features.missing",
     "prepare_row": "dea.features.missing",
+    "RowPreparer": "dea.features.missing",
     "Scaler": "dea.features.scaling",
     "fit_scaler": "dea.features.scaling",
 }
@@ -26,7 +27,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
     from dea.features.featureset import FeatureMatrix, FeatureSet, StreamingFeatureSet
-    from dea.features.missing import prepare_inputs, prepare_row
+    from dea.features.missing import RowPreparer, prepare_inputs, prepare_row
     from dea.features.scaling import Scaler, fit_scaler
 
 

@@ -20,7 +20,6 @@ Recipes (windows/horizons are in decision rows; on a 5-minute clock one day is 2
 
 from __future__ import annotations
 
-import numpy as np
 from pydantic import Field
 
 from dea.config.base import StrictModel

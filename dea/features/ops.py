@@ -3,7 +3,10 @@
 An :class:`~dea.features.base.ExprFeature` writes its definition once against an ``ops`` object.
 :class:`BatchOps` runs each operator over a whole history ([T, C] arrays; numba kernels imported
 lazily from :mod:`dea.features.kernels_batch`), :class:`StreamOps` keeps O(1)-amortised state per
-operator call site and consumes one row at a time ([C] arrays) with numpy only.
+operator call site and consumes one row at a time ([C] arrays) with numpy only. The streaming
+state of one column is a *cell* (:class:`LagCell`, :class:`SumCell`, :class:`MeanStdCell`,
+:class:`ExtremeCell`, :class:`EwmaCell`); the compiled streaming execution
+(:mod:`dea.features.stream_plan`) runs the very same cells.
 
 Both executions follow the *same arithmetic in the same order* (add/remove running sums with an
 exact re-summation every ``w`` rows, a shifted second moment, a plain EWMA recurrence), so batch

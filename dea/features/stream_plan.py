@@ -270,7 +270,8 @@ def _ufunc_node(g: _Graph, uf: np.ufunc, args: Sequence[_Node | _Weak]) -> _Node
         if k != _B:
             raise Untraceable(f"{name} of a non-boolean")
         return g.node("not", (n,), _B)
-    if uf.nin in (1, 2) and uf.nout == 1:  # anything else: numpy computes it, on float64 inputs
+    if uf.nin in (1, 2) and uf.nout == 1 and uf.signature is None:  # any other elementwise ufunc:
+        # numpy computes it, on float64 inputs
         nodes, k = _operands(g, args)
         if k == _B or (k == _I and uf not in _FLOAT_LOOP_ON_INT):
             raise Untraceable(f"{name} on non-float operands")
@@ -384,6 +385,17 @@ class Traced(_ops.TracedArray):
 
     __index__ = __int__
     __complex__ = __float__
+
+    def __setitem__(self, idx: Any, value: Any) -> None:
+        raise Untraceable("item assignment into a traced array")
+
+    def _inplace(self, *_: Any) -> Any:
+        # numpy would modify the array in place (and every name bound to it); refuse rather
+        # than rebind silently
+        raise Untraceable("in-place operator on a traced array")
+
+    __iadd__ = __isub__ = __imul__ = __itruediv__ = __ifloordiv__ = __imod__ = __ipow__ = _inplace
+    __iand__ = __ior__ = __ixor__ = __ilshift__ = __irshift__ = __imatmul__ = _inplace
 
     # -- operators: the ufuncs they stand for ------------------------------------------------
     def _u(self, uf: np.ufunc, *xs: Any) -> Any:
@@ -627,7 +639,13 @@ class _Codegen:
                     targets.append(f"v{cols[j].id}")
                 else:
                     targets.append("_")
-            body.append(f"{', '.join(targets)}, = _field(fields, {var})")
+            # the reader inlined for the common case (a float64 [N] array); _field handles the rest
+            body += [
+                f"_a = fields.get({var})",
+                f"if _a.__class__ is not _nd or _a.dtype is not _F64 or _a.shape != _shape:",
+                f"    _a = _field(fields, {var})",
+                f"{', '.join(targets)}, = _a.tolist()",
+            ]
         for n in order:
             if n.op == "in_s":
                 self.names[n.id] = f"v{n.id}"
@@ -653,7 +671,8 @@ class _Codegen:
         body.append(f"return [{', '.join(outs)}]")
         self.env.update(
             {"_NAN": _NAN, "_INF": _INF, "_sqrt": math.sqrt, "_clip": _clip, "_div": _div, "_array": np.array,
-             "_field": self._field_reader(), "_series": self._series_reader()}
+             "_field": self._field_reader(), "_series": self._series_reader(), "_nd": np.ndarray, "_F64": _F64,
+             "_shape": (self.n,)}
         )
         params = ", ".join(self.env)
         src = "def _factory(" + params + "):\n    def _row(t, fields, series):\n"
@@ -737,10 +756,10 @@ class _Codegen:
             raise AssertionError(op)
         self.lines.append(f"{v} = {expr}")
 
-    def _field_reader(self) -> Callable[[Mapping[str, Any], str], list[Any]]:
+    def _field_reader(self) -> Callable[[Mapping[str, Any], str], np.ndarray]:
         n, owner = self.n, self.field_owner
 
-        def read(fields: Mapping[str, Any], name: str) -> list[Any]:
+        def read(fields: Mapping[str, Any], name: str) -> np.ndarray:
             try:
                 a = fields[name]
             except KeyError:
@@ -751,7 +770,7 @@ class _Codegen:
                 a = np.asarray(a, dtype=np.float64)
             if a.shape != (n,):
                 raise FeatureError(f"panel field {name!r} has shape {a.shape}; a decision row holds ({n},)")
-            return a.tolist()
+            return a
 
         return read
 

@@ -22,6 +22,8 @@ from dea.risk.config import RiskConfig
 from dea.timeutil import NS_PER_MIN, NS_PER_S, parse_duration
 
 _STALE_ACTIONS = {"hold": 0.0, "derisk": 1.0, "flatten": 2.0}
+# rules whose diagnostic is a count (or nothing): their reason text takes few distinct values
+_COUNT_RULES = frozenset({rules.R_KILL, rules.R_BAND, rules.R_CAP, rules.R_MAX_ORDER, rules.R_RATE})
 STATE_VERSION = 1
 
 
@@ -171,6 +173,8 @@ class RiskEngine:
         self._diag = [0.0] * rules.N_RULES
         self._trail = [0.0] * (self.n * (rules.N_RULES + 1))
         self._zeros = [0.0] * self.n
+        self._shape = (self.n,)
+        self._reasons: dict[tuple[int, float], str] = {}  # reasons of count-valued rules
         self.counts: dict[str, int] = {name: 0 for name in rules.RULE_NAMES}
         self._init_state()
 
@@ -187,7 +191,7 @@ class RiskEngine:
         Plain Python on purpose: for a handful of instruments it is several times faster than
         numpy reductions, and this sits on the live loop's decision path."""
         if isinstance(x, np.ndarray):
-            if x.ndim != 1 or x.shape[0] != self.n:
+            if x.shape != self._shape:
                 raise RiskError(f"{name} has shape {x.shape}; expected ({self.n},) for instruments {self.symbols}")
             vals = x.tolist()
         else:
@@ -198,6 +202,29 @@ class RiskEngine:
             if not v - v == 0.0 and not (allow_nan and v != v):
                 raise RiskError(f"{name} for {self.symbols[i]} is {v}; must be finite")
         return vals
+
+    def _records(self, t_ns: int, mask: int) -> tuple[Intervention, ...]:
+        """:func:`interventions_from_trail` for this engine, visiting only the rules that fired
+        and reusing the reasons of count-valued rules (the same text for the same count)."""
+        n, trail, diag, cache = self.n, self._trail, self._diag, self._reasons
+        before = tuple(trail[:n])
+        records = []
+        m = mask
+        while m:
+            low = m & -m
+            m ^= low
+            r = low.bit_length() - 1
+            after = tuple(trail[(r + 1) * n:(r + 2) * n])
+            value = diag[r]
+            if r in _COUNT_RULES and value == value:
+                reason = cache.get((r, value))
+                if reason is None:
+                    reason = cache[(r, value)] = explain(r, value, self.cfg)
+            else:
+                reason = explain(r, value, self.cfg)
+            records.append(Intervention(t_ns, rules.RULE_NAMES[r], reason, before, after))
+            before = after
+        return tuple(records)
 
     def apply(
         self,
@@ -257,7 +284,7 @@ class RiskEngine:
         )
         records: tuple[Intervention, ...] = ()
         if mask:
-            records = interventions_from_trail(int(t_ns), mask, self._trail, self._diag, self.cfg)
+            records = self._records(int(t_ns), mask)
             for rec in records:
                 self.counts[rec.rule] += 1
         return RiskDecision(np.array(self._out), records, self.halted)

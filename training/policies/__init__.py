@@ -31,8 +31,13 @@ What happens inside every policy
    NaN inputs are NOT replaced: a NaN feature yields a NaN target, which the live loop treats as a
    model failure (fallback) instead of silently trading on a zero.
 2. The body maps ``(z, exposure[, state])`` to one unbounded score per instrument.
-3. ``target = caps * tanh(score)`` bounds each instrument by its cap (buffer ``caps`` [N]).
-4. Differentiable gross-leverage projection: ``target *= min(1, max_gross / sum_i |target_i|)``
+3. ``desired = caps * tanh(score)`` bounds each instrument by its cap (buffer ``caps`` [N]).
+4. Partial adjustment (``spec.partial_adjustment``, default on): ``target = held + rate *
+   (desired - held)`` with ``held = clamp(exposure, -caps, caps)`` and ``rate = sigmoid(
+   trade_logit)`` a learned per-instrument share in (0, 1) (``policy.trade_rate``). Under trading
+   costs the optimal policy trades partially towards an aim (Garleanu & Pedersen 2013); building
+   that in lets a network learn *how fast* to trade instead of having to invert a tanh.
+5. Differentiable gross-leverage projection: ``target *= min(1, max_gross / sum_i |target_i|)``
    (a radial retraction onto the gross-exposure ball; it keeps direction and relative sizes and
    is the identity inside the ball).
 
@@ -43,6 +48,7 @@ Attributes for metadata (export reads these)
 ``policy.exposure_caps`` (dict symbol -> cap), ``policy.max_gross`` (float),
 ``policy.n_features`` (F), ``policy.n_instruments`` (N), ``policy.is_recurrent`` (bool),
 ``policy.state_size`` (H; 0 for feed-forward), ``policy.initial_state(batch) -> Tensor[B, H]``,
+``policy.trade_rate`` (Tensor[N]),
 and ``policy.step(features, exposure, state) -> (target, state)`` (uniform call for both kinds;
 ``state`` is ``None`` for feed-forward policies).
 
