@@ -147,6 +147,32 @@ def load_model(source: str, cfg: ExperimentConfig, spec: Any, tracking_uri: str 
     return runner, slot, watcher
 
 
+def guard_drift(loop: LiveLoop, cfg: ExperimentConfig, runner: PolicyRunner, metrics: LoopMetrics) -> Any:
+    """Attach drift monitoring when enabled and the model carries its training distribution.
+
+    A model exported without a drift reference still serves (logged), so older artefacts keep
+    working; the guard's metrics go to the loop's Prometheus registry.
+    """
+    if not cfg.drift.enabled:
+        return None
+    from dea.drift.reference import reference_from_metadata, sidecar_path
+    from serving.drift_monitor import DriftGuard, attach_to_loop
+
+    meta = runner.session.get_modelmeta().custom_metadata_map
+    ref = reference_from_metadata(meta, runner.source)
+    side = sidecar_path(runner.source) if "://" not in runner.source else None
+    if ref is None and side is not None and side.is_file():
+        from dea.drift.reference import DriftReference
+
+        ref = DriftReference.from_json(side.read_text(encoding="utf-8"), str(side))
+    if ref is None:
+        log.warning("model %s has no drift reference: drift monitoring is off", runner.source)
+        return None
+    guard = DriftGuard(ref, cfg.drift, feature_names=runner.feature_names, registry=metrics.registry,
+                       model_version=str(runner.version))
+    return attach_to_loop(loop, guard)
+
+
 def run_serve(
     cfg: ExperimentConfig,
     *,
@@ -183,6 +209,7 @@ def run_serve(
         else:
             loop = LiveLoop(cfg, slot, ex, Journal(journal_path, synchronous=sync), feature_set=fs, metrics=metrics)
             source = build_live_feed(feed, cfg, loop)
+        guard_drift(loop, cfg, slot.current, metrics)
         if watcher is not None:
             watcher.start()
         try:

@@ -141,26 +141,22 @@ def write_retrain_flag(path: str | Path, t_ns: int, model_version: str, detail: 
 
 
 def attach_to_loop(loop: object, guard: DriftGuard) -> DriftGuard:
-    """Feed ``guard`` every model input vector of ``loop`` and apply its exposure scale.
+    """Feed ``guard`` every usable model input vector of ``loop`` and apply its exposure scale.
 
-    Wraps the loop's target step (the one place that sees the exact model inputs ``x`` and
-    produces the target): after the model answers, the inputs go to :meth:`DriftGuard.observe`
-    and the target is multiplied by :attr:`DriftGuard.exposure_scale` (1 unless ``derisk`` is
-    configured and features drift). The risk engine then applies its rules to the scaled target
-    as usual. Warm-up rows (not yet usable inputs) are not observed.
+    Registers a decision monitor (:attr:`serving.loop.LiveLoop.monitors`): after the model
+    answers, the exact model inputs go to :meth:`DriftGuard.observe` and a finite target is
+    multiplied by :attr:`DriftGuard.exposure_scale` (1 unless ``derisk`` is configured and
+    features drift). The risk engine then applies its rules to the scaled target as usual.
+    Warm-up rows (not yet usable inputs) are not observed.
     """
-    original = loop._target  # type: ignore[attr-defined]
 
-    def target_with_drift(runner, x, usable, cur, age):  # noqa: ANN001, ANN202 - the loop's signature
-        action, target, dispersion = original(runner, x, usable, cur, age)
-        if usable:
-            t = loop.summary.last_decision  # type: ignore[attr-defined]
-            guard.observe(int(t) if t is not None else 0, x)
-            scale = guard.exposure_scale
-            if scale != 1.0 and np.isfinite(target).all():
-                target = target * scale
-                action = f"{action}:drift_derisk" if ":" not in action else action
-        return action, target, dispersion
+    def monitor(t: int, x: np.ndarray, action: str, target: np.ndarray) -> tuple[str, np.ndarray]:
+        guard.observe(int(t), x)
+        scale = guard.exposure_scale
+        if scale != 1.0 and np.isfinite(target).all():
+            target = target * scale
+            action = f"{action}:drift_derisk" if ":" not in action else action
+        return action, target
 
-    loop._target = target_with_drift  # type: ignore[attr-defined]
+    loop.monitors.append(monitor)  # type: ignore[attr-defined]
     return guard

@@ -190,6 +190,9 @@ class LiveLoop:
         self.next_t: int | None = start
         self.trade_from = trade_from
         self._nan_target = np.full(self.n, np.nan)
+        # Decision monitors (e.g. serving.drift_monitor): called with (t, model inputs, action,
+        # target) on every usable decision before the risk engine; they may scale the target.
+        self.monitors: list[Callable[[int, np.ndarray, str, np.ndarray], tuple[str, np.ndarray]]] = []
         self.summary = LoopSummary()
         self.resume_after: int | None = None
         self._reconciled = False
@@ -449,6 +452,9 @@ class LiveLoop:
         runner = self.slot.current
         t0 = time.perf_counter_ns()
         action, target, dispersion = self._target(runner, x, usable, cur, age)
+        if usable and self.monitors:
+            for monitor in self.monitors:
+                action, target = monitor(t, x, action, target)
         decision = self.risk.apply(t, target, cur, e, feature_age_ns=age, dispersion=dispersion, prices=prices)
         t1 = time.perf_counter_ns()
         orders = generate_orders(t, decision.exposure, acc.qty, self.pend_q, e, prices, self.order_spec,
