@@ -35,7 +35,7 @@ class FoldFit:
     policy: Policy
     history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
     best_epoch: int = -1
-    best_val_loss: float = float("nan")
+    best_val_loss: float = float("nan")  # of the monitored metric (training.monitor)
     steps: int = 0
     fit_seconds: float = 0.0
     n_windows: int = 0
@@ -121,10 +121,11 @@ def fit_fold(
         weight_decay=tc.weight_decay,
         periods_per_year=data.market.periods_per_year,
         burn_in=burn_in,
+        trade_rate_lr_scale=tc.trade_rate_lr_scale,
     )
-    best = BestWeights("val_loss")
+    best = BestWeights(tc.monitor)
     history = EpochHistory(on_epoch)
-    callbacks: list[Callback] = [EarlyStopping(monitor="val_loss", patience=tc.patience, mode="min"), best, history]
+    callbacks: list[Callback] = [EarlyStopping(monitor=tc.monitor, patience=tc.patience, mode="min"), best, history]
     callbacks.extend(extra_callbacks)
     trainer_opts: dict[str, Any] = {
         "accelerator": "cpu",

@@ -28,9 +28,12 @@ class PolicyLearner(L.LightningModule):
         weight_decay: float,
         periods_per_year: float,
         burn_in: int = 0,
+        trade_rate_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.burn_in = burn_in
+        self.trade_rate_lr_scale = trade_rate_lr_scale
+        self._smooth: float | None = None
         self.policy = policy
         self.register_buffer("fee", torch.as_tensor(fee, dtype=torch.float32))
         self.objective = objective
@@ -80,10 +83,19 @@ class PolicyLearner(L.LightningModule):
         sharpe = net.mean() / (net.std(unbiased=False) + 1e-12) * self.ann
         costs = (flat.fees + flat.impact).sum()
         self.log("val_loss", loss, prog_bar=True, batch_size=b)
+        if self._trainer is None or not self._trainer.sanity_checking:
+            v = float(loss)
+            self._smooth = v if self._smooth is None else 0.5 * self._smooth + 0.5 * v
+            self.log("val_loss_smooth", self._smooth, batch_size=b)
         self.log("val_sharpe", sharpe, prog_bar=True, batch_size=b)
         self.log("val_turnover", flat.turnover.mean(), batch_size=b)
         self.log("val_cost_share", costs / (flat.gross.abs().sum() + 1e-12), batch_size=b)
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.policy.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        rate = [p for n, p in self.policy.named_parameters() if n.endswith("trade_logit")]
+        rest = [p for n, p in self.policy.named_parameters() if not n.endswith("trade_logit")]
+        groups = [{"params": rest}]
+        if rate:  # no weight decay: it would pull every trade rate towards 0.5
+            groups.append({"params": rate, "lr": self.lr * self.trade_rate_lr_scale, "weight_decay": 0.0})
+        return torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)

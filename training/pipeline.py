@@ -262,6 +262,12 @@ def _export_and_register(
         validation_inputs=tuple(inputs),
         path=out_dir / "policy.onnx",
     )
+    # The training-time distribution of every input travels with the model (ONNX metadata), so
+    # the live loop and `dea drift` can measure drift against it.
+    from training.retrain import embed_drift_reference
+
+    embed_drift_reference(cfg, path, prepared.data, fold.train,
+                          (iso(int(clock[fold.fit[0]])), iso(int(clock[fold.val[1] - 1]))))
     registered = None
     if tracker.enabled and run_id:
         from training.registry import register_policy

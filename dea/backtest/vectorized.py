@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dea.config.experiment import ExperimentConfig
 
 Engine = Literal["numba", "reference"]
+Kernel = Literal["auto", "general"]
 _MAX_EVENTS = 10_000
 
 
@@ -79,6 +80,7 @@ def backtest(
     periods_per_year: float | None = None,
     name: str = "policy",
     engine: Engine = "numba",
+    kernel: Kernel = "auto",
 ) -> BacktestResult:
     """Backtest target exposures ``targets`` [T, N] decided at each clock time.
 
@@ -117,13 +119,17 @@ def backtest(
                              vol=vv if has_vol else None, name=name, periods_per_year=ppy)
     if engine != "numba":
         raise DataError(f"unknown backtest engine {engine!r}; use 'numba' or 'reference'")
-    return _run_kernel(market, tgt, costs, risk, latency_ns, age, has_age, disp, has_disp, vv, has_vol, ppy, name)
+    if kernel not in ("auto", "general"):
+        raise DataError(f"unknown backtest kernel {kernel!r}; use 'auto' or 'general'")
+    return _run_kernel(market, tgt, costs, risk, latency_ns, age, has_age, disp, has_disp, vv, has_vol, ppy, name,
+                       allow_fast=kernel == "auto")
 
 
 def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskConfig, latency_ns: int,
                 age: np.ndarray, has_age: bool, disp: np.ndarray, has_disp: bool, vv: np.ndarray, has_vol: bool,
-                ppy: float, name: str) -> BacktestResult:
+                ppy: float, name: str, allow_fast: bool = True) -> BacktestResult:
     from dea.backtest import _kernel as K
+    from dea.backtest import _kernel_fast as F
 
     T, N = market.price.shape
     insts = market.instruments
@@ -148,20 +154,34 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
     ev_eq = np.zeros(_MAX_EVENTS)
     ev_m = np.zeros(_MAX_EVENTS)
     err = np.zeros(4, dtype=np.int64)
-    workspace = K.workspace(N, lat_k, rate_ring_size(risk))
-    n_ev = K.simulate(
-        market.clock, market.price, *market.funding_events, market.impact_coef, tgt,
-        fee_rates(insts, costs.fee_side), np.array([i.taker_fee for i in insts]), costs.half_spread_bps * 1e-4,
-        np.array([i.lot_size for i in insts]), np.array([i.min_notional for i in insts]),
-        np.array([i.maintenance_margin for i in insts]),
-        lat_k, lat_frac, float(costs.initial_equity),
-        risk_params(risk), instrument_caps(risk, insts),
-        age, has_age, disp, has_disp, vv, has_vol,
-        has_book, bpx, bsz, apx, asz,
-        outs["equity"], outs["gross"], outs["fees"], outs["spread"], outs["impact"], outs["funding"],
-        outs["turnover"], outs["margin"], mask, expo, tot, q, px, ev_t, ev_kind, ev_eq, ev_m, err,
-        *workspace,
-    )
+    fee = fee_rates(insts, costs.fee_side)
+    liq_fee = np.array([i.taker_fee for i in insts], dtype=np.float64)
+    lot = np.array([i.lot_size for i in insts], dtype=np.float64)
+    min_notional = np.array([i.min_notional for i in insts], dtype=np.float64)
+    mm = np.array([i.maintenance_margin for i in insts], dtype=np.float64)
+    half_spread = costs.half_spread_bps * 1e-4
+    ring = rate_ring_size(risk)
+    outputs = (outs["equity"], outs["gross"], outs["fees"], outs["spread"], outs["impact"], outs["funding"],
+               outs["turnover"], outs["margin"], mask, expo, tot, q, px, ev_t, ev_kind, ev_eq, ev_m, err)
+    if allow_fast and lat_k == 0 and lat_frac == 0.0 and not has_book and N <= F.LANES:
+        # zero latency on bars: the vectorised fast path (equal to the general kernel, tested)
+        n_ev = F.simulate_bars(
+            market.clock, market.price, *market.funding_events, market.impact_coef, tgt,
+            fee, liq_fee, half_spread, lot, min_notional, mm, float(costs.initial_equity),
+            risk_params(risk), instrument_caps(risk, insts),
+            age, has_age, disp, has_disp, vv, has_vol,
+            *outputs, F.lanes(), *F.risk_state(N, ring),
+        )
+    else:
+        n_ev = K.simulate(
+            market.clock, market.price, *market.funding_events, market.impact_coef, tgt,
+            fee, liq_fee, half_spread, lot, min_notional, mm,
+            lat_k, lat_frac, float(costs.initial_equity),
+            risk_params(risk), instrument_caps(risk, insts),
+            age, has_age, disp, has_disp, vv, has_vol,
+            has_book, bpx, bsz, apx, asz,
+            *outputs, *K.workspace(N, lat_k, ring),
+        )
     if err[0] == K.ERR_IMPACT_UNKNOWN:
         s, i = int(err[1]), int(err[2])
         raise DataError(

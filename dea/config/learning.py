@@ -20,7 +20,9 @@ class ModelConfig(StrictModel):
         default=True,
         description="trade a learned share of the way from the held towards the desired exposure each step",
     )
-    initial_trade_rate: float = Field(default=0.2, gt=0, lt=1)
+    initial_trade_rate: float = Field(
+        default=0.1, gt=0, lt=1, description="starting share of the gap traded per step (learned from there)"
+    )
     kernel_size: int = Field(
         default=4, ge=2, description="tcn: convolution kernel (dilations k**layer); attention: window length"
     )
@@ -64,7 +66,18 @@ class TrainingConfig(StrictModel):
     seq_len: int = Field(default=64, ge=2)
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
+    trade_rate_lr_scale: float = Field(
+        default=25.0,
+        gt=0,
+        description="learning-rate multiplier of the per-instrument trade-rate logits: one scalar each, "
+        "which must be able to travel from slow (0.05) to fast (0.9) trading within a few epochs",
+    )
     patience: int = Field(default=5, ge=1)
+    monitor: Literal["val_loss", "val_loss_smooth"] = Field(
+        default="val_loss_smooth",
+        description="early stopping and best-weights metric; 'val_loss_smooth' = exponential average over "
+        "epochs (half weight on the latest), steadier when the validation block is short and returns noisy",
+    )
     burn_in: int | None = Field(
         default=None,
         ge=0,

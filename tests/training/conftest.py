@@ -54,6 +54,7 @@ def tiny_config(**sections):
         "training": {
             "epochs": 3,
             "seq_len": 16,
+            "seq_stride": 8,
             "batch_size": 16,
             "lr": 0.01,
             "progress_bar": False,

@@ -55,7 +55,7 @@ def test_policy_learns_a_planted_signal_and_not_noise(make_config, make_data):
 
 
 def test_best_validation_weights_are_kept_not_the_last(synth, make_config):
-    cfg = make_config(training={"epochs": 4, "patience": 4})
+    cfg = make_config(training={"epochs": 4, "patience": 4, "monitor": "val_loss"})
     fold = walk_forward_folds(synth.usable, cfg.training.splits, min_fit=16)[0]
     fit = fit_fold(cfg, synth, fold)
     losses = [h["val_loss"] for h in fit.history]
@@ -73,3 +73,15 @@ def test_best_validation_weights_are_kept_not_the_last(synth, make_config):
         learner.log = lambda *a, **k: None
         loss = learner.validation_step(batch, 0)
     assert loss.item() == pytest.approx(fit.best_val_loss, rel=1e-5)
+
+
+def test_smoothed_monitor_averages_validation_losses_over_epochs(synth, make_config):
+    cfg = make_config(training={"epochs": 4, "patience": 4, "monitor": "val_loss_smooth"})
+    fold = walk_forward_folds(synth.usable, cfg.training.splits, min_fit=16)[0]
+    fit = fit_fold(cfg, synth, fold)
+    raw = [h["val_loss"] for h in fit.history]
+    smooth = [raw[0]]
+    for v in raw[1:]:
+        smooth.append(0.5 * smooth[-1] + 0.5 * v)
+    np.testing.assert_allclose([h["val_loss_smooth"] for h in fit.history], smooth, rtol=1e-5)
+    assert fit.best_epoch == int(np.argmin(smooth))

@@ -34,7 +34,7 @@ class PolicySpec:
     clip: float | None = 5.0
     kernel_size: int = 4
     partial_adjustment: bool = True
-    initial_trade_rate: float = 0.2
+    initial_trade_rate: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -81,7 +81,7 @@ class PolicySpec:
                 clip=None if d.get("clip") is None else float(d["clip"]),
                 kernel_size=int(d.get("kernel_size", 4)),
                 partial_adjustment=bool(d.get("partial_adjustment", False)),
-                initial_trade_rate=float(d.get("initial_trade_rate", 0.2)),
+                initial_trade_rate=float(d.get("initial_trade_rate", 0.1)),
                 extra=dict(d.get("extra", {})),
             )
         except KeyError as exc:
