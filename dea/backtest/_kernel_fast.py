@@ -58,17 +58,19 @@ L_WORK = 10  # risk rules' scratch
 L_DISP = 11  # dispersion row
 L_VOL = 12  # vol forecast row
 L_TOT = 13  # 6 rows: per-instrument totals, in the order of dea.backtest._kernel.TOT_*
-L_P = 19  # price row of the step (lanes N.. stay 0: no order there)
+L_P = 19  # price row of the step
 L_C = 20  # impact coefficient row of the step
-L_D = 21  # scratch of one decision: order size
-L_X = 22  # cash paid: notional + fee + spread + impact (0 where no order)
-L_F = 23  # fee (0 where no order)
-L_S = 24  # spread (0 where no order)
-L_I = 25  # impact (0 where no order)
-L_A = 26  # |notional| (0 where no order)
-L_V = 27  # position value after the fills
-L_VM = 28  # its maintenance margin
-N_LANE_ROWS = 29
+L_V0 = 21  # position value at the mark (before the decision; 0 where no position)
+L_VM0 = 22  # its maintenance margin
+L_D = 23  # scratch of one decision: order size
+L_X = 24  # cash paid: notional + fee + spread + impact (0 where no order)
+L_F = 25  # fee (0 where no order)
+L_S = 26  # spread (0 where no order)
+L_I = 27  # impact (0 where no order)
+L_A = 28  # |notional| (0 where no order)
+L_V = 29  # position value after the fills
+L_VM = 30  # its maintenance margin
+N_LANE_ROWS = 31
 
 _T_FEES = L_TOT + 0
 _T_SPREAD = L_TOT + 1
@@ -113,11 +115,33 @@ _order_quantity_lanes = nb.njit(cache=True, inline="always", error_model="numpy"
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
+def _mark(W, n_lanes, price, coef, s):
+    """Copy row ``s`` of prices and impact coefficients into the lanes, update the last known
+    prices and value the positions held (vectorised, whole vectors).
+
+    Lanes past the last instrument read what follows the row in memory (the next row; the caller
+    passes a padded copy for the last rows): they hold no position, no target and no order, so
+    nothing they read reaches a result. Whole vectors keep every store to a row vector-wide, so
+    the vector loads of the decision take the row straight from the store buffer."""
+    for i in range(n_lanes):
+        p = price[s, i]
+        W[L_P * LANES + i] = p
+        W[L_C * LANES + i] = coef[s, i]
+        x = W[L_PX * LANES + i]
+        x = p if p > 0.0 else x
+        W[L_PX * LANES + i] = x
+        qi = W[L_Q * LANES + i]
+        v = qi * x
+        W[L_V0 * LANES + i] = v if qi != 0.0 else 0.0
+        W[L_VM0 * LANES + i] = abs(v) * W[L_MM * LANES + i] if qi != 0.0 else 0.0
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
 def _decide_fills(W, n_lanes, e, half_spread, any_lot):
-    """Order sizes and immediate fills of one decision, every instrument at once (vectorised; the
-    lanes past the last instrument hold zeros and order nothing): positions and totals in ``W``;
-    cash flows and costs (+0 where no order) into the scratch rows for the in-order sums.
-    Returns the number of orders whose impact cannot be priced (coefficient unknown)."""
+    """Order sizes and immediate fills of one decision, every instrument at once (vectorised;
+    lanes past the last instrument order nothing): positions and totals in ``W``; cash flows and
+    costs (+0 where no order) into the scratch rows for the in-order sums. Returns the number of
+    orders whose impact cannot be priced (coefficient unknown)."""
     n_bad = 0
     for i in range(n_lanes):
         p = W[L_P * LANES + i]
@@ -164,7 +188,7 @@ def simulate_bars(
     age, has_age, disp, has_disp, vol, has_vol,
     equity_out, gross_out, fee_out, spread_out, impact_out, funding_out, turnover_out, margin_out,
     mask_out, expo_out, tot, q, px, ev_t, ev_kind, ev_equity, ev_margin, err,
-    W, diag, trail, fs, ist, prev_px, cov, otimes,
+    W, tail_p, tail_c, diag, trail, fs, ist, prev_px, cov, otimes,
 ):
     """One pass over the clock, zero latency, bar prices; the arguments are those of
     :func:`dea.backtest._kernel.simulate` less latency and book, with the lane workspace ``W``
@@ -186,7 +210,8 @@ def simulate_bars(
     for i in range(N):
         if lot[i] > 0.0:
             any_lot = True
-    n_lanes = (N + 7) // 8 * 8  # whole vectors: no scalar remainder in the decision loop
+    n_lanes = (N + 7) // 8 * 8  # whole vectors (8 doubles): no scalar remainder in the lane loops
+    n_cells = T * N
     # the risk rules take 1-d arrays: views of their rows
     cur = W[L_CUR * LANES:L_CUR * LANES + N]
     out = W[L_OUT * LANES:L_OUT * LANES + N]
@@ -206,21 +231,18 @@ def simulate_bars(
         traded = 0.0
         c_fund = 0.0
         # mark at the prices of s; funding on the positions held across (s-1, s]
+        if s * N + n_lanes <= n_cells:
+            _mark(W, n_lanes, price, coef, s)
+        else:  # the last rows: whole vectors would run past the arrays
+            for i in range(N):
+                tail_p[0, i] = price[s, i]
+                tail_c[0, i] = coef[s, i]
+            _mark(W, n_lanes, tail_p, tail_c, 0)
         held = 0.0
         mreq = 0.0
-        for i in range(N):
-            p = price[s, i]
-            W[L_P * LANES + i] = p
-            W[L_C * LANES + i] = coef[s, i]
-            pxi = W[L_PX * LANES + i]
-            if p > 0.0:
-                pxi = p
-                W[L_PX * LANES + i] = p
-            qi = W[L_Q * LANES + i]
-            if qi != 0.0:
-                v = qi * pxi
-                held += v
-                mreq += abs(v) * W[L_MM * LANES + i]
+        for i in range(N):  # in instrument order (adding the +0 of no position changes nothing)
+            held += W[L_V0 * LANES + i]
+            mreq += W[L_VM0 * LANES + i]
         while fk < n_fund and fund_t[fk] == s:
             i = fund_i[fk]
             qi = W[L_Q * LANES + i]
@@ -277,7 +299,7 @@ def simulate_bars(
         if not dead:
             # the decision at s: risk rules, then orders filled at once at the prices of s
             inv_e = 1.0 / e if e > 0.0 else 0.0
-            for i in range(N):
+            for i in range(n_lanes):
                 W[L_CUR * LANES + i] = (W[L_Q * LANES + i] + W[L_PEND * LANES + i]) * W[L_PX * LANES + i] * inv_e
             if has_disp:
                 for i in range(N):
@@ -340,9 +362,10 @@ def simulate_bars(
     return n_ev
 
 
-def lanes() -> np.ndarray:
-    """A fresh lane workspace for :func:`simulate_bars`."""
-    return np.zeros(N_LANE_ROWS * LANES)
+def lanes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fresh lane workspace for :func:`simulate_bars`, and the padded rows it reads the last
+    prices and impact coefficients from."""
+    return np.zeros(N_LANE_ROWS * LANES), np.zeros((1, LANES)), np.zeros((1, LANES))
 
 
 def risk_state(n: int, ring: int) -> tuple[np.ndarray, ...]:

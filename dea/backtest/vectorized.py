@@ -170,7 +170,7 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
             fee, liq_fee, half_spread, lot, min_notional, mm, float(costs.initial_equity),
             risk_params(risk), instrument_caps(risk, insts),
             age, has_age, disp, has_disp, vv, has_vol,
-            *outputs, F.lanes(), *F.risk_state(N, ring),
+            *outputs, *F.lanes(), *F.risk_state(N, ring),
         )
     else:
         n_ev = K.simulate(

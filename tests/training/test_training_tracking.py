@@ -15,11 +15,7 @@ from training.tracking import Tracker, default_tracking_uri, flatten
 
 @pytest.fixture(scope="module")
 def tracked_run(tmp_path_factory):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import sim_experiment
+    from training_helpers import sim_experiment
 
     tmp = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
