@@ -82,13 +82,13 @@ class TrainingConfig(StrictModel):
         default=None,
         ge=0,
         description="rows rolled before each training window without scoring them, so the window starts "
-        "from the exposure (and state) the policy itself would hold (None = seq_len)",
+        "from the exposure (and state) the policy itself would hold (None = seq_len // 2)",
     )
     seq_stride: int | None = Field(
         default=None,
         ge=1,
-        description="rows between training window starts (None = fit rows // 1000, within [1, seq_len // 4]: "
-        "short daily histories get every overlapping window, long intraday ones a thinner grid)",
+        description="rows between training window starts (None = fit rows // 250, within [1, seq_len // 4]: "
+        "short daily histories get densely overlapping windows, long intraday ones a thinner grid)",
     )
     gradient_clip: float | None = Field(default=1.0, gt=0)
     num_threads: int = Field(default=2, ge=1, description="torch intra-op threads")
@@ -127,8 +127,8 @@ class TrainingConfig(StrictModel):
 
     @property
     def burn_in_steps(self) -> int:
-        """Unscored rows before each training window (``burn_in``, default ``seq_len``)."""
-        return self.seq_len if self.burn_in is None else self.burn_in
+        """Unscored rows before each training window (``burn_in``, default ``seq_len // 2``)."""
+        return self.seq_len // 2 if self.burn_in is None else self.burn_in
 
     @property
     def window_steps(self) -> int:
