@@ -108,7 +108,7 @@ def fit_fold(
     policy = build_policy(spec_from_config(cfg, data.feature_names))
     policy.set_scaler(scaler.center, scaler.scale)
 
-    stride = tc.seq_stride or max(1, min(tc.seq_len // 4, (fold.fit[1] - fold.fit[0]) // 250))
+    stride = tc.seq_stride or max(1, min(tc.seq_len // 4, (fold.fit[1] - fold.fit[0]) // 100))
     burn_in = tc.burn_in_steps
     dm = FoldDataModule(
         data, fold, seq_len=tc.seq_len, stride=stride, batch_size=tc.batch_size, seed=seed, burn_in=burn_in

@@ -152,7 +152,7 @@ def _default_out_dir(cfg: ExperimentConfig) -> Path:
     return Path("runs") / f"{cfg.name}-{stamp}"
 
 
-def _warm_state(policy: Any, prepared: PreparedData, fold: Fold, steps: int) -> np.ndarray | None:
+def warm_state(policy: Any, prepared: PreparedData, fold: Fold, steps: int) -> np.ndarray | None:
     """Recurrent state after rolling the rows just before the test block (information known at
     the block's start), so the first test decision does not start from an empty memory."""
     if not policy.is_recurrent or steps <= 0:
@@ -161,6 +161,9 @@ def _warm_state(policy: Any, prepared: PreparedData, fold: Fold, steps: int) -> 
     if start >= fold.test[0]:
         return None
     return run_block(policy, prepared.data, start, fold.test[0], record_state=False).final_state
+
+
+_warm_state = warm_state  # the name training.tuning imports
 
 
 def _log_fold(tracker: Tracker, run_id: str, fr: FoldResult, prepared: PreparedData) -> None:
@@ -343,7 +346,7 @@ def train(
             child = tracker.start_run(f"{cfg.name}-fold{fold.index}", parent_id=parent, tags={"dea.fold": str(fold.index)})
             try:
                 policy, fits = fit_policy(cfg, prepared, fold, tc.seed + fold.index, _epoch_logger(tracker, child))
-                state0 = _warm_state(policy, prepared, fold, warm)
+                state0 = warm_state(policy, prepared, fold, warm)
                 rollout = run_block(policy, data, *fold.test, state0=state0, record_state=cfg.model.ensemble > 1)
                 fr = FoldResult(fold=fold, fit=fits[0], rollout=rollout, policy=policy, member_fits=fits, run_id=child)
                 fr.policy_dir = out_dir / f"fold_{fold.index}" / "policy"
@@ -436,4 +439,4 @@ def train(
     )
 
 
-__all__ = ["FoldResult", "TrainResult", "fit_policy", "train"]
+__all__ = ["FoldResult", "TrainResult", "fit_policy", "train", "warm_state"]

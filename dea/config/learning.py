@@ -87,7 +87,7 @@ class TrainingConfig(StrictModel):
     seq_stride: int | None = Field(
         default=None,
         ge=1,
-        description="rows between training window starts (None = fit rows // 250, within [1, seq_len // 4]: "
+        description="rows between training window starts (None = fit rows // 100, within [1, seq_len // 4]: "
         "short daily histories get densely overlapping windows, long intraday ones a thinner grid)",
     )
     gradient_clip: float | None = Field(default=1.0, gt=0)
