@@ -155,7 +155,8 @@ def dispersion_comparison(cfg: "ExperimentConfig", prepared: object, *, scale: f
     from training.splits import walk_forward_folds
 
     data = prepared.data  # type: ignore[attr-defined]
-    folds = walk_forward_folds(data.usable, cfg.training.splits, min_fit=cfg.training.seq_len)
+    folds = walk_forward_folds(data.usable, cfg.training.splits, min_fit=cfg.training.seq_len, clock=data.market.clock,
+                               test_start=cfg.training.test_start)
     shape = data.market.returns.shape
     tb, db = [], []
     for fold in folds:

@@ -110,13 +110,13 @@ def split_windows(cfg: ExperimentConfig, clock: np.ndarray, usable: np.ndarray) 
     step = int(np.median(np.diff(clock))) if clock.size > 1 else 1
     eval_start = int(np.searchsorted(clock, clock[last] - parse_duration(rc.eval_window), side="right"))
     eval_start = max(eval_start, first)
-    gap = max(sc.purge + sc.embargo, -(-parse_duration(rc.gap) // step))
+    gap = max(sc.gap_steps(step), -(-parse_duration(rc.gap) // step))
     train_stop = eval_start - gap
     train_start = first
     if rc.train_window is not None:
         train_start = max(first, int(np.searchsorted(clock, clock[train_stop - 1] - parse_duration(rc.train_window), side="left")))
     n_val = int(np.floor(sc.val_share * (train_stop - train_start)))
-    fit_stop = train_stop - n_val - (sc.purge + sc.embargo)
+    fit_stop = train_stop - n_val - sc.gap_steps(step)
     if last + 1 - eval_start < 2 or n_val < 2 or fit_stop - train_start < cfg.training.seq_len:
         raise ConfigError(
             f"retrain: {last + 1 - first} usable rows cannot hold an evaluation window of {rc.eval_window} "

@@ -202,7 +202,7 @@ def walk_forward_value(cfg: ExperimentConfig, prepared: Any, trial: Any | None =
 
     tc = cfg.training
     data = prepared.data
-    folds = walk_forward_folds(data.usable, tc.splits, min_fit=tc.seq_len)
+    folds = walk_forward_folds(data.usable, tc.splits, min_fit=tc.seq_len, clock=data.market.clock, test_start=tc.test_start)
     monitor = "val_sharpe" if cfg.tuning.direction == "maximize" else "val_loss"
     warm = tc.warm_start_steps if tc.warm_start_steps is not None else tc.seq_len
     blocks = []

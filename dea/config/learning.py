@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from dea.config.base import StrictModel, duration_field
+from dea.errors import ConfigError
+from dea.timeutil import parse_duration, parse_timestamp
 
 
 class BaseConfig(StrictModel):
@@ -101,8 +103,50 @@ class SplitConfig(StrictModel):
     n_folds: int = Field(default=4, ge=1)
     train_min: float = Field(default=0.4, gt=0, lt=1, description="share of history in the first train")
     val_share: float = Field(default=0.15, gt=0, lt=1, description="share of each train part for validation")
-    purge: int = Field(default=0, ge=0, description="decision steps purged before each test block")
-    embargo: int = Field(default=0, ge=0, description="decision steps embargoed after each test block")
+    purge: int | str = Field(
+        default=0,
+        description="purged before each evaluation block: decision steps, or a duration ('30d', '12h') "
+        "rounded up to whole steps of the decision clock",
+    )
+    embargo: int | str = Field(
+        default=0, description="embargoed after each evaluation block: decision steps or a duration, like purge"
+    )
+
+    @field_validator("purge", "embargo", mode="before")
+    @classmethod
+    def _steps_or_duration(cls, v: Any, info: Any) -> int | str:
+        if isinstance(v, bool) or not isinstance(v, (int, str)):
+            raise ValueError(f"{info.field_name} must be a number of decision steps or a duration like '30d', got {v!r}")
+        if isinstance(v, int):
+            if v < 0:
+                raise ValueError(f"{info.field_name} must be >= 0 decision steps, got {v}")
+            return v
+        try:
+            ns = parse_duration(v)
+        except ConfigError as exc:
+            raise ValueError(f"{info.field_name}: {exc}") from None
+        if ns < 0:
+            raise ValueError(f"{info.field_name} must be a non-negative duration, got {v!r}")
+        return v
+
+    def steps(self, name: Literal["purge", "embargo"], step_ns: int | None) -> int:
+        """``purge`` or ``embargo`` in decision steps: an int as is, a duration divided by the clock
+        step ``step_ns`` and rounded up (a purge covers at least the time it names)."""
+        v = getattr(self, name)
+        if isinstance(v, int):
+            return v
+        if step_ns is None:
+            raise ConfigError(
+                f"training.splits.{name}={v!r} is a duration: the decision-clock step is needed to turn it "
+                "into rows (pass clock= or step_ns=)"
+            )
+        if step_ns <= 0:
+            raise ConfigError(f"training.splits.{name}: the decision-clock step must be positive, got {step_ns} ns")
+        return -(-parse_duration(v) // int(step_ns))
+
+    def gap_steps(self, step_ns: int | None = None) -> int:
+        """Rows between a training part and the evaluation block after it (purge + embargo)."""
+        return self.steps("purge", step_ns) + self.steps("embargo", step_ns)
 
 
 class TrainingConfig(StrictModel):
@@ -154,6 +198,12 @@ class TrainingConfig(StrictModel):
         default=None, ge=0, description="recurrent policies: rows rolled before each test block to warm the state (None = seq_len)"
     )
     splits: SplitConfig = Field(default_factory=SplitConfig)
+    test_start: str | None = Field(
+        default=None,
+        description="ISO date/time (UTC) where out-of-sample begins: the walk-forward test blocks split "
+        "[test_start, end) into n_folds blocks and train only before each (splits.train_min is then unused); "
+        "None = the test blocks follow the first train_min share of the history",
+    )
     trainer: dict[str, Any] = Field(
         default_factory=dict, description="extra lightning.Trainer options (devices, strategy, ...)"
     )
@@ -171,6 +221,16 @@ class TrainingConfig(StrictModel):
     low_vol_share: float = Field(
         default=0.5, ge=0, le=1, description="flag a policy whose out-of-sample vol is below this share of its target"
     )
+
+    @field_validator("test_start")
+    @classmethod
+    def _iso_test_start(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                parse_timestamp(v)
+            except ConfigError as exc:
+                raise ValueError(f"test_start must be an ISO date or date-time (UTC), e.g. '2024-01-01': {exc}") from None
+        return v
 
     @field_validator("baselines")
     @classmethod
