@@ -409,7 +409,8 @@ def train(
     prepared = prepared if prepared is not None else prepare_data(cfg)
     timings["prepare_s"] = time.perf_counter() - t0
     data = prepared.data
-    folds = walk_forward_folds(data.usable, tc.splits, min_fit=tc.window_steps)
+    folds = walk_forward_folds(data.usable, tc.splits, min_fit=tc.window_steps, clock=data.market.clock,
+                               test_start=tc.test_start)
     chash = config_hash(cfg)
 
     tracker = Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment, enabled=cfg.tracking.enabled)
@@ -508,7 +509,7 @@ def train(
         t0 = time.perf_counter()
         final_candidate = _final_candidate(candidates, fold_results)
         if tc.final_refit:
-            ffold = final_fold(data.usable, tc.splits, min_fit=tc.window_steps)
+            ffold = final_fold(data.usable, tc.splits, min_fit=tc.window_steps, clock=data.market.clock)
             final_policy, _ = fit_policy(final_candidate.cfg, prepared, ffold, tc.seed + len(folds),
                                          _epoch_logger(tracker, parent, "final_"))
         else:

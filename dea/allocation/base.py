@@ -80,8 +80,8 @@ def base_columns(
         missing = [n for n in names if n not in index]
         if missing:
             raise ConfigError(
-                f"the base allocation needs feature columns {missing} (add them to features.set, e.g. "
-                f"{{name: {names[0].split('_')[0]}, ...}})"
+                f"the base allocation needs feature columns {missing} (add the rvol_cc / logret features with "
+                f"these windows to features.set, or set model.base.kind: none and model.adjust.vol_scaling: false)"
             )
         return tuple(index[n] for n in names)
 

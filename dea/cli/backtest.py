@@ -99,7 +99,12 @@ def _handle(args: argparse.Namespace) -> int:
             closed = OnnxPolicy(path, X[a:b], mask[a:b], instruments=panel.instruments)
             targets = None
         else:
-            out = onnx_policy_targets(path, matrix, missing=cfg.features.missing, instruments=panel.instruments)
+            # the model trades from flat at --start: earlier rows only warm the features up, exactly
+            # as training's report evaluates each test block (so the two agree)
+            span = np.zeros(len(market.clock), dtype=bool)
+            span[a:b] = True
+            out = onnx_policy_targets(path, matrix, missing=cfg.features.missing, instruments=panel.instruments,
+                                      row_mask=span)
             targets, dispersion = out.targets, out.dispersion
             if out.nan_outputs:
                 notes.append(f"{out.nan_outputs} NaN model outputs held the exposure")

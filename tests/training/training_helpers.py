@@ -50,7 +50,9 @@ def tiny_config(**sections):
             "sources": [{"name": "s", "kind": "bars", "format": "ohlcv", "path": "unused"}],
         },
         "features": {"set": [{"name": "logret"}]},
-        "model": {"kind": "mlp", "hidden": [8]},
+        # the legacy, plain output (no base, no volatility scaling): these synthetic features carry no
+        # rvol_cc column; the base-allocation policies have their own tests
+        "model": {"kind": "mlp", "hidden": [8], "ensemble": 1, "base": {"kind": "none"}, "adjust": {"vol_scaling": False}},
         "training": {
             "epochs": 3,
             "seq_len": 16,
@@ -130,7 +132,8 @@ def sim_experiment(
             ],
             "missing": {"policy": "fill", "indicator": False},
         },
-        "model": {"kind": "linear", "hidden": []},
+        "model": {"kind": "linear", "hidden": [], "ensemble": 1, "base": {"kind": "none"},
+                  "adjust": {"vol_scaling": False}},
         "objective": {"loss": "sharpe", "target_vol": 0.3},
         "training": {
             "seed": 0,

@@ -1,0 +1,171 @@
+"""Exposure-adjustment policies: the base allocation (one definition, numpy and torch), the
+bounded adjustment that starts at the base, long-only spot, and nested selection.
+
+Real data: the bundled demo panel (Coin Metrics BTC/ETH/LTC, daily)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dea.allocation.base import base_columns, base_from_features, base_weights, vol_unit
+from dea.config import load_config
+from dea.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def demo(repo_root):
+    from training.prepare import prepare_data
+
+    cfg = load_config(repo_root / "configs" / "demo.yaml", ["model.ensemble=1"])
+    return cfg, prepare_data(cfg)
+
+
+def _policy(cfg, prepared, **model):
+    from training.policies import build_policy, spec_from_config
+
+    c = cfg.with_overrides({f"model.{k}": v for k, v in model.items()}) if model else cfg
+    torch.manual_seed(0)
+    return build_policy(spec_from_config(c, prepared.data.feature_names))
+
+
+def test_base_kinds_by_hand() -> None:
+    sigma = np.array([[0.01, 0.02, 0.0]])  # per-step vols; the third is unknown (0-filled)
+    mom = np.array([[0.1, -0.2, 0.3]])
+    lo, hi = np.array([-1.0, -1.0, -1.0]), np.array([1.0, 1.0, 1.0])
+    ppy = 365.0
+    unit = 0.3 / (3 * sigma[0, :2] * math.sqrt(ppy))
+    np.testing.assert_allclose(base_weights(np, "vol_target", sigma, None, lo, hi, target_vol=0.3, periods_per_year=ppy)[0],
+                               [unit[0], unit[1], 0.0])
+    iv = base_weights(np, "inverse_vol", sigma, None, lo, hi, target_vol=0.3, periods_per_year=ppy)[0]
+    np.testing.assert_allclose(iv, [2 / 3, 1 / 3, 0.0])  # 1/sigma shares, gross = budget 1
+    ew = base_weights(np, "equal_weight", sigma, None, lo, hi, target_vol=0.3, periods_per_year=ppy)[0]
+    np.testing.assert_allclose(ew, [1 / 3, 1 / 3, 0.0])  # no weight where the risk is unknown
+    ts = base_weights(np, "tsmom", sigma, mom, lo, hi, target_vol=0.3, periods_per_year=ppy)[0]
+    np.testing.assert_allclose(ts, [unit[0], -unit[1], 0.0])
+    long_only = base_weights(np, "tsmom", sigma, mom, np.zeros(3), hi, target_vol=0.3, periods_per_year=ppy)[0]
+    np.testing.assert_allclose(long_only, [unit[0], 0.0, 0.0])
+    capped = base_weights(np, "vol_target", sigma, None, lo, np.full(3, 0.2), target_vol=0.3, periods_per_year=ppy)[0]
+    assert capped.max() <= 0.2
+    with pytest.raises(ConfigError, match="unknown"):
+        base_weights(np, "momentum", sigma, None, lo, hi, target_vol=0.3, periods_per_year=ppy)
+
+
+def test_base_columns_name_what_is_missing() -> None:
+    with pytest.raises(ConfigError, match=r"rvol_cc_30@ETH"):
+        base_columns(["rvol_cc_30@BTC"], ["BTC", "ETH"], "vol_target", 30, 30)
+
+
+def test_config_adds_the_base_features(repo_root) -> None:
+    cfg = load_config(repo_root / "configs" / "perps_5m.yaml")
+    assert any(f.name == "rvol_cc" and f.params == {"window": 720} for f in cfg.features.set)  # 30d of 1h rows
+    ts = load_config(repo_root / "configs" / "demo.yaml", ["model.base.kind=tsmom", "model.base.momentum_lookback=60d"])
+    assert any(f.name == "logret" and f.params == {"horizon": 60} for f in ts.features.set)
+
+
+@pytest.mark.parametrize("kind", ["vol_target", "inverse_vol", "equal_weight", "tsmom"])
+def test_numpy_and_the_policy_graph_compute_the_same_base_on_real_data(demo, kind) -> None:
+    """One definition: the numpy base (backtests, reports) equals the torch one inside the policy
+    graph (training, the exported ONNX model) on the real demo features."""
+    cfg, prepared = demo
+    cfg = cfg.with_overrides({"model.base.kind": kind, "model.base.momentum_lookback": "30d"})
+    from training.prepare import prepare_data
+
+    prepared = prepare_data(cfg, panel=prepared.panel)
+    policy = _policy(cfg, prepared, kind="base")
+    X = np.nan_to_num(prepared.data.features)
+    with torch.no_grad():
+        graph = policy.base_exposure(torch.as_tensor(X)).numpy()
+    vol_rows, mom_rows = cfg.base_rows
+    cols = base_columns(prepared.data.feature_names, cfg.data.symbols, kind, vol_rows, mom_rows)
+    ref = base_from_features(kind, X, cols, policy.lower.numpy(), policy.caps.numpy(),
+                             target_vol=cfg.model.base.target_vol, periods_per_year=policy.periods_per_year)
+    np.testing.assert_allclose(graph, ref, rtol=1e-5, atol=1e-6)
+    assert (ref[200:] != 0).any(axis=0).all()  # every coin gets weight once its volatility is known
+
+
+@pytest.mark.parametrize("kind", ["mlp", "linear", "shared", "gru"])
+def test_an_untrained_adjusted_policy_is_exactly_its_base(demo, kind) -> None:
+    """The adjustment's output layer starts at zero: before any training the policy aims at its
+    base, so early stopping at an untrained epoch means "the base", never a random bet."""
+    cfg, prepared = demo
+    policy = _policy(cfg, prepared, kind=kind)
+    x = torch.as_tensor(np.nan_to_num(prepared.data.features[300:340]))
+    with torch.no_grad():
+        scores = torch.zeros(x.shape[0], policy.n_scores)
+        np.testing.assert_allclose(policy.desired(scores, x).numpy(), policy.base_exposure(x).numpy(), atol=1e-7)
+        if kind == "gru":
+            h = policy.initial_state(x.shape[0])
+            out, _ = policy(x, torch.zeros(x.shape[0], 3), h)
+        else:
+            out = policy(x, torch.zeros(x.shape[0], 3))
+    rate = policy.trade_rate.detach().numpy()
+    np.testing.assert_allclose(out.numpy(), rate * policy.base_exposure(x).numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_spot_instruments_are_long_only_whatever_the_scores(demo) -> None:
+    cfg, prepared = demo
+    policy = _policy(cfg, prepared, kind="mlp")
+    assert policy.spec.lower_bounds == (0.0, 0.0, 0.0)  # demo coins are spot
+    x = torch.as_tensor(np.nan_to_num(prepared.data.features[300:400]))
+    scores = torch.as_tensor(np.random.default_rng(0).normal(0, 10, (100, policy.n_scores)), dtype=torch.float32)
+    with torch.no_grad():
+        w = policy.desired(scores, x).numpy()
+    assert w.min() >= 0.0 and w.max() > 0.0
+    legacy = _policy(cfg, prepared, kind="mlp", **{"base.kind": "none", "adjust.vol_scaling": False})
+    with torch.no_grad():
+        assert legacy.desired(scores[:, :3], x).numpy().min() >= 0.0
+
+
+def test_the_adjustment_is_bounded_in_volatility_units(demo) -> None:
+    cfg, prepared = demo
+    policy = _policy(cfg, prepared, kind="mlp")
+    x = torch.as_tensor(np.nan_to_num(prepared.data.features[300:400]))
+    big = torch.full((100, policy.n_scores), 50.0)
+    with torch.no_grad():
+        base = policy.base_exposure(x).numpy()
+        unit = vol_unit(torch, x[:, policy.sigma_idx], 3, policy.target_vol, policy.periods_per_year).numpy()
+        w = policy.desired(big, x).numpy()
+    expected = np.minimum(base * 1.5 + 0.5 * unit, policy.caps.numpy())
+    np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_nested_selection_takes_the_best_validation_score_and_ties_go_to_the_first(synth) -> None:
+    from training.candidates import Candidate, select
+    from training.splits import Fold
+
+    fold = Fold(index=0, fit=(0, 800), val=(900, 1200), test=(1300, 1499))
+
+    class Fixed(torch.nn.Module):
+        is_recurrent = False
+        n_instruments = 2
+
+        def __init__(self, w: float) -> None:
+            super().__init__()
+            self.w = w
+
+        def step(self, features, exposure, state):  # noqa: ANN001, ANN201
+            return features[:, :2].sign() * self.w, None
+
+    cands = [Candidate(label=l, overrides={}, cfg=None) for l in ("flat", "signal", "signal-again")]  # type: ignore[arg-type]
+    policies = {"flat": Fixed(0.0), "signal": Fixed(0.5), "signal-again": Fixed(0.5)}
+    sel, trained = select(cands, lambda c: (policies[c.label], []), synth, fold)
+    assert sel.scores[0] == 0.0 and sel.scores[1] > 1.0  # the synthetic feature predicts the return
+    assert sel.scores[1] == sel.scores[2] and sel.chosen == 1
+
+
+def test_candidates_may_not_change_the_inputs(repo_root) -> None:
+    from training.candidates import resolve_candidates
+
+    cfg = load_config(repo_root / "configs" / "demo.yaml", ["training.candidates=[{data.clock.step: 1h}]"])
+    with pytest.raises(ConfigError, match="not allowed"):
+        resolve_candidates(cfg)
+    # tsmom reads logret over 30 days = 720 hourly rows, which the perps feature set lacks
+    cfg = load_config(repo_root / "configs" / "perps_5m.yaml", ["training.candidates=[{}, {model.base.kind: tsmom}]"])
+    with pytest.raises(ConfigError, match="other features"):
+        resolve_candidates(cfg)
+    ok = resolve_candidates(load_config(repo_root / "configs" / "demo.yaml"))
+    assert [c.label for c in ok] == ["configured", "kind=base"] and ok[1].cfg.model.kind == "base"
