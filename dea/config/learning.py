@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -166,9 +167,11 @@ class TrainingConfig(StrictModel):
         default_factory=lambda: ["buy_and_hold", "equal_weight", "inverse_vol", "tsmom", "hrp", "ridge", "hgb"]
     )
 
-    @field_validator("test_start")
+    @field_validator("test_start", mode="before")
     @classmethod
-    def _iso_test_start(cls, v: str | None) -> str | None:
+    def _iso_test_start(cls, v: Any) -> str | None:
+        if isinstance(v, (datetime.date, datetime.datetime)):  # unquoted YAML dates
+            v = v.isoformat()
         if v is not None:
             try:
                 parse_timestamp(v)

@@ -190,3 +190,50 @@ def test_failed_candidates_raise_or_are_excluded_but_still_counted():
     assert s.choice == "c" and s.excluded == ("b",) and s.n_trials == 3 and math.isnan(s.mean_scores["b"])
     with pytest.raises(DataError, match="same folds"):
         select_candidate({"a": [0.1, 0.2], "b": [0.3]})
+
+
+# ---------------------------------------------------------------------------------------- deflated Sharpe
+def _result(returns: np.ndarray):
+    from dea.backtest.result import BacktestResult
+
+    T = len(returns)
+    z = np.zeros(T)
+    return BacktestResult(
+        name="policy", clock=np.arange(T, dtype=np.int64), instruments=("X",), initial_equity=1.0,
+        equity=np.cumprod(1 + returns), returns=returns, gross_returns=returns, costs={"fee": z}, turnover=z,
+        exposures=np.ones((T, 1)), margin_use=z, instrument_costs={"fee": np.zeros(1)}, instrument_pnl=np.zeros(1),
+        traded_notional=np.zeros(1), events=(), interventions={}, intervention_mask=np.zeros(T, np.int32),
+        periods_per_year=365.0,
+    )
+
+
+def test_deflated_sharpe_counts_the_candidates_tried():
+    from dea.metrics import compute_metrics
+    from training.metrics_adapter import deflated_sharpe_of
+
+    r = np.random.default_rng(3).normal(0.0015, 0.01, 600)
+    res = _result(r)
+    sel = select_candidate({"a": [1.0, 1.2], "b": [0.4, 0.6], "c": [0.9, 0.7], "d": [0.1, 0.3]})
+    got = deflated_sharpe_of(res, 100, 400, n_trials=sel.n_trials, trials_sharpe_variance=sel.score_variance)
+    want = compute_metrics(r[100:401], 365.0, n_trials=4, trials_sharpe_variance=sel.score_variance)  # rows [100, 401)
+    assert got["deflated_sharpe"] == pytest.approx(want["deflated_sharpe"])
+    assert got["n_trials"] == 4 and got["trials_sharpe_variance"] == sel.score_variance
+    null = deflated_sharpe_of(res, 100, 400, n_trials=4)
+    assert null["trials_sharpe_variance"] == pytest.approx(365.0 / 300)
+    more = deflated_sharpe_of(res, 100, 400, n_trials=40)
+    assert more["deflated_sharpe"] < null["deflated_sharpe"] and more["sharpe_threshold"] > null["sharpe_threshold"]
+
+
+def test_sharpe_differences_are_added_to_every_other_row():
+    from dea.metrics.significance import sharpe_difference
+    from training.metrics_adapter import add_sharpe_differences
+
+    rng = np.random.default_rng(5)
+    base = rng.normal(0.0005, 0.01, 500)
+    results = {"policy": _result(base + 0.002), "buy_and_hold": _result(base), "tsmom": _result(rng.normal(0, 0.01, 500))}
+    metrics = {n: {"sharpe": 0.0} for n in results}
+    diffs = add_sharpe_differences(metrics, results, 50, 450, policy="policy", method="ledoit_wolf")
+    assert list(diffs) == ["buy_and_hold", "tsmom"] and set(metrics["policy"]) == {"sharpe"}
+    want = sharpe_difference(base[50:451] + 0.002, base[50:451], 365.0, method="ledoit_wolf")
+    assert diffs["buy_and_hold"] == want and diffs["buy_and_hold"].verdict == "better"
+    assert metrics["buy_and_hold"]["sharpe_diff"] == want.diff and metrics["buy_and_hold"]["sharpe_diff_lo"] == want.lo
