@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -37,11 +38,14 @@ def stitch(shape: tuple[int, int], blocks: Sequence[tuple[int, int, np.ndarray]]
 
 
 def run_backtest(
-    cfg: ExperimentConfig, market: Market, targets: np.ndarray, name: str, dispersion: np.ndarray | None = None
+    cfg: ExperimentConfig, market: Market, targets: np.ndarray, name: str, dispersion: np.ndarray | None = None,
+    risk: Any = None,
 ) -> BacktestResult:
+    """Backtest with the config's costs and risk engine (``risk`` overrides the risk config)."""
     from dea.backtest.vectorized import backtest_config
 
-    return backtest_config(cfg, market, targets, hold_nan=True, name=name, dispersion=dispersion)
+    kw = {} if risk is None else {"risk": risk}
+    return backtest_config(cfg, market, targets, hold_nan=True, name=name, dispersion=dispersion, **kw)
 
 
 def evaluate_strategy(
@@ -52,18 +56,21 @@ def evaluate_strategy(
     stop: int,
     name: str,
     dispersion: np.ndarray | None = None,
+    risk: Any = None,
 ) -> StrategyResult:
     """Backtest ``targets`` (with an ensemble's ``dispersion`` [T, N] for the risk engine's
     dispersion scaling, when given) and measure decision rows [start, stop)."""
     from training.metrics_adapter import metrics_of
 
-    bt = run_backtest(cfg, market, targets, name, dispersion)
+    bt = run_backtest(cfg, market, targets, name, dispersion, risk)
     return StrategyResult(name=name, targets=targets, backtest=bt, metrics=metrics_of(bt, start, stop))
 
 
-def compare(strategies: Mapping[str, StrategyResult], start: int, stop: int) -> None:
-    """Add the deflated Sharpe (trials = strategies compared) to every strategy's metrics."""
+def compare(strategies: Mapping[str, StrategyResult], start: int, stop: int, n_candidates: int = 1) -> None:
+    """Add the deflated Sharpe to every strategy's metrics. Trials = the strategies compared plus
+    the extra candidates nested selection tried for the policy (each was a look at the data)."""
     from training.metrics_adapter import add_deflated_sharpe
 
     add_deflated_sharpe({n: s.metrics for n, s in strategies.items()},
-                        {n: s.backtest for n, s in strategies.items()}, start, stop)
+                        {n: s.backtest for n, s in strategies.items()}, start, stop,
+                        extra_trials=max(0, n_candidates - 1))

@@ -107,6 +107,18 @@ def fit_fold(
     scaler = fit_fold_scaler(data.features, fit_rows[data.usable[fit_rows]], cfg.features.scaling, data.feature_names)
     policy = build_policy(spec_from_config(cfg, data.feature_names))
     policy.set_scaler(scaler.center, scaler.scale)
+    if cfg.model.kind in ("base", "forecast"):
+        # no gradient descent: the base alone has nothing to learn; the forecast policy is fitted in
+        # closed form (ridge) and its trade rate chosen on the validation block
+        t0 = time.perf_counter()
+        history: list[dict[str, float]] = []
+        if cfg.model.kind == "forecast":
+            from training.forecast_policy import fit_forecast_policy
+
+            history = fit_forecast_policy(policy, cfg, data, fold)
+        policy.eval()
+        return FoldFit(fold=fold, policy=policy, history=history, best_epoch=0, best_val_loss=float("nan"),
+                       steps=0, fit_seconds=time.perf_counter() - t0, n_windows=0)
 
     stride = tc.seq_stride or max(1, min(tc.seq_len // 4, (fold.fit[1] - fold.fit[0]) // 100))
     burn_in = tc.burn_in_steps
@@ -122,6 +134,7 @@ def fit_fold(
         periods_per_year=data.market.periods_per_year,
         burn_in=burn_in,
         trade_rate_lr_scale=tc.trade_rate_lr_scale,
+        head_weight_decay=cfg.model.adjust.shrink if policy.mode != "legacy" else None,
     )
     best = BestWeights(tc.monitor)
     history = EpochHistory(on_epoch)
@@ -131,6 +144,7 @@ def fit_fold(
         "accelerator": "cpu",
         "devices": 1,
         "max_epochs": tc.epochs,
+        "min_epochs": min(tc.min_epochs, tc.epochs),
         "deterministic": tc.deterministic,
         "enable_checkpointing": False,
         "logger": False,

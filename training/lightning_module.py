@@ -29,10 +29,12 @@ class PolicyLearner(L.LightningModule):
         periods_per_year: float,
         burn_in: int = 0,
         trade_rate_lr_scale: float = 1.0,
+        head_weight_decay: float | None = None,
     ) -> None:
         super().__init__()
         self.burn_in = burn_in
         self.trade_rate_lr_scale = trade_rate_lr_scale
+        self.head_weight_decay = head_weight_decay
         self._smooth: float | None = None
         self.policy = policy
         self.register_buffer("fee", torch.as_tensor(fee, dtype=torch.float32))
@@ -93,9 +95,17 @@ class PolicyLearner(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        rate = [p for n, p in self.policy.named_parameters() if n.endswith("trade_logit")]
-        rest = [p for n, p in self.policy.named_parameters() if not n.endswith("trade_logit")]
+        """AdamW with three groups: the trade-rate logits (faster, no decay: decay would pull every
+        rate towards 0.5), the output layer (``head_weight_decay``: with a zero-initialised head
+        this shrinks the learned adjustment towards none, i.e. towards the base) and the rest."""
+        named = list(self.policy.named_parameters())
+        rate = [p for n, p in named if n.endswith("trade_logit")]
+        shrink = self.head_weight_decay is not None
+        head = [p for n, p in named if shrink and n.startswith("head.") and n.endswith("weight")]
+        rest = [p for n, p in named if not n.endswith("trade_logit") and not any(p is h for h in head)]
         groups = [{"params": rest}]
-        if rate:  # no weight decay: it would pull every trade rate towards 0.5
+        if head:
+            groups.append({"params": head, "weight_decay": float(self.head_weight_decay)})
+        if rate:
             groups.append({"params": rate, "lr": self.lr * self.trade_rate_lr_scale, "weight_decay": 0.0})
         return torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)

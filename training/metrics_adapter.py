@@ -51,7 +51,7 @@ def metrics_of(result: BacktestResult, start: int, stop: int) -> dict[str, float
 
 
 def add_deflated_sharpe(metrics: Mapping[str, dict[str, float]], results: Mapping[str, BacktestResult],
-                        start: int, stop: int) -> None:
+                        start: int, stop: int, extra_trials: int = 0) -> None:
     """Deflated Sharpe of every strategy, counting the strategies compared as the trials (picking
     the best row of the table is itself a multiple test) with the variance of their Sharpes."""
     from dea.metrics import compute_metrics
@@ -60,7 +60,8 @@ def add_deflated_sharpe(metrics: Mapping[str, dict[str, float]], results: Mappin
     finite = [s for s in sharpes if math.isfinite(s)]
     var = float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
     for name, m in metrics.items():
-        dm = compute_metrics(oos_slice(results[name], start, stop), n_trials=len(metrics), trials_sharpe_variance=var)
+        dm = compute_metrics(oos_slice(results[name], start, stop), n_trials=len(metrics) + extra_trials,
+                             trials_sharpe_variance=var)
         m["deflated_sharpe"] = dm.get("deflated_sharpe", math.nan)
         m["sharpe_threshold"] = dm.get("sharpe_threshold", math.nan)
 

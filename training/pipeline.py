@@ -39,6 +39,7 @@ from training.fit import FoldFit, fit_fold
 from training.policies import Policy, save_policy
 from training.prepare import PreparedData, prepare_data
 from training.rollout_eval import BlockRollout, run_block
+from training.candidates import Candidate, Selection, resolve_candidates, select, validation_sharpe
 from training.splits import Fold, final_fold, walk_forward_folds
 from training.tracking import Tracker, flatten, git_commit, package_versions, ui_hint
 
@@ -59,6 +60,20 @@ class FoldResult:
     member_fits: list[FoldFit] = field(default_factory=list)
     run_id: str = ""
     policy_dir: Path | None = None
+    candidate: str = "configured"  # the candidate nested selection chose for this fold
+    val_scores: dict[str, float] = field(default_factory=dict)  # validation Sharpe per candidate
+    standalone: dict[str, float] = field(default_factory=dict)  # this fold's test block backtested from flat
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """What the exported model is: which candidate, and whether it saw the test rows."""
+
+    candidate: str
+    refit: bool  # refit on all data (training.final_refit) or the last fold's model
+    saw_test_rows: bool
+    fit: tuple[int, int]
+    val: tuple[int, int]
 
 
 @dataclass
@@ -81,6 +96,9 @@ class TrainResult:
     paths: dict[str, Path] = field(default_factory=dict)
     registered: Any = None  # training.registry.RegisteredPolicy when registration ran
     timings: dict[str, float] = field(default_factory=dict)
+    significance: dict[str, Any] = field(default_factory=dict)  # strategy -> Sharpe difference vs the policy
+    exported: "ExportInfo | None" = None
+    notes: list[str] = field(default_factory=list)  # quality flags (low volatility, ...)
 
     @property
     def metrics(self) -> dict[str, dict[str, float]]:
@@ -116,7 +134,7 @@ def fit_policy(
     def hook(prefix: str) -> Callable[[int, dict[str, float]], None] | None:
         return None if on_epoch is None else (lambda epoch, row: on_epoch(prefix, epoch, row))
 
-    k = cfg.model.ensemble
+    k = cfg.model.ensemble if cfg.model.kind not in ("base", "forecast") else 1  # deterministic kinds
     if k == 1:
         fit = fit_fold(cfg, prepared.data, fold, seed=seed, on_epoch=hook(""))
         return fit.policy, [fit]
@@ -127,6 +145,11 @@ def fit_policy(
         for i, s in enumerate(member_seeds(seed, k))
     ]
     return PolicyEnsemble([f.policy for f in fits]), fits
+
+
+def _prefix(c: Candidate, candidates: Sequence[Candidate]) -> str:
+    """MLflow metric prefix of a candidate's epochs ('' when there is one candidate)."""
+    return "" if len(candidates) == 1 else f"cand{candidates.index(c)}_"
 
 
 def _epoch_logger(tracker: Tracker, run_id: str, prefix: str = "") -> Callable[[str, int, dict[str, float]], None]:
@@ -194,12 +217,90 @@ def _log_fold(tracker: Tracker, run_id: str, fr: FoldResult, prepared: PreparedD
     )
 
 
-def _fold_metrics(strategies: dict[str, StrategyResult], folds: Sequence[FoldResult]) -> dict[int, dict[str, float]]:
-    """Per-fold policy metrics from the stitched backtest, sliced to each test block."""
-    from training.metrics_adapter import metrics_of
+def _fold_metrics(cfg: ExperimentConfig, prepared: PreparedData, folds: Sequence[FoldResult]) -> dict[int, dict[str, float]]:
+    """Per-fold policy metrics, each test block backtested on its own from flat — exactly what
+    ``dea backtest --policy fold.onnx --start <test start> --end <test end>`` computes (the same
+    market slice, starting exposure and engine), so the report and a later backtest agree."""
+    from dea.backtest.market import slice_market
+    from dea.backtest.vectorized import backtest_config
+    from dea.metrics import compute_metrics
 
-    bt = strategies[POLICY].backtest
-    return {fr.fold.index: metrics_of(bt, *fr.fold.test) for fr in folds}
+    out: dict[int, dict[str, float]] = {}
+    for fr in folds:
+        a, b = fr.fold.test
+        sub = slice_market(prepared.market, a, b)
+        res = backtest_config(cfg, sub, fr.rollout.exposures, hold_nan=True, name=f"fold{fr.fold.index}")
+        out[fr.fold.index] = compute_metrics(res)
+    return out
+
+
+def raw_risk(cfg: ExperimentConfig) -> Any:
+    """A risk config that lets targets through untouched (no caps, no drawdown kill, no vol target,
+    no stale guard): baselines "as users know them", with costs and funding only."""
+    from dea.risk.config import RiskConfig
+
+    big = 1e6
+    return RiskConfig(max_exposure=big, max_gross=big, max_net=big, max_leverage=big,
+                      vol_target={"enabled": False}, drawdown={"enabled": False},
+                      stale={"max_age": "36500d", "action": "hold"})
+
+
+def _base_oos_targets(cfg: ExperimentConfig, prepared: PreparedData, folds: Sequence[FoldResult]) -> np.ndarray:
+    """The policy's base alone over every test block (the same graph with no adjustment)."""
+    from training.policies import build_policy, spec_from_config
+
+    data = prepared.data
+    base_cfg = cfg.with_overrides({"model.kind": "base", "training.candidates": [{}]})
+    policy = build_policy(spec_from_config(base_cfg, data.feature_names))
+    return stitch(data.market.returns.shape,
+                  [(fr.fold.test[0], fr.fold.test[1], run_block(policy, data, *fr.fold.test, record_state=False).exposures)
+                   for fr in folds])
+
+
+def _final_candidate(candidates: Sequence[Candidate], folds: Sequence[FoldResult]) -> Candidate:
+    """The candidate to deploy: best mean validation Sharpe over the folds (validation only)."""
+    if len(candidates) == 1:
+        return candidates[0]
+    means = [float(np.mean([fr.val_scores.get(c.label, -np.inf) for fr in folds])) for c in candidates]
+    return candidates[int(np.argmax(means))]
+
+
+def policy_significance(strategies: dict[str, StrategyResult], start: int, stop: int, *, seed: int) -> dict[str, Any]:
+    """Sharpe difference of the policy against every other strategy, with a confidence interval
+    (stationary bootstrap on the paired out-of-sample returns)."""
+    from dea.metrics.significance import sharpe_difference
+    from training.metrics_adapter import oos_slice
+
+    pol = oos_slice(strategies[POLICY].backtest, start, stop)
+    out: dict[str, Any] = {}
+    for name, s in strategies.items():
+        if name == POLICY:
+            continue
+        other = oos_slice(s.backtest, start, stop)
+        out[name] = sharpe_difference(np.asarray(pol.returns), np.asarray(other.returns), pol.periods_per_year,
+                                      method="bootstrap", seed=seed)
+    return out
+
+
+def quality_notes(cfg: ExperimentConfig, strategies: dict[str, StrategyResult], base_name: str,
+                  folds: Sequence[FoldResult]) -> list[str]:
+    """Flags a reader must see: a policy far below its volatility target (collapsed towards cash),
+    and which candidates nested selection chose."""
+    notes: list[str] = []
+    vol = strategies[POLICY].metrics.get("annual_vol", float("nan"))
+    if base_name in strategies:
+        target = strategies[base_name].metrics.get("annual_vol", float("nan"))
+        what = f"its base {base_name} ({target:.1%})"
+    else:
+        target = cfg.model.base.target_vol if cfg.model.adjust.vol_scaling else float("nan")
+        what = f"its target ({target:.1%})"
+    share = cfg.training.low_vol_share
+    if np.isfinite(vol) and np.isfinite(target) and vol < share * target:
+        notes.append(f"LOW VOLATILITY: the policy's out-of-sample volatility {vol:.1%} is below {share:.0%} of {what}")
+    chosen = [fr.candidate for fr in folds]
+    notes.append("nested selection chose, per fold: " + ", ".join(f"fold {fr.fold.index}: {fr.candidate}" for fr in folds)
+                 if len(set(chosen)) > 1 or len(folds[0].val_scores) > 1 else f"candidate: {chosen[0]}")
+    return notes
 
 
 # ------------------------------------------------------------------------------------ baselines
@@ -342,13 +443,24 @@ def train(
         t0 = time.perf_counter()
         fold_results: list[FoldResult] = []
         warm = tc.warm_start_steps if tc.warm_start_steps is not None else tc.seq_len
+        candidates = resolve_candidates(cfg)
+        selections: list[Selection] = []
         for fold in folds:
             child = tracker.start_run(f"{cfg.name}-fold{fold.index}", parent_id=parent, tags={"dea.fold": str(fold.index)})
             try:
-                policy, fits = fit_policy(cfg, prepared, fold, tc.seed + fold.index, _epoch_logger(tracker, child))
+                seed = tc.seed + fold.index
+                sel, trained = select(
+                    candidates,
+                    lambda c: fit_policy(c.cfg, prepared, fold, seed, _epoch_logger(tracker, child, _prefix(c, candidates))),
+                    data,
+                    fold,
+                )
+                selections.append(sel)
+                policy, fits = trained[sel.chosen]
                 state0 = warm_state(policy, prepared, fold, warm)
-                rollout = run_block(policy, data, *fold.test, state0=state0, record_state=cfg.model.ensemble > 1)
-                fr = FoldResult(fold=fold, fit=fits[0], rollout=rollout, policy=policy, member_fits=fits, run_id=child)
+                rollout = run_block(policy, data, *fold.test, state0=state0, record_state=hasattr(policy, "members"))
+                fr = FoldResult(fold=fold, fit=fits[0], rollout=rollout, policy=policy, member_fits=fits, run_id=child,
+                                candidate=candidates[sel.chosen].label, val_scores=dict(zip((c.label for c in candidates), sel.scores)))
                 fr.policy_dir = out_dir / f"fold_{fold.index}" / "policy"
                 save_any_policy(policy, fr.policy_dir)
                 _log_fold(tracker, child, fr, prepared)
@@ -366,44 +478,68 @@ def train(
         oos_start, oos_stop = fold_results[0].fold.test[0], fold_results[-1].fold.test[1]
         policy_targets = stitch(shape, [(fr.fold.test[0], fr.fold.test[1], fr.rollout.exposures) for fr in fold_results])
         dispersion = None
-        if cfg.model.ensemble > 1:
-            dispersion = np.nan_to_num(
-                stitch(shape, [(fr.fold.test[0], fr.fold.test[1], fr.rollout.dispersion) for fr in fold_results])
-            )
+        if any(fr.rollout.dispersion is not None for fr in fold_results):
+            dispersion = np.nan_to_num(stitch(shape, [
+                (fr.fold.test[0], fr.fold.test[1],
+                 fr.rollout.dispersion if fr.rollout.dispersion is not None else np.zeros_like(fr.rollout.exposures))
+                for fr in fold_results]))
         strategies: dict[str, StrategyResult] = {
             POLICY: evaluate_strategy(cfg, prepared.market, policy_targets, oos_start, oos_stop, POLICY, dispersion)
         }
+        base_name = f"base_{cfg.model.base.kind}"
+        if cfg.model.base.kind != "none":
+            strategies[base_name] = evaluate_strategy(
+                cfg, prepared.market, _base_oos_targets(cfg, prepared, fold_results), oos_start, oos_stop, base_name)
         spec = fold_results[0].policy.spec
+        raw = raw_risk(cfg)
         for name, targets in _baseline_targets(cfg, prepared, fold_results, spec.caps, spec.max_gross).items():
             strategies[name] = evaluate_strategy(cfg, prepared.market, targets, oos_start, oos_stop, name)
-        compare(strategies, oos_start, oos_stop)
+            strategies[f"{name}_raw"] = evaluate_strategy(cfg, prepared.market, targets, oos_start, oos_stop,
+                                                          f"{name}_raw", risk=raw)
+        compare(strategies, oos_start, oos_stop, n_candidates=len(candidates))
+        significance = policy_significance(strategies, oos_start, oos_stop, seed=tc.seed)
         timings["evaluate_s"] = time.perf_counter() - t0
         by_fold = {fr.fold.index: fr for fr in fold_results}
-        for index, m in _fold_metrics(strategies, fold_results).items():
+        for index, m in _fold_metrics(cfg, prepared, fold_results).items():
+            by_fold[index].standalone = m
             tracker.log_metrics(by_fold[index].run_id, {f"oos_{k}": v for k, v in m.items()})
 
         # -- final model, export, registry ---------------------------------------------------------
         t0 = time.perf_counter()
+        final_candidate = _final_candidate(candidates, fold_results)
         if tc.final_refit:
             ffold = final_fold(data.usable, tc.splits, min_fit=tc.window_steps)
-            final_policy, _ = fit_policy(cfg, prepared, ffold, tc.seed + len(folds), _epoch_logger(tracker, parent, "final_"))
+            final_policy, _ = fit_policy(final_candidate.cfg, prepared, ffold, tc.seed + len(folds),
+                                         _epoch_logger(tracker, parent, "final_"))
         else:
             ffold = fold_results[-1].fold
             final_policy = fold_results[-1].policy
+            final_candidate = next(c for c in candidates if c.label == fold_results[-1].candidate)
         final_dir = out_dir / "final" / "policy"
         save_any_policy(final_policy, final_dir)
         tracker.log_artifact(parent, final_dir, "model/policy")
         onnx_path, registered = (
-            _export_and_register(cfg, final_policy, prepared, ffold, out_dir, tracker, parent)
+            _export_and_register(final_candidate.cfg, final_policy, prepared, ffold, out_dir, tracker, parent)
             if tc.export_onnx
             else (None, None)
         )
+        exported = ExportInfo(
+            candidate=final_candidate.label,
+            refit=tc.final_refit,
+            saw_test_rows=bool(tc.final_refit),
+            fit=(int(ffold.fit[0]), int(ffold.fit[1])),
+            val=(int(ffold.val[0]), int(ffold.val[1])),
+        )
+        tracker.set_tags(parent, {"dea.export_candidate": exported.candidate,
+                                  "dea.export_saw_test_rows": str(exported.saw_test_rows).lower()})
         timings["final_model_s"] = time.perf_counter() - t0
+        notes = quality_notes(cfg, strategies, base_name, fold_results)
 
         # -- report --------------------------------------------------------------------------------
         from training.report import write_outputs
 
-        paths = write_outputs(out_dir, strategies, oos_start, oos_stop, fold_results, prepared, cfg)
+        paths = write_outputs(out_dir, strategies, oos_start, oos_stop, fold_results, prepared, cfg,
+                              significance=significance, exported=exported, notes=notes)
         paths["final_policy"] = final_dir
         if onnx_path is not None:
             paths["onnx"] = onnx_path
@@ -436,6 +572,9 @@ def train(
         paths=paths,
         registered=registered,
         timings=timings,
+        significance=significance,
+        exported=exported,
+        notes=notes,
     )
 
 

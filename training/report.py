@@ -20,9 +20,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from training.prepare import PreparedData
 
 TABLE_COLUMNS = (
-    "sharpe", "deflated_sharpe", "sortino", "annual_return", "annual_vol", "max_drawdown", "calmar",
-    "turnover_annual", "cost_total",
+    "sharpe", "sharpe_diff", "diff_ci", "deflated_sharpe", "annual_return", "annual_vol", "max_drawdown",
+    "exposure_gross_mean", "turnover_annual", "cost_fees", "cost_spread", "cost_impact", "cost_funding",
 )
+COLUMN_TITLES = {
+    "sharpe_diff": "policy-this", "diff_ci": "95% CI", "deflated_sharpe": "deflated", "annual_return": "ann.ret",
+    "annual_vol": "ann.vol", "max_drawdown": "max DD", "exposure_gross_mean": "gross", "turnover_annual": "turnover/y",
+    "cost_fees": "fees", "cost_spread": "spread", "cost_impact": "impact", "cost_funding": "funding",
+}
 
 
 def metrics_rows(strategies: Mapping[str, "StrategyResult"]) -> list[dict[str, Any]]:
@@ -42,11 +47,16 @@ def write_outputs(
     folds: Sequence["FoldResult"],
     prepared: "PreparedData",
     cfg: "ExperimentConfig",
+    *,
+    significance: Mapping[str, Any] | None = None,
+    exported: Any = None,
+    notes: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Write metrics (CSV + JSON), OOS exposures (CSV) and the tearsheet (PNG + HTML)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     table = metrics_rows(strategies)
+    significance = dict(significance or {})
     keys = ["strategy"] + sorted({k for r in table for k in r if k != "strategy"})
     p = out_dir / "metrics.csv"
     with p.open("w", newline="") as fh:
@@ -63,10 +73,22 @@ def write_outputs(
                 "best_epoch": fr.fit.best_epoch,
                 "best_val_loss": fr.fit.best_val_loss,
                 "steps_per_second": fr.fit.steps_per_second,
+                "test_window": [iso(int(clock[fr.fold.test[0]])), iso(int(clock[fr.fold.test[1] - 1]))],
+                "candidate": fr.candidate,
+                "validation_sharpe": fr.val_scores,
+                "standalone_metrics": fr.standalone,
             }
             for fr in folds
         ],
         "metrics": {r["strategy"]: {k: v for k, v in r.items() if k != "strategy"} for r in table},
+        "sharpe_difference": {n: _as_dict(d) for n, d in significance.items()},
+        "exported_model": None if exported is None else {
+            "candidate": exported.candidate, "refit_on_all_data": exported.refit,
+            "saw_test_rows": exported.saw_test_rows,
+            "fit_window": [iso(int(clock[exported.fit[0]])), iso(int(clock[exported.fit[1] - 1]))],
+            "validation_window": [iso(int(clock[exported.val[0]])), iso(int(clock[exported.val[1] - 1]))],
+        },
+        "notes": list(notes),
     }
     p = out_dir / "metrics.json"
     p.write_text(json.dumps(summary, indent=2, default=_json_default))
@@ -93,6 +115,27 @@ def write_outputs(
     paths["oos_equity"] = p
     paths.update(_tearsheet(out_dir / "tearsheet", strategies, start, stop, cfg))
     return paths
+
+
+def _as_dict(d: Any) -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    out = asdict(d) if is_dataclass(d) else dict(d)
+    verdict = getattr(d, "verdict", None)
+    if verdict is not None:
+        out["verdict"] = verdict
+    return out
+
+
+def table_metrics(metrics: Mapping[str, Mapping[str, float]], significance: Mapping[str, Any] | None = None
+                  ) -> dict[str, dict[str, Any]]:
+    """Metrics with the policy's Sharpe difference and its CI against each strategy merged in."""
+    out = {n: dict(m) for n, m in metrics.items()}
+    for name, d in (significance or {}).items():
+        if name in out:
+            out[name]["sharpe_diff"] = float(d.diff)
+            out[name]["diff_ci"] = f"[{d.lo:+.2f}, {d.hi:+.2f}]" + ("*" if d.lo > 0 or d.hi < 0 else "")
+    return out
 
 
 def _json_default(o: Any) -> Any:
@@ -127,11 +170,22 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def format_table(metrics: Mapping[str, Mapping[str, float]], columns: Sequence[str] = TABLE_COLUMNS) -> str:
-    """Plain-text table: one row per strategy, the policy first."""
-    names = sorted(metrics, key=lambda n: (n != "policy", n))
+def _order(name: str) -> tuple[int, str]:
+    if name == "policy":
+        return (0, name)
+    if name.startswith("base_"):
+        return (1, name)
+    if name == "buy_and_hold_raw":
+        return (2, name)
+    return (3, name)
+
+
+def format_table(metrics: Mapping[str, Mapping[str, Any]], columns: Sequence[str] = TABLE_COLUMNS) -> str:
+    """Plain-text table: one row per strategy — the policy, its base, raw buy-and-hold (the
+    reference row), then the rest; ``*_raw`` rows ran without the risk engine."""
+    names = sorted(metrics, key=_order)
     cols = [c for c in columns if any(c in metrics[n] for n in names)]
-    header = ["strategy", *cols]
+    header = ["strategy", *(COLUMN_TITLES.get(c, c) for c in cols)]
     body = [[n, *(_fmt(metrics[n].get(c, float("nan"))) for c in cols)] for n in names]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
@@ -145,7 +199,20 @@ def format_summary(result: "TrainResult") -> str:
         "",
         f"out-of-sample {iso(int(clock[result.oos_start]))} .. {iso(int(clock[result.oos_stop - 1]))} "
         f"({result.oos_stop - result.oos_start} decisions, {len(result.folds)} walk-forward folds), after costs:",
-        format_table(result.metrics),
+        format_table(table_metrics(result.metrics, result.significance)),
+        "(policy-this: the policy's Sharpe minus the row's, 95% stationary-bootstrap CI, * = distinguishable from 0;",
+        " *_raw rows: no risk engine, costs and funding only; costs are totals as fractions of equity)",
+        "",
+    ]
+    if result.exported is not None:
+        e = result.exported
+        lines.append(
+            f"exported model: candidate {e.candidate}, "
+            + ("refit on all data -- it SAW the test rows, so backtesting it over them is in sample"
+               if e.saw_test_rows else "the last fold's model (trained before its test block)")
+        )
+    lines += [f"note: {n}" for n in result.notes]
+    lines += [
         "",
         f"outputs:        {result.out_dir}",
     ]

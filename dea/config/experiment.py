@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from dea.backtest.config import BacktestConfig, CostsConfig
 from dea.config.base import StrictModel
@@ -27,6 +27,7 @@ from dea.config.stress import StressConfig
 from dea.config.tracking import TrackingConfig
 from dea.data.config import DataConfig
 from dea.errors import ConfigError
+from dea.timeutil import parse_duration
 from dea.features.config import FeaturesConfig
 from dea.risk.config import RiskConfig
 
@@ -49,6 +50,39 @@ class ExperimentConfig(StrictModel):
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="after")
+    def _base_features(self) -> "ExperimentConfig":
+        """Add the features the base allocation (and the vol-scaled adjustment) reads, if absent,
+        so ``model.base`` works without the user listing them (the resolved config shows them)."""
+        m = self.model
+        uses_vol = m.base.kind != "none" or (m.adjust.vol_scaling and m.kind != "base")
+        if not uses_vol:
+            return self
+        from dea.allocation.base import required_features
+        from dea.features.config import FeatureItem
+
+        step = parse_duration(self.data.clock.step)
+        rows = {k: max(2, int(round(parse_duration(v) / step))) for k, v in
+                (("vol", m.base.vol_lookback), ("mom", m.base.momentum_lookback))}
+        have = {(f.name, tuple(sorted(f.params.items())), f.instruments is None) for f in self.features.set}
+        extra = []
+        for item in required_features(m.base.kind, rows["vol"], rows["mom"]):
+            key = (item["name"], tuple(sorted(item["params"].items())), True)
+            if key not in have:
+                extra.append(FeatureItem(**item))
+        if extra:
+            feats = self.features.model_copy(update={"set": [*self.features.set, *extra]})
+            object.__setattr__(self, "features", feats)
+        return self
+
+    @property
+    def base_rows(self) -> tuple[int, int]:
+        """(volatility window, momentum horizon) of ``model.base`` in decision rows."""
+        step = parse_duration(self.data.clock.step)
+        b = self.model.base
+        return (max(2, int(round(parse_duration(b.vol_lookback) / step))),
+                max(2, int(round(parse_duration(b.momentum_lookback) / step))))
 
     @property
     def base_dir(self) -> Path:

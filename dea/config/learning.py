@@ -7,18 +7,64 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from dea.config.base import StrictModel
+from dea.config.base import StrictModel, duration_field
 from dea.errors import ConfigError
 from dea.timeutil import parse_duration, parse_timestamp
 
 
+class BaseConfig(StrictModel):
+    """``model.base``: the causal allocation the learned part adjusts (:mod:`dea.allocation.base`).
+
+    ``none`` = a plain policy. Lookbacks are durations on the decision clock ("30d"); the needed
+    features (``rvol_cc`` over ``vol_lookback``, ``logret`` over ``momentum_lookback``) are added
+    to the feature set automatically. ``target_vol`` (annualised) sizes ``vol_target``/``tsmom``
+    and the volatility-scaled adjustment; ``budget`` is the gross of ``equal_weight``/``inverse_vol``.
+    """
+
+    kind: Literal["none", "equal_weight", "inverse_vol", "vol_target", "tsmom"] = "vol_target"
+    vol_lookback: str = "30d"
+    momentum_lookback: str = "30d"
+    target_vol: float = Field(default=0.3, gt=0, le=5)
+    budget: float = Field(default=1.0, gt=0, le=10)
+
+    _dur = duration_field("vol_lookback", "momentum_lookback")
+
+
+class AdjustConfig(StrictModel):
+    """``model.adjust``: how far the learned part may move the target away from the base.
+
+    ``target = clip(base * (1 + max_scale * tanh(u)) + max_tilt * tanh(v) * unit)``, with ``unit``
+    the exposure giving an instrument its 1/N share of ``base.target_vol`` (risk fixed by
+    construction, as in Deep Momentum Networks). The output layer starts at exactly zero, so an
+    untrained policy IS its base, and ``shrink`` (decoupled weight decay on that layer) pulls the
+    adjustment back to zero: with no signal the policy converges to its base.
+    With ``base.kind: none`` the target is ``max_tilt * tanh(v) * unit`` when ``vol_scaling`` is
+    on (default), else the legacy ``cap * tanh(score)``.
+    """
+
+    max_scale: float = Field(default=0.5, ge=0, lt=1, description="scale of the base in [1 - s, 1 + s]")
+    max_tilt: float = Field(default=0.5, ge=0, le=5, description="tilt in units of the vol-target exposure")
+    shrink: float = Field(default=1.0, ge=0, description="weight decay of the adjustment's output layer")
+    vol_scaling: bool = True
+
+
 class ModelConfig(StrictModel):
-    kind: Literal["linear", "mlp", "shared", "gru", "tcn", "attention"] = "mlp"
+    """``model``: the policy's architecture over its base (``kind: base`` = the base alone, untrained;
+    ``forecast`` = a two-stage policy: a ridge forecast sized by a cost-aware mean-variance rule)."""
+
+    kind: Literal["linear", "mlp", "shared", "gru", "tcn", "attention", "forecast", "base"] = "mlp"
+    base: BaseConfig = Field(default_factory=BaseConfig)
+    adjust: AdjustConfig = Field(default_factory=AdjustConfig)
     hidden: list[int] = Field(default_factory=lambda: [64, 64])
     dropout: float = Field(default=0.0, ge=0, lt=1)
     name: str = "dea-policy"
     exposure_scale: Literal["tanh"] = "tanh"
-    ensemble: int = Field(default=1, ge=1, description="k seeds -> dispersion output")
+    ensemble: int = Field(
+        default=3, ge=1, description="k seeds averaged into one exported graph; their spread is the dispersion output"
+    )
+    forecast_risk_aversion: float = Field(
+        default=1.0, gt=0, description="forecast kind: exposure = forecast Sharpe / risk_aversion, in vol-target units"
+    )
     partial_adjustment: bool = Field(
         default=True,
         description="trade a learned share of the way from the held towards the desired exposure each step",
@@ -122,6 +168,9 @@ class TrainingConfig(StrictModel):
         "which must be able to travel from slow (0.05) to fast (0.9) trading within a few epochs",
     )
     patience: int = Field(default=5, ge=1)
+    min_epochs: int = Field(
+        default=3, ge=0, description="epochs trained before early stopping may stop (noise cannot end a fit at epoch 0)"
+    )
     monitor: Literal["val_loss", "val_loss_smooth"] = Field(
         default="val_loss_smooth",
         description="early stopping and best-weights metric; 'val_loss_smooth' = exponential average over "
@@ -165,6 +214,17 @@ class TrainingConfig(StrictModel):
     )
     baselines: list[str] = Field(
         default_factory=lambda: ["buy_and_hold", "equal_weight", "inverse_vol", "tsmom", "hrp", "ridge", "hgb"]
+    )
+    candidates: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{}, {"model.kind": "base"}],
+        description="nested selection: config overrides (dotted keys) tried per fold and chosen on the fold's "
+        "validation block only; {} = the configured model, {'model.kind': 'base'} = the base alone",
+    )
+    selection_metric: Literal["val_sharpe", "val_loss"] = Field(
+        default="val_sharpe", description="what nested selection compares on the validation block"
+    )
+    low_vol_share: float = Field(
+        default=0.5, ge=0, le=1, description="flag a policy whose out-of-sample vol is below this share of its target"
     )
 
     @field_validator("test_start", mode="before")

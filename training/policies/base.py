@@ -1,8 +1,22 @@
-"""The shared shell of every policy: input scaling, exposure bounds and gross projection.
+"""The shared shell of every policy: input scaling, base allocation, bounded adjustment,
+exposure bounds and gross projection.
 
-Subclasses implement only ``body`` (scaled features, exposure, state -> scores, state); this base
-turns scores into bounded target exposures the same way for every architecture, so the risk
-semantics (per-instrument caps, gross cap) cannot drift between model kinds.
+Subclasses implement only their body (scaled features, exposure, state -> scores, state); this
+base turns scores into bounded target exposures the same way for every architecture, so the risk
+semantics (per-instrument bounds, gross cap) cannot drift between model kinds.
+
+Three output modes (``PolicySpec.mode``):
+
+* ``base``: ``desired = base * (1 + max_scale * tanh(u)) + max_tilt * tanh(v) * unit`` — the
+  causal base allocation of :mod:`dea.allocation.base` (computed in this graph from raw feature
+  columns, so training, backtest and the exported ONNX model share it) times a learned scale,
+  plus a learned tilt in volatility units;
+* ``vol``: ``desired = max_tilt * tanh(v) * unit`` (no base; risk fixed by construction as in
+  Deep Momentum Networks: a signal in [-1, 1] times target vol over ex-ante vol);
+* ``legacy``: ``desired = cap * tanh(score)``.
+
+``unit[i] = target_vol / (N * sigma_annual[i])``. In ``base`` and ``vol`` modes the output layer
+starts at exactly zero, so an untrained policy is its base (or flat), never a random bet.
 """
 
 from __future__ import annotations
@@ -36,6 +50,10 @@ class PolicySpec:
     partial_adjustment: bool = True
     initial_trade_rate: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict)
+    lower: tuple[float, ...] | None = None  # per-instrument lower bound (None = -caps; 0 = long-only)
+    base: dict[str, Any] = field(default_factory=dict)  # kind, vol_window, momentum_horizon, target_vol, budget
+    adjust: dict[str, Any] = field(default_factory=dict)  # max_scale, max_tilt, vol_scaling
+    periods_per_year: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.feature_names:
@@ -52,6 +70,39 @@ class PolicySpec:
             raise ModelError(f"policy spec: initial_trade_rate must be in (0, 1), got {self.initial_trade_rate}")
         if not (self.max_gross > 0 and np.isfinite(self.max_gross)):
             raise ModelError(f"policy spec: max_gross must be finite and > 0, got {self.max_gross}")
+        if self.lower is not None:
+            if len(self.lower) != len(self.caps):
+                raise ModelError(f"policy spec: {len(self.lower)} lower bounds for {len(self.caps)} instruments")
+            bad = [s for s, lo, c in zip(self.instruments, self.lower, self.caps) if not (-c <= lo <= c)]
+            if bad:
+                raise ModelError(f"policy spec: lower bounds of {bad} must lie in [-cap, cap]")
+        kind = self.base.get("kind", "none")
+        from dea.allocation.base import BASE_KINDS
+
+        if kind not in BASE_KINDS:
+            raise ModelError(f"policy spec: base kind {kind!r} unknown; known {list(BASE_KINDS)}")
+        if self.mode != "legacy" and not (self.periods_per_year > 0):
+            raise ModelError("policy spec: periods_per_year must be > 0 for a volatility-scaled policy")
+
+    @property
+    def base_kind(self) -> str:
+        return str(self.base.get("kind", "none"))
+
+    @property
+    def mode(self) -> str:
+        """``base`` | ``vol`` | ``legacy`` (see the module docstring)."""
+        if self.base_kind != "none":
+            return "base"
+        return "vol" if self.adjust.get("vol_scaling", False) else "legacy"
+
+    @property
+    def scores_per_instrument(self) -> int:
+        """Scores the body emits per instrument: (tilt, scale) over a base, else one."""
+        return 2 if self.mode == "base" else 1
+
+    @property
+    def lower_bounds(self) -> tuple[float, ...]:
+        return tuple(-c for c in self.caps) if self.lower is None else tuple(self.lower)
 
     @property
     def n_features(self) -> int:
@@ -65,6 +116,8 @@ class PolicySpec:
         d = asdict(self)
         for key in ("feature_names", "instruments", "caps", "hidden"):
             d[key] = list(d[key])
+        if d["lower"] is not None:
+            d["lower"] = list(d["lower"])
         return d
 
     @classmethod
@@ -83,6 +136,10 @@ class PolicySpec:
                 partial_adjustment=bool(d.get("partial_adjustment", False)),
                 initial_trade_rate=float(d.get("initial_trade_rate", 0.1)),
                 extra=dict(d.get("extra", {})),
+                lower=None if d.get("lower") is None else tuple(float(v) for v in d["lower"]),
+                base=dict(d.get("base", {})),
+                adjust=dict(d.get("adjust", {})),
+                periods_per_year=float(d.get("periods_per_year", 1.0)),
             )
         except KeyError as exc:
             raise ModelError(f"policy spec is missing field {exc.args[0]!r}") from None
@@ -106,6 +163,23 @@ class Policy(nn.Module):
         self.register_buffer("center", torch.zeros(spec.n_features))
         self.register_buffer("scale", torch.ones(spec.n_features))
         self.register_buffer("caps", torch.tensor(spec.caps, dtype=torch.float32))
+        self.register_buffer("lower", torch.tensor(spec.lower_bounds, dtype=torch.float32))
+        self.mode = spec.mode
+        self.n_scores = spec.scores_per_instrument * spec.n_instruments
+        self.base_kind = spec.base_kind
+        self.target_vol = float(spec.base.get("target_vol", 0.3))
+        self.budget = float(spec.base.get("budget", 1.0))
+        self.max_scale = float(spec.adjust.get("max_scale", 0.5))
+        self.max_tilt = float(spec.adjust.get("max_tilt", 0.5))
+        self.periods_per_year = float(spec.periods_per_year)
+        if self.mode != "legacy":
+            from dea.allocation.base import base_columns
+
+            cols = base_columns(spec.feature_names, spec.instruments, spec.base_kind if self.mode == "base" else "none",
+                                int(spec.base.get("vol_window", 30)), int(spec.base.get("momentum_horizon", 30)))
+            self.register_buffer("sigma_idx", torch.as_tensor(cols.sigma, dtype=torch.long), persistent=False)
+            mom = cols.momentum if cols.momentum is not None else cols.sigma
+            self.register_buffer("momentum_idx", torch.as_tensor(mom, dtype=torch.long), persistent=False)
         self.partial_adjustment = bool(spec.partial_adjustment)
         if self.partial_adjustment:
             rate = float(spec.initial_trade_rate)
@@ -153,18 +227,45 @@ class Policy(nn.Module):
             return torch.ones_like(self.caps)
         return torch.sigmoid(self.trade_logit)
 
-    def bound(self, scores: Tensor, exposure: Tensor | None = None) -> Tensor:
+    def base_exposure(self, features: Tensor) -> Tensor:
+        """The base allocation [B, N] from raw features (zero for a plain policy)."""
+        if self.mode != "base":
+            return features.new_zeros(features.shape[0], self.n_instruments)
+        from dea.allocation.base import base_weights
+
+        sigma = features[:, self.sigma_idx]
+        mom = features[:, self.momentum_idx] if self.base_kind == "tsmom" else None
+        return base_weights(torch, self.base_kind, sigma, mom, self.lower, self.caps, target_vol=self.target_vol,
+                            periods_per_year=self.periods_per_year, budget=self.budget)
+
+    def desired(self, scores: Tensor, features: Tensor | None) -> Tensor:
+        """Scores [B, n_scores] -> the exposure aimed at, inside [lower, caps] (module docstring)."""
+        if self.mode == "legacy":
+            return torch.maximum(self.caps * torch.tanh(scores), self.lower)
+        if features is None:
+            raise ModelError(f"a {self.mode}-mode policy needs the raw features to size its target")
+        from dea.allocation.base import clip_between, vol_unit
+
+        n = self.n_instruments
+        sigma = features[:, self.sigma_idx]
+        unit = vol_unit(torch, sigma, n, self.target_vol, self.periods_per_year)
+        aim = self.max_tilt * torch.tanh(scores[:, :n]) * unit
+        if self.mode == "base":
+            aim = aim + self.base_exposure(features) * (1.0 + self.max_scale * torch.tanh(scores[:, n : 2 * n]))
+        return clip_between(torch, aim, self.lower, self.caps)
+
+    def bound(self, scores: Tensor, exposure: Tensor | None = None, features: Tensor | None = None) -> Tensor:
         """Scores -> bounded target exposure.
 
-        ``desired = caps * tanh(scores)``; with partial adjustment (Garleanu & Pedersen 2013:
+        ``desired`` (see :meth:`desired`); with partial adjustment (Garleanu & Pedersen 2013:
         under trading costs the optimal policy trades a fixed share of the way from the current
         position towards an aim) ``target = held + rate * (desired - held)``, ``held`` being
-        ``exposure`` clipped to the caps and ``rate`` a learned per-instrument share in (0, 1);
+        ``exposure`` clipped to the bounds and ``rate`` a learned per-instrument share in (0, 1);
         then the differentiable gross-leverage projection.
         """
-        target = self.caps * torch.tanh(scores)
+        target = self.desired(scores, features)
         if self.partial_adjustment and exposure is not None:
-            held = torch.maximum(torch.minimum(exposure, self.caps), -self.caps)
+            held = torch.maximum(torch.minimum(exposure, self.caps), self.lower)
             target = held + self.trade_rate * (target - held)
         gross = target.abs().sum(dim=-1, keepdim=True)
         factor = torch.clamp(self.max_gross / (gross + _EPS), max=1.0)
@@ -181,6 +282,18 @@ class Policy(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, F={self.n_features}, N={self.n_instruments}, H={self.state_size}"
+
+
+def output_head(n_in: int, spec: PolicySpec, n_out: int | None = None) -> nn.Linear:
+    """The scores layer. Exactly zero in ``base``/``vol`` modes (an untrained policy is its base);
+    near zero (std 0.01) in the legacy mode, whose tanh(0) = 0 target would otherwise never move."""
+    head = nn.Linear(n_in, spec.scores_per_instrument * spec.n_instruments if n_out is None else n_out)
+    if spec.mode == "legacy":
+        nn.init.normal_(head.weight, std=0.01)
+    else:
+        nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    return head
 
 
 def mlp_layers(n_in: int, widths: Sequence[int], dropout: float) -> tuple[nn.Sequential, int]:

@@ -11,13 +11,15 @@ import torch
 
 from dea.errors import ModelError
 from training.policies.base import Policy, PolicySpec
-from training.policies.feedforward import LinearPolicy, MLPPolicy, SharedPolicy
+from training.policies.feedforward import BasePolicy, ForecastPolicy, LinearPolicy, MLPPolicy, SharedPolicy
 from training.policies.recurrent import AttentionPolicy, GRUPolicy, TCNPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
     from dea.config import ExperimentConfig
 
 POLICY_KINDS: dict[str, type[Policy]] = {
+    "base": BasePolicy,
+    "forecast": ForecastPolicy,
     "linear": LinearPolicy,
     "mlp": MLPPolicy,
     "shared": SharedPolicy,
@@ -53,18 +55,29 @@ def exposure_caps(cfg: "ExperimentConfig") -> tuple[float, ...]:
         raise ModelError(str(exc)) from None
 
 
+def lower_bounds(cfg: "ExperimentConfig", caps: Sequence[float]) -> tuple[float, ...]:
+    """Per-instrument lower exposure bound: 0 for a spot instrument (long-only: a spot holding
+    cannot go below zero without a margin account), ``-cap`` otherwise."""
+    return tuple(0.0 if inst.kind == "spot" else -float(c) for inst, c in zip(cfg.data.instruments, caps))
+
+
 def spec_from_config(cfg: "ExperimentConfig", feature_names: Sequence[str]) -> PolicySpec:
     """Policy spec from the experiment's ``model`` and ``risk`` sections and the feature order.
 
     The gross cap is ``min(risk.max_gross, risk.max_leverage)``: the policy never proposes what the
-    risk engine would have to cut.
+    risk engine would have to cut. Spot instruments are long-only (:func:`lower_bounds`).
     """
+    from dea.timeutil import NS_PER_YEAR, parse_duration
+
     m = cfg.model
+    caps = exposure_caps(cfg)
+    vol_rows, mom_rows = cfg.base_rows
+    ppy = cfg.backtest.periods_per_year or NS_PER_YEAR / parse_duration(cfg.data.clock.step)
     return PolicySpec(
         kind=m.kind,
         feature_names=tuple(feature_names),
         instruments=tuple(cfg.data.symbols),
-        caps=exposure_caps(cfg),
+        caps=caps,
         max_gross=float(min(cfg.risk.max_gross, cfg.risk.max_leverage)),
         hidden=tuple(m.hidden),
         dropout=float(m.dropout),
@@ -72,6 +85,12 @@ def spec_from_config(cfg: "ExperimentConfig", feature_names: Sequence[str]) -> P
         kernel_size=int(m.kernel_size),
         partial_adjustment=bool(m.partial_adjustment),
         initial_trade_rate=float(m.initial_trade_rate),
+        lower=lower_bounds(cfg, caps),
+        base={"kind": m.base.kind, "vol_window": vol_rows, "momentum_horizon": mom_rows,
+              "target_vol": m.base.target_vol, "budget": m.base.budget},
+        adjust={"max_scale": m.adjust.max_scale, "max_tilt": m.adjust.max_tilt,
+                "vol_scaling": m.adjust.vol_scaling or m.kind in ("base", "forecast")},
+        periods_per_year=float(ppy),
     )
 
 

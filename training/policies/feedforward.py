@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
 import torch
+from torch import Tensor, nn
 
-from training.policies.base import Policy, PolicySpec, mlp_layers
+from training.policies.base import Policy, PolicySpec, mlp_layers, output_head
 
 
-def _small_head(n_in: int, n_out: int) -> nn.Linear:
-    """Output layer initialised near zero, so an untrained policy starts close to flat."""
-    head = nn.Linear(n_in, n_out)
-    nn.init.normal_(head.weight, std=0.01)
-    nn.init.zeros_(head.bias)
-    return head
+class BasePolicy(Policy):
+    """The base allocation alone (``model.kind: base``): no learned adjustment.
+
+    It is what every adjusted policy starts from and what nested selection falls back to when no
+    adjustment validates better; it needs no training and exports like any other policy.
+    """
+
+    def forward(self, features: Tensor, exposure: Tensor) -> Tensor:
+        scores = features.new_zeros(features.shape[0], self.n_scores)
+        return self.bound(scores, exposure, features)
 
 
 class LinearPolicy(Policy):
@@ -21,11 +25,34 @@ class LinearPolicy(Policy):
 
     def __init__(self, spec: PolicySpec) -> None:
         super().__init__(spec)
-        self.head = _small_head(spec.n_features + spec.n_instruments, spec.n_instruments)
+        self.head = output_head(spec.n_features + spec.n_instruments, spec)
 
     def forward(self, features: Tensor, exposure: Tensor) -> Tensor:
         x = torch.cat([self.scale_features(features), exposure], dim=-1)
-        return self.bound(self.head(x), exposure)
+        return self.bound(self.head(x), exposure, features)
+
+
+class ForecastPolicy(Policy):
+    """Two-stage policy: a linear forecast of each instrument's next volatility-standardised
+    return (``z = r[t+1] / sigma[t]``, a per-step Sharpe forecast), sized by a mean-variance rule
+    in volatility units (``tilt = tanh(z / (s * risk_aversion))``, ``s`` the forecast's in-sample
+    spread) over the base, then partial adjustment towards that aim — the turnover cost.
+
+    The forecast layer is fitted in closed form (ridge, :func:`training.forecast_policy.fit_forecast_policy`),
+    not by gradient descent; the module exports to ONNX like every other policy.
+    """
+
+    def __init__(self, spec: PolicySpec) -> None:
+        super().__init__(spec)
+        self.head = nn.Linear(spec.n_features, spec.n_instruments)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, features: Tensor, exposure: Tensor) -> Tensor:
+        tilt = self.head(self.scale_features(features))
+        if self.n_scores > self.n_instruments:  # over a base: scale fixed at 1
+            tilt = torch.cat([tilt, tilt.new_zeros(tilt.shape[0], self.n_scores - self.n_instruments)], dim=-1)
+        return self.bound(tilt, exposure, features)
 
 
 class MLPPolicy(Policy):
@@ -34,11 +61,11 @@ class MLPPolicy(Policy):
     def __init__(self, spec: PolicySpec) -> None:
         super().__init__(spec)
         self.body, width = mlp_layers(spec.n_features + spec.n_instruments, spec.hidden, spec.dropout)
-        self.head = _small_head(width, spec.n_instruments)
+        self.head = output_head(width, spec)
 
     def forward(self, features: Tensor, exposure: Tensor) -> Tensor:
         x = torch.cat([self.scale_features(features), exposure], dim=-1)
-        return self.bound(self.head(self.body(x)), exposure)
+        return self.bound(self.head(self.body(x)), exposure, features)
 
 
 class SharedPolicy(Policy):
@@ -63,7 +90,7 @@ class SharedPolicy(Policy):
         self.register_buffer("onehot", torch.eye(n), persistent=False)
         n_in = 2 * s + int(layout.global_cols.size) + 1 + n
         self.body, width = mlp_layers(n_in, spec.hidden, spec.dropout)
-        self.head = _small_head(width, 1)
+        self.head = output_head(width, spec, n_out=spec.scores_per_instrument)
 
     def forward(self, features: Tensor, exposure: Tensor) -> Tensor:
         z = self.scale_features(features)  # [B, F]
@@ -74,4 +101,5 @@ class SharedPolicy(Policy):
             parts.append(z[:, self.global_idx].unsqueeze(1).expand(-1, n, -1))
         parts += [exposure.unsqueeze(-1), self.onehot.expand(b, -1, -1)]
         x = torch.cat(parts, dim=-1)  # [B, N, D]
-        return self.bound(self.head(self.body(x)).squeeze(-1), exposure)
+        scores = self.head(self.body(x))  # [B, N, k]: (tilt, scale) per instrument
+        return self.bound(scores.transpose(1, 2).reshape(b, -1), exposure, features)

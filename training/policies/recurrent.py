@@ -19,8 +19,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from training.policies.base import Policy, PolicySpec, mlp_layers
-from training.policies.feedforward import _small_head
+from training.policies.base import Policy, PolicySpec, mlp_layers, output_head
 
 
 class GRUPolicy(Policy):
@@ -34,7 +33,7 @@ class GRUPolicy(Policy):
         self._h = int(hidden[0])
         self.cell = nn.GRUCell(spec.n_features + spec.n_instruments, self._h)
         self.body, width = mlp_layers(self._h, hidden[1:], spec.dropout)
-        self.head = _small_head(width, spec.n_instruments)
+        self.head = output_head(width, spec)
 
     @property
     def state_size(self) -> int:
@@ -43,7 +42,7 @@ class GRUPolicy(Policy):
     def forward(self, features: Tensor, exposure: Tensor, state_in: Tensor) -> tuple[Tensor, Tensor]:
         x = torch.cat([self.scale_features(features), exposure], dim=-1)
         h = self.cell(x, state_in)
-        return self.bound(self.head(self.body(h)), exposure), h
+        return self.bound(self.head(self.body(h)), exposure, features), h
 
 
 class _BufferedStack(Policy):
@@ -92,7 +91,7 @@ class TCNPolicy(_BufferedStack):
         self.convs = nn.ModuleList(convs)
         self.act = nn.SiLU()
         self.drop = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
-        self.head = _small_head(width, spec.n_instruments)
+        self.head = output_head(width, spec)
         self._init_buffers(sizes)
 
     def forward(self, features: Tensor, exposure: Tensor, state_in: Tensor) -> tuple[Tensor, Tensor]:
@@ -103,7 +102,7 @@ class TCNPolicy(_BufferedStack):
             taps = full[:, ::d, :]  # k taps, oldest first, ending at the current step
             x = self.drop(self.act(conv(taps.reshape(taps.shape[0], -1))))
             new_state.append(full[:, 1:, :].reshape(full.shape[0], -1))
-        return self.bound(self.head(x), exposure), torch.cat(new_state, dim=1)
+        return self.bound(self.head(x), exposure, features), torch.cat(new_state, dim=1)
 
 
 class AttentionPolicy(_BufferedStack):
@@ -126,7 +125,7 @@ class AttentionPolicy(_BufferedStack):
         self.v = nn.Linear(d, d, bias=False)
         self.lag_bias = nn.Parameter(torch.zeros(self.window))
         self.body, width = mlp_layers(2 * d, hidden[1:], spec.dropout)
-        self.head = _small_head(width, spec.n_instruments)
+        self.head = output_head(width, spec)
         self._d = d
         self._init_buffers([(self.window - 1, d)])
 
@@ -140,4 +139,4 @@ class AttentionPolicy(_BufferedStack):
         attn = torch.softmax(logits, dim=-1).unsqueeze(-1)
         ctx = (attn * self.v(window)).sum(1)
         out = self.head(self.body(torch.cat([e, ctx], dim=-1)))
-        return self.bound(out, exposure), window[:, 1:, :].reshape(window.shape[0], -1)
+        return self.bound(out, exposure, features), window[:, 1:, :].reshape(window.shape[0], -1)

@@ -1,0 +1,180 @@
+"""Base allocations: the causal, risk-managed exposure a learned policy adjusts.
+
+A DEA policy's target is ``base(t) ⊕ adjustment(t)`` (DESIGN.md). The base is a classical
+allocator written ONCE here, as array arithmetic that runs unchanged on numpy arrays (``dea``
+backtests, reports, tests) and on torch tensors (inside the policy module, hence inside the
+exported ONNX graph the live loop runs). It reads only two feature columns per instrument, both
+ordinary registered features with batch/streaming parity and leakage tests:
+
+* ``rvol_cc_<W>@<SYM>``: close-to-close realised volatility per decision step (ex-ante risk);
+* ``logret_<H>@<SYM>``: the log return over the momentum horizon (``tsmom`` only).
+
+Kinds (``unit[i] = target_vol / (N * sigma_annual[i])`` is the exposure that gives instrument i
+its 1/N share of the target volatility, ignoring correlation):
+
+* ``none``: 0 (a plain policy);
+* ``equal_weight``: ``budget / N`` in every instrument whose volatility is known;
+* ``inverse_vol``: ``budget * (1/sigma_i) / sum_j (1/sigma_j)``;
+* ``vol_target``: ``unit[i]``;
+* ``tsmom``: ``sign(momentum[i]) * unit[i]`` (Moskowitz, Ooi & Pedersen 2012).
+
+An instrument whose volatility is not known (feature missing: filled with 0 by the missing-data
+policy, or not yet warmed up) gets no base weight: DEA never sizes a position on a risk estimate it
+does not have. Every base is clipped to the per-instrument bounds ``[lower, upper]`` (``lower``
+is 0 for a long-only spot instrument).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dea.errors import ConfigError
+
+BASE_KINDS = ("none", "equal_weight", "inverse_vol", "vol_target", "tsmom")
+VOL_STEM = "rvol_cc"
+MOMENTUM_STEM = "logret"
+_SIGMA_FLOOR = 1e-8  # per-step volatility below this counts as unknown (a 0-filled missing value)
+
+
+@dataclass(frozen=True)
+class BaseColumns:
+    """Feature-column indices the base (and the volatility-scaled adjustment) read, per instrument."""
+
+    sigma: tuple[int, ...]  # rvol_cc_<W>@<SYM>
+    momentum: tuple[int, ...] | None  # logret_<H>@<SYM> (tsmom only)
+
+
+def vol_feature_name(window: int, symbol: str) -> str:
+    return f"{VOL_STEM}_{int(window)}@{symbol}"
+
+
+def momentum_feature_name(horizon: int, symbol: str) -> str:
+    return f"{MOMENTUM_STEM}_{int(horizon)}@{symbol}"
+
+
+def required_features(kind: str, vol_window: int, momentum_horizon: int) -> list[dict[str, Any]]:
+    """Feature-set entries (``features.set`` items) the base ``kind`` needs.
+
+    The volatility feature is needed by every kind except ``none`` without volatility scaling;
+    callers add it whenever a volatility estimate is used."""
+    if kind not in BASE_KINDS:
+        raise ConfigError(f"model.base.kind {kind!r} unknown; choose one of {list(BASE_KINDS)}")
+    items: list[dict[str, Any]] = [{"name": VOL_STEM, "params": {"window": int(vol_window)}}]
+    if kind == "tsmom":
+        items.append({"name": MOMENTUM_STEM, "params": {"horizon": int(momentum_horizon)}})
+    return items
+
+
+def base_columns(
+    feature_names: Sequence[str], instruments: Sequence[str], kind: str, vol_window: int, momentum_horizon: int
+) -> BaseColumns:
+    """Locate the base's input columns in ``feature_names``; a :class:`ConfigError` names any
+    column that is missing (the config validator normally adds them to the feature set)."""
+    index = {n: j for j, n in enumerate(feature_names)}
+
+    def find(names: list[str]) -> tuple[int, ...]:
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise ConfigError(
+                f"the base allocation needs feature columns {missing} (add them to features.set, e.g. "
+                f"{{name: {names[0].split('_')[0]}, ...}})"
+            )
+        return tuple(index[n] for n in names)
+
+    sigma = find([vol_feature_name(vol_window, s) for s in instruments])
+    mom = find([momentum_feature_name(momentum_horizon, s) for s in instruments]) if kind == "tsmom" else None
+    return BaseColumns(sigma=sigma, momentum=mom)
+
+
+def vol_unit(xp: Any, sigma: Any, n_instruments: int, target_vol: float, periods_per_year: float) -> Any:
+    """Exposure giving each instrument its ``1/N`` share of ``target_vol`` (0 where sigma unknown).
+
+    ``sigma`` is the per-step volatility [..., N]; ``xp`` is ``numpy`` or ``torch``."""
+    known = sigma > _SIGMA_FLOOR
+    safe = xp.where(known, sigma, sigma * 0.0 + 1.0)
+    unit = target_vol / (n_instruments * safe * float(np.sqrt(periods_per_year)))
+    return xp.where(known, unit, sigma * 0.0)
+
+
+def base_weights(
+    xp: Any,
+    kind: str,
+    sigma: Any,
+    momentum: Any | None,
+    lower: Any,
+    upper: Any,
+    *,
+    target_vol: float,
+    periods_per_year: float,
+    budget: float = 1.0,
+) -> Any:
+    """The base exposure [..., N] of ``kind`` (see the module docstring), clipped to [lower, upper].
+
+    Works on numpy arrays and torch tensors alike (``xp`` = the module), so the backtest and the
+    exported policy graph evaluate the same expression."""
+    n = sigma.shape[-1]
+    zero = sigma * 0.0
+    known = sigma > _SIGMA_FLOOR
+    if kind == "none":
+        w = zero
+    elif kind == "equal_weight":
+        w = xp.where(known, zero + budget / n, zero)
+    elif kind == "inverse_vol":
+        inv = xp.where(known, 1.0 / xp.where(known, sigma, zero + 1.0), zero)
+        tot = inv.sum(-1, keepdims=True)
+        w = budget * inv / xp.where(tot > 0, tot, tot * 0.0 + 1.0)
+    elif kind == "vol_target":
+        w = vol_unit(xp, sigma, n, target_vol, periods_per_year)
+    elif kind == "tsmom":
+        if momentum is None:
+            raise ConfigError("base kind 'tsmom' needs the momentum feature")
+        w = xp.sign(momentum) * vol_unit(xp, sigma, n, target_vol, periods_per_year)
+    else:
+        raise ConfigError(f"model.base.kind {kind!r} unknown; choose one of {list(BASE_KINDS)}")
+    return clip_between(xp, w, lower, upper)
+
+
+def clip_between(xp: Any, w: Any, lower: Any, upper: Any) -> Any:
+    """``min(max(w, lower), upper)`` elementwise (bounds broadcast over the last axis)."""
+    return xp.minimum(xp.maximum(w, lower), upper)
+
+
+def base_from_features(
+    kind: str,
+    features: np.ndarray,
+    cols: BaseColumns,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    *,
+    target_vol: float,
+    periods_per_year: float,
+    budget: float = 1.0,
+) -> np.ndarray:
+    """Numpy base exposures [T, N] from a raw feature matrix [T, F] (NaN rows give NaN = hold)."""
+    x = np.asarray(features, dtype=np.float64)
+    sigma = x[:, list(cols.sigma)]
+    mom = x[:, list(cols.momentum)] if cols.momentum is not None else None
+    w = base_weights(np, kind, np.nan_to_num(sigma, nan=0.0), None if mom is None else np.nan_to_num(mom),
+                     np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64),
+                     target_vol=target_vol, periods_per_year=periods_per_year, budget=budget)
+    bad = ~np.isfinite(x).all(axis=1)
+    w[bad] = np.nan
+    return w
+
+
+__all__ = [
+    "BASE_KINDS",
+    "BaseColumns",
+    "base_columns",
+    "base_from_features",
+    "base_weights",
+    "clip_between",
+    "momentum_feature_name",
+    "required_features",
+    "vol_feature_name",
+    "vol_unit",
+]

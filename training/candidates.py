@@ -1,0 +1,119 @@
+"""Nested selection among configured candidate policies, on validation blocks only.
+
+``training.candidates`` lists config overrides (dotted keys under ``model.``, ``objective.`` or
+``training.``); each is a candidate. In every walk-forward fold each candidate is trained on the
+fold's fit block and scored on its validation block (net Sharpe after fees, impact and funding,
+through the same rollout the live loop runs); the fold's out-of-sample rollout uses the candidate
+that validated best. The test block is never looked at, so the choice is honest; the number of
+candidates enters the deflated Sharpe as the number of trials. The default candidates are the
+configured model and its base alone (``model.kind: base``), so a learned adjustment that does not
+validate better than its base is not used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dea.config.experiment import ExperimentConfig
+from dea.errors import ConfigError
+from training.datamodule import TrainingData
+from training.splits import Fold
+
+_ALLOWED = ("model.", "objective.", "training.")
+_FORBIDDEN = ("training.candidates", "training.splits", "training.test_start", "model.base.vol_lookback",
+              "model.base.momentum_lookback")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate: a label for tables and its resolved config."""
+
+    label: str
+    overrides: dict[str, Any]
+    cfg: ExperimentConfig
+
+
+@dataclass
+class Selection:
+    """What nested selection did in one fold."""
+
+    chosen: int
+    scores: list[float] = field(default_factory=list)  # validation score per candidate
+
+
+def candidate_label(overrides: dict[str, Any]) -> str:
+    if not overrides:
+        return "configured"
+    return ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())
+
+
+def resolve_candidates(cfg: ExperimentConfig) -> list[Candidate]:
+    """The candidates of ``cfg`` (the configured model first when listed), validated.
+
+    A candidate may not change the data, features, folds or costs (they must be judged on the same
+    inputs); a :class:`ConfigError` names the offending key."""
+    raw = cfg.training.candidates or [{}]
+    out: list[Candidate] = []
+    for j, ov in enumerate(raw):
+        for key in ov:
+            if not key.startswith(_ALLOWED) or key.startswith(_FORBIDDEN):
+                raise ConfigError(
+                    f"training.candidates[{j}]: key {key!r} is not allowed; candidates may set model.*, objective.* "
+                    f"and training.* (not data, features, folds, costs or the base lookbacks)"
+                )
+        cc = cfg.with_overrides({**ov, "training.candidates": [{}]}) if ov else cfg
+        if cc.features != cfg.features:
+            raise ConfigError(
+                f"training.candidates[{j}] {ov} needs other features than the configured model "
+                f"(a base kind needing the momentum feature?); add them to features.set so every candidate sees the same inputs"
+            )
+        out.append(Candidate(label=candidate_label(ov), overrides=dict(ov), cfg=cc))
+    labels = [c.label for c in out]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"training.candidates lists the same candidate twice: {labels}")
+    return out
+
+
+def validation_sharpe(policy: Any, data: TrainingData, fold: Fold) -> float:
+    """Annualised net Sharpe of ``policy`` rolled over the fold's validation block from flat
+    (the objective's cost model: fees and half spread, square-root impact, funding)."""
+    from training.rollout_eval import run_block
+
+    rows = np.arange(*fold.val)
+    roll = run_block(policy, data, *fold.val, record_state=False)
+    m = data.market
+    ok = data.usable[rows]
+    w = roll.exposures
+    held = roll.inputs_exposure.astype(np.float64)
+    r, f, imp = (np.nan_to_num(a[rows]) for a in (m.returns, m.funding, m.impact))
+    dw = np.abs(w - held)
+    net = ((w * (r - f)).sum(1) - (m.fee * dw).sum(1) - (imp * dw**1.5).sum(1))[ok]
+    sd = float(net.std())
+    if net.size < 2 or sd <= 0:
+        return -math.inf if sd <= 0 and np.any(w) else 0.0
+    return float(net.mean() / sd * math.sqrt(m.periods_per_year))
+
+
+def select(
+    candidates: list[Candidate],
+    fit: Callable[[Candidate], tuple[Any, list[Any]]],
+    data: TrainingData,
+    fold: Fold,
+) -> tuple[Selection, list[tuple[Any, list[Any]]]]:
+    """Train every candidate on ``fold`` (``fit(candidate) -> (policy, fits)``) and choose the one
+    with the best validation Sharpe; ties (within 1e-9) go to the earlier candidate."""
+    trained = [fit(c) for c in candidates]
+    scores = [validation_sharpe(p, data, fold) for p, _ in trained]
+    best = 0
+    for j, s in enumerate(scores):
+        if s > scores[best] + 1e-9:
+            best = j
+    return Selection(chosen=best, scores=scores), trained
+
+
+__all__ = ["Candidate", "Selection", "candidate_label", "resolve_candidates", "select", "validation_sharpe"]
