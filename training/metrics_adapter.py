@@ -12,14 +12,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dea.backtest.result import BacktestResult
-
-if TYPE_CHECKING:
-    from dea.metrics.significance import Method, SharpeDiff
 
 
 def oos_slice(result: BacktestResult, start: int, stop: int) -> BacktestResult:
@@ -82,29 +78,6 @@ def deflated_sharpe_of(result: BacktestResult, start: int, stop: int, *, n_trial
            else null_trials_sharpe_variance(len(sliced.returns)) * sliced.periods_per_year)
     return {"deflated_sharpe": m["deflated_sharpe"], "sharpe_threshold": m["sharpe_threshold"],
             "n_trials": float(n_trials), "trials_sharpe_variance": float(var)}
-
-
-def add_sharpe_differences(metrics: Mapping[str, dict[str, float]], results: Mapping[str, BacktestResult],
-                           start: int, stop: int, *, policy: str, method: "Method" = "bootstrap", n_boot: int = 1000,
-                           alpha: float = 0.05, seed: int = 0) -> dict[str, "SharpeDiff"]:
-    """Sharpe difference of ``policy`` minus every other strategy over decision rows [start, stop)
-    (:func:`dea.metrics.significance.sharpe_difference`): adds ``sharpe_diff``, ``_lo``, ``_hi``,
-    ``_p``, ``_se`` to each other strategy's metrics row and returns the results by name (their
-    ``verdict`` and ``describe()`` are for the console)."""
-    from dea.metrics.significance import sharpe_difference
-
-    if policy not in results:
-        raise KeyError(f"no strategy named {policy!r} among {list(results)}")
-    mine = oos_slice(results[policy], start, stop).returns
-    out = {}
-    for name, res in results.items():
-        if name == policy:
-            continue
-        d = sharpe_difference(mine, oos_slice(res, start, stop).returns, results[policy].periods_per_year,
-                              method=method, n_boot=n_boot, alpha=alpha, seed=seed)
-        metrics[name].update(d.to_dict("sharpe_diff"))
-        out[name] = d
-    return out
 
 
 def tearsheet(out_dir: Path, results: Mapping[str, BacktestResult], metrics: Mapping[str, Mapping[str, float]],

@@ -223,17 +223,3 @@ def test_deflated_sharpe_counts_the_candidates_tried():
     more = deflated_sharpe_of(res, 100, 400, n_trials=40)
     assert more["deflated_sharpe"] < null["deflated_sharpe"] and more["sharpe_threshold"] > null["sharpe_threshold"]
 
-
-def test_sharpe_differences_are_added_to_every_other_row():
-    from dea.metrics.significance import sharpe_difference
-    from training.metrics_adapter import add_sharpe_differences
-
-    rng = np.random.default_rng(5)
-    base = rng.normal(0.0005, 0.01, 500)
-    results = {"policy": _result(base + 0.002), "buy_and_hold": _result(base), "tsmom": _result(rng.normal(0, 0.01, 500))}
-    metrics = {n: {"sharpe": 0.0} for n in results}
-    diffs = add_sharpe_differences(metrics, results, 50, 450, policy="policy", method="ledoit_wolf")
-    assert list(diffs) == ["buy_and_hold", "tsmom"] and set(metrics["policy"]) == {"sharpe"}
-    want = sharpe_difference(base[50:451] + 0.002, base[50:451], 365.0, method="ledoit_wolf")
-    assert diffs["buy_and_hold"] == want and diffs["buy_and_hold"].verdict == "better"
-    assert metrics["buy_and_hold"]["sharpe_diff"] == want.diff and metrics["buy_and_hold"]["sharpe_diff_lo"] == want.lo
