@@ -65,8 +65,8 @@ def add_deflated_sharpe(metrics: Mapping[str, dict[str, float]], results: Mappin
 def deflated_sharpe_of(result: BacktestResult, start: int, stop: int, *, n_trials: int,
                        trials_sharpe_variance: float | None = None) -> dict[str, float]:
     """Deflated Sharpe of decision rows [start, stop) of ``result`` when ``n_trials`` candidates
-    were tried to choose it (:attr:`training.selection.Selection.n_trials`), with the variance of
-    their *annualised* Sharpe ratios when known (``Selection.score_variance`` for Sharpe scores),
+    were tried to choose it (:attr:`training.selection.NestedChoice.n_trials`), with the variance of
+    their *annualised* Sharpe ratios when known (``NestedChoice.score_variance`` for Sharpe scores),
     else an unskilled trial's (:func:`dea.metrics.null_trials_sharpe_variance`)."""
     from dea.metrics import compute_metrics, null_trials_sharpe_variance
 

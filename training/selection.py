@@ -286,7 +286,7 @@ def pbo_from_scores(scores: np.ndarray) -> PBOResult:
 
 # ---------------------------------------------------------------------------------------- nested choice
 @dataclass(frozen=True)
-class Selection:
+class NestedChoice:
     """The nested choice among candidates, from validation scores only."""
 
     choice: str
@@ -308,7 +308,7 @@ class Selection:
 
 def select_candidate(val_scores: Mapping[str, Sequence[float]], *, maximize: bool = True,
                      rule: Literal["best", "one_se"] = "best",
-                     on_failure: Literal["raise", "exclude"] = "raise") -> Selection:
+                     on_failure: Literal["raise", "exclude"] = "raise") -> NestedChoice:
     """Choose among candidates by their mean validation score over folds (never test scores).
 
     ``val_scores`` maps candidate names, listed simplest first, to one score per fold (every
@@ -347,5 +347,5 @@ def select_candidate(val_scores: Mapping[str, Sequence[float]], *, maximize: boo
     if rule == "one_se" and len(folds[best]) > 1:
         tol += float(np.std(folds[best], ddof=1) / math.sqrt(len(folds[best])))
     choice = next(n for n in live if sign * means[n] >= sign * means[best] - tol)
-    return Selection(choice=choice, index=names.index(choice), mean_scores=means, fold_scores=folds,
+    return NestedChoice(choice=choice, index=names.index(choice), mean_scores=means, fold_scores=folds,
                      n_trials=len(names), excluded=tuple(excluded), rule=rule, tolerance=tol)
