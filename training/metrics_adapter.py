@@ -62,6 +62,24 @@ def add_deflated_sharpe(metrics: Mapping[str, dict[str, float]], results: Mappin
         m["sharpe_threshold"] = dm.get("sharpe_threshold", math.nan)
 
 
+def deflated_sharpe_of(result: BacktestResult, start: int, stop: int, *, n_trials: int,
+                       trials_sharpe_variance: float | None = None) -> dict[str, float]:
+    """Deflated Sharpe of decision rows [start, stop) of ``result`` when ``n_trials`` candidates
+    were tried to choose it (:attr:`training.selection.NestedChoice.n_trials`), with the variance of
+    their *annualised* Sharpe ratios when known (``NestedChoice.score_variance`` for Sharpe scores),
+    else an unskilled trial's (:func:`dea.metrics.null_trials_sharpe_variance`)."""
+    from dea.metrics import compute_metrics, null_trials_sharpe_variance
+
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    sliced = oos_slice(result, start, stop)
+    m = compute_metrics(sliced, n_trials=n_trials, trials_sharpe_variance=trials_sharpe_variance)
+    var = (trials_sharpe_variance if trials_sharpe_variance is not None
+           else null_trials_sharpe_variance(len(sliced.returns)) * sliced.periods_per_year)
+    return {"deflated_sharpe": m["deflated_sharpe"], "sharpe_threshold": m["sharpe_threshold"],
+            "n_trials": float(n_trials), "trials_sharpe_variance": float(var)}
+
+
 def tearsheet(out_dir: Path, results: Mapping[str, BacktestResult], metrics: Mapping[str, Mapping[str, float]],
               start: int, stop: int, title: str) -> dict[str, Path]:
     """Tearsheet PNG + HTML of the out-of-sample span (policy first)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -98,6 +99,28 @@ class ObjectiveConfig(StrictModel):
     vol_penalty: float = Field(default=1.0, ge=0)
 
 
+def steps_of(value: int | str, step_ns: int | None, field: str) -> int:
+    """Decision steps of ``value``: an int as is, a duration (``"30d"``) divided by the clock step
+    ``step_ns`` and rounded up, so that a purge or embargo covers at least the time it names."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{field} must be a number of decision steps or a duration like '30d', got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"{field} must be >= 0 decision steps, got {value}")
+        return value
+    if step_ns is None:
+        raise ConfigError(
+            f"{field}={value!r} is a duration: the decision-clock step is needed to turn it into rows "
+            "(pass clock= or step_ns=)"
+        )
+    if step_ns <= 0:
+        raise ConfigError(f"{field}: the decision-clock step must be positive, got {step_ns} ns")
+    ns = parse_duration(value)
+    if ns < 0:
+        raise ConfigError(f"{field} must be a non-negative duration, got {value!r}")
+    return -(-ns // int(step_ns))
+
+
 class SplitConfig(StrictModel):
     scheme: Literal["expanding", "sliding"] = "expanding"
     n_folds: int = Field(default=4, ge=1)
@@ -115,34 +138,16 @@ class SplitConfig(StrictModel):
     @field_validator("purge", "embargo", mode="before")
     @classmethod
     def _steps_or_duration(cls, v: Any, info: Any) -> int | str:
-        if isinstance(v, bool) or not isinstance(v, (int, str)):
-            raise ValueError(f"{info.field_name} must be a number of decision steps or a duration like '30d', got {v!r}")
-        if isinstance(v, int):
-            if v < 0:
-                raise ValueError(f"{info.field_name} must be >= 0 decision steps, got {v}")
-            return v
         try:
-            ns = parse_duration(v)
+            steps_of(v, 1, info.field_name)  # any positive step checks the value; the clock's comes later
         except ConfigError as exc:
-            raise ValueError(f"{info.field_name}: {exc}") from None
-        if ns < 0:
-            raise ValueError(f"{info.field_name} must be a non-negative duration, got {v!r}")
+            raise ValueError(str(exc)) from None
         return v
 
     def steps(self, name: Literal["purge", "embargo"], step_ns: int | None) -> int:
         """``purge`` or ``embargo`` in decision steps: an int as is, a duration divided by the clock
         step ``step_ns`` and rounded up (a purge covers at least the time it names)."""
-        v = getattr(self, name)
-        if isinstance(v, int):
-            return v
-        if step_ns is None:
-            raise ConfigError(
-                f"training.splits.{name}={v!r} is a duration: the decision-clock step is needed to turn it "
-                "into rows (pass clock= or step_ns=)"
-            )
-        if step_ns <= 0:
-            raise ConfigError(f"training.splits.{name}: the decision-clock step must be positive, got {step_ns} ns")
-        return -(-parse_duration(v) // int(step_ns))
+        return steps_of(getattr(self, name), step_ns, f"training.splits.{name}")
 
     def gap_steps(self, step_ns: int | None = None) -> int:
         """Rows between a training part and the evaluation block after it (purge + embargo)."""
@@ -222,9 +227,11 @@ class TrainingConfig(StrictModel):
         default=0.5, ge=0, le=1, description="flag a policy whose out-of-sample vol is below this share of its target"
     )
 
-    @field_validator("test_start")
+    @field_validator("test_start", mode="before")
     @classmethod
-    def _iso_test_start(cls, v: str | None) -> str | None:
+    def _iso_test_start(cls, v: Any) -> str | None:
+        if isinstance(v, (datetime.date, datetime.datetime)):  # unquoted YAML dates
+            v = v.isoformat()
         if v is not None:
             try:
                 parse_timestamp(v)

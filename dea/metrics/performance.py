@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from dea.metrics.sharpe import deflated_sharpe_ratio
+from dea.metrics.sharpe import deflated_sharpe_ratio, null_trials_sharpe_variance
 
 NAN = float("nan")
 
@@ -96,6 +96,8 @@ def compute_metrics(
     With ``n_trials`` (configurations tried) and ``trials_sharpe_variance`` (variance of their
     *annualised* Sharpe ratios), adds ``deflated_sharpe`` (probability that the true Sharpe is
     above what the best of that many unskilled trials would show) and ``sharpe_threshold``.
+    Without ``trials_sharpe_variance`` the variance of an unskilled trial's Sharpe estimate is used
+    (:func:`~dea.metrics.sharpe.null_trials_sharpe_variance`).
     """
     res = result_or_returns
     is_result = hasattr(res, "returns") and hasattr(res, "exposures")
@@ -107,12 +109,11 @@ def compute_metrics(
     out = return_metrics(returns, periods_per_year)
     ppy = float(periods_per_year)
     if n_trials is not None:
-        if trials_sharpe_variance is None:
-            raise ValueError("deflated Sharpe needs trials_sharpe_variance with n_trials")
         n = int(out["n_periods"])
         sr = out.get("sharpe", NAN) / math.sqrt(ppy)
+        var = null_trials_sharpe_variance(n) if trials_sharpe_variance is None else trials_sharpe_variance / ppy
         dsr, sr0 = deflated_sharpe_ratio(
-            sr, n_trials=n_trials, trials_sharpe_variance=trials_sharpe_variance / ppy, n_obs=n,
+            sr, n_trials=n_trials, trials_sharpe_variance=var, n_obs=n,
             skew=out.get("skew", 0.0), kurtosis=out.get("kurtosis", 3.0), return_threshold=True,
         )
         out["deflated_sharpe"] = dsr

@@ -41,6 +41,20 @@ def expected_max_sharpe(n_trials: int, trials_sharpe_variance: float) -> float:
     return math.sqrt(trials_sharpe_variance) * ((1.0 - EULER_GAMMA) * z1 + EULER_GAMMA * z2)
 
 
+def null_trials_sharpe_variance(n_obs: int) -> float:
+    """Per-period variance of one unskilled trial's Sharpe estimate (true Sharpe 0, normal
+    returns): ``1 / (n_obs - 1)``.
+
+    The stand-in for ``trials_sharpe_variance`` when the candidates' Sharpe ratios are not all
+    known (e.g. only the chosen one was evaluated on these rows): it treats the ``n_trials``
+    candidates as independent draws of pure noise. Candidates that are variants of one model are
+    correlated, so their real spread is smaller and this deflates more strictly than needed.
+    """
+    if n_obs < 2:
+        raise ValueError(f"need at least 2 observations, got {n_obs}")
+    return 1.0 / (n_obs - 1)
+
+
 def deflated_sharpe_ratio(sharpe: float, *, n_trials: int, trials_sharpe_variance: float, n_obs: int,
                           skew: float = 0.0, kurtosis: float = 3.0,
                           return_threshold: bool = False) -> float | tuple[float, float]:

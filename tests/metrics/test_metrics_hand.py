@@ -74,3 +74,21 @@ def test_compute_metrics_adds_dsr_when_trials_are_given():
     expected = deflated_sharpe_ratio(sr, n_trials=50, trials_sharpe_variance=0.5 / 365, n_obs=2000,
                                      skew=m["skew"], kurtosis=m["kurtosis"])
     assert m["deflated_sharpe"] == pytest.approx(expected)
+
+
+def test_deflated_sharpe_without_the_trials_variance_uses_an_unskilled_trials():
+    from dea.metrics import null_trials_sharpe_variance
+
+    assert null_trials_sharpe_variance(101) == pytest.approx(0.01)
+    r = np.random.default_rng(1).normal(0.001, 0.01, 500)
+    m = compute_metrics(r, periods_per_year=365, n_trials=20)
+    sr = m["sharpe"] / math.sqrt(365)
+    expected, sr0 = deflated_sharpe_ratio(sr, n_trials=20, trials_sharpe_variance=1 / 499, n_obs=500,
+                                          skew=m["skew"], kurtosis=m["kurtosis"], return_threshold=True)
+    assert m["deflated_sharpe"] == pytest.approx(expected)
+    assert m["sharpe_threshold"] == pytest.approx(sr0 * math.sqrt(365))
+    # the same as passing that variance annualised
+    same = compute_metrics(r, periods_per_year=365, n_trials=20, trials_sharpe_variance=365 / 499)
+    assert same["deflated_sharpe"] == pytest.approx(m["deflated_sharpe"])
+    single = compute_metrics(r, periods_per_year=365, n_trials=1)
+    assert single["sharpe_threshold"] == 0.0 and single["deflated_sharpe"] > m["deflated_sharpe"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 
 from dea.config.learning import SplitConfig
 from dea.errors import ConfigError
@@ -169,6 +170,7 @@ def test_training_test_start_is_validated_in_the_config():
     from dea.config.learning import TrainingConfig
 
     assert TrainingConfig(test_start="2024-01-01").test_start == "2024-01-01"
+    assert TrainingConfig(test_start=yaml.safe_load("2024-01-01")).test_start == "2024-01-01"  # unquoted in YAML
     assert TrainingConfig().test_start is None
     with pytest.raises(ValueError, match="test_start must be an ISO date"):
         TrainingConfig(test_start="next tuesday")
