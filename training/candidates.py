@@ -79,24 +79,43 @@ def resolve_candidates(cfg: ExperimentConfig) -> list[Candidate]:
     return out
 
 
-def validation_sharpe(policy: Any, data: TrainingData, fold: Fold) -> float:
-    """Annualised net Sharpe of ``policy`` rolled over the fold's validation block from flat
-    (the objective's cost model: fees and half spread, square-root impact, funding)."""
+def block_net_returns(policy: Any, data: TrainingData, start: int, stop: int) -> np.ndarray:
+    """Per-step net returns of ``policy`` rolled over rows [start, stop) from flat, with the
+    objective's cost model (fees and half spread, square-root impact, funding); NaN where the
+    row is not usable (the policy held)."""
     from training.rollout_eval import run_block
 
-    rows = np.arange(*fold.val)
-    roll = run_block(policy, data, *fold.val, record_state=False)
+    rows = np.arange(start, stop)
+    roll = run_block(policy, data, start, stop, record_state=False)
     m = data.market
-    ok = data.usable[rows]
     w = roll.exposures
     held = roll.inputs_exposure.astype(np.float64)
     r, f, imp = (np.nan_to_num(a[rows]) for a in (m.returns, m.funding, m.impact))
     dw = np.abs(w - held)
-    net = ((w * (r - f)).sum(1) - (m.fee * dw).sum(1) - (imp * dw**1.5).sum(1))[ok]
-    sd = float(net.std())
+    net = (w * (r - f)).sum(1) - (m.fee * dw).sum(1) - (imp * dw**1.5).sum(1)
+    return np.where(data.usable[rows], net, np.nan)
+
+
+def validation_sharpe(policy: Any, data: TrainingData, fold: Fold) -> float:
+    """Annualised net Sharpe of ``policy`` rolled over the fold's validation block from flat."""
+    net = block_net_returns(policy, data, *fold.val)
+    net = net[np.isfinite(net)]
+    sd = float(net.std()) if net.size else 0.0
     if net.size < 2 or sd <= 0:
-        return -math.inf if sd <= 0 and np.any(w) else 0.0
-    return float(net.mean() / sd * math.sqrt(m.periods_per_year))
+        return 0.0 if not np.any(net) else -math.inf
+    return float(net.mean() / sd * math.sqrt(data.market.periods_per_year))
+
+
+def selection_pbo(test_returns: list[np.ndarray], n_blocks: int = 16) -> Any:
+    """Probability of backtest overfitting (CSCV, Bailey et al. 2017) of choosing among the
+    candidates, from their out-of-sample returns [T, K] (every candidate rolled over every test
+    block); ``None`` with fewer than two candidates or too few rows."""
+    from training.selection import probability_of_backtest_overfitting
+
+    r = np.nan_to_num(np.concatenate(test_returns, axis=0))
+    if r.ndim != 2 or r.shape[1] < 2 or r.shape[0] < 4 * n_blocks:
+        return None
+    return probability_of_backtest_overfitting(r, n_blocks=n_blocks)
 
 
 def select(
@@ -116,4 +135,4 @@ def select(
     return Selection(chosen=best, scores=scores), trained
 
 
-__all__ = ["Candidate", "Selection", "candidate_label", "resolve_candidates", "select", "validation_sharpe"]
+__all__ = ["Candidate", "Selection", "candidate_label", "resolve_candidates", "select", "selection_pbo", "validation_sharpe", "block_net_returns"]

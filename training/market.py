@@ -61,8 +61,7 @@ def arrays_from_market(market: Market, costs: CostsConfig, vol_window: int | Non
     """:class:`MarketArrays` from a prepared backtest :class:`Market`."""
     price = market.price
     T, N = price.shape
-    returns = np.full((T, N), np.nan)
-    returns[:-1] = price[1:] / price[:-1] - 1.0
+    returns = market.forward_returns
     funding = np.full((T, N), np.nan)
     funding[:-1] = market.funding[1:]
     impact = np.asarray(market.impact_coef, dtype=np.float64) * np.sqrt(costs.initial_equity)

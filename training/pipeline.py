@@ -39,7 +39,14 @@ from training.fit import FoldFit, fit_fold
 from training.policies import Policy, save_policy
 from training.prepare import PreparedData, prepare_data
 from training.rollout_eval import BlockRollout, run_block
-from training.candidates import Candidate, Selection, resolve_candidates, select, validation_sharpe
+from training.candidates import (
+    Candidate,
+    Selection,
+    block_net_returns,
+    resolve_candidates,
+    select,
+    selection_pbo,
+)
 from training.splits import Fold, final_fold, walk_forward_folds
 from training.tracking import Tracker, flatten, git_commit, package_versions, ui_hint
 
@@ -410,7 +417,7 @@ def train(
     timings["prepare_s"] = time.perf_counter() - t0
     data = prepared.data
     folds = walk_forward_folds(data.usable, tc.splits, min_fit=tc.window_steps, clock=data.market.clock,
-                               test_start=tc.test_start)
+                               step_ns=prepared.panel.step_ns, test_start=tc.test_start)
     chash = config_hash(cfg)
 
     tracker = Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment, enabled=cfg.tracking.enabled)
@@ -446,6 +453,7 @@ def train(
         warm = tc.warm_start_steps if tc.warm_start_steps is not None else tc.seq_len
         candidates = resolve_candidates(cfg)
         selections: list[Selection] = []
+        cand_test: list[np.ndarray] = []
         for fold in folds:
             child = tracker.start_run(f"{cfg.name}-fold{fold.index}", parent_id=parent, tags={"dea.fold": str(fold.index)})
             try:
@@ -457,6 +465,8 @@ def train(
                     fold,
                 )
                 selections.append(sel)
+                if len(candidates) > 1:  # every candidate's out-of-sample returns, for the PBO only
+                    cand_test.append(np.stack([block_net_returns(p, data, *fold.test) for p, _ in trained], axis=1))
                 policy, fits = trained[sel.chosen]
                 state0 = warm_state(policy, prepared, fold, warm)
                 rollout = run_block(policy, data, *fold.test, state0=state0, record_state=hasattr(policy, "members"))
@@ -499,6 +509,7 @@ def train(
                                                           f"{name}_raw", risk=raw)
         compare(strategies, oos_start, oos_stop, n_candidates=len(candidates))
         significance = policy_significance(strategies, oos_start, oos_stop, seed=tc.seed)
+        pbo = selection_pbo(cand_test) if cand_test else None
         timings["evaluate_s"] = time.perf_counter() - t0
         by_fold = {fr.fold.index: fr for fr in fold_results}
         for index, m in _fold_metrics(cfg, prepared, fold_results).items():
@@ -509,7 +520,8 @@ def train(
         t0 = time.perf_counter()
         final_candidate = _final_candidate(candidates, fold_results)
         if tc.final_refit:
-            ffold = final_fold(data.usable, tc.splits, min_fit=tc.window_steps, clock=data.market.clock)
+            ffold = final_fold(data.usable, tc.splits, min_fit=tc.window_steps, clock=data.market.clock,
+                               step_ns=prepared.panel.step_ns)
             final_policy, _ = fit_policy(final_candidate.cfg, prepared, ffold, tc.seed + len(folds),
                                          _epoch_logger(tracker, parent, "final_"))
         else:
@@ -535,6 +547,10 @@ def train(
                                   "dea.export_saw_test_rows": str(exported.saw_test_rows).lower()})
         timings["final_model_s"] = time.perf_counter() - t0
         notes = quality_notes(cfg, strategies, base_name, fold_results)
+        if pbo is not None:
+            notes.append(f"probability of backtest overfitting of the candidate choice (CSCV, {pbo.n_blocks} blocks, "
+                         f"{pbo.n_candidates} candidates): {pbo.pbo:.2f}")
+            tracker.log_metrics(parent, {"selection_pbo": float(pbo.pbo)})
 
         # -- report --------------------------------------------------------------------------------
         from training.report import write_outputs
@@ -551,6 +567,8 @@ def train(
             parent,
             {f"{name}.{k}": v for name, s in strategies.items() for k, v in s.metrics.items()},
         )
+        tracker.log_metrics(parent, {f"policy_vs.{name}.{k}": v for name, d in significance.items()
+                                     for k, v in d.to_dict("sharpe_diff").items()})
         timings["total_s"] = time.perf_counter() - t_start
         tracker.log_metrics(parent, {f"time_{k}": v for k, v in timings.items()})
         status = "FINISHED"

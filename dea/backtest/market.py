@@ -56,6 +56,24 @@ class Market:
         return tuple(i.symbol for i in self.instruments)
 
     @cached_property
+    def forward_returns(self) -> np.ndarray:
+        """Return over (t, t+1] per row and instrument, ``price[t+1] / price[t] - 1`` (NaN on the
+        last row): what an exposure decided at t earns."""
+        r = np.full(self.price.shape, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r[:-1] = self.price[1:] / self.price[:-1] - 1.0
+        return r
+
+    @cached_property
+    def tradable(self) -> np.ndarray:
+        """Rows [T] whose forward return, next settlement's funding and impact are all known: the
+        rows a policy may be trained on, scored on and consulted at (training and backtest alike)."""
+        fund = np.full(self.price.shape, np.nan)
+        fund[:-1] = self.funding[1:]
+        return (np.isfinite(self.forward_returns).all(1) & np.isfinite(fund).all(1)
+                & np.isfinite(np.asarray(self.impact_coef, dtype=np.float64)).all(1))
+
+    @cached_property
     def funding_events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Non-zero settlements as (step index, instrument index, rate), in time then instrument
         order: what the kernel reads instead of scanning a mostly-zero [T, N] array every run."""

@@ -106,6 +106,14 @@ class OnnxRunner:
         return target, new_state, disp
 
 
+def drift(w: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Exposure held after one step of returns ``r``: ``w (1 + r) / (1 + sum w r)`` (float32), the
+    numpy twin of :func:`training.objective.drift` (a position's notional moves with its price,
+    equity with the portfolio)."""
+    w64 = np.asarray(w, dtype=np.float64)
+    return (w64 * (1.0 + r) / (1.0 + float(np.dot(w64, r)))).astype(np.float32)
+
+
 def _static_dim(shape: Sequence[Any], expected: int | None, what: str) -> int:
     dim = shape[-1] if shape else None
     if not isinstance(dim, int):
@@ -133,6 +141,7 @@ def onnx_policy_targets(
     row_mask: np.ndarray | None = None,
     exposure0: np.ndarray | None = None,
     check_spec: bool = True,
+    returns: np.ndarray | None = None,
 ) -> PolicyTargets:
     """Targets [T, N] of the ONNX policy over every row of ``feature_matrix``.
 
@@ -140,6 +149,9 @@ def onnx_policy_targets(
     config's ``features.missing``, turns it into model inputs exactly as training did, and the
     model's feature spec hash and names are checked), or prepared float32 inputs [T, F] with an
     optional ``row_mask`` [T] of usable rows. ``instruments``: checked against the model's.
+    ``returns`` [T, N] (return over (t, t+1], e.g. :attr:`Market.forward_returns`): the exposure
+    fed at t+1 is the target of t drifted by that return — what is actually held, as in
+    training's rollout and the live loop; without it the previous target is fed as is.
     """
     names: tuple[str, ...] | None = None
     spec_hash = None
@@ -167,16 +179,25 @@ def onnx_policy_targets(
     disp = np.full((T, N), np.nan) if runner.has_dispersion else None
     usable = 0
     nan_out = 0
+    r_all = None if returns is None else np.asarray(returns, dtype=np.float64)
+    if r_all is not None and r_all.shape != (T, N):
+        raise ModelError(f"returns must be [T, N] = {(T, N)}, got {r_all.shape}")
     for t in range(T):
-        if not mask[t] or not np.isfinite(X[t]).all():
-            continue
-        usable += 1
-        target, new_state, d = runner.step(X[t], w, state)
-        if not np.isfinite(target).all() or (new_state is not None and not np.isfinite(new_state).all()):
-            nan_out += 1
+        ok = bool(mask[t]) and bool(np.isfinite(X[t]).all())
+        if ok:
+            usable += 1
+            target, new_state, d = runner.step(X[t], w, state)
+            if not np.isfinite(target).all() or (new_state is not None and not np.isfinite(new_state).all()):
+                nan_out += 1
+                ok = False
+        if not ok:
+            if r_all is not None and bool(mask[t]) and np.isfinite(r_all[t]).all():
+                w = drift(w, r_all[t])
             continue
         targets[t] = target
         w = target.astype(np.float32)
+        if r_all is not None and np.isfinite(r_all[t]).all():
+            w = drift(w, r_all[t])
         if new_state is not None:
             state = new_state
         if disp is not None and d is not None:

@@ -101,10 +101,12 @@ def _handle(args: argparse.Namespace) -> int:
         else:
             # the model trades from flat at --start: earlier rows only warm the features up, exactly
             # as training's report evaluates each test block (so the two agree)
+            # and it is consulted only where the market is tradable (forward return, funding and
+            # impact known), holding what it has drifted to elsewhere, as in training's rollout
             span = np.zeros(len(market.clock), dtype=bool)
             span[a:b] = True
             out = onnx_policy_targets(path, matrix, missing=cfg.features.missing, instruments=panel.instruments,
-                                      row_mask=span)
+                                      row_mask=span & market.tradable, returns=market.forward_returns)
             targets, dispersion = out.targets, out.dispersion
             if out.nan_outputs:
                 notes.append(f"{out.nan_outputs} NaN model outputs held the exposure")

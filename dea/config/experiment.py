@@ -56,7 +56,7 @@ class ExperimentConfig(StrictModel):
         """Add the features the base allocation (and the vol-scaled adjustment) reads, if absent,
         so ``model.base`` works without the user listing them (the resolved config shows them)."""
         m = self.model
-        uses_vol = m.base.kind != "none" or (m.adjust.vol_scaling and m.kind != "base")
+        uses_vol = m.base.kind != "none" or m.adjust.vol_scaling
         if not uses_vol:
             return self
         from dea.allocation.base import required_features

@@ -32,7 +32,8 @@ def _call(policy, x, e, s=None):
     return policy(x, e)
 
 
-@pytest.mark.parametrize("kind", sorted(POLICY_KINDS))
+# the learned bodies (``base`` has none; ``forecast`` is fitted in closed form: both tested elsewhere)
+@pytest.mark.parametrize("kind", sorted(set(POLICY_KINDS) - {"base", "forecast"}))
 def test_targets_respect_caps_and_gross_limit(kind):
     torch.manual_seed(0)
     p = build_policy(_spec(kind, partial_adjustment=False))

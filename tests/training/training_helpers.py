@@ -46,7 +46,9 @@ def synthetic_data(T: int = 1500, N: int = 2, F: int = 3, strength: float = 0.3,
 def tiny_config(**sections):
     raw = {
         "data": {
-            "instruments": [{"symbol": "I0"}, {"symbol": "I1"}],
+            # long/short instruments (a spot instrument is long-only): the synthetic signal is symmetric
+            "instruments": [{"symbol": "I0", "kind": "perpetual", "funding": "none"},
+                            {"symbol": "I1", "kind": "perpetual", "funding": "none"}],
             "sources": [{"name": "s", "kind": "bars", "format": "ohlcv", "path": "unused"}],
         },
         "features": {"set": [{"name": "logret"}]},

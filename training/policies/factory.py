@@ -89,7 +89,7 @@ def spec_from_config(cfg: "ExperimentConfig", feature_names: Sequence[str]) -> P
         base={"kind": m.base.kind, "vol_window": vol_rows, "momentum_horizon": mom_rows,
               "target_vol": m.base.target_vol, "budget": m.base.budget},
         adjust={"max_scale": m.adjust.max_scale, "max_tilt": m.adjust.max_tilt,
-                "vol_scaling": m.adjust.vol_scaling or m.kind in ("base", "forecast")},
+                "vol_scaling": m.adjust.vol_scaling},
         periods_per_year=float(ppy),
     )
 
