@@ -161,11 +161,18 @@ def test_event_backtest_never_trades_a_spike_and_survives_disorder():
     def policy(ctx):
         return np.array([0.9 if ctx.index % 2 else 0.1])
 
+    decisions = [T0 + k * H + 1 for k in range(len(prices))]
     bt = EventBacktester(inst, costs, risk, policy, guards=GuardsConfig())
-    res = bt.run(evs, [T0 + k * H + 1 for k in range(len(prices))])
+    res = bt.run(evs, decisions)
     kinds = [e.kind for e in res.events]
     assert "guard:jump" in kinds and "guard:out_of_order" in kinds
-    # held at the decision after the spike; the account was never marked at it
-    assert res.equity.max() < 10_000.0 * 1.2
+    clean = EventBacktester(inst, costs, risk, policy).run(
+        [BarEvent(T0 + k * H, np.array([prices[k]])) for k in range(len(prices))], decisions)
+    spiked = [e for k, e in enumerate(evs) if k != 20]
+    unguarded = EventBacktester(inst, costs, risk, policy).run(spiked, decisions)
+    # unguarded, the spike is bought at 150 and marked back to 100: a large loss; guarded, the
+    # spike never marks or fills and the run stays within costs of the clean one
+    assert unguarded.equity[-1] < clean.equity[-1] * 0.8
+    assert res.equity[-1] == pytest.approx(clean.equity[-1], rel=0.01)
     with pytest.raises(Exception, match="back in time"):
-        EventBacktester(inst, costs, risk, policy).run(evs, [T0 + k * H + 1 for k in range(len(prices))])
+        EventBacktester(inst, costs, risk, policy).run(evs, decisions)
