@@ -70,7 +70,8 @@ class AttackResult:
     error: str | None = None
 
 
-def _config(kind: str, n_bars: int, guards: bool = True) -> Any:
+def attack_config(kind: str, guards: bool = True) -> Any:
+    """The experiment config of an attack run (funded perpetuals for ``missing_funding``)."""
     funded = kind == "missing_funding"
     inst = {"venue": "sim", "kind": "perpetual", "quote": "USD", "lot_size": 0.0001, "min_notional": 1.0,
             "funding": "fund" if funded else "none", "funding_interval": "8h"}
@@ -194,7 +195,7 @@ def run_market_data_attack(kind: str, seed: int = 0, *, n_bars: int = 400, guard
     ``n_bars`` hourly bars; ``guards=False``: the same attack unguarded (to show what it does);
     ``overrides``: config overrides (``guards.funding_missing=error``); ``keep_decisions``: return
     the journaled decisions too."""
-    cfg = _config(kind, n_bars, guards)
+    cfg = attack_config(kind, guards)
     if overrides:
         cfg = cfg.with_overrides(overrides)
     events, tried, close = attack_events(kind, seed, n_bars)
@@ -250,5 +251,6 @@ def _guarded(kind: str, summary: Any, tried: int) -> int:
     return min(n, tried)
 
 
-__all__ = ["ATTACKS", "CLEAN", "AttackResult", "EXPECTED_GUARD", "ScriptedPolicy", "attack_events", "clean_market",
+__all__ = ["ATTACKS", "CLEAN", "AttackResult", "EXPECTED_GUARD", "ScriptedPolicy", "attack_config", "attack_events",
+           "clean_market",
            "run_market_data_attack"]
