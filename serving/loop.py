@@ -583,7 +583,7 @@ class LiveLoop:
     def _guard_actions(self, action: str, target: np.ndarray, cur: np.ndarray) -> tuple[str, np.ndarray]:
         """The queued guard actions (hold / de-risk / halt) applied to this decision's target."""
         tgt = target.tolist()
-        if self._halt_reason is not None or apply_actions(tgt, cur.tolist(), self._guard_pending, self.cfg.guards.derisk_factor):
+        if apply_actions(tgt, cur.tolist(), self._guard_pending, self.cfg.guards.derisk_factor):
             self.risk.halt()
         kinds = sorted(set(self._guard_pending.values()))
         self._guard_pending.clear()

@@ -5,7 +5,6 @@ silent 0; when the information stops, the missing-funding rule de-risks."""
 
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 import pytest
@@ -39,7 +38,6 @@ def _run(tmp_path, stop_funding_at: int | None = None):
                     latency_ns=resolve_latency_ns(cfg)), journal, clock_start=START + STEP, clock_end=START + N * STEP)
     for j in range(2):
         loop.panel.bar_instrument(j, j)
-    logging.getLogger("dea").setLevel(logging.CRITICAL)
     return loop, loop.run(iter(events))
 
 

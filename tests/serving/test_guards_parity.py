@@ -4,7 +4,6 @@ own event path; every decision-time row (prices and ages) equals the guarded bat
 
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 import pyarrow as pa
@@ -38,7 +37,6 @@ def test_loop_and_batch_panel_quarantine_the_same_rows(bars_cfg, bars_tables, ba
     loop = LiveLoop(bars_cfg, PolicyRunner.from_path(bars_model), PaperExchange(bars_cfg.data.instruments, bars_cfg.costs),
                     Journal(tmp_path / "j.sqlite", synchronous="OFF"), native_steps=replay.native_steps)
     events = list(replay.events(loop.panel))
-    logging.getLogger("dea").setLevel(logging.CRITICAL)
     i = 0
     for k, t in enumerate(panel.clock.tolist()):
         while i < len(events) and events[i].available_at <= t:
