@@ -119,7 +119,7 @@ def build_live_feed(spec: str, cfg: ExperimentConfig, loop: LiveLoop) -> Any:
         markets = syms.split(",")
         if len(markets) != len(cfg.data.symbols):
             raise ConfigError(f"feed {spec!r}: give one market per instrument {list(cfg.data.symbols)}, in order")
-        return CcxtFeed(venue, markets, tick_s=tick)
+        return CcxtFeed(venue, markets, tick_s=tick, funding=any(i.has_funding for i in cfg.data.instruments))
     raise ConfigError(f"unknown feed {spec!r}: use replay, replay:PATH, binance:SYMBOLS or ccxt:VENUE:SYMBOLS")
 
 

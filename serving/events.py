@@ -64,4 +64,21 @@ class Tick(NamedTuple):
     available_at: int
 
 
-MarketEvent = BarEvent | MarkEvent | ExogEvent | FundingEvent | BookMsg | Tick
+
+
+class FundingRateEvent(NamedTuple):
+    """Live funding information of a perpetual (Binance ``<symbol>@markPrice``, ccxt
+    ``fetchFundingRate``): the current rate, which settles at ``next_funding_ns``, plus mark and
+    index prices (NaN when the venue gives none). The loop turns the last rate before each
+    settlement instant into a :class:`FundingEvent` (see :class:`serving.funding.FundingTracker`)."""
+
+    available_at: int
+    ts_event: int
+    instrument: int
+    rate: float
+    next_funding_ns: int
+    mark_price: float = float("nan")
+    index_price: float = float("nan")
+
+
+MarketEvent = BarEvent | MarkEvent | ExogEvent | FundingEvent | FundingRateEvent | BookMsg | Tick

@@ -86,6 +86,16 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL,
     written_ns INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS guard_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    t_ns INTEGER NOT NULL,
+    guard TEXT NOT NULL,
+    instrument TEXT NOT NULL,
+    value REAL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    written_ns INTEGER NOT NULL
+);
 """
 
 OPEN_STATUSES = ("new", "sent")
@@ -359,6 +369,21 @@ class Journal:
         """Fallbacks, model swaps, kill switch, reconciliation: the loop's audit trail."""
         self._tx([("INSERT INTO events(t_ns, kind, detail, written_ns) VALUES(?,?,?,?)",
                    (t_ns, kind, _dumps(dict(detail)), time.time_ns()))])
+
+    def record_guard(self, t_ns: int, guard: str, instrument: str, value: float, action: str, detail: str) -> None:
+        """A value the market-data guards quarantined (:mod:`dea.guards`): what, when, which action."""
+        v = float(value)
+        self._tx([("INSERT INTO guard_events(t_ns, guard, instrument, value, action, detail, written_ns) "
+                   "VALUES(?,?,?,?,?,?,?)",
+                   (int(t_ns), guard, instrument, v if v - v == 0.0 else None, action,
+                    f"{detail} (value {v!r})", time.time_ns()))])
+
+    def guard_events(self, guard: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT t_ns, guard, instrument, value, action, detail FROM guard_events"
+        args: tuple[Any, ...] = (guard,) if guard else ()
+        rows = self._query(sql + (" WHERE guard=?" if guard else "") + " ORDER BY id", args)
+        return [{"t_ns": r[0], "guard": r[1], "instrument": r[2], "value": r[3], "action": r[4], "detail": r[5]}
+                for r in rows]
 
     # -- reads -------------------------------------------------------------------------------------
     def load(self) -> JournalState:

@@ -36,17 +36,19 @@ from dea.backtest.event import FundingEvent as BtFunding
 from dea.backtest.event import TradeEvent as BtTrade
 from dea.book.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 from dea.config.experiment import ExperimentConfig
-from dea.errors import DeaError, ModelError
+from dea.errors import DeaError, MissingFundingError, ModelError
 from dea.execution.account import Account
 from dea.execution.fills import Fill
 from dea.execution.orders import Order, OrderSpec, generate_orders
 from dea.features.featureset import FeatureSet
 from dea.features.missing import RowPreparer, input_names
-from dea.risk.engine import RiskEngine
+from dea.guards import MarketGuard, apply_actions, merge_action
+from dea.risk.engine import RiskDecision, RiskEngine
 from dea.timeutil import iso, parse_duration, parse_timestamp
 from serving.books import OrderBooks
-from serving.events import BarEvent, BookMsg, ExogEvent, FundingEvent, MarkEvent, Tick
+from serving.events import BarEvent, BookMsg, ExogEvent, FundingEvent, FundingRateEvent, MarkEvent, Tick
 from serving.exchanges.base import ExecFill, OrderAck
+from serving.funding import FundingTracker, FundingWatch
 from serving.hotswap import ModelSlot
 from serving.journal import FillRow, Journal, OrderRow
 from serving.market_state import PanelRow, StreamingPanel
@@ -104,6 +106,7 @@ class LoopSummary:
     fills: int = 0
     fallbacks: dict[str, int] = field(default_factory=dict)
     interventions: dict[str, int] = field(default_factory=dict)
+    guarded: dict[str, int] = field(default_factory=dict)
     model_swaps: int = 0
     reconciled: int = 0
     resent: int = 0
@@ -127,6 +130,8 @@ class LiveLoop:
     ``crash_hook(point, t)``: called at the write-ahead points (tests inject crashes there).
     ``trade_from``: decisions before this time only warm the features up (replaying held-out data
     after a warm-up period); nothing is sent or journaled for them.
+    ``clock()``: the local clock (int ns) the market-data guards hold event stamps against
+    (default: the wall clock); see :mod:`dea.guards`.
     """
 
     def __init__(
@@ -144,6 +149,7 @@ class LiveLoop:
         crash_hook: CrashHook | None = None,
         order_books: bool | None = None,
         trade_from: int | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.cfg = cfg
         self.instruments = tuple(cfg.data.instruments)
@@ -175,6 +181,17 @@ class LiveLoop:
         self.has_bars = any(s.kind == "bars" for s in cfg.data.sources)
         self.max_age = None if cfg.serving.max_feature_age is None else parse_duration(cfg.serving.max_feature_age)
         self.initial_equity = float(cfg.costs.initial_equity)
+        # market-data guards (dea.guards): the same verdicts as the batch panel and the backtest
+        self.guard = MarketGuard(cfg.guards, self.symbols, **({} if clock is None else {"clock": clock}))
+        self._guard_pending: dict[int, str] = {}
+        self._halt_reason: str | None = None
+        src_index = {s.name: k for k, s in enumerate(cfg.data.sources)}
+        self._funding_tracker = FundingTracker(self.n, [src_index.get(i.funding or "", -1) for i in self.instruments])
+        default_interval = parse_duration(cfg.guards.funding_interval)
+        self._funding_watch = FundingWatch(
+            {j: self.instruments[j].funding_interval_ns or default_interval for j in self.funded}
+            if self.charge_funding else {}
+        )
         # account mirror (see module docstring)
         self.account = Account(self.n, self.initial_equity)
         self.raw_px = [math.nan] * self.n
@@ -301,8 +318,17 @@ class LiveLoop:
         n = 0
         step = self.step
         try:
+            guard = self.guard
             for ev in feed:
                 av = ev.available_at
+                if guard.enabled and guard.future(av):
+                    # a stamp beyond the local clock must not move the decision clock (it would
+                    # fire every remaining decision at once and then ignore the real events)
+                    guard.counts["future"] += 1
+                    self._quarantine("future", getattr(ev, "instrument", -1), av, math.nan, type(ev).__name__)
+                    n += 1
+                    continue
+                self._funding_watch.start(av)
                 if self.next_t is None:  # no configured start: the first step boundary at/after the feed
                     self.next_t = -((-(av - self.panel.origin)) // step) * step + self.panel.origin
                 if self.next_t < av:
@@ -336,19 +362,69 @@ class LiveLoop:
         if isinstance(ev, BookMsg):
             self._on_book_msg(ev)
             return
+        g = self.guard
         if isinstance(ev, BarEvent):
+            v = g.check_price(ev.source, ev.instrument, ev.ts_event, ev.available_at, ev.close)
+            if v is not None:
+                self._quarantine(v, ev.instrument, ev.ts_event, ev.close, "bar close")
+                return
             self.panel.on_bar(ev)
         elif isinstance(ev, ExogEvent):
+            v = g.check_value(("exog", ev.slot), -1, ev.ts_event, ev.available_at, ev.value, allow_nan=True, ordered=False)
+            if v is not None:
+                self._quarantine(v, -1, ev.ts_event, ev.value, f"exogenous slot {ev.slot}")
+                return
             self.panel.on_exog(ev)
         elif isinstance(ev, MarkEvent):
+            v = g.check_price(ev.source, ev.instrument, ev.ts_event, ev.available_at, ev.mark_price)
+            if v is None:
+                v = g.check_value(("index", ev.source), ev.instrument, ev.ts_event, ev.available_at, ev.index_price,
+                                  allow_nan=True, ordered=False)
+            if v is not None:
+                self._quarantine(v, ev.instrument, ev.ts_event, ev.mark_price, "mark price")
+                return
             self.panel.on_mark(ev)
         elif isinstance(ev, FundingEvent):
+            if not self._funding_ok(ev.instrument, ("funding", ev.source), ev.ts_event, ev.available_at, ev.rate):
+                return
             self.panel.on_funding(ev)
+        elif isinstance(ev, FundingRateEvent):
+            if not self._funding_ok(ev.instrument, "funding_rate", ev.ts_event, ev.available_at, ev.rate):
+                return
+            settled = self._funding_tracker.on_rate(ev)
+            if settled is not None and settled.source >= 0:
+                self.panel.on_funding(settled)
         elif isinstance(ev, Tick):
             return
         else:
             raise DeaError(f"live loop: unknown event type {type(ev).__name__}")
         self._pending_events += 1
+
+    def _funding_ok(self, j: int, stream: Any, ts: int, av: int, rate: float) -> bool:
+        v = self.guard.check_value(stream, j, ts, av, rate)
+        if v is not None:
+            self._quarantine(v, j, ts, rate, "funding rate")
+            return False
+        self._funding_watch.seen(j, av)
+        return True
+
+    def _quarantine(self, guard: str, j: int, ts: int, value: float, what: str) -> None:
+        """A value the guards refused: counted, logged, journaled, and its action queued for the
+        next decision (``j`` < 0: not one instrument's, the action applies to all)."""
+        hit = self.guard.hit(guard, j, ts, value, what)
+        s = self.summary
+        s.guarded[guard] = s.guarded.get(guard, 0) + 1
+        self.metrics.child(self.metrics.guards, guard).inc()
+        sym = self.symbols[j] if 0 <= j < self.n else "*"
+        log.warning("%s at %s (value %r): quarantined, action %s", hit.detail, iso(ts) if abs(ts) < 2**62 else ts, value,
+                    hit.action, extra={"event": "guard", "guard": guard, "instrument": sym, "action": hit.action})
+        if not (self.resume_after is not None and ts <= self.resume_after):  # a restart replays what is journaled
+            self.journal.record_guard(ts, guard, sym, value, hit.action, hit.detail)
+        if hit.action != "ignore":
+            for k in ([j] if 0 <= j < self.n else range(self.n)):
+                merge_action(self._guard_pending, k, hit.action)
+            if hit.action == "halt" and self._halt_reason is None:
+                self._halt_reason = f"{hit.detail} ({what} {value!r}): guard action halt"
 
     def _on_book_msg(self, msg: BookMsg) -> None:
         books = self.books
@@ -379,6 +455,10 @@ class LiveLoop:
         on_book = None if self._silent else getattr(self.exchange, "on_book", None)
         if valid:
             mid = books.mid(j)
+            v = self.guard.check_price("book", j, ts, ts, mid, ordered=False)
+            if v is not None:
+                self._quarantine(v, j, ts, mid, "book mid")
+                return
             self.raw_px[j] = mid
             self.account.mark(j, mid)
             if on_book is not None:
@@ -389,6 +469,10 @@ class LiveLoop:
             self._poll_fills(ts)
 
     def _venue_trade(self, j: int, ev: Trade) -> None:
+        v = self.guard.check_price("trade", j, ev.ts_event, ev.available_at, ev.price, ordered=False)
+        if v is not None:
+            self._quarantine(v, j, ev.ts_event, ev.price, "trade price")
+            return
         self.raw_px[j] = ev.price
         self.account.mark(j, ev.price)
         on_market = getattr(self.exchange, "on_market", None)
@@ -412,6 +496,7 @@ class LiveLoop:
         raw = self.stream.update(t, row.fields, row.series)
         self._flush_event_counts()
         if silent:
+            self._guard_pending.clear()
             if resumed:
                 self.summary.silent_decisions += 1
                 if t == self.resume_after:
@@ -446,18 +531,26 @@ class LiveLoop:
             self._poll_fills(t)
         acc = self.account
         e = acc.equity()
-        cur = acc.exposure(self.pend_q, e)
         prices = np.array(self.raw_px)
         age = feature_age_ns(row.age, self.age_names)
         runner = self.slot.current
         t0 = time.perf_counter_ns()
-        action, target, dispersion = self._target(runner, x, usable, cur, age)
-        if usable and self.monitors:
-            for monitor in self.monitors:
-                action, target = monitor(t, x, action, target)
-        decision = self.risk.apply(t, target, cur, e, feature_age_ns=age, dispersion=dispersion, prices=prices)
+        e_orders = e
+        if not e - e == 0.0:  # inf/NaN equity: de-risk (flatten) and halt, never an exception out of the loop
+            action, target, decision = self._equity_halt(t, e)
+            cur = np.zeros(self.n)
+            e_orders = 1.0  # flat targets need no equity; any finite value sizes them
+        else:
+            cur = acc.exposure(self.pend_q, e)
+            action, target, dispersion = self._target(runner, x, usable, cur, age)
+            if usable and self.monitors:
+                for monitor in self.monitors:
+                    action, target = monitor(t, x, action, target)
+            if self._guard_pending:
+                action, target = self._guard_actions(action, target, cur)
+            decision = self.risk.apply(t, target, cur, e, feature_age_ns=age, dispersion=dispersion, prices=prices)
         t1 = time.perf_counter_ns()
-        orders = generate_orders(t, decision.exposure, acc.qty, self.pend_q, e, prices, self.order_spec,
+        orders = generate_orders(t, decision.exposure, acc.qty, self.pend_q, e_orders, prices, self.order_spec,
                                  latency_ns=self.latency_ns, id_prefix=self.id_prefix)
         t2 = time.perf_counter_ns()
         self._observe(t, t1 - t0, t2 - recv_ns, action, decision, e, age)
@@ -466,7 +559,8 @@ class LiveLoop:
         self.journal.record_decision(
             t, model_version=runner.version, action=action, target=target, allowed=decision.exposure, equity=e,
             orders=rows,
-            detail={"rules": [i.rule for i in decision.interventions], "age_ns": age, "halted": decision.halted},
+            detail={"rules": [i.rule for i in decision.interventions], "age_ns": age, "halted": decision.halted,
+                    **({"halt_reason": self._halt_reason} if decision.halted and self._halt_reason else {})},
             risk_state=self.risk.state_dict(),
         )
         for r in rows:
@@ -482,8 +576,30 @@ class LiveLoop:
         if decision.halted and not self.summary.halted:
             self.summary.halted = True
             self.metrics.halted.set(1)
-            self.journal.record_event("kill_switch", {"reasons": [i.reason for i in decision.interventions]}, t)
-            log.error("risk kill switch engaged at %s: trading halted (flat) until reset", iso(t))
+            reasons = [i.reason for i in decision.interventions] + ([self._halt_reason] if self._halt_reason else [])
+            self.journal.record_event("kill_switch", {"reasons": reasons}, t)
+            log.error("risk kill switch engaged at %s: trading halted (flat) until reset: %s", iso(t), "; ".join(reasons))
+
+    def _guard_actions(self, action: str, target: np.ndarray, cur: np.ndarray) -> tuple[str, np.ndarray]:
+        """The queued guard actions (hold / de-risk / halt) applied to this decision's target."""
+        tgt = target.tolist()
+        if apply_actions(tgt, cur.tolist(), self._guard_pending, self.cfg.guards.derisk_factor):
+            self.risk.halt()
+        kinds = sorted(set(self._guard_pending.values()))
+        self._guard_pending.clear()
+        return f"{action}+guard:{'/'.join(kinds)}", np.array(tgt)
+
+    def _equity_halt(self, t: int, e: float) -> tuple[str, np.ndarray, RiskDecision]:
+        """Equity is not finite: journal why, engage the kill switch and trade to flat."""
+        if self._halt_reason is None:
+            self._halt_reason = f"equity is {e!r} (not finite): de-risked to flat and halted"
+        if not self.risk.halted:
+            self.guard.counts["equity"] += 1
+            self._quarantine("equity", -1, t, e, "account equity")
+            self.risk.halt()
+        self._guard_pending.clear()
+        zeros = np.zeros(self.n)
+        return "halt:equity_not_finite", zeros, RiskDecision(zeros, (), True)
 
     def _target(
         self, runner: PolicyRunner, x: np.ndarray, usable: bool, cur: np.ndarray, age: float | None
@@ -539,6 +655,7 @@ class LiveLoop:
             on_market(BtBar(t, price.copy(), _opt(f.get("volume")), _opt(f.get("high")), _opt(f.get("low"))))
             self._poll_fills(t)
         if self.charge_funding and self.funded:
+            self._check_funding(t)
             settled = f["funding_settled"]
             for j in self.funded:
                 r = float(settled[j])
@@ -549,6 +666,22 @@ class LiveLoop:
                     paid = self.account.settle_funding(j, r)
                     if paid != 0.0:
                         self.journal.record_funding(t, self.symbols[j], j, paid)
+
+    def _check_funding(self, t: int) -> None:
+        """A funded perpetual without funding information for longer than its interval: an error
+        or the configured action (``guards.funding_missing``), never a silent zero."""
+        for j, last, new in self._funding_watch.missing(t):
+            why = (f"perpetual {self.symbols[j]}: no funding information since {iso(last)}, longer than its "
+                   f"funding interval, at decision {iso(t)}")
+            if self.cfg.guards.funding_missing == "error":
+                raise MissingFundingError(why + "; guards.funding_missing is 'error'")
+            if new:
+                self.guard.counts["funding_missing"] += 1
+                self._quarantine("funding_missing", j, t, math.nan, "funding rate")
+            else:
+                action = self.cfg.guards.actions.funding_missing
+                if action != "ignore":
+                    merge_action(self._guard_pending, j, action)
 
     # -- orders and fills --------------------------------------------------------------------------
     def _submit(self, orders: Sequence[Order], prices: np.ndarray) -> list[OrderAck]:

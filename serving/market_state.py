@@ -12,7 +12,9 @@ on real data. The rules (see :mod:`dea.data.panel`):
   unless ``max_staleness`` allows it;
 - mark / exogenous / funding rate: the finite value with the latest ``ts_event`` among those
   already available; NaN once older than the source's staleness limit;
-- ``funding_settled``: the rates whose settlement instant falls in (t - step, t] (accounting);
+- ``funding_settled``: the rates whose settlement instant falls in (t - step, t] (accounting); a
+  settlement that becomes known only after its decision (a live venue announces it after the
+  instant) is settled at the next decision, never dropped;
 - ``price``: ``close`` (or ``mark_price``).
 
 Per event O(1); memory independent of the stream's length. numpy + stdlib only.
@@ -165,6 +167,7 @@ class StreamingPanel:
         self._exog_index: dict[tuple[int, str, str], int] = {}
         self._funding_rate: dict[int, _Asof] = {}
         self._settlements: dict[int, list[tuple[int, float]]] = {}
+        self._settle_from: int | None = None  # settlements at or before this were before the first decision
         self._has_bars = any(s.kind == "bars" for s in self.sources)
         self._has_mark = any(s.kind == "mark" for s in self.sources)
         self.price_field = "close" if data.price_field == "close" else "mark_price"
@@ -271,6 +274,8 @@ class StreamingPanel:
         self._exog_slots[ev.slot][0].update(ev.ts_event, ev.available_at, ev.value)
 
     def on_funding(self, ev) -> None:  # noqa: ANN001 - FundingEvent
+        if ev.instrument not in self._funding_rate:  # a live feed: registered by its first event
+            self.funding_instrument(ev.source, ev.instrument, None)
         self._funding_rate[ev.instrument].update(ev.ts_event, ev.available_at, ev.rate)
         self._settlements[ev.instrument].append((ev.ts_event, ev.rate))
 
@@ -331,6 +336,8 @@ class StreamingPanel:
         settled = _slot(fields, "funding_settled", n, 0.0)
         rate_age = _slot(ages, "funding_rate", n, NAN)
         lo = t - self.step
+        if self._settle_from is None:
+            self._settle_from = lo
         for j, kind in enumerate(self._funding_kind):
             if kind == "zero":
                 rate[j], settled[j], rate_age[j] = 0.0, 0.0, NAN
@@ -351,17 +358,21 @@ class StreamingPanel:
         return PanelRow(t, fields, series, ages)
 
     def _settled(self, j: int, lo: int, hi: int) -> float:
-        """Sum of rates settled in (lo, hi]; drops settlements that can no longer matter."""
+        """Sum of the rates settled at or before ``hi`` not settled yet (normally those in
+        (lo, hi]; one that arrived after its own decision is settled now). Settlements before the
+        first decision's window are dropped; settled ones are removed."""
         items = self._settlements[j]
-        keep = 0
-        while keep < len(items) and items[keep][0] <= lo:
-            keep += 1
-        if keep:
-            del items[:keep]
+        if not items:
+            return 0.0
+        start = self._settle_from if self._settle_from is not None else lo
         s = 0.0
+        rest = []
         for ts, r in items:
-            if ts <= hi:
+            if ts > hi:
+                rest.append((ts, r))
+            elif ts > start:
                 if r != r:
-                    return NAN
+                    s = NAN
                 s += r
+        items[:] = rest
         return s

@@ -48,6 +48,7 @@ class LoopMetrics:
         self.model_swaps = Counter("dea_model_swaps_total", "model hot swaps", ["outcome"], registry=r)
         self.feed_staleness = Gauge("dea_feed_staleness_seconds", "age of the oldest input at the last decision", registry=r)
         self.halted = Gauge("dea_halted", "1 while the risk kill switch halts trading", registry=r)
+        self.guards = Counter("dea_guard_quarantined_total", "market-data values quarantined by the guards", ["guard"], registry=r)
         self._instruments = tuple(instruments)
         self._window_t = time.monotonic()
         self._window_n = 0

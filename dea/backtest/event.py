@@ -17,7 +17,13 @@ Timing rules (the same as the kernel, see :mod:`dea.backtest._kernel`):
   the price interpolated between the bar before and the bar after; orders due exactly at a
   decision time fill just before that decision (after the liquidation check); with zero latency
   orders fill at once at the decision's prices;
-- liquidation is checked at every decision and on every book/trade update.
+- liquidation is checked at every decision and on every book/trade update;
+- with ``guards`` (:mod:`dea.guards`, the live loop's market-data guards) every price and rate
+  of an event is checked first: a quarantined value never marks, fills or reaches a decision,
+  the instrument's next decision takes the guard's action (hold / de-risk / halt), and an event
+  out of time order is quarantined instead of stopping the replay. A prepared market needs no
+  guards here: the batch panel already applied them (:mod:`dea.guards.batch`). Equity that is
+  not finite flattens and halts (kill switch) with a ``halt`` event, never an exception.
 
 Only O(instruments) state is kept per event; the per-decision record (``record=True``) is what
 grows, with the number of decisions, never with the number of events.
@@ -38,6 +44,7 @@ from dea.errors import DataError
 from dea.execution.account import Account
 from dea.execution.fills import Fill, PaperFillModel, SqrtImpactEstimator, interpolate_price
 from dea.execution.orders import Order, OrderSpec, generate_orders
+from dea.guards import GuardsConfig, MarketGuard, apply_actions, merge_action
 from dea.instruments import Instrument
 from dea.risk.config import RiskConfig
 from dea.risk.engine import Intervention, RiskEngine
@@ -179,6 +186,7 @@ class EventBacktester:
         name: str = "policy",
         periods_per_year: float = 365.25,
         max_log: int = 100_000,
+        guards: GuardsConfig | None = None,
     ) -> None:
         self.instruments = tuple(instruments)
         self.n = len(instruments)
@@ -219,15 +227,44 @@ class EventBacktester:
         self.events: list[BacktestEvent] = []
         self.log: list[Intervention] = []
         self._rule_bit = {name: 1 << r for r, name in enumerate(RULE_NAMES)}
+        self.guard = None if guards is None else MarketGuard(guards, [i.symbol for i in self.instruments])
+        self._guard_pending: dict[int, str] = {}
+        self.guard_factor = 0.5 if guards is None else guards.derisk_factor
 
     # -- events -----------------------------------------------------------------------------------
+    def _quarantined(self, verdict: str | None, i: int, ts: int, value: float, what: str) -> bool:
+        """True (and the guard's action queued, the event logged) when the guards refused a value."""
+        if verdict is None:
+            return False
+        assert self.guard is not None
+        hit = self.guard.hit(verdict, i, ts, value, what)
+        if hit.action != "ignore":
+            for k in ([i] if i >= 0 else range(self.n)):
+                merge_action(self._guard_pending, k, hit.action)
+        if len(self.events) < self.max_log:
+            self.events.append(BacktestEvent(ts, self.n_decisions, f"guard:{verdict}", self.account.equity(), 0.0,
+                                             f"{hit.detail} (value {value!r}): action {hit.action}"))
+        return True
+
     def on_event(self, ev: MarketEvent) -> None:
         ts = ev.ts
+        g = self.guard
         if self.last_ts is not None and ts < self.last_ts:
-            raise DataError(f"event stream goes back in time: {iso(ts)} after {iso(self.last_ts)} ({type(ev).__name__})")
+            if g is None:
+                raise DataError(f"event stream goes back in time: {iso(ts)} after {iso(self.last_ts)} ({type(ev).__name__})")
+            g.counts["out_of_order"] += 1
+            self._quarantined("out_of_order", getattr(ev, "index", -1), ts, math.nan, type(ev).__name__)
+            return
+        if g is not None and g.future(ts):
+            g.counts["future"] += 1
+            self._quarantined("future", getattr(ev, "index", -1), ts, math.nan, type(ev).__name__)
+            return
         self.last_ts = ts
         self.n_events += 1
         if isinstance(ev, FundingEvent):
+            if g is not None and self._quarantined(g.check_value("funding", ev.index, ts, ts, ev.rate), ev.index, ts,
+                                                   ev.rate, "funding rate"):
+                return
             self._fill_due(ts, inclusive=False, bar=None)
             if self.account.qty[ev.index] != 0.0 and ev.rate != 0.0:
                 self._acc[3] += self.account.settle_funding(ev.index, ev.rate)
@@ -237,6 +274,8 @@ class EventBacktester:
             price = ev.price
             for i in range(self.n):
                 p = float(price[i])
+                if g is not None and p == p and self._quarantined(g.check_price("bar", i, ts, ts, p), i, ts, p, "bar price"):
+                    continue  # NaN = no bar for that one; a refused price keeps the last good one
                 self.raw_px[i] = p
                 self.bar_px[i] = p
                 if self.books[i] is None:
@@ -250,13 +289,19 @@ class EventBacktester:
         if isinstance(ev, BookEvent):
             self._fill_due(ts, inclusive=False, bar=None)
             if len(ev.bid_px) and len(ev.ask_px):
-                self.books[ev.index] = ev
                 mid = 0.5 * (float(ev.bid_px[0]) + float(ev.ask_px[0]))
+                if g is not None and self._quarantined(g.check_price("book", ev.index, ts, ts, mid, ordered=False),
+                                                       ev.index, ts, mid, "book mid"):
+                    return
+                self.books[ev.index] = ev
                 self.raw_px[ev.index] = mid
                 self.account.mark(ev.index, mid)
             self._check_liquidation(ts)
             return
         if isinstance(ev, TradeEvent):
+            if g is not None and self._quarantined(g.check_price("trade", ev.index, ts, ts, ev.price, ordered=False),
+                                                   ev.index, ts, ev.price, "trade price"):
+                return
             self._fill_due(ts, inclusive=False, bar=None)
             if self.books[ev.index] is None:
                 self.raw_px[ev.index] = ev.price
@@ -340,12 +385,28 @@ class EventBacktester:
         mask = 0
         if not self.dead:
             e = acc.equity()
-            cur = acc.exposure(self.pend_q, e)
             prices = np.array(self.raw_px)
-            out = self.policy(DecisionContext(ts, index, cur, e, prices))
-            if not isinstance(out, PolicyOutput):
-                out = PolicyOutput(np.asarray(out, dtype=np.float64))
-            decision = self.risk.apply(ts, out.target, cur, e, feature_age_ns=out.feature_age_ns,
+            if not e - e == 0.0:  # inf/NaN equity: flatten and halt, never an exception
+                if not self.risk.halted:
+                    self.risk.halt()
+                    self.events.append(BacktestEvent(ts, index, "halt", e, 0.0,
+                                                     f"equity is {e!r} (not finite): de-risked to flat and halted"))
+                cur = np.zeros(self.n)
+                out = PolicyOutput(np.zeros(self.n))
+                e = 1.0  # flat targets need no equity; any finite value sizes them
+            else:
+                cur = acc.exposure(self.pend_q, e)
+                out = self.policy(DecisionContext(ts, index, cur, e, prices))
+                if not isinstance(out, PolicyOutput):
+                    out = PolicyOutput(np.asarray(out, dtype=np.float64))
+            target = out.target
+            if self._guard_pending:
+                tgt = np.asarray(target, dtype=np.float64).tolist()
+                if apply_actions(tgt, cur.tolist(), self._guard_pending, self.guard_factor):
+                    self.risk.halt()
+                self._guard_pending.clear()
+                target = np.array(tgt)
+            decision = self.risk.apply(ts, target, cur, e, feature_age_ns=out.feature_age_ns,
                                        dispersion=out.dispersion, vol=out.vol, prices=prices)
             for rec in decision.interventions:
                 mask |= self._rule_bit[rec.rule]

@@ -29,6 +29,7 @@ from dea.data.config import DataConfig
 from dea.errors import ConfigError
 from dea.timeutil import parse_duration
 from dea.features.config import FeaturesConfig
+from dea.guards.config import GuardsConfig
 from dea.risk.config import RiskConfig
 
 
@@ -48,6 +49,7 @@ class ExperimentConfig(StrictModel):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     stress: StressConfig = Field(default_factory=StressConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    guards: GuardsConfig = Field(default_factory=GuardsConfig)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

@@ -48,6 +48,8 @@ from dea.timeutil import format_duration, iso, parse_duration, parse_timestamp
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
+    from dea.guards import GuardsConfig
+
     from dea.config.experiment import ExperimentConfig
     from dea.data.config import DataConfig, SourceConfig
     from dea.instruments import Instrument
@@ -118,16 +120,23 @@ def build_panel(cfg: "ExperimentConfig") -> Panel:
         res = load_source(src, cfg.base_dir)
         tables[src.name] = res.table
         fingerprints[src.name] = res.fingerprint
-    return assemble_panel(cfg.data, tables, fingerprints)
+    return assemble_panel(cfg.data, tables, fingerprints, guards=cfg.guards)
 
 
 def assemble_panel(
-    data: "DataConfig", tables: Mapping[str, "pa.Table"], fingerprints: Mapping[str, str] | None = None
+    data: "DataConfig", tables: Mapping[str, "pa.Table"], fingerprints: Mapping[str, str] | None = None,
+    *, guards: "GuardsConfig | None" = None,
 ) -> Panel:
     """Align already-loaded canonical tables (one per ``data.sources`` name) onto the clock.
 
     Split from :func:`build_panel` so tests can perturb tables and rebuild (point-in-time test).
+    Bar and mark rows go through the market-data guards first (:mod:`dea.guards.batch`, the
+    live loop's rules; ``guards`` None = the default settings): a quarantined row is not used, so
+    the age of the price counts from its last good value.
     """
+    from dea.guards import GuardsConfig
+    from dea.guards.batch import quarantine_masks
+
     missing = [s.name for s in data.sources if s.name not in tables]
     if missing:
         raise DataError(f"panel: no table for sources {missing}")
@@ -143,8 +152,11 @@ def assemble_panel(
     age: dict[str, np.ndarray] = {}
     report: dict[str, Any] = {"clock": {"start": iso(clock[0]), "end": iso(clock[-1]), "step": data.clock.step, "rows": T}}
 
-    _align_bars(data, tables, clock, step, fields, age, report)
-    _align_mark(data, tables, clock, step, fields, age, report)
+    keep, guard_counts = quarantine_masks(data, tables, guards or GuardsConfig(), _rows_for)
+    if guard_counts:
+        report["guards"] = guard_counts
+    _align_bars(data, tables, clock, step, fields, age, report, keep)
+    _align_mark(data, tables, clock, step, fields, age, report, keep)
     _align_exogenous(data, tables, clock, step, fields, series, age, report)
     _align_funding(data, tables, clock, step, fields, age, report)
     _align_event_sources(data, tables, clock, fields, age, report)
@@ -295,7 +307,7 @@ def _rows_for(
 
 
 # ----------------------------------------------------------------------------------- bars
-def _align_bars(data, tables, clock, step, fields, age, report) -> None:
+def _align_bars(data, tables, clock, step, fields, age, report, keep=None) -> None:
     T, N = len(clock), len(data.instruments)
     arrays = {f: np.full((T, N), np.nan) for f in BAR_FIELDS}
     bar_age = np.full((T, N), np.nan)
@@ -314,8 +326,12 @@ def _align_bars(data, tables, clock, step, fields, age, report) -> None:
             if j in owner:
                 raise DataError(f"instrument {sym!r} has bars from two sources: {owner[j]!r} and {src.name!r}")
             owner[j] = src.name
+            native = _native_step(src, ts_all[rows])
+            good = keep.get((src.name, j)) if keep else None
+            n_rows = len(rows)
+            if good is not None:
+                rows = rows[good]
             ts, av = ts_all[rows], av_all[rows]
-            native = _native_step(src, ts)
             k = -(-(av - clock[0]) // step)  # first clock index with clock >= available_at
             order = np.lexsort((ts, k))
             k, av = k[order], av[order]
@@ -353,7 +369,8 @@ def _align_bars(data, tables, clock, step, fields, age, report) -> None:
             in_clock = (bk >= 0) & (bk < T)
             expected = max(step // native, 1) if native else 1
             rep[sym] = {
-                "rows": int(len(rows)),
+                "rows": int(n_rows),
+                "quarantined": int(n_rows - len(rows)),
                 "native_step": format_duration(native) if native else None,
                 "stale_rows": int(stale.sum()),
                 "missing_rows": int((~use).sum()),
@@ -366,7 +383,7 @@ def _align_bars(data, tables, clock, step, fields, age, report) -> None:
 
 
 # ----------------------------------------------------------------------------------- mark / index
-def _align_mark(data, tables, clock, step, fields, age, report) -> None:
+def _align_mark(data, tables, clock, step, fields, age, report, keep=None) -> None:
     T, N = len(clock), len(data.instruments)
     out = {f: np.full((T, N), np.nan) for f in MARK_FIELDS}
     ages = {f: np.full((T, N), np.nan) for f in MARK_FIELDS}
@@ -380,8 +397,11 @@ def _align_mark(data, tables, clock, step, fields, age, report) -> None:
         ts_all = table["ts_event"].to_numpy()
         av_all = table["available_at"].to_numpy()
         for j, rows in _rows_for(src, table, data, report).items():
+            limit = _staleness(src, _native_step(src, ts_all[rows]), step)
+            good = keep.get((src.name, j)) if keep else None
+            if good is not None:
+                rows = rows[good]
             ts, av = ts_all[rows], av_all[rows]
-            limit = _staleness(src, _native_step(src, ts), step)
             stale_n = 0
             for f in MARK_FIELDS:
                 v = table[f].to_numpy()[rows]

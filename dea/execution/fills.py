@@ -217,7 +217,8 @@ class SqrtImpactEstimator:
         for i in range(self.n):
             p = float(prices[i])
             prev = self._prev[i]
-            self._r2[i][vs] = math.log(p / prev) ** 2 if (p > 0.0 and prev > 0.0) else math.nan
+            ok = p > 0.0 and prev > 0.0 and p - p == 0.0 and prev - prev == 0.0  # an inf price is no return
+            self._r2[i][vs] = math.log(p / prev) ** 2 if ok else math.nan
             self._prev[i] = p
             v = math.nan if volume is None else float(volume[i])
             self._nv[i][as_] = v * p if (v == v and p == p) else math.nan

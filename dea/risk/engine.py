@@ -294,6 +294,11 @@ class RiskEngine:
     def halted(self) -> bool:
         return self._fs[rules.S_HALTED] > 0.0
 
+    def halt(self) -> None:
+        """Engage the kill switch from outside the rules (a market-data guard, non-finite equity):
+        the next :meth:`apply` flattens and every later one stays flat until reset."""
+        self._fs[rules.S_HALTED] = 1.0
+
     def reset_kill_switch(self) -> None:
         """Re-enable trading after a halt; the drawdown peak restarts from the next equity seen,
         otherwise the same drawdown would trip the switch again at once."""

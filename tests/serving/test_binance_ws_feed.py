@@ -177,7 +177,7 @@ def _serve(cfg, tmp_path, server):
     loop = LiveLoop(cfg, PolicyRunner.from_path(model), exchange, Journal(tmp_path / "j.sqlite", synchronous="NORMAL"))
     feed = BinanceFeed(["BTCUSDT"], base_ws=f"ws://127.0.0.1:{server.ws_port}",
                        rest_url=f"http://127.0.0.1:{server.rest_port}/fapi/v1/depth", tick_s=0.05,
-                       book_state=loop.books.sync_state)
+                       book_state=loop.books.sync_state, snapshot_interval_s=0.01)
 
     def until_drained():
         for ev in feed:
