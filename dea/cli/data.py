@@ -100,4 +100,4 @@ def _inspect(args: argparse.Namespace) -> int:
         else:
             args.json_out.write_text(text)
     refused = [e for e in result.entries if e.status == "refused"]
-    return 2 if (args.config is not None and refused) else 0
+    return 2 if refused else 0

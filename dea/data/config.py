@@ -15,13 +15,18 @@ TableKind = Literal["bars", "funding", "trades", "quotes", "book", "mark", "exog
 class TimestampConvention(StrictModel):
     """How a file stamps its rows.
 
-    ``unit``: ``iso`` for text dates, or the integer unit (``s``, ``ms``, ``us``, ``ns``).
+    ``unit``: ``iso`` for text dates in any common style (ISO 8601, dotted or slashed dates,
+    non-zero-padded parts, day-first where a row proves it; text or numbers that are epochs get
+    their unit from their magnitude), or the epoch unit (``s``, ``ms``, ``us``, ``ns``).
+    ``format``: strptime codes (``%d.%m.%Y %H:%M``) to read text dates exactly as written.
+    See :mod:`dea.data.loaders.timeparse`.
     ``stamp``: for bars, whether the stamp is the bar ``open`` or ``close`` time (canonical tables
     are stamped by open; values become available at close).
     """
 
     column: str | None = None
     unit: Literal["iso", "s", "ms", "us", "ns"] = "iso"
+    format: str | None = Field(default=None, min_length=2)
     stamp: Literal["open", "close"] = "open"
 
 

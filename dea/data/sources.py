@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dea.data.config import SourceConfig
-from dea.data.loaders import binance_files, bybit, coinmetrics, daily, funding, ohlcv, tardis
+from dea.data.loaders import binance_files, bybit, coinmetrics, daily, funding, futures, ohlcv, tardis
 from dea.data.loaders.context import LoadContext
 from dea.data.schema import SCHEMAS, conform
 from dea.data.validate import ROW_COLUMN, ValidationReport, validate_table
@@ -46,7 +46,16 @@ class LoaderSpec:
 
 LOADERS: dict[str, LoaderSpec] = {
     "ohlcv": LoaderSpec(ohlcv.load_ohlcv, frozenset({"bars"}), "OHLCV bars from CSV / feather / Parquet"),
-    "freqtrade": LoaderSpec(ohlcv.load_freqtrade, frozenset({"bars"}), "freqtrade OHLCV (date = bar open UTC)"),
+    "freqtrade": LoaderSpec(
+        futures.load_freqtrade_futures, frozenset({"bars", "funding", "mark", "exogenous"}),
+        "freqtrade OHLCV (date = bar open UTC); futures funding_rate / mark / index / premiumIndex candles",
+    ),
+    "binance_funding": LoaderSpec(
+        futures.load_binance_funding, frozenset({"funding", "mark"}), "Binance funding history (REST JSON / CSV)"
+    ),
+    "binance_klines": LoaderSpec(
+        futures.load_binance_klines, frozenset({"bars", "mark", "exogenous"}), "Binance kline CSV (mark / index / premium index)"
+    ),
     "bitmex_funding": LoaderSpec(funding.load_bitmex_funding, frozenset({"funding"}), "BitMEX funding history"),
     "deribit_funding": LoaderSpec(
         funding.load_deribit_funding, frozenset({"funding", "mark"}), "Deribit hourly funding (interest_1h) and index"

@@ -96,10 +96,12 @@ def _from_columns(path: Path, cols: list[str]) -> Detection:
         return _data(path, "binance_trades", ("trades",))
     if {"bid", "ask"} <= low:
         return _data(path, "binance_quotes", ("quotes",))
+    if {"fundingtime", "fundingrate"} <= low or {"calc_time", "last_funding_rate"} <= low:
+        return _data(path, "binance_funding", ("funding",), note="Binance funding history (fundingTime/fundingRate columns)")
     if {"open", "high", "low", "close"} <= low:
-        return _data(path, "freqtrade" if "date" in low and path.suffix == ".feather" else "ohlcv", ("bars",))
+        return _ohlc(path, low)
     if "rate" in low or "funding_rate" in low:
-        return _data(path, "funding", ("funding",))
+        return _data(path, "funding", ("funding",), note="a rate / funding_rate column")
     if "fear_greed_index" in low:
         return _data(path, "fear_greed", ("exogenous",))
     if name.startswith("google_trends") or "trend_log_return" in low:
@@ -111,6 +113,48 @@ def _from_columns(path: Path, cols: list[str]) -> Detection:
     if low & {"date", "time", "timestamp", "datetime"} and len(cols) >= 2:
         return _data(path, "daily", ("exogenous",), note="generic dated series")
     return Detection(path, "unknown", f"columns {cols[:8]} match no known format")
+
+
+def _head_table(path: Path, rows: int = 5000):  # noqa: ANN202 - pyarrow table
+    suffix = path.suffix.lower()
+    if suffix in (".feather", ".arrow", ".ipc"):
+        import pyarrow.feather as feather
+
+        return feather.read_table(path, memory_map=True).slice(0, rows)
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).read_row_group(0).slice(0, rows)
+    import io
+
+    import pyarrow.csv as pacsv
+
+    with path.open("rb") as fh:
+        magic = fh.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    with opener(path, "rb") as fh:  # type: ignore[operator]
+        head = b"".join(fh.readline(1 << 16) for _ in range(rows + 1)).lstrip(b"\xef\xbb\xbf")
+    return pacsv.read_csv(io.BytesIO(head))
+
+
+def _ohlc(path: Path, low: set[str]) -> Detection:
+    """OHLCV-shaped files: trade bars, funding rates, mark/index or premium index, by values."""
+    from dea.data.loaders.futures import candle_type, kind_of_candle
+
+    try:
+        candle, why = candle_type(path, _head_table(path))
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own types for foreign files
+        return Detection(path, "unknown", f"OHLC columns but unreadable values: {type(exc).__name__}: {str(exc)[:100]}")
+    kind = kind_of_candle(candle)
+    if "open_time" in low and "close_time" in low:
+        fmt = "binance_klines"
+    elif "date" in low and path.suffix.lower() in (".feather", ".parquet"):
+        fmt = "freqtrade"
+    elif kind == "bars":
+        fmt = "ohlcv"
+    else:
+        fmt = "freqtrade"
+    return _data(path, fmt, (kind,), note=f"{candle} candles: {why}")
 
 
 def detect(path: Path) -> Detection:
