@@ -52,11 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _ingest(args: argparse.Namespace) -> int:
     from dea.config import load_config
-    from dea.data.store import DataStore
+    from dea.data.store import DataStore, store_root
     from dea.errors import DeaError
 
     cfg = load_config(args.config, args.overrides)
-    store = DataStore(args.store or Path(cfg.data.store))
+    store = DataStore(args.store or store_root(cfg))
+    print(f"dea data ingest: writing to store {store.root.resolve()}", flush=True)
     rows, failures = [], []
     for src in cfg.data.sources:
         try:
@@ -70,7 +71,6 @@ def _ingest(args: argparse.Namespace) -> int:
                      str(entry.get("end", "-"))[:19], out.fingerprint[:12], str(issues)])
     from dea.data.inspect import format_table
 
-    print(f"store: {store.root.resolve()}")
     if rows:
         print(format_table(rows, ["dataset", "kind", "status", "rows", "start", "end", "fingerprint", "issues"]))
     if failures:

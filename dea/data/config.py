@@ -81,7 +81,10 @@ class ClockConfig(StrictModel):
 class DataConfig(StrictModel):
     """Where the data comes from and how it is aligned."""
 
-    store: str = Field(default="dea_store", description="canonical Parquet store (relative to cwd)")
+    store: str = Field(
+        default="dea_store",
+        description="canonical Parquet store; relative to the config file's folder, like every path in a config",
+    )
     instruments: list[Instrument] = Field(min_length=1)
     sources: list[SourceConfig] = Field(min_length=1)
     clock: ClockConfig = Field(default_factory=ClockConfig)

@@ -113,6 +113,12 @@ def atomic_write_parquet(path: Path, table: pa.Table) -> None:
     _fsync_dir(path.parent)
 
 
+def store_root(cfg: Any) -> Path:
+    """The store folder of an experiment config: ``data.store`` resolved against the config
+    file's folder (like every relative path in a config), never against the working directory."""
+    return Path(cfg.resolve_path(cfg.data.store))
+
+
 class DataStore:
     """Canonical Parquet store rooted at ``root`` (created on first write)."""
 
