@@ -28,7 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ing.add_argument("--config", required=True, type=Path, help="experiment YAML")
     ing.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value (repeatable)")
-    ing.add_argument("--store", type=Path, default=None, help="store folder (default: data.store from the config)")
+    ing.add_argument("--store", type=Path, default=None,
+                     help="store folder (default: data.store, relative to the config file's folder)")
+    ing.add_argument("--allow-shrink", action="store_true",
+                     help="allow replacing a stored dataset by an empty or much smaller one (refused otherwise)")
     ing.set_defaults(handler=_ingest)
 
     ins = sub.add_parser(
@@ -59,11 +62,9 @@ def _ingest(args: argparse.Namespace) -> int:
     store = DataStore(args.store or store_root(cfg))
     print(f"dea data ingest: writing to store {store.root.resolve()}", flush=True)
     rows, failures = [], []
-    for src in cfg.data.sources:
-        try:
-            out = store.ingest_source(src, cfg.base_dir)
-        except DeaError as exc:
-            failures.append(f"  {src.name}: {exc}")
+    for src, out in zip(cfg.data.sources, store.ingest_sources(list(cfg.data.sources), cfg.base_dir, args.allow_shrink)):
+        if isinstance(out, DeaError):
+            failures.append(f"  {src.name}: {out}")
             continue
         entry = store.entry(out.name, out.kind) or {}
         issues = len((entry.get("report") or {}).get("issues", []))
