@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from dea.config.base import StrictModel, duration_field
 from dea.instruments import Instrument
 
-TableKind = Literal["bars", "funding", "trades", "quotes", "book", "mark", "exogenous"]
+TableKind = Literal["bars", "funding", "trades", "quotes", "book", "mark", "open_interest", "exogenous"]
 
 
 class TimestampConvention(StrictModel):
@@ -34,7 +34,8 @@ class SourceConfig(StrictModel):
     """One input file (or folder) and how to read it.
 
     ``format`` selects a loader from :mod:`dea.data.loaders` (``freqtrade``, ``ohlcv``,
-    ``coinmetrics``, ``fear_greed``, ``google_trends``, ``social``, ``fred``, ``daily``,
+    ``coinmetrics``, ``fear_greed``, ``google_trends``, ``social``, ``fred``, ``daily``, ``date_data``,
+    ``open_interest``, ``binance_funding``, ``binance_klines``, ``binance_mark_stream``,
     ``bitmex_funding``, ``deribit_funding``, ``funding``, ``tardis_trades``, ``tardis_quotes``,
     ``tardis_book_snapshot``, ``tardis_incremental_l2``, ``binance_ws``, ``binance_depth_csv``,
     ``sim``). Loader-specific settings go in ``options``; each loader validates them and rejects

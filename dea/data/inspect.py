@@ -38,6 +38,7 @@ SHOWN_VALUES = {
     "book": ("price", "size"),
     "funding": ("rate",),
     "mark": ("mark_price", "index_price"),
+    "open_interest": ("open_interest",),
     "exogenous": ("value",),
 }
 

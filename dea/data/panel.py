@@ -19,6 +19,7 @@ Alignment rules (all vectorised numpy; pyarrow is only touched through the loade
   (case-insensitive). NaN observations are not observations (a FRED holiday keeps the previous
   value). Default forward-fill limit: ``max_gap_steps`` x max(source step, clock step).
 - **Mark/index**: ``mark_price`` / ``index_price`` fields, as-of like exogenous values.
+- **Open interest**: ``open_interest`` / ``open_interest_value`` fields, as-of the same way.
 - **Funding**: ``funding_rate`` = last settled rate known at t; ``funding_settled`` = sum of
   rates whose settlement instant falls in (t - step, t] (accounting for the backtest: event
   time, not publication time; no feature may read it). Spot/futures: 0 (no funding exists).
@@ -58,7 +59,8 @@ if TYPE_CHECKING:  # pragma: no cover
 PANEL_VERSION = 1
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
 MARK_FIELDS = ("mark_price", "index_price")
-RESERVED_FIELDS = frozenset(BAR_FIELDS + MARK_FIELDS + ("price", "funding_rate", "funding_settled"))
+OI_FIELDS = ("open_interest", "open_interest_value")
+RESERVED_FIELDS = frozenset(BAR_FIELDS + MARK_FIELDS + OI_FIELDS + ("price", "funding_rate", "funding_settled"))
 # Kinds aligned by the order-book code (``ob.<name>`` fields), not by the generic as-of join.
 EVENT_KINDS = frozenset({"book", "quotes", "trades"})
 
@@ -147,7 +149,8 @@ def assemble_panel(
     report: dict[str, Any] = {"clock": {"start": iso(clock[0]), "end": iso(clock[-1]), "step": data.clock.step, "rows": T}}
 
     _align_bars(data, tables, clock, step, fields, age, report)
-    _align_mark(data, tables, clock, step, fields, age, report)
+    _align_asof_kind("mark", MARK_FIELDS, data, tables, clock, step, fields, age, report)
+    _align_asof_kind("open_interest", OI_FIELDS, data, tables, clock, step, fields, age, report)
     _align_exogenous(data, tables, clock, step, fields, series, age, report)
     _align_funding(data, tables, clock, step, fields, age, report)
     _align_event_sources(data, tables, clock, fields, age, report)
@@ -369,13 +372,14 @@ def _align_bars(data, tables, clock, step, fields, age, report) -> None:
 
 
 # ----------------------------------------------------------------------------------- mark / index
-def _align_mark(data, tables, clock, step, fields, age, report) -> None:
+def _align_asof_kind(kind, names, data, tables, clock, step, fields, age, report) -> None:
+    """Per-instrument snapshot kinds (mark/index, open interest): each column as-of onto the clock."""
     T, N = len(clock), len(data.instruments)
-    out = {f: np.full((T, N), np.nan) for f in MARK_FIELDS}
-    ages = {f: np.full((T, N), np.nan) for f in MARK_FIELDS}
+    out = {f: np.full((T, N), np.nan) for f in names}
+    ages = {f: np.full((T, N), np.nan) for f in names}
     seen = False
     for src in data.sources:
-        if src.kind != "mark":
+        if src.kind != kind:
             continue
         seen = True
         table = tables[src.name]
@@ -386,10 +390,10 @@ def _align_mark(data, tables, clock, step, fields, age, report) -> None:
             ts, av = ts_all[rows], av_all[rows]
             limit = _staleness(src, _native_step(src, ts), step)
             stale_n = 0
-            for f in MARK_FIELDS:
+            for f in names:
                 v = table[f].to_numpy()[rows]
                 if np.isfinite(out[f][:, j]).any() and np.isfinite(v).any():
-                    raise DataError(f"instrument {data.instruments[j].symbol!r} gets {f!r} from two mark sources")
+                    raise DataError(f"instrument {data.instruments[j].symbol!r} gets {f!r} from two {kind} sources")
                 if not np.isfinite(v).any():
                     continue
                 vals, a, stale = _asof_values(clock, ts, av, v, limit)
@@ -397,7 +401,7 @@ def _align_mark(data, tables, clock, step, fields, age, report) -> None:
                 stale_n += stale
             rep[data.instruments[j].symbol] = {"rows": int(len(rows)), "stale_rows": stale_n}
     if seen:
-        for f in MARK_FIELDS:
+        for f in names:
             if np.isfinite(out[f]).any():
                 fields[f] = out[f]
                 age[f] = ages[f]

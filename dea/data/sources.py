@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dea.data.config import SourceConfig
-from dea.data.loaders import binance_files, bybit, coinmetrics, daily, funding, futures, ohlcv, tardis
+from dea.data.loaders import binance_files, binance_mark, bybit, coinmetrics, daily, funding, futures, ohlcv, tardis, vendor
 from dea.data.loaders.context import LoadContext
 from dea.data.schema import SCHEMAS, conform
 from dea.data.validate import ROW_COLUMN, ValidationReport, validate_table
@@ -80,6 +80,15 @@ LOADERS: dict[str, LoaderSpec] = {
     "bybit_ob": LoaderSpec(bybit.load_bybit_ob, frozenset({"book"}), "Bybit orderbook.N JSON lines (zip)"),
     "coinmetrics": LoaderSpec(
         coinmetrics.load_coinmetrics, frozenset({"bars", "exogenous"}), "Coin Metrics daily CSV per asset"
+    ),
+    "binance_mark_stream": LoaderSpec(
+        binance_mark.load_mark_stream, frozenset({"mark", "funding"}), "markPriceUpdate messages of a Binance websocket capture"
+    ),
+    "open_interest": LoaderSpec(
+        vendor.load_open_interest, frozenset({"open_interest"}), "exchange open-interest history (Binance / Bybit dumps)"
+    ),
+    "date_data": LoaderSpec(
+        vendor.load_date_data, frozenset({"exogenous", "open_interest"}), "vendor Date,Data export (one metric per file)"
     ),
     "fear_greed": LoaderSpec(daily.load_fear_greed, frozenset({"exogenous"}), "Crypto Fear & Greed index"),
     "google_trends": LoaderSpec(daily.load_google_trends, frozenset({"exogenous"}), "Google Trends daily"),

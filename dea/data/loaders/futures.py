@@ -176,7 +176,7 @@ def premium_rows(ctx: LoadContext, table: pa.Table, at: np.ndarray, value: pa.Ar
 
 
 # ---------------------------------------------------------------------------------- Binance
-def _read_rest_or_table(ctx: LoadContext) -> pa.Table:
+def read_rest_or_table(ctx: LoadContext) -> pa.Table:
     """A Binance REST dump (a JSON list of objects) or any table file."""
     head = ctx.path.read_bytes()[:64].lstrip()
     if head.startswith(b"["):
@@ -199,7 +199,7 @@ def _read_rest_or_table(ctx: LoadContext) -> pa.Table:
 def load_binance_funding(ctx: LoadContext) -> pa.Table:
     """Binance funding history (REST JSON/CSV or data.binance.vision CSV) as funding or mark."""
     ctx.options(NoOptions)
-    table = _read_rest_or_table(ctx)
+    table = read_rest_or_table(ctx)
     tcol = ctx.src.timestamp.column or first_present(table, ["fundingTime", "calc_time", "funding_time"])
     if tcol is None:
         ctx.fail("no fundingTime / calc_time column; set the source's timestamp.column")
