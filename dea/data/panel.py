@@ -409,6 +409,8 @@ def _align_asof_kind(kind, names, data, tables, clock, step, fields, age, report
 
 # ----------------------------------------------------------------------------------- exogenous
 def _align_exogenous(data, tables, clock, step, fields, series, age, report) -> None:
+    from dea.data.loaders.daily import lookahead_series
+
     T, N = len(clock), len(data.instruments)
     insts = list(data.instruments)
     origin: dict[tuple[str, str], str] = {}
@@ -417,6 +419,7 @@ def _align_exogenous(data, tables, clock, step, fields, series, age, report) -> 
         if src.kind != "exogenous":
             continue
         table = tables[src.name]
+        lookahead = set(lookahead_series(src))
         rep = report.setdefault(src.name, {"series": {}, "unmatched_entities": []})
         if table.num_rows == 0:
             continue
@@ -463,6 +466,8 @@ def _align_exogenous(data, tables, clock, step, fields, series, age, report) -> 
             label = f"{name}@{ent}" if ent else name
             rep["series"][label] = {"rows": int(len(rows)), "stale_rows": stale}
             cov[label] = _series_coverage(label, src.name, clock, ts, av, v, vals)
+            if name in lookahead:
+                report.setdefault("lookahead", {})[label] = src.name
         rep["unmatched_entities"] = sorted(set(rep["unmatched_entities"]))
 
 

@@ -30,7 +30,7 @@ from dea.data.validate import ROW_COLUMN, ValidationReport, validate_table
 from dea.errors import ConfigError, DataError
 
 # Bump when a loader's output for the same input changes, so stored fingerprints are renewed.
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 
 Loader = Callable[[LoadContext], pa.Table]
 
