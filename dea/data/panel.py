@@ -520,7 +520,7 @@ def _align_funding(data, tables, clock, step, fields, age, report) -> None:
             fin = np.isfinite(r)
             ts, av, r = ts[fin], av[fin], r[fin]
             if policy == "from_first":
-                after = clock - step >= ts[0] - interval
+                after = clock >= ts[0]
                 uncharged = int((~after).sum())
                 if after.any():
                     _check_coverage(inst.symbol, src, ts, interval, clock[after], step)
