@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ins.add_argument("--config", type=Path, default=None, help="experiment YAML (inspect its sources as configured)")
     ins.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value (repeatable)")
+    ins.add_argument("--coverage", action="store_true",
+                     help="with --config: also build the panel and print its coverage (funding imputed or "
+                          "uncharged per perpetual, clock rows without a value per exogenous series)")
     ins.add_argument("--series", action="store_true", help="one line per exogenous series instead of per entity")
     ins.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the summary as JSON ('-' for stdout)")
     ins.set_defaults(handler=_inspect)
@@ -87,13 +90,24 @@ def _inspect(args: argparse.Namespace) -> int:
     if (args.path is None) == (args.config is None):
         print("dea data inspect: give either PATH or --config FILE", file=sys.stderr)
         return 2
+    if args.coverage and args.config is None:
+        print("dea data inspect: --coverage needs --config FILE", file=sys.stderr)
+        return 2
+    cfg = None
     if args.config is not None:
         from dea.config import load_config
 
-        result = inspect_config(load_config(args.config, args.overrides), by_series=args.series)
+        cfg = load_config(args.config, args.overrides)
+        result = inspect_config(cfg, by_series=args.series)
     else:
         result = inspect_path(args.path, by_series=args.series)
     print(result.format())
+    if args.coverage and cfg is not None:
+        from dea.data.coverage import coverage_report
+        from dea.data.panel import build_panel
+
+        print("\ncoverage on the decision clock:")
+        print(coverage_report(build_panel(cfg)).format())
     if args.json_out is not None:
         text = json.dumps(result.to_dict(), indent=1, default=str)
         if str(args.json_out) == "-":
