@@ -134,7 +134,7 @@ _cells = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values=st.lists(_cells, min_size=1, max_size=6), fmt=st.sampled_from([None, "%Y.%m.%d", "%d/%m/%Y %H:%M"]))
 def test_fuzz_text_timestamps_only_raise_dea_errors(values, fmt):
     try:

@@ -32,6 +32,7 @@ from dea.config.base import StrictModel, duration_field
 from dea.data.loaders.build import canonical, file_stem, freqtrade_pair, nan_array, resolve_step, step_from_name
 from dea.data.loaders.coerce import event_time, to_float64, to_int64
 from dea.data.loaders.context import LoadContext, NoOptions
+from dea.data.loaders.funding import funding_table, instrument_of
 from dea.data.loaders.ohlcv import load_bars
 from dea.data.loaders.tabular import column, first_present, read_any
 from dea.data.validate import ROW_COLUMN
@@ -93,18 +94,6 @@ def candle_type(path: Path, table: pa.Table) -> tuple[str, str]:
     return by_values, why
 
 
-def _instrument(ctx: LoadContext, table: pa.Table, default: str) -> str | pa.Array:
-    if ctx.src.instrument:
-        return ctx.src.instrument
-    mapped = ctx.src.columns.get("instrument") or first_present(table, ["symbol"])
-    if mapped:
-        col = column(table, mapped, ctx, "instrument")
-        if col.null_count:
-            ctx.fail(f"instrument column {mapped!r} has empty cells")
-        return col.cast(pa.string()).combine_chunks()
-    return default
-
-
 class FreqtradeOptions(StrictModel):
     """``snap_settlement``: move funding stamps at most this long after the interval grid onto it."""
 
@@ -122,12 +111,6 @@ def _snap(ctx: LoadContext, ts: np.ndarray, interval: int, tolerance: int) -> np
             "moved onto the grid",
         )
     return np.where(near, ts - off, ts)
-
-
-def funding_rows(ctx: LoadContext, table: pa.Table, ts: np.ndarray, rate: pa.Array, interval: int | np.ndarray, instrument: str | pa.Array) -> pa.Table:
-    iv = np.full(len(ts), interval, dtype=np.int64) if np.isscalar(interval) else np.asarray(interval, dtype=np.int64)
-    cols = {"ts_event": ts, "available_at": ts + ctx.lag_ns, "instrument": instrument, "rate": rate, "interval_ns": iv}
-    return canonical("funding", cols, table[ROW_COLUMN])
 
 
 def mark_rows(ctx: LoadContext, table: pa.Table, ts: np.ndarray, avail: np.ndarray, price: pa.Array, which: str, instrument: str | pa.Array) -> pa.Table:
@@ -149,12 +132,12 @@ def load_freqtrade_futures(ctx: LoadContext) -> pa.Table:
     if ctx.kind == "bars":
         return load_bars(ctx, default_time="date", default_instrument=freqtrade_pair(ctx.path), step_hint=step_from_name(ctx.path), table=table)
     _, ts = event_time(ctx, table, "date")
-    instrument = _instrument(ctx, table, freqtrade_pair(ctx.path))
+    instrument = instrument_of(ctx, table, freqtrade_pair(ctx.path))
     step = resolve_step(ctx, ts, None, step_from_name(ctx.path))
     if ctx.kind == "funding":
         ts = _snap(ctx, ts, step, parse_duration(opts.snap_settlement))  # type: ignore[attr-defined]
         rate = to_float64(column(table, "open", ctx, "rate"), "open", ctx)
-        return funding_rows(ctx, table, ts, rate, step, instrument)
+        return funding_table(ctx, table, ts, rate, step, instrument)
     close = to_float64(column(table, "close", ctx, "close"), "close", ctx)
     if ctx.kind == "mark":
         at = ts + step
@@ -208,7 +191,7 @@ def load_binance_funding(ctx: LoadContext) -> pa.Table:
     from dea.data.loaders.coerce import to_ns
 
     ts = to_ns(t, tcol, unit, ctx)
-    instrument = _instrument(ctx, table, file_stem(ctx.path).split("-")[0])
+    instrument = instrument_of(ctx, table, file_stem(ctx.path).split("-")[0])
     if ctx.kind == "mark":
         pcol = ctx.column("mark_price", "markPrice")
         price = to_float64(column(table, pcol, ctx, "mark price"), pcol, ctx)
@@ -225,7 +208,7 @@ def load_binance_funding(ctx: LoadContext) -> pa.Table:
         interval: int | np.ndarray = hours.astype(np.int64) * NS_PER_HOUR
     else:
         interval = resolve_step(ctx, ts, None, None)
-    return funding_rows(ctx, table, ts, rate, interval, instrument)
+    return funding_table(ctx, table, ts, rate, interval, instrument)
 
 
 def load_binance_klines(ctx: LoadContext) -> pa.Table:
@@ -244,7 +227,7 @@ def load_binance_klines(ctx: LoadContext) -> pa.Table:
 
     ts = to_ns(column(table, "open_time", ctx, "time"), "open_time", unit, ctx)
     step = resolve_step(ctx, ts, None, step_from_name(ctx.path))
-    instrument = _instrument(ctx, table, file_stem(ctx.path).split("-")[0])
+    instrument = instrument_of(ctx, table, file_stem(ctx.path).split("-")[0])
     close = to_float64(column(table, "close", ctx, "close"), "close", ctx)
     if ctx.kind == "exogenous":
         return premium_rows(ctx, table, ts + step, close, instrument)

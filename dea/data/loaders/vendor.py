@@ -25,6 +25,7 @@ from dea.data.loaders.build import canonical, file_stem, nan_array
 from dea.data.loaders.coerce import event_time, to_float64
 from dea.data.loaders.context import LoadContext, NoOptions
 from dea.data.loaders.daily import snake
+from dea.data.loaders.funding import instrument_of
 from dea.data.loaders.futures import read_rest_or_table
 from dea.data.loaders.tabular import column, first_present
 from dea.data.validate import ROW_COLUMN
@@ -43,18 +44,6 @@ def _period(ctx: LoadContext, ts: np.ndarray) -> int:
         ctx.report.add("step_inferred", 1, None, "every stamp is a midnight: daily values, available at the day's end", "used")
         return NS_PER_DAY
     return 0
-
-
-def _instrument(ctx: LoadContext, table: pa.Table) -> str | pa.Array:
-    if ctx.src.instrument:
-        return ctx.src.instrument
-    mapped = ctx.src.columns.get("instrument") or first_present(table, ["symbol"])
-    if mapped:
-        col = column(table, mapped, ctx, "instrument")
-        if col.null_count:
-            ctx.fail(f"instrument column {mapped!r} has empty cells")
-        return col.cast(pa.string()).combine_chunks()
-    return file_stem(ctx.path).split("-")[0]
 
 
 def _oi_table(ctx: LoadContext, table: pa.Table, ts: np.ndarray, oi: pa.Array, value: pa.Array, instrument: str | pa.Array) -> pa.Table:
@@ -78,7 +67,7 @@ def load_open_interest(ctx: LoadContext) -> pa.Table:
         value = nan_array(table.num_rows)
     else:
         value = to_float64(column(table, vcol, ctx, "open interest value"), vcol, ctx)
-    return _oi_table(ctx, table, ts, oi, value, _instrument(ctx, table))
+    return _oi_table(ctx, table, ts, oi, value, instrument_of(ctx, table, file_stem(ctx.path).split("-")[0]))
 
 
 def _date_data_columns(ctx: LoadContext, table: pa.Table) -> tuple[str, str]:
@@ -102,7 +91,7 @@ def load_date_data(ctx: LoadContext) -> pa.Table:
     _, ts = event_time(ctx, table)
     value = to_float64(column(table, vcol, ctx, "value"), vcol, ctx)
     if ctx.kind == "open_interest":
-        return _oi_table(ctx, table, ts, value, nan_array(table.num_rows), _instrument(ctx, table))
+        return _oi_table(ctx, table, ts, value, nan_array(table.num_rows), instrument_of(ctx, table, file_stem(ctx.path).split("-")[0]))
     series = ctx.src.series[0] if ctx.src.series else snake(file_stem(ctx.path))
     if ctx.src.series and len(ctx.src.series) != 1:
         ctx.fail(f"a Date,Data file holds one metric; series lists {ctx.src.series}")
