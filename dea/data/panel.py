@@ -519,6 +519,8 @@ def _align_funding(data, tables, clock, step, fields, age, report) -> None:
         else:
             fin = np.isfinite(r)
             ts, av, r = ts[fin], av[fin], r[fin]
+            if len(ts) == 0:
+                raise MissingFundingError(f"instrument {inst.symbol!r}: funding source {src.name!r} has no finite rate")
             if policy == "from_first":
                 after = clock >= ts[0]
                 uncharged = int((~after).sum())

@@ -299,28 +299,30 @@ class DataStore:
             groups.setdefault(key, []).append(i)
         out: list[IngestOutcome | DeaError | None] = [None] * len(sources)
         for idx in groups.values():
-            loaded: list[tuple[int, LoadResult | IngestOutcome]] = []
-            failed: DeaError | None = None
+            loaded: dict[int, LoadResult] = {}
+            failed: tuple[str, DeaError] | None = None
             for i in idx:
                 try:
-                    loaded.append((i, self._load_unless_current(sources[i], base_dir)))
+                    r = self._load_unless_current(sources[i], base_dir)
                 except DeaError as exc:
-                    out[i], failed = exc, exc
-            if failed is not None:
-                for i, _ in loaded:
-                    out[i] = DataError(f"not stored: {sources[_first_failed(out, idx)].name!r} from the same file was refused ({failed})")
-                continue
-            todo = [(i, r) for i, r in loaded if isinstance(r, LoadResult)]
-            for i, r in loaded:
+                    out[i] = exc
+                    failed = failed or (sources[i].name, exc)
+                    continue
                 if isinstance(r, IngestOutcome):
-                    out[i] = r
+                    out[i] = r  # already stored and current: untouched either way
+                else:
+                    loaded[i] = r
+            if failed is not None:
+                for i in loaded:
+                    out[i] = DataError(f"not stored: {failed[0]!r} from the same file was refused ({failed[1]})")
+                continue
             try:
-                stored = self.ingest_many([(r, sources[i].name) for i, r in todo], allow_shrink)  # type: ignore[misc]
+                stored = self.ingest_many([(r, sources[i].name) for i, r in loaded.items()], allow_shrink)
             except DeaError as exc:
-                for i, _ in todo:
+                for i in loaded:
                     out[i] = exc
                 continue
-            for (i, _), o in zip(todo, stored):
+            for i, o in zip(loaded, stored):
                 out[i] = o
         return out  # type: ignore[return-value]
 
@@ -350,8 +352,3 @@ class DataStore:
                 "(interrupted write?); re-run ingestion"
             )
         return table.cast(SCHEMAS[kind]).replace_schema_metadata(None)
-
-
-def _first_failed(out: list[Any], idx: list[int]) -> int:
-    """The first source of a group whose load was refused."""
-    return next(i for i in idx if isinstance(out[i], DeaError))

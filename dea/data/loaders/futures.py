@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from dea.config.base import StrictModel, duration_field
 from dea.data.loaders.build import canonical, file_stem, freqtrade_pair, nan_array, resolve_step, step_from_name
-from dea.data.loaders.coerce import event_time, to_float64, to_int64
+from dea.data.loaders.coerce import event_time, to_float64, to_int64, to_ns
 from dea.data.loaders.context import LoadContext, NoOptions
 from dea.data.loaders.funding import funding_table, instrument_of
 from dea.data.loaders.ohlcv import load_bars
@@ -62,8 +62,8 @@ def candle_by_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray
     if zero_rest and len(fin(o)) and np.all(np.abs(fin(o)) < _FUNDING_MAX):
         return "funding_rate", "high/low/close are all 0 and open holds small signed rates"
     prices = np.concatenate([fin(o), fin(c)])
-    if len(prices) and (prices <= 0).any() and np.all(np.abs(prices) < 1):
-        return "premiumIndex", "prices are small and partly negative (a premium index)"
+    if len(prices) and (prices < 0).any() and np.all(np.abs(prices) < 1):
+        return "premiumIndex", "values are small and partly negative (a premium index)"
     if v is not None and len(fin(v)) and np.all(fin(v) == 0) and len(prices) and np.all(prices > 0):
         return "mark", "positive prices with volume 0 throughout (mark/index klines)"
     return "futures", "positive OHLC prices with traded volume"
@@ -87,11 +87,13 @@ def candle_type(path: Path, table: pa.Table) -> tuple[str, str]:
         return "futures", "no numeric OHLC columns"
     by_values, why = candle_by_values(o, h, lo, c, v)
     named = candle_from_name(path)
-    if by_values == "mark" and named in ("mark", "index"):
+    if named is None or named == by_values:
+        return by_values, why
+    small = bool(np.all(np.abs(np.concatenate([o[np.isfinite(o)], c[np.isfinite(c)]])) < _FUNDING_MAX))
+    if by_values == "mark" and (named in ("mark", "index", "futures") or (named == "premiumIndex" and small)):
+        # the values cannot tell mark from index (or a premium that stayed positive); the name can
         return named, f"{why}; '{named}' in the file name"
-    if named and named != by_values and not (named == "futures" and by_values == "mark"):
-        return by_values, f"{why} (the file name says {named!r}, the values decide)"
-    return by_values, why
+    return by_values, f"{why} (the file name says {named!r}; the values decide)"
 
 
 class FreqtradeOptions(StrictModel):
@@ -188,8 +190,6 @@ def load_binance_funding(ctx: LoadContext) -> pa.Table:
         ctx.fail("no fundingTime / calc_time column; set the source's timestamp.column")
     t = column(table, tcol, ctx, "time")
     unit = ctx.src.timestamp.unit if "unit" in ctx.src.timestamp.model_fields_set else "ms"
-    from dea.data.loaders.coerce import to_ns
-
     ts = to_ns(t, tcol, unit, ctx)
     instrument = instrument_of(ctx, table, file_stem(ctx.path).split("-")[0])
     if ctx.kind == "mark":
@@ -223,8 +223,6 @@ def load_binance_klines(ctx: LoadContext) -> pa.Table:
     if want is None or candle not in (want if isinstance(want, tuple) else (want,)):
         ctx.fail(f"this is a Binance {candle!r} kline file ({why}), not {ctx.kind}; declare kind {_KIND_OF[candle]}")
     unit = ctx.src.timestamp.unit if "unit" in ctx.src.timestamp.model_fields_set else "ms"
-    from dea.data.loaders.coerce import to_ns
-
     ts = to_ns(column(table, "open_time", ctx, "time"), "open_time", unit, ctx)
     step = resolve_step(ctx, ts, None, step_from_name(ctx.path))
     instrument = instrument_of(ctx, table, file_stem(ctx.path).split("-")[0])
