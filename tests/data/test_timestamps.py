@@ -163,3 +163,8 @@ def test_fuzz_number_coercion_only_raises_dea_errors(values):
     except DeaError:
         return
     assert len(out) == len(values)
+
+
+def test_text_epochs_out_of_range_are_refused():
+    with pytest.raises(DataError, match=r"line 3: .*'9000000000000000000'.*outside the years"):
+        _ns(["1700000000", "9000000000000000000", "1700000060"])

@@ -13,8 +13,8 @@ never 0, and go through the source's ``nan_policy``.
 
 Presets: ``daily`` (generic, names kept), ``fred`` (``observation_date``), ``fear_greed``
 (``date``), ``google_trends`` (the search-term column is named ``trend``; entity from the file
-name, ``google_trends_BTC.csv`` -> ``BTC``; see *look-ahead* below), ``social`` (btc_social_2014_2021: a file with one
-value column is named after the file, ``direct__reddit_comments_sentiment.csv`` ->
+name, ``google_trends_BTC.csv`` -> ``BTC``; see *look-ahead* below), ``social``
+(btc_social_2014_2021: a file with one value column is named after the file, ``direct__reddit_comments_sentiment.csv`` ->
 ``reddit_comments_sentiment``; several columns are snake_cased).
 
 Look-ahead in vendor scaling: Google Trends scales a file's levels so that the maximum of the
@@ -37,7 +37,6 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from pydantic import Field
 
 from dea.config.base import StrictModel

@@ -71,8 +71,13 @@ def _text_epoch(s: pd.Series, name: str, ctx: LoadContext) -> np.ndarray:
             f"timestamp column {name!r} holds numbers ({s.iloc[0]!r}...) whose magnitude fits no epoch unit; "
             "set the source's timestamp.unit (s, ms, us, ns) or timestamp.format"
         )
+    ns = v * _UNIT_NS[unit]
+    bad = ~np.isfinite(ns) | (np.abs(ns) >= 9.2e18)
+    if bad.any():
+        i = int(np.argmax(bad))
+        ctx.fail(f"timestamp column {name!r}: epoch {s.iloc[i][:40]!r} ({unit}) is outside the years 1678-2261", row=i)
     ctx.report.add("timestamp_unit_inferred", 1, None, f"column {name!r} read as epoch {unit} from its magnitude", "used")
-    return np.round(v * _UNIT_NS[unit]).astype(np.int64)
+    return np.round(ns).astype(np.int64)
 
 
 def _parse_styles(s: pd.Series, name: str, ctx: LoadContext) -> tuple[pd.Series, str]:
