@@ -39,7 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class FundingCoverage:
-    """One perpetual's funding over the clock: real settlements, imputed ones, uncharged rows."""
+    """One perpetual's funding over the clock: real settlements, imputed ones, uncharged rows
+    (``policy`` is the instrument's ``funding_missing``, or ``none`` for ``funding: none``)."""
 
     instrument: str
     source: str
@@ -103,7 +104,9 @@ class CoverageReport:
         """One line per perpetual with imputed/uncharged funding and per series with filled rows."""
         lines = []
         for f in self.funding:
-            if f.imputed or f.uncharged_rows:
+            if f.policy == "none":
+                lines.append(f"{f.instrument}: declared 'funding: none': no funding charged on any of its {f.uncharged_rows} clock rows")
+            elif f.imputed or f.uncharged_rows:
                 lines.append(
                     f"{f.instrument}: funding_missing={f.policy}: {f.imputed} of {f.settlements + f.imputed} settlements "
                     f"imputed ({100 * f.imputed_share:.1f} %), {f.uncharged_rows} clock rows uncharged; real history "

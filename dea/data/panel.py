@@ -505,8 +505,12 @@ def _align_funding(data, tables, clock, step, fields, age, report) -> None:
         if inst.kind != "perpetual":
             rate[:, j] = 0.0  # no funding exists: a true zero, not a missing value
             continue
-        if not inst.has_funding:
-            continue  # declared 'funding: none': rate unknown (NaN), nothing charged
+        if not inst.has_funding:  # declared 'funding: none': rate unknown (NaN), nothing charged
+            report.setdefault("coverage", {}).setdefault("funding", {})[inst.symbol] = {
+                "instrument": inst.symbol, "source": "", "policy": "none", "settlements": 0, "imputed": 0,
+                "uncharged_rows": T, "first_real": None, "last_real": None,
+            }
+            continue
         real[j] = _real_funding(inst, kinds[inst.funding], tables[inst.funding], data, j)
     coverage = report.setdefault("coverage", {}).setdefault("funding", {})
     for j, (src, ts, av, r, interval) in real.items():

@@ -175,3 +175,12 @@ def test_vendor_normalised_series_has_no_lookahead(tmp_path, load):
 
     p = assemble_panel(cfg.data, {"b": bars, "t": load_source(cfg.data.sources[1], tmp_path).table})
     assert p.report["lookahead"] == {"trend@BTC": "t"}
+
+
+def test_funding_none_is_listed_as_uncharged():
+    cfg = validate_config({"data": {"instruments": [{"symbol": "X", "kind": "perpetual", "funding": "none"}],
+                                    "sources": [{"name": "b", "kind": "bars", "format": "ohlcv", "path": "x", "instrument": "X"}],
+                                    "clock": {"step": "1h", "start": "2024-01-01T01:00:00", "end": "2024-01-01T05:00:00"}},
+                           "features": {"set": [{"name": "logret"}]}})
+    rep = coverage_report(assemble_panel(cfg.data, {"b": _bars("X", 8)}))
+    assert rep.notes() == ["X: declared 'funding: none': no funding charged on any of its 5 clock rows"]
