@@ -12,6 +12,15 @@ from dea.timeutil import parse_duration
 InstrumentKind = Literal["spot", "perpetual", "future", "option"]
 
 
+class FundingRateFill(StrictModel):
+    """``funding_missing: {rate: X}``: charge the constant rate X per missing settlement."""
+
+    rate: float = Field(ge=-0.05, le=0.05)
+
+
+FundingMissing = Literal["error", "impute_median", "from_first"] | FundingRateFill
+
+
 class Instrument(StrictModel):
     """One tradable instrument.
 
@@ -35,6 +44,15 @@ class Instrument(StrictModel):
     funding: str | None = None
     expiry: str | None = None
     maintenance_margin: float = Field(default=0.005, ge=0, le=1)
+    funding_missing: FundingMissing = Field(
+        default="error",
+        description=(
+            "settlements the funding source lacks on the clock: error | impute_median (median of the "
+            "other perpetuals' rates at that settlement) | {rate: X} | from_first (nothing charged "
+            "before the first real rate); applied only where data is missing, counted in the panel's "
+            "coverage report (dea.data.coverage)"
+        ),
+    )
 
     _dur = duration_field("funding_interval")
 
@@ -45,6 +63,8 @@ class Instrument(StrictModel):
                 f"instrument {self.symbol!r} is a perpetual but names no funding source: set "
                 "'funding: <source name>' or declare 'funding: none' explicitly"
             )
+        if self.funding_missing != "error" and not self.has_funding:
+            raise ValueError(f"instrument {self.symbol!r}: funding_missing applies only to a perpetual with a funding source")
         if self.kind != "perpetual" and self.funding not in (None, "none"):
             raise ValueError(f"instrument {self.symbol!r} is {self.kind}; only perpetuals have funding")
         return self

@@ -55,7 +55,7 @@ def build_replay(spec: str, cfg: ExperimentConfig, *, start: int | None, end: in
 
     path_text = spec[len("replay:"):] if spec.startswith("replay:") else ""
     if not path_text:
-        store = Path(cfg.data.store)  # relative to the working directory, as `dea data` writes it
+        store = Path(cfg.resolve_path(cfg.data.store))  # relative to the config's folder, as `dea data` writes it
         rep = TableReplay.from_config(cfg, store=store if (store / "manifest.json").is_file() else None, end=end)
         return (lambda loop: rep.events(loop.panel)), {"clock_start": rep.clock_start, "clock_end": rep.clock_end,
                             "native_steps": rep.native_steps}

@@ -129,9 +129,9 @@ def split_windows(cfg: ExperimentConfig, clock: np.ndarray, usable: np.ndarray) 
 # ------------------------------------------------------------------------------------ data
 def refresh_data(cfg: ExperimentConfig) -> dict[str, str]:
     """Re-ingest every source whose files changed into the canonical store (``data.store``)."""
-    from dea.data.store import DataStore
+    from dea.data.store import DataStore, store_root
 
-    store = DataStore(cfg.data.store)
+    store = DataStore(store_root(cfg))
     out = {}
     for src in cfg.data.sources:
         outcome = store.ingest_source(src, cfg.base_dir)

@@ -28,7 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ing.add_argument("--config", required=True, type=Path, help="experiment YAML")
     ing.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value (repeatable)")
-    ing.add_argument("--store", type=Path, default=None, help="store folder (default: data.store from the config)")
+    ing.add_argument("--store", type=Path, default=None,
+                     help="store folder (default: data.store, relative to the config file's folder)")
+    ing.add_argument("--allow-shrink", action="store_true",
+                     help="allow replacing a stored dataset by an empty or much smaller one (refused otherwise)")
     ing.set_defaults(handler=_ingest)
 
     ins = sub.add_parser(
@@ -44,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ins.add_argument("--config", type=Path, default=None, help="experiment YAML (inspect its sources as configured)")
     ins.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value (repeatable)")
+    ins.add_argument("--coverage", action="store_true",
+                     help="with --config: also build the panel and print its coverage (funding imputed or "
+                          "uncharged per perpetual, clock rows without a value per exogenous series)")
     ins.add_argument("--series", action="store_true", help="one line per exogenous series instead of per entity")
     ins.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the summary as JSON ('-' for stdout)")
     ins.set_defaults(handler=_inspect)
@@ -52,17 +58,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _ingest(args: argparse.Namespace) -> int:
     from dea.config import load_config
-    from dea.data.store import DataStore
+    from dea.data.store import DataStore, store_root
     from dea.errors import DeaError
 
     cfg = load_config(args.config, args.overrides)
-    store = DataStore(args.store or Path(cfg.data.store))
+    store = DataStore(args.store or store_root(cfg))
+    print(f"dea data ingest: writing to store {store.root.resolve()}", flush=True)
     rows, failures = [], []
-    for src in cfg.data.sources:
-        try:
-            out = store.ingest_source(src, cfg.base_dir)
-        except DeaError as exc:
-            failures.append(f"  {src.name}: {exc}")
+    for src, out in zip(cfg.data.sources, store.ingest_sources(list(cfg.data.sources), cfg.base_dir, args.allow_shrink)):
+        if isinstance(out, DeaError):
+            failures.append(f"  {src.name}: {out}")
             continue
         entry = store.entry(out.name, out.kind) or {}
         issues = len((entry.get("report") or {}).get("issues", []))
@@ -70,7 +75,6 @@ def _ingest(args: argparse.Namespace) -> int:
                      str(entry.get("end", "-"))[:19], out.fingerprint[:12], str(issues)])
     from dea.data.inspect import format_table
 
-    print(f"store: {store.root.resolve()}")
     if rows:
         print(format_table(rows, ["dataset", "kind", "status", "rows", "start", "end", "fingerprint", "issues"]))
     if failures:
@@ -86,13 +90,24 @@ def _inspect(args: argparse.Namespace) -> int:
     if (args.path is None) == (args.config is None):
         print("dea data inspect: give either PATH or --config FILE", file=sys.stderr)
         return 2
+    if args.coverage and args.config is None:
+        print("dea data inspect: --coverage needs --config FILE", file=sys.stderr)
+        return 2
+    cfg = None
     if args.config is not None:
         from dea.config import load_config
 
-        result = inspect_config(load_config(args.config, args.overrides), by_series=args.series)
+        cfg = load_config(args.config, args.overrides)
+        result = inspect_config(cfg, by_series=args.series)
     else:
         result = inspect_path(args.path, by_series=args.series)
     print(result.format())
+    if args.coverage and cfg is not None:
+        from dea.data.coverage import coverage_report
+        from dea.data.panel import build_panel
+
+        print("\ncoverage on the decision clock:")
+        print(coverage_report(build_panel(cfg)).format())
     if args.json_out is not None:
         text = json.dumps(result.to_dict(), indent=1, default=str)
         if str(args.json_out) == "-":
@@ -100,4 +115,4 @@ def _inspect(args: argparse.Namespace) -> int:
         else:
             args.json_out.write_text(text)
     refused = [e for e in result.entries if e.status == "refused"]
-    return 2 if (args.config is not None and refused) else 0
+    return 2 if refused else 0

@@ -73,7 +73,10 @@ def _run(args: argparse.Namespace) -> int:
     panel = build_panel(cfg)
     fs = FeatureSet.from_config(cfg.features, panel.instruments)
     matrix = fs.batch(panel)
-    out = args.out or Path(cfg.data.store) / "features" / f"{cfg.name}-{fs.spec_hash[:12]}.parquet"
+    from dea.data.store import store_root
+
+    out = args.out or store_root(cfg) / "features" / f"{cfg.name}-{fs.spec_hash[:12]}.parquet"
+    print(f"dea features: writing to {out.resolve()}", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     matrix.write_parquet(out)
     rows = feature_summary(matrix, panel)

@@ -4,14 +4,24 @@ Each sub-command lives in its own module under :mod:`dea.cli` exposing ``registe
 heavy imports (pandas, torch, mlflow, training, serving) happen inside the command handlers so
 ``dea --help`` stays fast and ``dea`` never imports ``training``/``serving`` at module level.
 Errors derived from :class:`dea.errors.DeaError` are printed as one clear message (exit 2).
+
+Interruptions: while a command runs, SIGTERM, SIGINT and SIGHUP raise :class:`CommandInterrupted`
+(a ``BaseException``, so no ``except Exception`` swallows it), which unwinds the command (a
+Lightning trainer calls its ``on_exception`` hooks and re-raises; Lightning keeps our handler
+behind its own ``Received SIGTERM`` notifier) and makes ``dea`` print one line naming the signal
+and exit ``128 + signal number`` (143 for SIGTERM, 130 for Ctrl-C): a scheduler never mistakes a
+stopped run for a finished one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from dea.errors import DeaError
 
@@ -30,6 +40,48 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dea.cli.drift",
     "dea.cli.stress",
 )
+
+
+_STOP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGTERM", "SIGINT", "SIGHUP")) if s is not None)
+
+
+class CommandInterrupted(BaseException):
+    """A stop signal arrived while a command was running."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def signal_name(self) -> str:
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise CommandInterrupted(signum)
+
+
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """Turn stop signals into :class:`CommandInterrupted` for the duration (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
+    for s in _STOP_SIGNALS:
+        signal.signal(s, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,10 +107,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        result = args.handler(args)
+        with stop_signals_raise():
+            result = args.handler(args)
     except DeaError as exc:
         print(f"dea {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except CommandInterrupted as exc:
+        print(
+            f"dea {args.command}: interrupted by {exc.signal_name}; stopped before finishing, its outputs may be "
+            f"incomplete (exit {exc.exit_code})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return exc.exit_code
     return int(result or 0)
 
 

@@ -9,19 +9,24 @@ from pydantic import Field, field_validator, model_validator
 from dea.config.base import StrictModel, duration_field
 from dea.instruments import Instrument
 
-TableKind = Literal["bars", "funding", "trades", "quotes", "book", "mark", "exogenous"]
+TableKind = Literal["bars", "funding", "trades", "quotes", "book", "mark", "open_interest", "exogenous"]
 
 
 class TimestampConvention(StrictModel):
     """How a file stamps its rows.
 
-    ``unit``: ``iso`` for text dates, or the integer unit (``s``, ``ms``, ``us``, ``ns``).
+    ``unit``: ``iso`` for text dates in any common style (ISO 8601, dotted or slashed dates,
+    non-zero-padded parts, day-first where a row proves it; text or numbers that are epochs get
+    their unit from their magnitude), or the epoch unit (``s``, ``ms``, ``us``, ``ns``).
+    ``format``: strptime codes (``%d.%m.%Y %H:%M``) to read text dates exactly as written.
+    See :mod:`dea.data.loaders.timeparse`.
     ``stamp``: for bars, whether the stamp is the bar ``open`` or ``close`` time (canonical tables
     are stamped by open; values become available at close).
     """
 
     column: str | None = None
     unit: Literal["iso", "s", "ms", "us", "ns"] = "iso"
+    format: str | None = Field(default=None, min_length=2)
     stamp: Literal["open", "close"] = "open"
 
 
@@ -29,7 +34,8 @@ class SourceConfig(StrictModel):
     """One input file (or folder) and how to read it.
 
     ``format`` selects a loader from :mod:`dea.data.loaders` (``freqtrade``, ``ohlcv``,
-    ``coinmetrics``, ``fear_greed``, ``google_trends``, ``social``, ``fred``, ``daily``,
+    ``coinmetrics``, ``fear_greed``, ``google_trends``, ``social``, ``fred``, ``daily``, ``date_data``,
+    ``open_interest``, ``binance_funding``, ``binance_klines``, ``binance_mark_stream``,
     ``bitmex_funding``, ``deribit_funding``, ``funding``, ``tardis_trades``, ``tardis_quotes``,
     ``tardis_book_snapshot``, ``tardis_incremental_l2``, ``binance_ws``, ``binance_depth_csv``,
     ``sim``). Loader-specific settings go in ``options``; each loader validates them and rejects
@@ -76,7 +82,10 @@ class ClockConfig(StrictModel):
 class DataConfig(StrictModel):
     """Where the data comes from and how it is aligned."""
 
-    store: str = Field(default="dea_store", description="canonical Parquet store (relative to cwd)")
+    store: str = Field(
+        default="dea_store",
+        description="canonical Parquet store; relative to the config file's folder, like every path in a config",
+    )
     instruments: list[Instrument] = Field(min_length=1)
     sources: list[SourceConfig] = Field(min_length=1)
     clock: ClockConfig = Field(default_factory=ClockConfig)

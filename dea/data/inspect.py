@@ -38,6 +38,7 @@ SHOWN_VALUES = {
     "book": ("price", "size"),
     "funding": ("rate",),
     "mark": ("mark_price", "index_price"),
+    "open_interest": ("open_interest",),
     "exogenous": ("value",),
 }
 
@@ -195,9 +196,9 @@ def _reporting(src: SourceConfig) -> SourceConfig:
     return src.model_copy(update=update)
 
 
-def _entry_from_result(name: str, fmt: str, res: LoadResult, by_series: bool) -> DatasetEntry:
+def _entry_from_result(name: str, fmt: str, res: LoadResult, by_series: bool, note: str = "") -> DatasetEntry:
     return DatasetEntry(
-        dataset=name, path=res.path, status="loaded", format=fmt, kind=res.kind,
+        dataset=name, path=res.path, status="loaded", format=fmt, kind=res.kind, note=note,
         fingerprint=res.fingerprint, summaries=summarize(res.table, res.kind, name, fmt, res.report, by_series),
         report=res.report,
     )
@@ -217,7 +218,7 @@ def inspect_file(det: Detection, by_series: bool = False) -> list[DatasetEntry]:
         except DeaError as exc:
             out.append(DatasetEntry(name, str(path), "refused", det.format, kind, note=str(exc)))
             continue
-        out.append(_entry_from_result(name, det.format or "", res, by_series))
+        out.append(_entry_from_result(name, det.format or "", res, by_series, det.note))
     return out
 
 
@@ -269,12 +270,16 @@ def format_inspection(ins: Inspection, detail: bool = False) -> str:
     parts = []
     if rows:
         parts.append(format_table(rows, ["dataset", "kind", "instrument/series", "start", "end", "rows", "step", "gaps>1.5x", "NaN", "seq gaps"]))
+    detected = [e for e in ins.loaded if e.note]
+    if detected:
+        parts.append("\ndetected:")
+        parts.extend(f"  {e.dataset}: {e.format} -> {e.kind} ({e.note})" for e in detected)
     reports = [e for e in ins.loaded if e.report and (e.report.issues if not detail else True)]
     if reports:
         parts.append("\nvalidation:")
         for e in reports:
             parts.append(f"[{e.dataset}] " + e.report.format())  # type: ignore[union-attr]
-    for status, title in (("refused", "refused"), ("unrecognised", "unrecognised"), ("skipped", "skipped")):
+    for status, title in (("refused", "refused (exit status 2)"), ("unrecognised", "unrecognised"), ("skipped", "skipped")):
         items = [e for e in ins.entries if e.status == status]
         if items:
             parts.append(f"\n{title}:")

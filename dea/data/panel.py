@@ -19,13 +19,17 @@ Alignment rules (all vectorised numpy; pyarrow is only touched through the loade
   (case-insensitive). NaN observations are not observations (a FRED holiday keeps the previous
   value). Default forward-fill limit: ``max_gap_steps`` x max(source step, clock step).
 - **Mark/index**: ``mark_price`` / ``index_price`` fields, as-of like exogenous values.
+- **Open interest**: ``open_interest`` / ``open_interest_value`` fields, as-of the same way.
 - **Funding**: ``funding_rate`` = last settled rate known at t; ``funding_settled`` = sum of
   rates whose settlement instant falls in (t - step, t] (accounting for the backtest: event
   time, not publication time; no feature may read it). Spot/futures: 0 (no funding exists).
   A perpetual declared ``funding: none``: rate NaN, settled 0. A perpetual with a funding
   source must be covered by it over the whole clock, without gaps longer than
   ``max_gap_steps`` intervals: otherwise :class:`~dea.errors.MissingFundingError`, never a
-  silent zero.
+  silent zero -- unless the instrument's ``funding_missing`` policy says how to fill the missing
+  settlements (:mod:`dea.data.coverage`; what it filled is in ``report["coverage"]``).
+- **Coverage**: ``report["coverage"]`` = ``{"funding": {symbol: ...}, "exogenous": {series: ...}}``;
+  read it with :func:`dea.data.coverage.coverage_report`.
 - ``age[name]``: t - ``available_at`` of the value shown (ns; NaN where nothing was ever known;
   it stays finite where the value went stale, so risk checks can see how old the feed is).
 - ``fingerprint``: SHA-256 of the sources' content fingerprints, the clock, the instruments and
@@ -57,7 +61,8 @@ if TYPE_CHECKING:  # pragma: no cover
 PANEL_VERSION = 1
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
 MARK_FIELDS = ("mark_price", "index_price")
-RESERVED_FIELDS = frozenset(BAR_FIELDS + MARK_FIELDS + ("price", "funding_rate", "funding_settled"))
+OI_FIELDS = ("open_interest", "open_interest_value")
+RESERVED_FIELDS = frozenset(BAR_FIELDS + MARK_FIELDS + OI_FIELDS + ("price", "funding_rate", "funding_settled"))
 # Kinds aligned by the order-book code (``ob.<name>`` fields), not by the generic as-of join.
 EVENT_KINDS = frozenset({"book", "quotes", "trades"})
 
@@ -156,7 +161,8 @@ def assemble_panel(
     if guard_counts:
         report["guards"] = guard_counts
     _align_bars(data, tables, clock, step, fields, age, report, keep)
-    _align_mark(data, tables, clock, step, fields, age, report, keep)
+    _align_asof_kind("mark", MARK_FIELDS, data, tables, clock, step, fields, age, report, keep)
+    _align_asof_kind("open_interest", OI_FIELDS, data, tables, clock, step, fields, age, report)
     _align_exogenous(data, tables, clock, step, fields, series, age, report)
     _align_funding(data, tables, clock, step, fields, age, report)
     _align_event_sources(data, tables, clock, fields, age, report)
@@ -383,13 +389,15 @@ def _align_bars(data, tables, clock, step, fields, age, report, keep=None) -> No
 
 
 # ----------------------------------------------------------------------------------- mark / index
-def _align_mark(data, tables, clock, step, fields, age, report, keep=None) -> None:
+def _align_asof_kind(kind, names, data, tables, clock, step, fields, age, report, keep=None) -> None:
+    """Per-instrument snapshot kinds (mark/index, open interest): each column as-of onto the clock;
+    ``keep`` drops rows the market-data guards quarantined."""
     T, N = len(clock), len(data.instruments)
-    out = {f: np.full((T, N), np.nan) for f in MARK_FIELDS}
-    ages = {f: np.full((T, N), np.nan) for f in MARK_FIELDS}
+    out = {f: np.full((T, N), np.nan) for f in names}
+    ages = {f: np.full((T, N), np.nan) for f in names}
     seen = False
     for src in data.sources:
-        if src.kind != "mark":
+        if src.kind != kind:
             continue
         seen = True
         table = tables[src.name]
@@ -403,10 +411,10 @@ def _align_mark(data, tables, clock, step, fields, age, report, keep=None) -> No
                 rows = rows[good]
             ts, av = ts_all[rows], av_all[rows]
             stale_n = 0
-            for f in MARK_FIELDS:
+            for f in names:
                 v = table[f].to_numpy()[rows]
                 if np.isfinite(out[f][:, j]).any() and np.isfinite(v).any():
-                    raise DataError(f"instrument {data.instruments[j].symbol!r} gets {f!r} from two mark sources")
+                    raise DataError(f"instrument {data.instruments[j].symbol!r} gets {f!r} from two {kind} sources")
                 if not np.isfinite(v).any():
                     continue
                 vals, a, stale = _asof_values(clock, ts, av, v, limit)
@@ -414,7 +422,7 @@ def _align_mark(data, tables, clock, step, fields, age, report, keep=None) -> No
                 stale_n += stale
             rep[data.instruments[j].symbol] = {"rows": int(len(rows)), "stale_rows": stale_n}
     if seen:
-        for f in MARK_FIELDS:
+        for f in names:
             if np.isfinite(out[f]).any():
                 fields[f] = out[f]
                 age[f] = ages[f]
@@ -422,13 +430,17 @@ def _align_mark(data, tables, clock, step, fields, age, report, keep=None) -> No
 
 # ----------------------------------------------------------------------------------- exogenous
 def _align_exogenous(data, tables, clock, step, fields, series, age, report) -> None:
+    from dea.data.loaders.daily import lookahead_series
+
     T, N = len(clock), len(data.instruments)
     insts = list(data.instruments)
     origin: dict[tuple[str, str], str] = {}
+    cov = report.setdefault("coverage", {}).setdefault("exogenous", {})
     for src in data.sources:
         if src.kind != "exogenous":
             continue
         table = tables[src.name]
+        lookahead = set(lookahead_series(src))
         rep = report.setdefault(src.name, {"series": {}, "unmatched_entities": []})
         if table.num_rows == 0:
             continue
@@ -472,44 +484,82 @@ def _align_exogenous(data, tables, clock, step, fields, series, age, report) -> 
                         )
                     origin[k] = src.name
                     fields[name][:, j], age[name][:, j] = vals, a
-            rep["series"][f"{name}@{ent}" if ent else name] = {"rows": int(len(rows)), "stale_rows": stale}
+            label = f"{name}@{ent}" if ent else name
+            rep["series"][label] = {"rows": int(len(rows)), "stale_rows": stale}
+            cov[label] = _series_coverage(label, src.name, clock, ts, av, v, vals)
+            if name in lookahead:
+                report.setdefault("lookahead", {})[label] = src.name
         rep["unmatched_entities"] = sorted(set(rep["unmatched_entities"]))
+
+
+def _series_coverage(label: str, source: str, clock: np.ndarray, ts: np.ndarray, av: np.ndarray, v: np.ndarray, vals: np.ndarray) -> dict[str, Any]:
+    """Clock rows without a value, and how many of them lie before the series starts / after it ends."""
+    fin = np.isfinite(v)
+    missing = ~np.isfinite(vals)
+    first_av = int(av[fin].min()) if fin.any() else None
+    last_av = int(av[fin].max()) if fin.any() else None
+    before = int((missing & (clock < first_av)).sum()) if first_av is not None else int(missing.sum())
+    after = int((missing & (clock > last_av)).sum()) if last_av is not None else 0
+    return {
+        "series": label,
+        "source": source,
+        "rows": int(len(clock)),
+        "filled_rows": int(missing.sum()),
+        "before_start": before,
+        "after_end": after,
+        "first": iso(int(ts[fin].min())) if fin.any() else None,
+        "last": iso(int(ts[fin].max())) if fin.any() else None,
+    }
 
 
 # ----------------------------------------------------------------------------------- funding
 def _align_funding(data, tables, clock, step, fields, age, report) -> None:
+    from dea.data.coverage import impute_rates, missing_settlements
+
     T, N = len(clock), len(data.instruments)
     rate = np.full((T, N), np.nan)
     settled = np.zeros((T, N))
     rate_age = np.full((T, N), np.nan)
     kinds = {s.name: s for s in data.sources}
+    real: dict[int, tuple[Any, np.ndarray, np.ndarray, np.ndarray, int]] = {}
     for j, inst in enumerate(data.instruments):
         if inst.kind != "perpetual":
             rate[:, j] = 0.0  # no funding exists: a true zero, not a missing value
             continue
-        if not inst.has_funding:
-            continue  # declared 'funding: none': rate unknown (NaN), nothing charged
-        src = kinds[inst.funding]
-        if src.kind != "funding":
-            raise MissingFundingError(
-                f"instrument {inst.symbol!r} takes funding from source {src.name!r}, which is a {src.kind!r} source"
-            )
-        table = tables[src.name]
-        rows = _funding_rows(src, table, data, j)
-        if len(rows) == 0:
-            raise MissingFundingError(
-                f"instrument {inst.symbol!r}: funding source {src.name!r} has no rows for it "
-                f"(instruments in the table: {sorted(set(table['instrument'].to_pylist()))[:10]})"
-            )
-        ts = table["ts_event"].to_numpy()[rows]
-        av = table["available_at"].to_numpy()[rows]
-        r = table["rate"].to_numpy()[rows]
-        order = np.lexsort((av, ts))
-        ts, av, r = ts[order], av[order], r[order]
-        interval = inst.funding_interval_ns or _table_interval(table, rows) or _median_step(ts)
-        if not interval:
-            raise MissingFundingError(f"instrument {inst.symbol!r}: cannot tell the funding interval of {src.name!r}")
-        _check_coverage(inst.symbol, src, ts, interval, clock, step)
+        if not inst.has_funding:  # declared 'funding: none': rate unknown (NaN), nothing charged
+            report.setdefault("coverage", {}).setdefault("funding", {})[inst.symbol] = {
+                "instrument": inst.symbol, "source": "", "policy": "none", "settlements": 0, "imputed": 0,
+                "uncharged_rows": T, "first_real": None, "last_real": None,
+            }
+            continue
+        real[j] = _real_funding(inst, kinds[inst.funding], tables[inst.funding], data, j)
+    coverage = report.setdefault("coverage", {}).setdefault("funding", {})
+    for j, (src, ts, av, r, interval) in real.items():
+        inst = data.instruments[j]
+        policy = inst.funding_missing
+        uncharged = 0
+        imputed = np.zeros(0, dtype=np.int64)
+        if policy == "error":
+            _check_coverage(inst.symbol, src, ts, interval, clock, step)
+        else:
+            fin = np.isfinite(r)
+            ts, av, r = ts[fin], av[fin], r[fin]
+            if len(ts) == 0:
+                raise MissingFundingError(f"instrument {inst.symbol!r}: funding source {src.name!r} has no finite rate")
+            if policy == "from_first":
+                after = clock >= ts[0]
+                uncharged = int((~after).sum())
+                if after.any():
+                    _check_coverage(inst.symbol, src, ts, interval, clock[after], step)
+            else:
+                imputed = missing_settlements(ts, clock, step, interval)
+                others = [(o[1][np.isfinite(o[3])], o[3][np.isfinite(o[3])], o[4]) for k, o in real.items() if k != j]
+                values = impute_rates(inst.symbol, policy, imputed, others)
+                ts = np.r_[ts, imputed]
+                av = np.r_[av, imputed + parse_duration(src.publication_lag)]
+                r = np.r_[r, values]
+                order = np.lexsort((av, ts))
+                ts, av, r = ts[order], av[order], r[order]
         # settled in (t - step, t] by settlement instant: row index ceil((ts - start) / step);
         # bincount adds each row's own settlements exactly and keeps a NaN rate NaN (unknown, not 0)
         row = -(-(ts - clock[0]) // step)
@@ -523,9 +573,44 @@ def _align_funding(data, tables, clock, step, fields, age, report) -> None:
             "interval": format_duration(int(interval)),
             "stale_rows": stale,
         }
+        on_clock = (ts > clock[0] - step) & (ts <= clock[-1])
+        real_ts = np.setdiff1d(ts, imputed)
+        coverage[inst.symbol] = {
+            "instrument": inst.symbol,
+            "source": src.name,
+            "policy": policy if isinstance(policy, str) else f"rate: {policy.rate:g}",
+            "settlements": int(on_clock.sum()) - int(len(imputed)),
+            "imputed": int(len(imputed)),
+            "uncharged_rows": uncharged,
+            "first_real": iso(int(real_ts[0])) if len(real_ts) else None,
+            "last_real": iso(int(real_ts[-1])) if len(real_ts) else None,
+        }
     fields["funding_rate"] = rate
     fields["funding_settled"] = settled
     age["funding_rate"] = rate_age
+
+
+def _real_funding(inst, src, table, data, j: int):
+    """(source, ts, available_at, rate, interval) of the instrument's real settlements, sorted."""
+    if src.kind != "funding":
+        raise MissingFundingError(
+            f"instrument {inst.symbol!r} takes funding from source {src.name!r}, which is a {src.kind!r} source"
+        )
+    rows = _funding_rows(src, table, data, j)
+    if len(rows) == 0:
+        raise MissingFundingError(
+            f"instrument {inst.symbol!r}: funding source {src.name!r} has no rows for it "
+            f"(instruments in the table: {sorted(set(table['instrument'].to_pylist()))[:10]})"
+        )
+    ts = table["ts_event"].to_numpy()[rows]
+    av = table["available_at"].to_numpy()[rows]
+    r = table["rate"].to_numpy()[rows]
+    order = np.lexsort((av, ts))
+    ts, av, r = ts[order], av[order], r[order]
+    interval = inst.funding_interval_ns or _table_interval(table, rows) or _median_step(ts)
+    if not interval:
+        raise MissingFundingError(f"instrument {inst.symbol!r}: cannot tell the funding interval of {src.name!r}")
+    return src, ts, av, r, int(interval)
 
 
 def _funding_rows(src, table, data, j: int) -> np.ndarray:
@@ -558,7 +643,8 @@ def _check_coverage(symbol: str, src, ts: np.ndarray, interval: int, clock: np.n
         raise MissingFundingError(
             f"instrument {symbol!r}: funding source {src.name!r} covers settlements {iso(first)} .. {iso(last)} "
             f"but the clock runs {iso(int(clock[0]))} .. {iso(int(clock[-1]))} ({int(bad.sum())} rows outside); "
-            "move data.clock.start/end inside the funding history or declare 'funding: none'"
+            "move data.clock.start/end inside the funding history, set the instrument's funding_missing "
+            "(impute_median | {rate: X} | from_first) or declare 'funding: none'"
         )
     inside = (ts >= clock[0] - step - interval) & (ts <= clock[-1] + interval)
     t_in = ts[inside]
@@ -570,7 +656,8 @@ def _check_coverage(symbol: str, src, ts: np.ndarray, interval: int, clock: np.n
             raise MissingFundingError(
                 f"instrument {symbol!r}: funding source {src.name!r} has no settlement between {iso(int(t_in[g]))} "
                 f"and {iso(int(t_in[g + 1]))} (gap {format_duration(int(gaps[g]))} > {src.max_gap_steps:g} x "
-                f"interval {format_duration(int(interval))}); funding there is unknown, not zero"
+                f"interval {format_duration(int(interval))}); funding there is unknown, not zero "
+                "(funding_missing: impute_median or {rate: X} fills such gaps explicitly)"
             )
 
 

@@ -10,6 +10,9 @@ everything downstream is agnostic to where data came from.
 - funding:   ``ts_event`` is the settlement instant; ``rate`` is the fraction paid by longs
              per settlement (positive: longs pay shorts).
 - mark:      mark and index prices.
+- open_interest: contracts open at ``ts_event`` (``open_interest``, in base units or contracts as
+             the venue reports them) and their notional in the quote currency
+             (``open_interest_value``, NaN when the source has none).
 - exogenous: long format, one value per (series, entity, ts_event); ``entity`` is the asset the
              series describes ("" for global series such as Fear & Greed or DGS10).
 """
@@ -79,6 +82,14 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("instrument", pa.string(), nullable=False),
             pa.field("mark_price", pa.float64()),
             pa.field("index_price", pa.float64()),
+        ]
+    ),
+    "open_interest": pa.schema(
+        _TIME
+        + [
+            pa.field("instrument", pa.string(), nullable=False),
+            pa.field("open_interest", pa.float64()),
+            pa.field("open_interest_value", pa.float64()),
         ]
     ),
     "exogenous": pa.schema(

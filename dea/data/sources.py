@@ -23,14 +23,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from dea.data.config import SourceConfig
-from dea.data.loaders import binance_files, bybit, coinmetrics, daily, funding, ohlcv, tardis
+from dea.data.loaders import binance_files, binance_mark, bybit, coinmetrics, daily, funding, futures, ohlcv, tardis, vendor
 from dea.data.loaders.context import LoadContext
 from dea.data.schema import SCHEMAS, conform
 from dea.data.validate import ROW_COLUMN, ValidationReport, validate_table
 from dea.errors import ConfigError, DataError
 
 # Bump when a loader's output for the same input changes, so stored fingerprints are renewed.
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 
 Loader = Callable[[LoadContext], pa.Table]
 
@@ -46,7 +46,16 @@ class LoaderSpec:
 
 LOADERS: dict[str, LoaderSpec] = {
     "ohlcv": LoaderSpec(ohlcv.load_ohlcv, frozenset({"bars"}), "OHLCV bars from CSV / feather / Parquet"),
-    "freqtrade": LoaderSpec(ohlcv.load_freqtrade, frozenset({"bars"}), "freqtrade OHLCV (date = bar open UTC)"),
+    "freqtrade": LoaderSpec(
+        futures.load_freqtrade_futures, frozenset({"bars", "funding", "mark", "exogenous"}),
+        "freqtrade OHLCV (date = bar open UTC); futures funding_rate / mark / index / premiumIndex candles",
+    ),
+    "binance_funding": LoaderSpec(
+        futures.load_binance_funding, frozenset({"funding", "mark"}), "Binance funding history (REST JSON / CSV)"
+    ),
+    "binance_klines": LoaderSpec(
+        futures.load_binance_klines, frozenset({"bars", "mark", "exogenous"}), "Binance kline CSV (mark / index / premium index)"
+    ),
     "bitmex_funding": LoaderSpec(funding.load_bitmex_funding, frozenset({"funding"}), "BitMEX funding history"),
     "deribit_funding": LoaderSpec(
         funding.load_deribit_funding, frozenset({"funding", "mark"}), "Deribit hourly funding (interest_1h) and index"
@@ -71,6 +80,15 @@ LOADERS: dict[str, LoaderSpec] = {
     "bybit_ob": LoaderSpec(bybit.load_bybit_ob, frozenset({"book"}), "Bybit orderbook.N JSON lines (zip)"),
     "coinmetrics": LoaderSpec(
         coinmetrics.load_coinmetrics, frozenset({"bars", "exogenous"}), "Coin Metrics daily CSV per asset"
+    ),
+    "binance_mark_stream": LoaderSpec(
+        binance_mark.load_mark_stream, frozenset({"mark", "funding"}), "markPriceUpdate messages of a Binance websocket capture"
+    ),
+    "open_interest": LoaderSpec(
+        vendor.load_open_interest, frozenset({"open_interest"}), "exchange open-interest history (Binance / Bybit dumps)"
+    ),
+    "date_data": LoaderSpec(
+        vendor.load_date_data, frozenset({"exogenous", "open_interest"}), "vendor Date,Data export (one metric per file)"
     ),
     "fear_greed": LoaderSpec(daily.load_fear_greed, frozenset({"exogenous"}), "Crypto Fear & Greed index"),
     "google_trends": LoaderSpec(daily.load_google_trends, frozenset({"exogenous"}), "Google Trends daily"),

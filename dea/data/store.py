@@ -19,6 +19,10 @@ Why it is built this way:
   new file, never half of one; a data file newer than the manifest is detected on read (the
   fingerprint in its metadata differs from the manifest's) and re-ingestion repairs it.
 - Concurrent writers are serialised with an advisory lock on ``<root>/.lock`` (POSIX).
+- Cannot lose data: an empty result is never stored, and replacing a dataset by one with less
+  than half its rows is refused (:class:`ShrinkRefused`) unless ``allow_shrink`` is given;
+  :meth:`DataStore.ingest_sources` stores the tables that come from one file all or nothing
+  (a capture whose book is refused keeps its old trades and quotes too).
 """
 
 from __future__ import annotations
@@ -41,13 +45,19 @@ import pyarrow.parquet as pq
 from dea.data.config import SourceConfig
 from dea.data.schema import SCHEMAS
 from dea.data.sources import LoadResult, load_source, source_fingerprint
-from dea.errors import DataError
+from dea.errors import DataError, DeaError
 from dea.timeutil import iso
 
 STORE_FORMAT = 1
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _FP_KEY = b"dea.fingerprint"
+# Replacing a stored dataset by fewer than this share of its rows needs allow_shrink.
+SHRINK_REFUSED_BELOW = 0.5
+
+
+class ShrinkRefused(DataError):
+    """Storing a result would replace a dataset by an empty or much smaller one."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,12 @@ def atomic_write_parquet(path: Path, table: pa.Table) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def store_root(cfg: Any) -> Path:
+    """The store folder of an experiment config: ``data.store`` resolved against the config
+    file's folder (like every relative path in a config), never against the working directory."""
+    return Path(cfg.resolve_path(cfg.data.store))
 
 
 class DataStore:
@@ -185,25 +201,58 @@ class DataStore:
             return False
         return meta.get(_FP_KEY, b"").decode() == fp
 
-    def ingest(self, result: LoadResult, name: str | None = None) -> IngestOutcome:
+    def ingest(self, result: LoadResult, name: str | None = None, allow_shrink: bool = False) -> IngestOutcome:
         """Store ``result`` as dataset ``name`` (default: its source name); no-op if unchanged."""
-        name = _check_name(name or result.source)
-        kind = result.kind
-        if kind not in SCHEMAS:
-            raise DataError(f"cannot store table kind {kind!r}")
-        path = self.path_of(name, kind)
+        return self.ingest_many([(result, name)], allow_shrink)[0]
+
+    def ingest_many(self, results: list[tuple[LoadResult, str | None]], allow_shrink: bool = False) -> list[IngestOutcome]:
+        """Store several results together: every check passes before anything is written, and
+        the manifest is updated once, so they are stored all or nothing."""
         with self._lock():
             manifest = self._read_manifest()
-            if self._is_current(name, kind, result.fingerprint, manifest):
-                return IngestOutcome(name, kind, "unchanged", result.table.num_rows, result.fingerprint, str(path))
-            existed = kind in manifest["datasets"].get(name, {})
-            table = result.table.cast(SCHEMAS[kind])
-            meta = dict(table.schema.metadata or {})
-            meta.update({_FP_KEY: result.fingerprint.encode(), b"dea.kind": kind.encode(), b"dea.dataset": name.encode()})
-            atomic_write_parquet(path, table.replace_schema_metadata(meta))
-            manifest["datasets"].setdefault(name, {})[kind] = self._entry(result, table, path)
-            atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
-        return IngestOutcome(name, kind, "replaced" if existed else "added", table.num_rows, result.fingerprint, str(path))
+            plan = []
+            for result, name in results:
+                name = _check_name(name or result.source)
+                if result.kind not in SCHEMAS:
+                    raise DataError(f"cannot store table kind {result.kind!r}")
+                current = self._is_current(name, result.kind, result.fingerprint, manifest)
+                if not current:
+                    self._check_shrink(name, result, manifest, allow_shrink)
+                plan.append((name, result, current))
+            out = []
+            for name, result, current in plan:
+                kind, path = result.kind, self.path_of(name, result.kind)
+                if current:
+                    out.append(IngestOutcome(name, kind, "unchanged", result.table.num_rows, result.fingerprint, str(path)))
+                    continue
+                existed = kind in manifest["datasets"].get(name, {})
+                table = result.table.cast(SCHEMAS[kind])
+                meta = dict(table.schema.metadata or {})
+                meta.update({_FP_KEY: result.fingerprint.encode(), b"dea.kind": kind.encode(), b"dea.dataset": name.encode()})
+                atomic_write_parquet(path, table.replace_schema_metadata(meta))
+                manifest["datasets"].setdefault(name, {})[kind] = self._entry(result, table, path)
+                out.append(IngestOutcome(name, kind, "replaced" if existed else "added", table.num_rows, result.fingerprint, str(path)))
+            if any(o.status != "unchanged" for o in out):
+                atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        return out
+
+    def _check_shrink(self, name: str, result: LoadResult, manifest: dict[str, Any], allow_shrink: bool) -> None:
+        rows = result.table.num_rows
+        old = manifest["datasets"].get(name, {}).get(result.kind)
+        old_rows = int(old.get("rows", 0)) if old else 0
+        if allow_shrink:
+            return
+        if rows == 0:
+            raise ShrinkRefused(
+                f"source {name!r} ({result.path}): the {result.kind} table is empty; refusing to store it"
+                + (f" over the {old_rows:,} stored rows" if old_rows else "")
+                + " (pass --allow-shrink to store it anyway)"
+            )
+        if old_rows and rows < SHRINK_REFUSED_BELOW * old_rows:
+            raise ShrinkRefused(
+                f"source {name!r} ({result.path}): {rows:,} {result.kind} rows would replace {old_rows:,} stored rows "
+                f"(less than {SHRINK_REFUSED_BELOW:.0%}); refusing to lose data (pass --allow-shrink to replace it)"
+            )
 
     def _entry(self, result: LoadResult, table: pa.Table, path: Path) -> dict[str, Any]:
         import pyarrow.compute as pc
@@ -226,14 +275,64 @@ class DataStore:
             "ingested_at": iso(time.time_ns()),
         }
 
-    def ingest_source(self, src: SourceConfig, base_dir: Path) -> IngestOutcome:
+    def ingest_source(self, src: SourceConfig, base_dir: Path, allow_shrink: bool = False) -> IngestOutcome:
         """Load and store a configured source, skipping the load when it is already current."""
+        out = self.ingest_sources([src], base_dir, allow_shrink)[0]
+        if isinstance(out, DeaError):
+            raise out
+        return out
+
+    def ingest_sources(
+        self, sources: list[SourceConfig], base_dir: Path, allow_shrink: bool = False
+    ) -> list[IngestOutcome | DeaError]:
+        """Ingest sources, those that read the same file(s) together and all or nothing: when one
+        of them is refused, the others from that file are not stored either (their error says why).
+        Returns, per source in order, its outcome or the error that refused it."""
+        from dea.data.sources import source_files
+
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, src in enumerate(sources):
+            try:
+                key = tuple(str(f.resolve()) for f in source_files(src, base_dir)) if src.format != "sim" else (f"sim:{src.name}",)
+            except DeaError:
+                key = (f"missing:{src.name}",)
+            groups.setdefault(key, []).append(i)
+        out: list[IngestOutcome | DeaError | None] = [None] * len(sources)
+        for idx in groups.values():
+            loaded: dict[int, LoadResult] = {}
+            failed: tuple[str, DeaError] | None = None
+            for i in idx:
+                try:
+                    r = self._load_unless_current(sources[i], base_dir)
+                except DeaError as exc:
+                    out[i] = exc
+                    failed = failed or (sources[i].name, exc)
+                    continue
+                if isinstance(r, IngestOutcome):
+                    out[i] = r  # already stored and current: untouched either way
+                else:
+                    loaded[i] = r
+            if failed is not None:
+                for i in loaded:
+                    out[i] = DataError(f"not stored: {failed[0]!r} from the same file was refused ({failed[1]})")
+                continue
+            try:
+                stored = self.ingest_many([(r, sources[i].name) for i, r in loaded.items()], allow_shrink)
+            except DeaError as exc:
+                for i in loaded:
+                    out[i] = exc
+                continue
+            for i, o in zip(loaded, stored):
+                out[i] = o
+        return out  # type: ignore[return-value]
+
+    def _load_unless_current(self, src: SourceConfig, base_dir: Path) -> LoadResult | IngestOutcome:
         fp = source_fingerprint(src, base_dir)
         name = _check_name(src.name)
         if self._is_current(name, src.kind, fp, self._read_manifest()):
             e = self.entry(name, src.kind) or {}
             return IngestOutcome(name, src.kind, "unchanged", int(e.get("rows", 0)), fp, str(self.path_of(name, src.kind)))
-        return self.ingest(load_source(src, base_dir), name)
+        return load_source(src, base_dir)
 
     # -- reading ----------------------------------------------------------------------------
     def read(self, name: str, kind: str) -> pa.Table:

@@ -40,6 +40,7 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "book": ("instrument",),
     "funding": ("instrument",),
     "mark": ("instrument",),
+    "open_interest": ("instrument",),
     "exogenous": ("series", "entity"),
 }
 # Value columns checked for NaN / missing values.
@@ -50,6 +51,7 @@ VALUE_COLUMNS: dict[str, tuple[str, ...]] = {
     "book": ("price", "size"),
     "funding": ("rate",),
     "mark": ("mark_price", "index_price"),
+    "open_interest": ("open_interest", "open_interest_value"),
     "exogenous": ("value",),
 }
 # Columns that must be strictly positive where present (a zero or negative price is corrupt).
@@ -66,12 +68,13 @@ NONNEGATIVE_COLUMNS: dict[str, tuple[str, ...]] = {
     "trades": ("size",),
     "quotes": ("bid_size", "ask_size"),
     "book": ("size",),
+    "open_interest": ("open_interest", "open_interest_value"),
 }
 # Event kinds are ordered by arrival (available_at: receive time) because exchange timestamps
 # may step back between messages while the feed order is still right; time series by ts_event.
 EVENT_KINDS = frozenset({"trades", "quotes", "book"})
 # Kinds with one row per (key, ts_event): a second row at the same instant is a duplicate.
-UNIQUE_TS_KINDS = frozenset({"bars", "funding", "mark", "exogenous"})
+UNIQUE_TS_KINDS = frozenset({"bars", "funding", "mark", "open_interest", "exogenous"})
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,11 @@ class _OI(StrictModel):
 
 @register
 class OpenInterestChange(ExprFeature):
-    """log change of open interest over ``horizon`` rows (panel field ``open_interest`` by default)."""
+    """log change of open interest over ``horizon`` rows (panel field ``open_interest`` by default).
+
+    The field comes from an ``open_interest`` source (exchange dumps or a vendor ``Date,Data``
+    export, :mod:`dea.data.loaders.vendor`), as-of joined on its ``available_at``.
+    """
 
     name = "oi_change"
     family = "derivatives"

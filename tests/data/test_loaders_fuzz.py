@@ -21,6 +21,8 @@ TN = "orderbook/tardis_nautilus"
 # (format, kind, sample file under shared data, how many leading lines to keep for text files)
 SAMPLES = [
     ("freqtrade", "bars", "perps_5m_15m/BTC_USDT_USDT-15m-futures.feather"),
+    ("freqtrade", "funding", "funding/binance_usdm_2023_2024/ETH_USDT_USDT-8h-funding_rate.feather"),
+    ("freqtrade", "mark", "funding/binance_usdm_2023_2024/ETH_USDT_USDT-8h-mark.feather"),
     ("ohlcv", "bars", f"{TN}/ftx-btc-perp-20211231-20220201_1m.csv"),
     ("bitmex_funding", "funding", "funding/funding_data.csv"),
     ("deribit_funding", "funding", "funding/deribit_history.csv"),

@@ -37,6 +37,9 @@ def _holder(lock: Path, repo_root: Path, seconds: float) -> subprocess.Popen:
 
 def test_worse_refused_better_promoted_and_stale_lock_cleared(tmp_path, monkeypatch, repo_root) -> None:
     monkeypatch.chdir(tmp_path)
+    # the store is relative to the config's folder: run a copy so it lands in tmp_path
+    config = tmp_path / CONFIG.name
+    config.write_text(CONFIG.read_text())
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # a previous run crashed while holding the lock
     dead = _holder(tmp_path / "retrain.lock", repo_root, 60)
@@ -44,18 +47,18 @@ def test_worse_refused_better_promoted_and_stale_lock_cleared(tmp_path, monkeypa
     dead.wait()
 
     # 1. no champion yet: a model trained on shuffled labels becomes the (bad) champion
-    bad = retrain(CONFIG, tracking_uri=uri, negative_control=True, out_dir=tmp_path / "r1")
+    bad = retrain(config, tracking_uri=uri, negative_control=True, out_dir=tmp_path / "r1")
     assert bad.stale_lock_cleared and f"pid {dead.pid}" in bad.stale_lock_cleared
     assert bad.decision.promote and bad.promoted_version == "1"
 
     # 2. a challenger trained on the real labels beats it clearly: promoted
-    good = retrain(CONFIG, tracking_uri=uri, out_dir=tmp_path / "r2")
+    good = retrain(config, tracking_uri=uri, out_dir=tmp_path / "r2")
     assert good.decision.promote, good.format()
     assert good.champion_version == "1" and good.promoted_version == "2"
     assert good.challenger.value("sharpe") > good.champion.value("sharpe") + 1.0
 
     # 3. shuffled labels again, now against the good champion: refused
-    worse = retrain(CONFIG, tracking_uri=uri, negative_control=True, dry_run=True, out_dir=tmp_path / "r3")
+    worse = retrain(config, tracking_uri=uri, negative_control=True, dry_run=True, out_dir=tmp_path / "r3")
     assert not worse.decision.promote, worse.format()
     assert worse.champion_version == "2" and "kept the champion" in worse.decision.reason
 

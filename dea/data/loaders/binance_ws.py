@@ -92,8 +92,12 @@ def load_capture(path: Path, kind: str, instrument: str | None, options: dict[st
     from dea.book.capture import EV_DIFF, EV_GAP, EV_SNAPSHOT, cached_capture
 
     path = Path(path)
+    if kind in ("mark", "funding"):
+        from dea.data.loaders.binance_mark import mark_stream_table
+
+        return mark_stream_table(path, kind, instrument, options)
     if kind not in KINDS:
-        raise ConfigError(f"{path}: binance_ws captures hold {list(KINDS)}, not {kind!r}")
+        raise ConfigError(f"{path}: binance_ws captures hold {list(KINDS)} (and mark/funding from markPriceUpdate), not {kind!r}")
     opts = _options(options, path)
     previous = _previous_files(path, opts.previous) if kind == "book" else []
     files = previous + [path]

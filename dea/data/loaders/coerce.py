@@ -3,7 +3,8 @@
 - numbers: numeric columns are cast; text columns (numbers stored as strings, e.g. prices in
   JSON) are parsed when every non-empty cell is a number (reported as ``string_numbers``), and
   refused naming the first non-numeric cell otherwise. Missing cells become NaN, never 0.
-- timestamps: ISO text / dates (naive means UTC) or integers in s/ms/us/ns -> int64 ns UTC.
+- timestamps: text dates in every common style (:mod:`dea.data.loaders.timeparse`; naive means
+  UTC) or integers in s/ms/us/ns -> int64 ns UTC.
 - sides: exchange spellings (buy/sell, bid/ask, b/a, true/false for buyer-is-maker) -> +1/-1.
 """
 
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dea.data.loaders.context import LoadContext
+from dea.data.loaders.timeparse import epoch_unit, parse_text_times
 from dea.timeutil import NS_PER_DAY, NS_PER_MS, NS_PER_S, NS_PER_US
 
 NUMBER_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
@@ -123,6 +125,8 @@ def to_ns(col: pa.ChunkedArray | pa.Array, name: str, unit: str, ctx: LoadContex
     if pa.types.is_date64(t):
         return arr.cast(pa.int64()).to_numpy(zero_copy_only=False) * NS_PER_MS
     if pa.types.is_integer(t) or pa.types.is_floating(t):
+        if unit == "iso" and (ctx.src.timestamp.format or _yyyymmdd(arr)):
+            return parse_text_times(arr.cast(pa.int64()).cast(pa.string()).to_numpy(zero_copy_only=False), name, ctx, ctx.src.timestamp.format or "%Y%m%d")
         if unit == "iso":
             ctx.fail(
                 f"timestamp column {name!r} holds numbers; set the source's timestamp.unit "
@@ -146,7 +150,7 @@ def to_ns(col: pa.ChunkedArray | pa.Array, name: str, unit: str, ctx: LoadContex
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         if unit != "iso":
             return to_ns(to_int64(arr, name, ctx, nullable=False), name, unit, ctx)
-        return _parse_iso(arr, name, ctx, n)
+        return parse_text_times(arr.to_numpy(zero_copy_only=False), name, ctx, ctx.src.timestamp.format)
     ctx.fail(f"timestamp column {name!r} has type {t}, expected ISO text or integer epochs")
 
 
@@ -159,11 +163,15 @@ def infer_epoch_unit(col: pa.ChunkedArray | pa.Array) -> str | None:
     v = v[np.isfinite(v)]
     if len(v) == 0:
         return None
-    med = float(np.median(v))
-    for unit, lo in (("ns", 1e17), ("us", 1e14), ("ms", 1e11), ("s", 1e8)):
-        if lo <= med < lo * 1e2:
-            return unit
-    return None
+    return epoch_unit(float(np.median(v)))
+
+
+def _yyyymmdd(arr: pa.Array) -> bool:
+    """Whole numbers that all read as dates ``YYYYMMDD`` (19000101 .. 22611231)."""
+    if len(arr) == 0 or arr.null_count:
+        return False
+    v = arr.to_numpy(zero_copy_only=False).astype(np.float64)
+    return bool(np.all(np.isfinite(v)) and np.all(v == np.round(v)) and np.all((v >= 19000101) & (v <= 22611231)))
 
 
 def time_ns(table: pa.Table, name: str, unit: str, ctx: LoadContext, explicit: bool) -> np.ndarray:
@@ -212,26 +220,6 @@ def event_time(
         shown = [c for c in table.column_names if c != "_row"]
         ctx.fail(f"no time column found among {shown}; set the source's timestamp.column")
     return name, time_ns(table, name, conv.unit, ctx, explicit=explicit_unit)
-
-
-def _parse_iso(arr: pa.Array, name: str, ctx: LoadContext, n: int) -> np.ndarray:
-    import pandas as pd
-
-    values = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object)
-    try:
-        parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
-    except (ValueError, TypeError, OverflowError):
-        parsed = pd.to_datetime(values, utc=True, format="mixed", errors="coerce")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        i = _first_bad(bad)
-        ctx.fail(f"timestamp column {name!r}: cannot parse {str(values[i])[:40]!r} as an ISO date/time", row=i)
-    years = parsed.dt.year.to_numpy()
-    out_of_range = (years < 1678) | (years > 2261)
-    if out_of_range.any():
-        i = _first_bad(out_of_range)
-        ctx.fail(f"timestamp column {name!r}: {str(values[i])[:40]!r} is outside the years 1678-2261", row=i)
-    return parsed.dt.as_unit("ns").to_numpy().view(np.int64).astype(np.int64)
 
 
 _SIDES = {

@@ -13,20 +13,34 @@ never 0, and go through the source's ``nan_policy``.
 
 Presets: ``daily`` (generic, names kept), ``fred`` (``observation_date``), ``fear_greed``
 (``date``), ``google_trends`` (the search-term column is named ``trend``; entity from the file
-name, ``google_trends_BTC.csv`` -> ``BTC``), ``social`` (btc_social_2014_2021: a file with one
-value column is named after the file, ``direct__reddit_comments_sentiment.csv`` ->
+name, ``google_trends_BTC.csv`` -> ``BTC``; see *look-ahead* below), ``social``
+(btc_social_2014_2021: a file with one value column is named after the file, ``direct__reddit_comments_sentiment.csv`` ->
 ``reddit_comments_sentiment``; several columns are snake_cased).
+
+Look-ahead in vendor scaling: Google Trends scales a file's levels so that the maximum of the
+*whole requested window* is 100, so a raw level tells how far today is from a peak that may lie
+in the future. The ``trend`` series is therefore rescaled causally by default
+(``options.level: causal``): divided by the mean of the series' first ``anchor_days`` finite
+values (expanding until that many exist), so the provider's constant cancels and appending
+future data cannot change a past value. Ratios (``trend_relative_diff``, ``trend_log_return``)
+are scale-free already. ``level: raw_lookahead`` keeps the provider's levels and marks the series
+as look-ahead (:func:`lookahead_series`; the panel lists it under ``report["lookahead"]``) --
+an explicit opt-in, never a default.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field
 
+from dea.config.base import StrictModel
+from dea.data.config import SourceConfig
 from dea.data.loaders.build import canonical, file_stem
 from dea.data.loaders.coerce import TIME_CANDIDATES, NUMBER_PATTERN, event_time, to_float64
 from dea.data.loaders.context import LoadContext, NoOptions
@@ -139,9 +153,37 @@ def trends_entity(ctx: LoadContext) -> str:
     return m.group(1).upper() if m else ""
 
 
+class TrendsOptions(StrictModel):
+    """``level``: ``causal`` rescaling of the search-term level, or ``raw_lookahead`` (see above)."""
+
+    level: Literal["causal", "raw_lookahead"] = "causal"
+    anchor_days: int = Field(default=30, ge=1)
+
+
+def causal_rescale(values: np.ndarray, anchor: int) -> np.ndarray:
+    """``values`` divided by the mean of their first ``anchor`` finite values, using at row t
+    only the finite values up to t (expanding until ``anchor`` exist): a constant scale factor
+    cancels and no value depends on a later one. Rows before the first non-zero anchor are NaN."""
+    v = np.asarray(values, dtype=np.float64)
+    fin = np.isfinite(v)
+    count = np.cumsum(fin)
+    total = np.cumsum(np.where(fin, v, 0.0))
+    # anchor mean: expanding while fewer than `anchor` finite values, then frozen
+    frozen_at = np.flatnonzero(count >= anchor)
+    if len(frozen_at):
+        k = int(frozen_at[0])
+        total[k:] = total[k]
+        count[k:] = count[k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = total / count
+        out = v / mean
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
 def load_google_trends(ctx: LoadContext) -> pa.Table:
     """Google Trends daily interest (``date, <term>, trend_relative_diff, trend_log_return``)."""
-    ctx.options(NoOptions)
+    opts = ctx.options(TrendsOptions)
     table = read_any(ctx)
     tcol, ts = event_time(ctx, table, "date")
 
@@ -152,7 +194,25 @@ def load_google_trends(ctx: LoadContext) -> pa.Table:
     if len(terms) > 1 and not ctx.src.columns:
         ctx.fail(f"several search-term columns {terms}; map one with columns: {{trend: <column>}}")
     series = select_series(ctx, table, tcol, rename)
-    return long_exogenous(ctx, table, ts, day_available(ctx, ts), series, ctx.src.entity or trends_entity(ctx))
+    level = series.get("trend")
+    if level is not None and opts.level == "causal":
+        order = np.argsort(ts, kind="stable")
+        raw = to_float64(column(table, level, ctx, "trend"), level, ctx).to_numpy(zero_copy_only=False)
+        scaled = np.empty_like(raw)
+        scaled[order] = causal_rescale(raw[order], opts.anchor_days)
+        table = table.set_column(table.schema.get_field_index(level), level, pa.array(scaled))
+        ctx.report.add("causal_rescale", 1, None, f"{level!r} divided by its first {opts.anchor_days} days' mean (provider scaling is look-ahead)", "rescaled")
+    out = long_exogenous(ctx, table, ts, day_available(ctx, ts), series, ctx.src.entity or trends_entity(ctx))
+    if level is not None and opts.level == "raw_lookahead":
+        ctx.report.add("lookahead", 1, None, f"{level!r} keeps the provider's whole-window scaling", "marked look-ahead")
+    return out
+
+
+def lookahead_series(src: "SourceConfig") -> list[str]:
+    """Series a source declares look-ahead (Google Trends levels read with ``level: raw_lookahead``)."""
+    if src.format == "google_trends" and src.options.get("level") == "raw_lookahead":
+        return ["trend"]
+    return []
 
 
 def social_name(path_stem: str) -> str:

@@ -96,10 +96,19 @@ def _from_columns(path: Path, cols: list[str]) -> Detection:
         return _data(path, "binance_trades", ("trades",))
     if {"bid", "ask"} <= low:
         return _data(path, "binance_quotes", ("quotes",))
+    if low == {"date", "data"} or low == {"date", "value"}:
+        stem = name.split(".")[0].replace("-", "_")
+        if "open_interest" in stem or "openinterest" in stem or stem.endswith("_oi") or "_oi_" in stem:
+            return _data(path, "date_data", ("open_interest",), note="vendor Date,Data export; 'open interest' in the file name")
+        return _data(path, "date_data", ("exogenous",), note="vendor Date,Data export: one metric, named by the file")
+    if low & {"sumopeninterest", "sum_open_interest", "openinterest", "open_interest"}:
+        return _data(path, "open_interest", ("open_interest",), note="an open-interest column")
+    if {"fundingtime", "fundingrate"} <= low or {"calc_time", "last_funding_rate"} <= low:
+        return _data(path, "binance_funding", ("funding",), note="Binance funding history (fundingTime/fundingRate columns)")
     if {"open", "high", "low", "close"} <= low:
-        return _data(path, "freqtrade" if "date" in low and path.suffix == ".feather" else "ohlcv", ("bars",))
+        return _ohlc(path, low)
     if "rate" in low or "funding_rate" in low:
-        return _data(path, "funding", ("funding",))
+        return _data(path, "funding", ("funding",), note="a rate / funding_rate column")
     if "fear_greed_index" in low:
         return _data(path, "fear_greed", ("exogenous",))
     if name.startswith("google_trends") or "trend_log_return" in low:
@@ -113,9 +122,78 @@ def _from_columns(path: Path, cols: list[str]) -> Detection:
     return Detection(path, "unknown", f"columns {cols[:8]} match no known format")
 
 
+def _rest_dump(path: Path) -> Detection | None:
+    """A JSON list of exchange records (Binance REST funding / open-interest history), or None."""
+    try:
+        head = _head_bytes(path, 1 << 16).lstrip()
+    except OSError:
+        return None
+    if not head.startswith(b"["):
+        return None
+    if b'"fundingRate"' in head and b'"fundingTime"' in head:
+        return _data(path, "binance_funding", ("funding",), note="Binance REST funding-rate dump (fundingTime/fundingRate)")
+    if b'"sumOpenInterest"' in head or b'"openInterest"' in head:
+        return _data(path, "open_interest", ("open_interest",), note="REST open-interest dump")
+    return None
+
+
+def _head_bytes(path: Path, size: int = 4 << 20) -> bytes:
+    with path.open("rb") as fh:
+        magic = fh.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    with opener(path, "rb") as fh:  # type: ignore[operator]
+        return fh.read(size)
+
+
+def _head_table(path: Path, rows: int = 5000):  # noqa: ANN202 - pyarrow table
+    suffix = path.suffix.lower()
+    if suffix in (".feather", ".arrow", ".ipc"):
+        import pyarrow.feather as feather
+
+        return feather.read_table(path, memory_map=True).slice(0, rows)
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).read_row_group(0).slice(0, rows)
+    import io
+
+    import pyarrow.csv as pacsv
+
+    with path.open("rb") as fh:
+        magic = fh.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    with opener(path, "rb") as fh:  # type: ignore[operator]
+        head = b"".join(fh.readline(1 << 16) for _ in range(rows + 1)).lstrip(b"\xef\xbb\xbf")
+    return pacsv.read_csv(io.BytesIO(head))
+
+
+def _ohlc(path: Path, low: set[str]) -> Detection:
+    """OHLCV-shaped files: trade bars, funding rates, mark/index or premium index, by values."""
+    from dea.data.loaders.futures import candle_type, kind_of_candle
+
+    try:
+        candle, why = candle_type(path, _head_table(path))
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own types for foreign files
+        return Detection(path, "unknown", f"OHLC columns but unreadable values: {type(exc).__name__}: {str(exc)[:100]}")
+    kind = kind_of_candle(candle)
+    if "open_time" in low and "close_time" in low:
+        fmt = "binance_klines"
+    elif "date" in low and path.suffix.lower() in (".feather", ".parquet"):
+        fmt = "freqtrade"
+    elif kind == "bars":
+        fmt = "ohlcv"
+    else:
+        fmt = "freqtrade"
+    return _data(path, fmt, (kind,), note=f"{candle} candles: {why}")
+
+
 def detect(path: Path) -> Detection:
     """What ``path`` is and how to load it (never raises for unreadable files)."""
     name = path.name.lower()
+    if name.endswith(".json") and not name.startswith("."):
+        rest = _rest_dump(path)
+        if rest is not None:
+            return rest
     if name.startswith(_NON_DATA) or name.endswith(_NON_DATA_SUFFIX) or name.startswith("."):
         return Detection(path, "skip", "not a data file (licence / documentation)")
     try:
@@ -131,7 +209,14 @@ def detect(path: Path) -> Detection:
             if _WS_LINE.match(line):
                 if "hyperliquid" in name:
                     return _data(path, "hyperliquid", ("book",), note="Hyperliquid websocket capture")
-                return _data(path, "binance_ws", ("book", "trades", "quotes"), note="Binance websocket capture")
+                head = _head_bytes(path)
+                streams = [k for k, tag in (("book", b"depthUpdate"), ("trades", b'"trade"'), ("quotes", b"bookTicker")) if tag in head]
+                if b'"lastUpdateId"' in line and "book" not in streams:
+                    streams.insert(0, "book")
+                if b"markPriceUpdate" in head:
+                    streams += ["mark", "funding"]
+                kinds = tuple(streams) or ("book", "trades", "quotes")
+                return _data(path, "binance_ws", kinds, note=f"Binance websocket capture with {', '.join(kinds)} messages")
             return Detection(path, "unknown", "gzip file that is neither CSV nor a timestamped websocket capture")
         cols = _columns(path)
     except (OSError, EOFError, zipfile.BadZipFile, ValueError, StopIteration, csv.Error) as exc:

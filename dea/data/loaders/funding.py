@@ -35,7 +35,8 @@ from dea.timeutil import NS_PER_HOUR, format_duration, parse_duration, parse_tim
 BITMEX_EPOCH_2000 = parse_timestamp("2000-01-01T00:00:00Z")
 
 
-def _instrument(ctx: LoadContext, table: pa.Table, default: str, symbol_col: str | None = "symbol") -> str | pa.Array:
+def instrument_of(ctx: LoadContext, table: pa.Table, default: str, symbol_col: str | None = "symbol") -> str | pa.Array:
+    """The source's ``instrument``, else a mapped or ``symbol`` column, else ``default``."""
     if ctx.src.instrument:
         return ctx.src.instrument
     mapped = ctx.src.columns.get("instrument") or (symbol_col if symbol_col in table.column_names else None)
@@ -47,7 +48,7 @@ def _instrument(ctx: LoadContext, table: pa.Table, default: str, symbol_col: str
     return default
 
 
-def _funding_table(ctx: LoadContext, table: pa.Table, ts: np.ndarray, rate: pa.Array, interval: np.ndarray | int, instrument: str | pa.Array) -> pa.Table:
+def funding_table(ctx: LoadContext, table: pa.Table, ts: np.ndarray, rate: pa.Array, interval: np.ndarray | int, instrument: str | pa.Array) -> pa.Table:
     interval_arr = np.full(len(ts), interval, dtype=np.int64) if np.isscalar(interval) else interval
     cols = {
         "ts_event": ts,
@@ -73,14 +74,14 @@ def load_bitmex_funding(ctx: LoadContext) -> pa.Table:
     if len(np.unique(interval)) > 1:
         vals = ", ".join(f"{format_duration(int(v))}: {int((interval == v).sum())}" for v in np.unique(interval))
         ctx.report.add("mixed_interval", len(interval), None, f"funding intervals vary ({vals})", "kept per row")
-    return _funding_table(ctx, table, ts, rate, interval, _instrument(ctx, table, "XBTUSD"))
+    return funding_table(ctx, table, ts, rate, interval, instrument_of(ctx, table, "XBTUSD"))
 
 
 def load_deribit_funding(ctx: LoadContext) -> pa.Table:
     ctx.options(NoOptions)
     table = read_any(ctx)
     _, ts = event_time(ctx, table, "timestamp", "ms")
-    instrument = _instrument(ctx, table, "BTC-PERPETUAL", symbol_col=None)
+    instrument = instrument_of(ctx, table, "BTC-PERPETUAL", symbol_col=None)
     if ctx.kind == "mark":
         icol = ctx.column("index_price", "index_price")
         mcol = ctx.src.columns.get("mark_price")
@@ -97,7 +98,7 @@ def load_deribit_funding(ctx: LoadContext) -> pa.Table:
         return canonical("mark", cols, table["_row"])
     rcol = ctx.column("rate", "interest_1h")
     rate = to_float64(column(table, rcol, ctx, "rate"), rcol, ctx)
-    return _funding_table(ctx, table, ts, rate, NS_PER_HOUR, instrument)
+    return funding_table(ctx, table, ts, rate, NS_PER_HOUR, instrument)
 
 
 class FundingOptions(StrictModel):
@@ -115,7 +116,7 @@ def load_funding(ctx: LoadContext) -> pa.Table:
     if rate_col is None:
         ctx.fail("no funding rate column (rate / funding_rate / fundingRate); map it with columns: {rate: <column>}")
     rate = to_float64(column(table, rate_col, ctx, "rate"), rate_col, ctx)
-    instrument = _instrument(ctx, table, file_stem(ctx.path))
+    instrument = instrument_of(ctx, table, file_stem(ctx.path))
     icol = ctx.src.columns.get("interval")
     if icol:
         v = to_float64(column(table, icol, ctx, "interval"), icol, ctx).to_numpy(zero_copy_only=False)
@@ -132,14 +133,14 @@ def load_funding(ctx: LoadContext) -> pa.Table:
             ctx.fail("cannot infer the funding interval from fewer than two settlements; set options.interval")
         interval = step
         ctx.report.add("interval_inferred", 1, None, f"funding interval {format_duration(step)} from the median spacing", "used")
-    return _funding_table(ctx, table, ts, rate, interval, instrument)
+    return funding_table(ctx, table, ts, rate, interval, instrument)
 
 
 def load_bitmex_prices(ctx: LoadContext) -> pa.Table:
     ctx.options(NoOptions)
     table = read_any(ctx)
     _, ts = event_time(ctx, table, "timestamp")
-    instrument = _instrument(ctx, table, "XBTUSD")
+    instrument = instrument_of(ctx, table, "XBTUSD")
     pcol = ctx.column("price", "price")
     price = to_float64(column(table, pcol, ctx, "price"), pcol, ctx)
     if ctx.kind == "trades":

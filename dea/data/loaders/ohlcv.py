@@ -10,6 +10,8 @@ close``) is shifted back by one step. Formats:
   or the file name.
 - ``freqtrade``: the freqtrade layout (``date`` = bar open UTC; ``<BASE>_<QUOTE>[_<SETTLE>]-<tf>
   [-futures].feather``); the pair (``BTC/USDT:USDT``) and the step come from the file name.
+  Read by :mod:`dea.data.loaders.futures`, which tells trade bars from funding / mark / index
+  candles and calls :func:`load_bars` for trade bars.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from dea.data.loaders.build import canonical, file_stem, freqtrade_pair, nan_array, resolve_step, step_from_name
+from dea.data.loaders.build import canonical, file_stem, nan_array, resolve_step, step_from_name
 from dea.data.loaders.coerce import event_time, to_float64
 from dea.data.loaders.context import LoadContext, NoOptions
 from dea.data.loaders.tabular import column, first_present, read_any
@@ -35,9 +37,13 @@ def _instrument(ctx: LoadContext, table: pa.Table, default: str) -> str | pa.Arr
     return ctx.src.instrument or default
 
 
-def load_bars(ctx: LoadContext, *, default_time: str | None, default_instrument: str, step_hint: int | None) -> pa.Table:
-    ctx.options(NoOptions)
-    table = read_any(ctx)
+def load_bars(
+    ctx: LoadContext, *, default_time: str | None, default_instrument: str, step_hint: int | None, table: pa.Table | None = None
+) -> pa.Table:
+    """Bars from ``table`` (read from ``ctx.path`` when not given)."""
+    if table is None:
+        ctx.options(NoOptions)
+        table = read_any(ctx)
     _, ts = event_time(ctx, table, default_time)
     n = table.num_rows
     values: dict[str, pa.Array] = {}
@@ -65,10 +71,3 @@ def load_bars(ctx: LoadContext, *, default_time: str | None, default_instrument:
 def load_ohlcv(ctx: LoadContext) -> pa.Table:
     """Generic OHLCV file (CSV / feather / Parquet)."""
     return load_bars(ctx, default_time=None, default_instrument=file_stem(ctx.path), step_hint=step_from_name(ctx.path))
-
-
-def load_freqtrade(ctx: LoadContext) -> pa.Table:
-    """freqtrade OHLCV data (``date`` = bar open, UTC)."""
-    return load_bars(
-        ctx, default_time="date", default_instrument=freqtrade_pair(ctx.path), step_hint=step_from_name(ctx.path)
-    )

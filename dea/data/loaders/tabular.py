@@ -144,15 +144,24 @@ def read_csv(ctx: LoadContext, delimiter: str = ",", data: bytes | None = None) 
         bad_line.append(row.number)
         return "error"
 
-    try:
-        table = pacsv.read_csv(
+    def parse(as_text: list[str]) -> pa.Table:
+        return pacsv.read_csv(
             io.BytesIO(raw),
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
-                null_values=NULL_VALUES, strings_can_be_null=True, quoted_strings_can_be_null=True
+                null_values=NULL_VALUES, strings_can_be_null=True, quoted_strings_can_be_null=True,
+                column_types={n: pa.string() for n in as_text},
             ),
         )
+
+    try:
+        table = parse([])
+        # pyarrow converts ISO text with offsets to UTC silently, even when the offsets differ
+        # between rows: such columns are re-read as text so the timestamp rules can see them
+        with_offsets = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz]
+        if with_offsets:
+            table = parse(with_offsets)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         msg = str(exc).splitlines()[0][:300]
         where = f", line {bad_line[0]}" if bad_line and bad_line[0] is not None else ""
