@@ -102,6 +102,7 @@ class Executor:
     _by_child: dict[str, ParentExecution] = field(default_factory=dict)
     _fills: dict[str, list[FillRecord]] = field(default_factory=dict)
     _meta: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # pid -> (arrival, modelled, t0)
+    _closing: list[tuple[ParentExecution, str]] = field(default_factory=list)
     _nf: int = 0
     _nu: int = 0
 
@@ -125,8 +126,9 @@ class Executor:
             return
         for act in ex.cancel():
             self.sim.cancel(ts, act.client_id)
+        self.active = None
+        self._closing.append((ex, "cancelled"))
         self._sync()
-        self._close(ex, ts, "cancelled")
 
     def on_message(self, msg: CaptureMsg) -> None:
         if isinstance(msg, TradeMsg):
@@ -150,12 +152,36 @@ class Executor:
             if ex.next_wake == before and ex.next_wake is not None:
                 break  # waiting on the venue (a cancel in flight): next event
         if ex is not None and ex.is_complete() and ex.status != "cancelled":
-            self._close(ex, ts, "done")
+            self.active = None
+            self._closing.append((ex, "done"))
+            self._sync()
+
+    @property
+    def busy(self) -> bool:
+        """A parent is working or waiting for its cancels."""
+        return self.active is not None or bool(self._closing)
+
+    def in_flight(self) -> float:
+        """Signed quantity still to execute: the working parent's unfilled rest plus the working
+        children of parents already cancelled (they can fill until their cancel takes effect)."""
+        q = 0.0
+        ex = self.active
+        if ex is not None:
+            q += ex.side * max(ex.total - ex.executed, 0.0)
+        for o in self.sim.open_orders():
+            owner = self._by_child.get(o.req.client_id)
+            if owner is not ex:
+                q += o.req.side * o.leaves
+        return q
 
     def finish(self, ts: int) -> None:
-        """End of data: close the working parent (its unfilled rest priced at the mid now)."""
+        """End of data: close the working parent (its unfilled rest priced at the mid now) and
+        every parent still waiting on cancels."""
         if self.active is not None:
             self.cancel_active(ts)
+        for ex, status in self._closing:
+            self._close(ex, ts, status)
+        self._closing.clear()
 
     def _sync(self) -> None:
         sim = self.sim
@@ -175,10 +201,13 @@ class Executor:
                 o = sim.orders[u.client_id]
                 if ex is not None:
                     ex.on_final(u.client_id, o.filled, o.leaves if u.status != "filled" else 0.0)
+        if self._closing:
+            ts = sim.now if sim.now is not None else 0
+            for item in [c for c in self._closing if not c[0].open_ids]:
+                self._closing.remove(item)
+                self._close(item[0], ts, item[1])
 
     def _close(self, ex: ParentExecution, ts: int, status: str) -> None:
-        if self.active is ex:
-            self.active = None
         pid = ex.parent.parent_id
         arrival, modelled, t0 = self._meta[pid]
         fills = tuple(self._fills[pid])
@@ -223,7 +252,7 @@ def run_parents(
                 ex.start(ParentOrder(f"p{len(started)}-{t0}", instrument, 0, q, t0, mid, id_prefix))
             started.add(id(ex))
         for _, _, ex in runs:
-            if id(ex) not in started or ex.active is not None:  # waiting or working: keep its book current
+            if id(ex) not in started or ex.busy:  # waiting or working: keep its book current
                 ex.on_message(msg)
         last_ts = msg.ts
     out = []

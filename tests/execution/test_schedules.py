@@ -105,9 +105,11 @@ def test_immediate_risk_bound_and_retarget_cancels_cleanly() -> None:
     cid = pa.children[0].client_id
     _tick(ex2, 5 * S)
     new = ex2.start(_parent(-0.4, t0=5 * S, pid="p2"))  # the next decision changed the target
-    assert pa.status == "cancelled" and ex2.records[0].status == "cancelled"
+    assert pa.status == "cancelled" and not ex2.records  # its cancel is still in flight
+    assert ex2.in_flight() == pytest.approx(1.0 - 0.4)  # the old child can still fill, plus the new parent
     _tick(ex2, 7 * S)
     assert ex2.sim.orders[cid].status == "cancelled"
+    assert ex2.records[0].status == "cancelled" and ex2.records[0].parent_id == "p1"
     assert all(o.req.parent_id == "p2" for o in ex2.sim.open_orders())
     assert new.children and new.children[0].qty < 0
 
