@@ -17,14 +17,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from dea.book.capture import EV_DIFF, EV_GAP, EV_SNAPSHOT, ParsedCapture
+from typing import TYPE_CHECKING
+
 from dea.book.l2 import ASK, BID
 from dea.execution.order_types import OrderRequest
 from dea.execution.quality import FillRecord, ParentRecord, modelled_cost_book
 from dea.execution.queue import FINAL, LimitOrderSimulator
 from dea.execution.schedule import Cancel, ExecutionConfig, MarketView, ParentExecution, ParentOrder, Submit
 
+if TYPE_CHECKING:  # pragma: no cover - dea.book.capture needs numba; serving imports this module
+    from dea.book.capture import ParsedCapture
+
 PRICE_SCALE = 1e9  # ParsedCapture trade prices are int64 ticks of 1e-9
+# book event codes of dea.book.capture (not imported: numba); tests hold them equal
+EV_GAP = 0
+EV_SNAPSHOT = 1
+EV_DIFF = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +54,7 @@ class TradeMsg:
 CaptureMsg = BookMsg | TradeMsg
 
 
-def capture_messages(p: ParsedCapture, start_ns: int | None = None, end_ns: int | None = None) -> list[CaptureMsg]:
+def capture_messages(p: "ParsedCapture", start_ns: int | None = None, end_ns: int | None = None) -> list[CaptureMsg]:
     """Book events and trades of a parsed capture merged by receive time (trades first on ties:
     the matching engine prints the trade before the depth change it causes)."""
     lp = p.level_price
