@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dea.cli.retrain",
     "dea.cli.drift",
     "dea.cli.stress",
+    "dea.cli.execution_report",
 )
 
 

@@ -257,7 +257,7 @@ def run_parents(
             t0, q, ex = pending.pop(0)
             mid = ex.sim.mid()
             if mid == mid:
-                ex.start(ParentOrder(f"p{len(started)}-{t0}", instrument, 0, q, t0, mid, id_prefix))
+                ex.start(ParentOrder(f"{id_prefix}-p{len(started)}-{t0}", instrument, 0, q, t0, mid, id_prefix))
             started.add(id(ex))
         for _, _, ex in runs:
             if id(ex) not in started or ex.busy:  # waiting or working: keep its book current
@@ -283,3 +283,18 @@ def mid_path(messages: Sequence[CaptureMsg]) -> tuple[list[int], list[float]]:
                 mids.append(mid)
     return ts, mids
 
+
+
+def journal_records(records: Iterable[ParentRecord], path) -> int:  # noqa: ANN001 - str | Path
+    """Write replayed parents (and their fills) to an execution store at ``path``."""
+    from dea.execution.store import ExecutionStore
+
+    store = ExecutionStore(path)
+    n = 0
+    try:
+        for rec in records:
+            store.record_parent(rec)
+            n += 1
+    finally:
+        store.close()
+    return n
