@@ -15,6 +15,18 @@ from dea.timeutil import parse_duration
 Algo = Literal["immediate", "twap", "pov", "passive_aggressive"]
 
 
+class RouteVenue(StrictModel):
+    """One venue an instrument can be routed to, with its per-order limits there."""
+
+    venue: str = Field(min_length=1)
+    symbol: str | None = Field(default=None, description="the venue's symbol (default: the DEA symbol)")
+    taker_fee: float = Field(default=0.0005, ge=0, le=0.05)
+    lot: float = Field(default=0.0, ge=0)
+    min_notional: float = Field(default=0.0, ge=0)
+    max_qty: float | None = Field(default=None, gt=0)
+    max_notional: float | None = Field(default=None, gt=0)
+
+
 class ExecutionConfig(StrictModel):
     """``execution`` section: how a target change is worked and how limit orders are simulated."""
 
@@ -28,6 +40,9 @@ class ExecutionConfig(StrictModel):
     queue_power: float = Field(default=1.0, gt=0, description="power queue model exponent (1 = proportional)")
     submit_latency: str = Field(default="0s", description="simulated order -> venue delay")
     cancel_latency: str = Field(default="0s", description="simulated cancel -> venue delay")
+    routes: dict[str, list[RouteVenue]] = Field(
+        default_factory=dict, description="DEA symbol -> venues it may be split across (dea.execution.routing)"
+    )
     cost_fragment: str | None = Field(
         default=None, description="costs calibrated from fills (YAML written by dea.execution.calibration)"
     )
