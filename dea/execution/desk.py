@@ -61,14 +61,20 @@ class ExecutionDesk:
         return self._new_fills(index)
 
     def rebalance(self, ts: int, index: int, qty: float) -> tuple[ParentExecution | None, list[DeskFill]]:
-        """Work ``qty`` (signed base units) from ``ts``: the instrument's working parent is
-        cancelled first. Returns the new parent (None when there is no book to price it) and the
+        """Work ``qty`` (signed base units, sized against position plus :meth:`in_flight`) from
+        ``ts``: the instrument's working parent is cancelled and its unfilled rest carried into
+        the new parent, so position + new parent = the new target. Returns the new parent (None when there is no book to price it) and the
         fills that happened at once."""
         ex = self.executors[index]
         mid = ex.sim.mid()
-        if ex.active is not None:
+        if ex.active is not None:  # ``qty`` was sized with the working parent as pending: it is replaced
+            act = ex.active
+            qty += act.side * max(act.total - act.executed, 0.0)
             ex.cancel_active(ts)
-        if mid != mid or qty == 0.0:
+        lot = self.instruments[index].lot_size
+        if lot > 0.0:
+            qty = round(qty / lot) * lot
+        if mid != mid or abs(qty) <= 1e-12:
             return None, self._new_fills(index)
         sym = self.instruments[index].symbol
         pe = ex.start(ParentOrder(f"{self.id_prefix}-{ts}-{sym}", sym, index, qty, ts, mid, self.id_prefix))

@@ -8,14 +8,14 @@ their shortfall set beside the cost the backtest's model would have charged.
 
 :class:`Executor` is the glue any venue-side driver uses: it wakes schedules, applies their
 submits/cancels to the simulator, and routes the simulator's fills and final states back to
-them. A new target for an instrument cancels the working parent first (``start`` with
-``replace=True``), and the new parent is sized by the caller from position plus in-flight.
+them. A new target for an instrument cancels the working parent first (``start``), and the new parent is sized by the caller from position plus in-flight.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 from typing import TYPE_CHECKING
 
@@ -114,18 +114,28 @@ class Executor:
     _nf: int = 0
     _nu: int = 0
 
-    def start(self, parent: ParentOrder, *, replace: bool = True) -> ParentExecution:
+    def start(self, parent: ParentOrder) -> ParentExecution:
         """Begin working ``parent`` (cancelling the working one: the target changed)."""
-        if self.active is not None and replace:
+        if self.active is not None:
             self.cancel_active(parent.t_start)
         kw = {} if self.bound is None else {"bound": self.bound}
         ex = ParentExecution(parent, self.cfg, lot=self.lot, tick=self.tick, **kw)
         self.active = ex
-        book = self.sim.book
-        modelled = modelled_cost_book(parent.qty, book.levels(BID, 1000), book.levels(ASK, 1000), self.fee_rate_model)
-        self._meta[parent.parent_id] = (parent.arrival_mid, modelled, parent.t_start)
+        self._meta[parent.parent_id] = (parent.arrival_mid, math.nan, parent.t_start)
         self._fills[parent.parent_id] = []
         self.wake(parent.t_start)
+        # the modelled cost (what the backtest would charge at once) is for the journal, not the
+        # order path: priced after the first child is sent, on the same book (submits do not
+        # change the public levels), and patched into a record the wake may already have closed
+        book = self.sim.book
+        if parent.qty > 0:  # only the levels the order walks (and the other touch, for the mid)
+            bids, asks = book.levels(BID, 1), _enough(book, ASK, parent.qty)
+        else:
+            bids, asks = _enough(book, BID, parent.qty), book.levels(ASK, 1)
+        modelled = modelled_cost_book(parent.qty, bids, asks, self.fee_rate_model) if bids and asks else math.nan
+        self._meta[parent.parent_id] = (parent.arrival_mid, modelled, parent.t_start)
+        if self.records and self.records[-1].parent_id == parent.parent_id:
+            self.records[-1] = replace(self.records[-1], modelled_cost=modelled)
         return ex
 
     def cancel_active(self, ts: int) -> None:
@@ -170,15 +180,16 @@ class Executor:
         return self.active is not None or bool(self._closing)
 
     def in_flight(self) -> float:
-        """Signed quantity still to execute: the working parent's unfilled rest plus the working
-        children of parents already cancelled (they can fill until their cancel takes effect)."""
+        """Signed quantity still expected to execute: the working parent's unfilled rest, plus
+        working orders no cancel was sent for. Children of a replaced parent are cancelled and
+        assumed not to fill; if one fills inside the cancel latency, the next decision sees it in
+        the position and corrects."""
         q = 0.0
         ex = self.active
         if ex is not None:
             q += ex.side * max(ex.total - ex.executed, 0.0)
         for o in self.sim.open_orders():
-            owner = self._by_child.get(o.req.client_id)
-            if owner is not ex:
+            if o.cancel_ts is None and self._by_child.get(o.req.client_id) is not ex:
                 q += o.req.side * o.leaves
         return q
 
@@ -283,6 +294,18 @@ def mid_path(messages: Sequence[CaptureMsg]) -> tuple[list[int], list[float]]:
                 mids.append(mid)
     return ts, mids
 
+
+
+def _enough(book, side: int, qty: float) -> list[tuple[float, float]]:  # noqa: ANN001 - L2Book
+    """The levels of ``side`` a market order of ``qty`` walks: the modelled cost needs no more,
+    and the decision path stays short."""
+    out, need = [], abs(qty)
+    for p, q in book.walk(side):
+        out.append((p, q))
+        need -= q
+        if need <= 0.0:
+            break
+    return out
 
 
 def journal_records(records: Iterable[ParentRecord], path) -> int:  # noqa: ANN001 - str | Path

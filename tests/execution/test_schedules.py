@@ -106,7 +106,7 @@ def test_immediate_risk_bound_and_retarget_cancels_cleanly() -> None:
     _tick(ex2, 5 * S)
     new = ex2.start(_parent(-0.4, t0=5 * S, pid="p2"))  # the next decision changed the target
     assert pa.status == "cancelled" and not ex2.records  # its cancel is still in flight
-    assert ex2.in_flight() == pytest.approx(1.0 - 0.4)  # the old child can still fill, plus the new parent
+    assert ex2.in_flight() == pytest.approx(-0.4)  # the old child is being cancelled: not expected to fill
     _tick(ex2, 7 * S)
     assert ex2.sim.orders[cid].status == "cancelled"
     assert ex2.records[0].status == "cancelled" and ex2.records[0].parent_id == "p1"
@@ -124,3 +124,24 @@ def test_child_ids_are_stable_across_a_restart() -> None:
             _tick(ex, t * S)
         ids.append([k.client_id for k in pe.children])
     assert ids[0] == ids[1] and len(set(ids[0])) == 3
+
+
+def test_desk_carries_the_replaced_parent_into_the_new_target() -> None:
+    from dea.execution.desk import ExecutionDesk
+    from dea.instruments import Instrument
+
+    perp = Instrument(symbol="BTCUSDT", kind="perpetual", funding="none", lot_size=0.001, tick_size=0.1)
+    desk = ExecutionDesk([perp], ExecutionConfig(algo="passive_aggressive", passive_timeout="30s"))
+    desk.on_message(0, BookMsg(0, EV_SNAPSHOT, BIDS, ASKS))
+    pe, _ = desk.rebalance(S, 0, 1.0)  # target +1: a resting bid, nothing filled
+    assert desk.in_flight() == [pytest.approx(1.0)]
+    # next decision, target -0.5: sized against position 0 + in flight 1 -> -1.5
+    pe2, _ = desk.rebalance(2 * S, 0, -1.5)
+    assert pe.status == "cancelled" and pe2.parent.qty == pytest.approx(-0.5)  # the unfilled +1 is carried
+    assert desk.in_flight() == [pytest.approx(-0.5)]
+    desk.on_message(0, TradeMsg(3 * S, 100.1, 50.2, 1))  # buyers take the ask queue and 0.2 of our offer
+    assert desk.in_flight() == [pytest.approx(-0.3)]
+    pe3, _ = desk.rebalance(4 * S, 0, 0.5)  # target 0: position -0.2, in flight -0.3 -> +0.5
+    assert pe3.parent.qty == pytest.approx(0.2)  # -0.3 carried: buy back only what was sold
+    assert desk.executors[0].sim.position == pytest.approx(-0.2)
+    assert desk.rebalance(5 * S, 0, -0.2)[0] is None and desk.in_flight() == [0.0]  # a change that cancels out
