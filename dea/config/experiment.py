@@ -27,9 +27,9 @@ from dea.config.stress import StressConfig
 from dea.config.tracking import TrackingConfig
 from dea.data.config import DataConfig
 from dea.errors import ConfigError
-from dea.execution.config import ExecutionConfig
 from dea.features.config import FeaturesConfig
 from dea.risk.config import RiskConfig
+from dea.execution.config import ExecutionConfig  # noqa: I001 - kept apart from the block above (merges)
 
 
 class ExperimentConfig(StrictModel):
