@@ -156,6 +156,8 @@ class Executor:
         self.wake(msg.ts)
 
     def wake(self, ts: int) -> None:
+        """Wake the working schedule if it is due (after taking in what the venue reported)."""
+        self._sync()
         ex = self.active
         while ex is not None and ex.next_wake is not None and ex.next_wake <= ts:
             before = ex.next_wake

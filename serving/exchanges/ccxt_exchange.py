@@ -129,6 +129,7 @@ class CcxtExchange:
             qty=qty,
             price=float(tr["price"]),
             fee=float(fee.get("cost") or 0.0),
+            maker=None if tr.get("takerOrMaker") is None else tr.get("takerOrMaker") == "maker",
         )
 
     def positions(self) -> dict[str, float]:

@@ -110,3 +110,45 @@ def test_tls_only_except_loopback_and_rate_limit(fake) -> None:  # noqa: ANN001
     times = [t for t, _, _ in fake.requests[start:]]
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert len(times) == 4 and min(gaps) >= 0.8 * ex.client.rateLimit / 1000
+
+
+def test_schedules_through_the_ccxt_adapter(fake) -> None:  # noqa: ANN001
+    """passive-then-aggressive and TWAP worked by the executor through ccxt against the fake."""
+    from dea.book.l2 import L2Book
+    from dea.execution.quality import shortfall
+    from dea.execution.replay import Executor
+    from dea.execution.schedule import ExecutionConfig, ParentOrder
+    from serving.exchanges.order_port import VenueOrderPort
+
+    ex = _adapter(fake)
+    ex.check_markets([_perp()])
+    book = L2Book()
+    book.load([(60000.0, 2.0), (59999.9, 5.0)], [(60000.1, 1.0), (60000.5, 4.0)])  # the feed's view
+    port = VenueOrderPort(ex, "BTCUSDT", book)
+    run = Executor(port, ExecutionConfig(algo="passive_aggressive", passive_timeout="10s"), lot=0.001, tick=0.1)  # type: ignore[arg-type]
+    s = 1_000_000_000
+    pe = run.start(ParentOrder("pa-1", "BTCUSDT", 0, 1.0, T0, 60000.05))
+    post = pe.children[0]
+    assert post.tif == "GTX" and post.price == 60000.0 and fake.sim.orders[post.client_id].status == "open"
+    fake.trade(60000.0, 2.4, -1)  # the queue ahead (2) and 0.4 of ours
+    run.sim.advance(T0 + 5 * s)
+    run.wake(T0 + 5 * s)
+    assert pe.executed == pytest.approx(0.4) and len(pe.children) == 1
+    run.sim.advance(T0 + 11 * s)
+    run.wake(T0 + 11 * s)  # timeout: cancel the rest, then cross what is left
+    run.sim.advance(T0 + 11 * s)
+    run.wake(T0 + 11 * s)
+    assert [c.kind for c in pe.children] == ["limit", "market"] and abs(pe.children[1].qty) == pytest.approx(0.6)
+    rec = run.records[-1]
+    assert rec.status == "done" and sum(f.qty for f in rec.fills) == pytest.approx(1.0)
+    assert [f.maker for f in rec.fills] == [True, False]
+    sf = shortfall(rec)
+    assert sf.fill_rate == pytest.approx(1.0) and sf.spread < sf.fees  # maker half earned, taker half paid
+    assert fake.sim.position == pytest.approx(1.0)
+    twap = Executor(port, ExecutionConfig(algo="twap", horizon="20s", slices=2), lot=0.001, tick=0.1)  # type: ignore[arg-type]
+    pt = twap.start(ParentOrder("tw-1", "BTCUSDT", 0, -0.4, T0 + 20 * s, 60000.05))
+    for k in (21, 30, 31):
+        twap.sim.advance(T0 + k * s)
+        twap.wake(T0 + k * s)
+    assert [c.t_decision for c in pt.children] == [T0 + 20 * s, T0 + 30 * s]
+    assert fake.sim.position == pytest.approx(0.6) and twap.records[-1].status == "done"
