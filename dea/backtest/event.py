@@ -415,13 +415,18 @@ class EventBacktester:
             orders = generate_orders(ts, decision.exposure, acc.qty, self.pend_q, e, prices, self.spec,
                                      latency_ns=self.latency_ns)
             for o in orders:
-                if self.latency_ns == 0:
-                    self._execute(o.index, o.qty, prices[o.index], ts, o.client_id)
-                else:
-                    self.pending.append(o)
-                    self.pend_q[o.index] += o.qty
+                self._place(o, prices, ts)
         self._record(ts, mask)
         self.n_decisions += 1
+
+    def _place(self, o: Order, prices: np.ndarray, ts: int) -> None:
+        """Send one order: filled at once with zero latency, else due at t + latency (an
+        execution desk, :mod:`dea.backtest.event_exec`, overrides this to work it as a parent)."""
+        if self.latency_ns == 0:
+            self._execute(o.index, o.qty, prices[o.index], ts, o.client_id)
+        else:
+            self.pending.append(o)
+            self.pend_q[o.index] += o.qty
 
     def _record(self, ts: int, mask: int) -> None:
         acc = self.account

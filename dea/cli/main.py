@@ -39,6 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dea.cli.retrain",
     "dea.cli.drift",
     "dea.cli.stress",
+    "dea.cli.execution_report",
 )
 
 

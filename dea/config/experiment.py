@@ -31,6 +31,7 @@ from dea.timeutil import parse_duration
 from dea.features.config import FeaturesConfig
 from dea.guards.config import GuardsConfig
 from dea.risk.config import RiskConfig
+from dea.execution.config import ExecutionConfig  # noqa: I001 - kept apart from the block above (merges)
 
 
 class ExperimentConfig(StrictModel):
@@ -41,6 +42,7 @@ class ExperimentConfig(StrictModel):
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     costs: CostsConfig = Field(default_factory=CostsConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
@@ -178,6 +180,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections")
+    from dea.execution.calibration import merge_cost_fragment  # costs calibrated from fills
+
+    merge_cost_fragment(raw, path.parent)
     if overrides:
         apply_overrides(raw, overrides)
     return validate_config(raw, path.parent, str(path))

@@ -39,6 +39,7 @@ class ExecFill:
     fee: float
     spread: float = 0.0
     impact: float = 0.0
+    maker: bool | None = None  # liquidity role when the venue reports it
 
 
 @runtime_checkable

@@ -14,7 +14,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dea.errors import ExchangeError
+from dea.errors import ConfigError, ExchangeError
+from dea.execution.order_types import OrderRequest
 from dea.execution.orders import Order
 from serving.exchanges.base import ExecFill, OrderAck
 from serving.secrets import Credentials
@@ -57,8 +58,12 @@ class CcxtExchange:
             client = getattr(ccxt, venue)(config)
             if testnet:
                 client.set_sandbox_mode(True)
+        check_endpoints(getattr(client, "urls", None), self.name)
+        if hasattr(client, "enableRateLimit"):
+            client.enableRateLimit = True  # never hammer a venue, whatever the options said
         self.client = client
         self.testnet = testnet
+        self.contract_size: dict[str, float] = {s: 1.0 for s in self.symbols}  # base units per contract
         self._since_ms: int | None = None
         self._seen_order_ids: dict[str, str] = {}  # venue order id -> client id
 
@@ -112,7 +117,7 @@ class CcxtExchange:
         return out
 
     def _fill(self, symbol: str, tr: Mapping[str, Any]) -> ExecFill:
-        qty = float(tr["amount"]) * (1.0 if tr.get("side") == "buy" else -1.0)
+        qty = float(tr["amount"]) * self.contract_size.get(symbol, 1.0) * (1.0 if tr.get("side") == "buy" else -1.0)
         fee = tr.get("fee") or {}
         client_id = tr.get("clientOrderId") or self._seen_order_ids.get(str(tr.get("order")), "")
         return ExecFill(
@@ -124,6 +129,7 @@ class CcxtExchange:
             qty=qty,
             price=float(tr["price"]),
             fee=float(fee.get("cost") or 0.0),
+            maker=None if tr.get("takerOrMaker") is None else tr.get("takerOrMaker") == "maker",
         )
 
     def positions(self) -> dict[str, float]:
@@ -144,6 +150,87 @@ class CcxtExchange:
         except Exception as exc:
             raise ExchangeError(f"{self.name}: cannot read positions: {type(exc).__name__}: {_safe_message(exc)}") from None
         return out
+
+    # -- typed orders (dea.execution.order_types) --------------------------------------------------
+    def submit_order(self, req: OrderRequest) -> OrderAck:
+        """Send a limit / post-only / IOC / FOK / reduce-only order in contracts (base units /
+        contract size); idempotent on the client id like :meth:`submit`."""
+        market = self._market(req.instrument)
+        amount = abs(req.qty) / self.contract_size.get(req.instrument, 1.0)
+        params: dict[str, Any] = {"clientOrderId": req.client_id}
+        if req.kind == "limit":
+            if req.tif == "GTX":
+                params["postOnly"] = True
+            else:
+                params["timeInForce"] = req.tif
+        if req.reduce_only:
+            params["reduceOnly"] = True
+        try:
+            amt = float(self.client.amount_to_precision(market, amount)) if hasattr(self.client, "amount_to_precision") else amount
+            px = None
+            if req.price is not None:
+                px = float(self.client.price_to_precision(market, req.price)) if hasattr(self.client, "price_to_precision") else req.price
+            res = self.client.create_order(market, req.kind, req.side_name, amt, px, params)
+        except Exception as exc:
+            if _is_duplicate(exc):
+                log.warning("order %s already at the venue; looking it up", req.client_id)
+                return self.lookup(req.client_id, req.instrument)
+            return OrderAck(req.client_id, "rejected", None, f"{type(exc).__name__}: {_safe_message(exc)}")
+        return self._ack(req.client_id, res)
+
+    def cancel_order(self, client_id: str, instrument: str) -> OrderAck:
+        """Cancel by client id; an order already final answers with its state (no error)."""
+        market = self._market(instrument)
+        try:
+            res = self.client.cancel_order(None, market, {"origClientOrderId": client_id, "clientOrderId": client_id})
+        except Exception as exc:
+            if type(exc).__name__ in ("OrderNotFound", "OperationRejected", "ExchangeError"):
+                return self.lookup(client_id, instrument)
+            raise ExchangeError(f"{self.name}: cannot cancel {client_id}: {type(exc).__name__}: {_safe_message(exc)}") from None
+        return self._ack(client_id, res)
+
+    def replace_order(self, client_id: str, new: OrderRequest) -> OrderAck:
+        """Cancel/replace: cancel ``client_id``, then send ``new`` (a new id, the back of the queue)."""
+        self.cancel_order(client_id, new.instrument)
+        return self.submit_order(new)
+
+    def order_state(self, client_id: str, instrument: str) -> tuple[str, float, float]:
+        """(ccxt status, filled, remaining) in base units: partial fills of a working order."""
+        market = self._market(instrument)
+        res = self.client.fetch_order(None, market, {"origClientOrderId": client_id, "clientOrderId": client_id})
+        cs = self.contract_size.get(instrument, 1.0)
+        return str(res.get("status")), float(res.get("filled") or 0.0) * cs, float(res.get("remaining") or 0.0) * cs
+
+    def check_markets(self, instruments: Sequence[Any]) -> None:
+        """Compare contract size, tick, lot and minimum notional of ``instruments`` (DEA config)
+        with the venue's ``load_markets``; a mismatch is a :class:`ConfigError` naming both.
+        Contract sizes are adopted for order and fill conversion."""
+        try:
+            markets = self.client.load_markets()
+        except Exception as exc:
+            raise ExchangeError(f"{self.name}: load_markets failed: {type(exc).__name__}: {_safe_message(exc)}") from None
+        problems = []
+        for inst in instruments:
+            market = self._market(inst.symbol)
+            m = markets.get(market)
+            if m is None:
+                problems.append(f"{inst.symbol}: venue has no market {market}")
+                continue
+            cs = float(m.get("contractSize") or 1.0)
+            prec = m.get("precision") or {}
+            limits = m.get("limits") or {}
+            checks = [("contract_size", inst.contract_size, cs),
+                      ("tick_size", inst.tick_size, _num(prec.get("price"))),
+                      ("lot_size", inst.lot_size, _num(prec.get("amount")) * cs if _num(prec.get("amount")) else None),
+                      ("min_notional", inst.min_notional, _num((limits.get("cost") or {}).get("min")))]
+            for field, mine, venue in checks:
+                if venue is None or (field != "contract_size" and mine == 0.0):
+                    continue  # the venue does not say, or the config leaves it to the venue
+                if abs(mine - venue) > 1e-12 * max(abs(venue), 1.0):
+                    problems.append(f"{inst.symbol}.{field}: config {mine:g} but {self.name} {market} says {venue:g}")
+            self.contract_size[inst.symbol] = cs
+        if problems:
+            raise ConfigError("instrument config disagrees with the venue: " + "; ".join(problems))
 
     def close(self) -> None:
         closer = getattr(self.client, "close", None)
@@ -170,3 +257,37 @@ def _safe_message(exc: Exception) -> str:
     text = str(exc)
     cut = text.find("?")
     return (text[:cut] + "?<redacted>") if cut >= 0 else text[:300]
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def check_endpoints(urls: Any, venue: str) -> None:
+    """Refuse plain ``http://``/``ws://`` endpoints except on loopback (local fakes in tests)."""
+    from urllib.parse import urlparse
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(node, str) and "://" in node:
+            u = urlparse(node)
+            if u.scheme in ("https", "wss"):
+                return
+            if u.scheme in ("http", "ws") and (u.hostname or "") in _LOOPBACK:
+                return
+            if u.scheme in ("http", "ws"):
+                raise ExchangeError(f"{venue}: endpoint urls.{path} = {node.split('?')[0]} is not TLS "
+                                    "(https/wss required except on loopback)")
+
+    if isinstance(urls, Mapping):
+        walk(urls.get("api", {}), "api")
+        if "test" in urls and isinstance(urls.get("test"), Mapping):
+            walk(urls["test"], "test")
+
+
+def _num(x: Any) -> float | None:
+    try:
+        return None if x is None else float(x)
+    except (TypeError, ValueError):
+        return None

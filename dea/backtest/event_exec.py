@@ -1,0 +1,95 @@
+"""Event backtest with worked orders: the decisions of :class:`EventBacktester`, executed by the
+execution desk (schedules + queue-aware limit-order fills) on a recorded L2 capture.
+
+Why a subclass: decisions, risk engine, order sizing, account, funding and liquidation stay the
+event backtest's own (one definition); only *how an order executes* changes — instead of one
+fill at the due time, each order becomes a parent worked by the configured schedule
+(:mod:`dea.execution.schedule`) against :class:`dea.execution.queue.LimitOrderSimulator`, and
+what is still working counts as pending for the next decision. Market data comes as capture
+messages (:func:`dea.execution.replay.capture_messages`) per instrument via :meth:`on_capture`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from dea.backtest.config import CostsConfig
+from dea.backtest.event import EventBacktester, Policy
+from dea.backtest.result import BacktestResult
+from dea.errors import DataError
+from dea.execution.desk import DeskFill, ExecutionDesk, as_account_fill
+from dea.execution.orders import Order
+from dea.execution.quality import ParentRecord
+from dea.execution.replay import CaptureMsg
+from dea.execution.schedule import ExecutionConfig
+from dea.instruments import Instrument
+from dea.risk.config import RiskConfig
+from dea.timeutil import iso
+
+
+class ExecutionBacktester(EventBacktester):
+    """:class:`EventBacktester` whose orders are worked on the execution desk."""
+
+    def __init__(self, instruments: Sequence[Instrument], costs: CostsConfig, risk: RiskConfig, policy: Policy, *,
+                 execution: ExecutionConfig, **kwargs) -> None:  # noqa: ANN003 - EventBacktester's options
+        super().__init__(instruments, costs, risk, policy, **kwargs)
+        self.desk = ExecutionDesk(instruments, execution)
+
+    def on_capture(self, index: int, msg: CaptureMsg) -> None:
+        """A book or trade message of instrument ``index`` (time-ordered with everything else)."""
+        if self.last_ts is not None and msg.ts < self.last_ts:
+            raise DataError(f"capture stream goes back in time: {iso(msg.ts)} after {iso(self.last_ts)}")
+        self.last_ts = msg.ts
+        self.n_events += 1
+        self._book(self.desk.on_message(index, msg))
+        mid = self.desk.mid(index)
+        if mid == mid:
+            self.raw_px[index] = mid
+            self.account.mark(index, mid)
+        self._check_liquidation(msg.ts)
+        if self.dead:
+            self.desk.finish(msg.ts)
+
+    def on_decision(self, ts: int, index: int) -> None:
+        self._book(self.desk.advance(ts))
+        self.pend_q = self.desk.in_flight()
+        super().on_decision(ts, index)
+        self.pend_q = self.desk.in_flight()
+
+    def _place(self, o: Order, prices: np.ndarray, ts: int) -> None:
+        _, fills = self.desk.rebalance(ts, o.index, o.qty)
+        self._book(fills)
+        self.pend_q = self.desk.in_flight()
+
+    def _book(self, fills: Iterable[DeskFill]) -> None:
+        a = self._acc
+        for df in fills:
+            fill = as_account_fill(df.index, df.fill)
+            self.account.apply_fill(fill)
+            a[0] += fill.fee
+            a[4] += abs(fill.qty) * fill.price
+
+    def run_capture(self, messages: Iterable[tuple[int, CaptureMsg]], decisions: Iterable[int]) -> BacktestResult:
+        """Replay ``(instrument index, message)`` pairs in time order with decisions at ``decisions``."""
+        dec: Iterator[int] = iter(decisions)
+        nxt = next(dec, None)
+        k = 0
+        last = None
+        for index, msg in messages:
+            while nxt is not None and nxt < msg.ts:
+                self.on_decision(int(nxt), k)
+                k += 1
+                nxt = next(dec, None)
+            self.on_capture(index, msg)
+            last = msg.ts
+        while nxt is not None:
+            self.on_decision(int(nxt), k)
+            k += 1
+            nxt = next(dec, None)
+        self.desk.finish(last if last is not None else 0)
+        return self.result()
+
+    def parent_records(self) -> list[ParentRecord]:
+        return self.desk.records()

@@ -1,0 +1,53 @@
+"""``execution`` section of the experiment config: how a target change is worked (the schedule
+of :mod:`dea.execution.schedule`), how limit orders are simulated (:mod:`dea.execution.queue`),
+the venues an instrument may be routed to (:mod:`dea.execution.routing`) and the cost fragment
+calibrated from fills (:mod:`dea.execution.calibration`) that overrides ``costs``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from dea.config.base import StrictModel, duration_field
+from dea.timeutil import parse_duration
+
+Algo = Literal["immediate", "twap", "pov", "passive_aggressive"]
+
+
+class RouteVenue(StrictModel):
+    """One venue an instrument can be routed to, with its per-order limits there."""
+
+    venue: str = Field(min_length=1)
+    symbol: str | None = Field(default=None, description="the venue's symbol (default: the DEA symbol)")
+    taker_fee: float = Field(default=0.0005, ge=0, le=0.05)
+    lot: float = Field(default=0.0, ge=0)
+    min_notional: float = Field(default=0.0, ge=0)
+    max_qty: float | None = Field(default=None, gt=0)
+    max_notional: float | None = Field(default=None, gt=0)
+
+
+class ExecutionConfig(StrictModel):
+    """``execution`` section: how a target change is worked and how limit orders are simulated."""
+
+    algo: Algo = "immediate"
+    horizon: str = Field(default="60s", description="twap: time over which the slices are spread; pov: deadline")
+    slices: int = Field(default=6, ge=1, le=10_000)
+    participation: float = Field(default=0.1, gt=0, le=1, description="pov: share of public volume")
+    pov_interval: str = Field(default="1s", description="pov: how often the schedule tops up")
+    passive_timeout: str = Field(default="10s", description="passive_aggressive: rest this long, then cross")
+    queue_model: Literal["power", "risk_averse"] = "power"
+    queue_power: float = Field(default=1.0, gt=0, description="power queue model exponent (1 = proportional)")
+    submit_latency: str = Field(default="0s", description="simulated order -> venue delay")
+    cancel_latency: str = Field(default="0s", description="simulated cancel -> venue delay")
+    routes: dict[str, list[RouteVenue]] = Field(
+        default_factory=dict, description="DEA symbol -> venues it may be split across (dea.execution.routing)"
+    )
+    cost_fragment: str | None = Field(
+        default=None, description="costs calibrated from fills (YAML written by dea.execution.calibration)"
+    )
+
+    _dur = duration_field("horizon", "pov_interval", "passive_timeout", "submit_latency", "cancel_latency")
+
+    def ns(self, name: str) -> int:
+        return parse_duration(getattr(self, name))
