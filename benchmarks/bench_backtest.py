@@ -24,6 +24,14 @@ import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+# the goals of issue 17 (python -m benchmarks shows each figure's against its goal)
+GOALS = {
+    "vec_asset_steps_per_s": (">=", 200e6),
+    "vec_end_to_end_asset_steps_per_s": (">=", 100e6),
+    "replay_bars_events_per_s": (">=", 300_000),
+    "replay_trades_events_per_s": (">=", 300_000),
+}
+
 T_VEC = 2_000_000
 N_VEC = 10
 STEP = 60 * 1_000_000_000
