@@ -20,7 +20,8 @@ _PARKINSON = 1.0 / (4.0 * math.log(2.0))
 @nb.njit(cache=True, error_model="numpy")
 def impact_coef_kernel(price, volume, high, low, has_hl, k, vw, aw, out):  # pragma: no cover - numba
     """``out`` holds ``log(price)`` on entry (numpy's vectorised log, written in place) and the
-    coefficients on return: row t's logs are read before row t is overwritten, row t-1's are kept.
+    coefficients on return: row t's logs are all read (first loop over its instruments) before
+    the second loop overwrites the row; row t-1's are kept in ``prev``.
 
     The window sums run without branches: a value that is not known enters (and later leaves)
     as +0 with a count of 0, which changes no sum (none is ever -0), so the results are those of
@@ -59,11 +60,13 @@ def impact_coef_kernel(price, volume, high, low, has_hl, k, vw, aw, out):  # pra
             c_v[i] = (c_v[i] - nvc[ja, i]) + c
             nv[ja, i] = v
             nvc[ja, i] = c
+        row = out[t]
+        for i in range(N):  # the divisions and square roots in a loop of their own: it vectorises
             var = s_r[i] / c_r[i] if c_r[i] > 0.0 else math.nan
             adv = s_v[i] / c_v[i] if c_v[i] > 0.0 else math.nan
             coef = k[i] * math.sqrt(var) / math.sqrt(adv)
             coef = coef if (var == var and adv > 0.0) else math.nan
-            out[t, i] = 0.0 if k[i] == 0.0 else coef
+            row[i] = 0.0 if k[i] == 0.0 else coef
         if has_hl:  # Parkinson high/low of the current bar while no return is known (rare)
             for i in range(N):
                 if k[i] != 0.0 and not (c_r[i] > 0.0):
