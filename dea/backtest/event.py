@@ -403,8 +403,7 @@ class EventBacktester:
 
     def _record(self, ts: int, mask: int) -> None:
         acc = self.account
-        e = acc.equity()
-        m = acc.maintenance_margin(self.mm)
+        e, m, _ = acc.margin_state(self.mm)
         a = self._acc
         if self.record:
             r = self._rec
