@@ -7,7 +7,8 @@ Figures (all from the same process and the same model):
   measured inside the loop on every decision of the replay (cold caches: ~70 events of parsing and
   book updates run between two decisions) and on 20,000 back-to-back decisions over the replay's
   own feature rows (``iso_`` figures, warm caches). Target p99 <= 15 µs.
-- ``runner_*`` / ``risk_*``: the two parts of that path on their own.
+- ``runner_*`` / ``risk_*``: the two parts of that path on their own; ``ort_alone_*``:
+  onnxruntime's bound call alone (``infer`` on inputs in place: the floor decide's copies add to).
 - ``event_to_decision_*``: the event that closes a decision interval arrives -> orders generated
   (panel row, order-book snapshot, streaming features, missing-data policy, model, risk, orders).
 - ``torch_eager_*``: the same MLP's torch forward (``inference_mode``, batch 1) on the same
@@ -28,6 +29,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+# the goals of issue 17 (python -m benchmarks shows each figure's against its goal)
+GOALS = {
+    "iso_decision_p99_us": ("<=", 15.0),
+    "decision_p99_us": ("<=", 40.0),
+    "event_to_decision_p99_us": ("<=", 100.0),
+    "replay_events_per_s": (">=", 300_000),
+    "onnx_vs_torch_p50": (">=", 3.0),
+}
 
 SHARED = Path(os.environ.get("DEA_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 CAPTURE = SHARED / "orderbook" / "binance_ws_2024" / "usdm_btcusdt_20240808.gz"
@@ -185,6 +195,12 @@ def run() -> dict[str, float | int | str]:
         risk.apply(1_000_000_000 * (i + 1), target[0].astype(np.float64), cur, 1e6, feature_age_ns=1e8, prices=prices)
         c = clock()
         t_run[i], t_risk[i], t_dec[i] = b - a, c - b, c - a
+    t_ort = np.empty(n, np.int64)
+    infer = runner.infer  # the bound call decide() makes, on inputs already in place (no copies)
+    for i in range(n):
+        a = clock()
+        infer()
+        t_ort[i] = clock() - a
     import torch
 
     torch.set_num_threads(1)
@@ -205,6 +221,7 @@ def run() -> dict[str, float | int | str]:
     out["iso_decision_p999_best_window_us"] = round(float(np.percentile(windows, 99.9, axis=1).min()), 2)
     out.update(_pct(t_run, "runner"))
     out.update(_pct(t_risk, "risk"))
+    out.update(_pct(t_ort, "ort_alone"))
     out.update(_pct(t_torch, "torch_eager"))
     out["onnx_vs_torch_p50"] = round(float(np.median(t_torch) / np.median(t_run)), 2)
     out["onnx_vs_torch_p99"] = round(float(np.percentile(t_torch, 99) / np.percentile(t_run, 99)), 2)

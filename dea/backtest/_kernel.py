@@ -13,7 +13,7 @@ One pass over the clock does, per step s, what the event replay does event by ev
 6. the decision at s: risk rules (:func:`dea.risk.rules.risk_step`, the live engine's code),
    order quantities (:func:`dea.execution.orders.order_quantity`), immediate fills when the
    latency is zero;
-7. record equity, returns, costs, turnover, exposures, margin use.
+7. record equity, returns (net of costs, and gross), costs, turnover, exposures, margin use.
 
 The rule, order and cost functions are the shared plain-Python ones, JIT-compiled here, so the
 kernel cannot disagree with the live loop about what a rule or a fill does. Sums run in the
@@ -46,7 +46,7 @@ TOT_FEES, TOT_SPREAD, TOT_IMPACT, TOT_FUNDING, TOT_TRADED, TOT_TRADE_CASH = 0, 1
 # event kinds
 EV_LIQUIDATION, EV_BANKRUPT = 1, 2
 # error codes
-ERR_NONE, ERR_IMPACT_UNKNOWN = 0, 1
+ERR_NONE, ERR_IMPACT_UNKNOWN, ERR_BAD_TARGET = 0, 1, 2
 
 
 @nb.njit(cache=True, error_model="numpy", _nrt=False)
@@ -145,7 +145,7 @@ def simulate(
     rp, caps,
     age, has_age, disp, has_disp, vol, has_vol,
     has_book, bpx, bsz, apx, asz,
-    equity_out, gross_out, fee_out, spread_out, impact_out, funding_out, turnover_out, margin_out,
+    equity_out, net_out, gross_out, fee_out, spread_out, impact_out, funding_out, turnover_out, margin_out,
     mask_out, expo_out, tot, q, px, ev_t, ev_kind, ev_equity, ev_margin, err,
     pq, pend, cur, out, work, diag, trail, fs, ist, prev_px, cov, otimes, tgt, prow, drow, vrow,
     dq, pr, cf, sc, acc,
@@ -322,6 +322,7 @@ def simulate(
                 expo_out[s, i] = sc[i] * inv_e
             margin_out[s] = mreq / e
         if e_prev > 0.0:
+            net_out[s] = e / e_prev - 1.0
             inv = 1.0 / e_prev
             fee_out[s] = acc[1] * inv
             spread_out[s] = acc[2] * inv

@@ -214,6 +214,13 @@ class EventBacktester:
         self.bar_ts: int | None = None
         self.bar_px = [math.nan] * self.n
         self.dead = False
+        # margin headroom at the last liquidation check that found none (see
+        # check_liquidation_after_move); -1 = none known
+        self._room = -1.0
+        self._ref_cash = math.nan
+        self._ref_qty: list[float] = []
+        self._drift_coef = [0.0] * self.n
+        self._drift = 0.0
         self.last_ts: int | None = None
         self.cancelled = 0
         # per-step accumulators and records
@@ -286,27 +293,32 @@ class EventBacktester:
             else:
                 self.impact.update(price, ev.volume, ev.high, ev.low)
             return
-        if isinstance(ev, BookEvent):
-            self._fill_due(ts, inclusive=False, bar=None)
-            if len(ev.bid_px) and len(ev.ask_px):
-                mid = 0.5 * (float(ev.bid_px[0]) + float(ev.ask_px[0]))
-                if g is not None and self._quarantined(g.check_price("book", ev.index, ts, ts, mid, ordered=False),
-                                                       ev.index, ts, mid, "book mid"):
-                    return
-                self.books[ev.index] = ev
-                self.raw_px[ev.index] = mid
-                self.account.mark(ev.index, mid)
-            self._check_liquidation(ts)
-            return
         if isinstance(ev, TradeEvent):
             if g is not None and self._quarantined(g.check_price("trade", ev.index, ts, ts, ev.price, ordered=False),
                                                    ev.index, ts, ev.price, "trade price"):
                 return
+            if self.pending:
+                self._fill_due(ts, inclusive=False, bar=None)
+            j = ev.index
+            old = self.account.price[j]
+            if self.books[j] is None:
+                self.raw_px[j] = ev.price
+                self.account.mark(j, ev.price)
+            self.check_liquidation_after_move(ts, j, old)
+            return
+        if isinstance(ev, BookEvent):
             self._fill_due(ts, inclusive=False, bar=None)
-            if self.books[ev.index] is None:
-                self.raw_px[ev.index] = ev.price
-                self.account.mark(ev.index, ev.price)
-            self._check_liquidation(ts)
+            j = ev.index
+            old = self.account.price[j]
+            if len(ev.bid_px) and len(ev.ask_px):
+                mid = 0.5 * (float(ev.bid_px[0]) + float(ev.ask_px[0]))
+                if g is not None and self._quarantined(g.check_price("book", j, ts, ts, mid, ordered=False),
+                                                       j, ts, mid, "book mid"):
+                    return
+                self.books[j] = ev
+                self.raw_px[j] = mid
+                self.account.mark(j, mid)
+            self.check_liquidation_after_move(ts, j, old)
             return
         raise DataError(f"unknown event type {type(ev).__name__}")
 
@@ -352,14 +364,41 @@ class EventBacktester:
                 continue
             self._execute(i, o.qty, price, o.t_due, o.client_id)
 
+    def check_liquidation_after_move(self, ts: int, index: int, old_price: float) -> None:
+        """:meth:`_check_liquidation` after the price of ``index`` alone moved from ``old_price``
+        (a trade or book update), skipped where it cannot liquidate.
+
+        Since the last check that found no liquidation (same cash, same positions), the margin
+        headroom ``equity - maintenance margin`` has fallen by at most
+        ``sum_i |q_i| (1 + mm_i) |price move_i|``; while that bound stays below the headroom
+        found then (less a rounding allowance far above the sums' rounding error) the check
+        would find no liquidation either, so the event costs a few comparisons instead of two
+        passes over the positions. Anything else (a fill, funding, the first price, a NaN)
+        falls back to the full check. Callers that move prices another way must call
+        :meth:`_check_liquidation` (which resets the bound), as every path here does."""
+        acc = self.account
+        room = self._room
+        if room > 0.0 and acc.cash == self._ref_cash and acc.qty == self._ref_qty:
+            drift = self._drift + self._drift_coef[index] * abs(acc.price[index] - old_price)
+            if drift < room:  # False for NaN
+                self._drift = drift
+                return
+        self._check_liquidation(ts)
+
     def _check_liquidation(self, ts: int) -> None:
         if self.dead:
             return
         acc = self.account
-        e = acc.equity()
-        m = acc.maintenance_margin(self.mm)
+        e, m, gross = acc.margin_state(self.mm)
         if not (m > 0.0 and e <= m):
+            # no liquidation: the headroom the next price moves are measured against
+            self._room = (e - m) - 1e-9 * (abs(acc.cash) + 2.0 * gross) - 1e-300
+            self._ref_cash = acc.cash
+            self._ref_qty = list(acc.qty)
+            self._drift_coef = [abs(q) * (1.0 + mm) for q, mm in zip(acc.qty, self.mm, strict=True)]
+            self._drift = 0.0
             return
+        self._room = -1.0
         for i in range(self.n):
             q = acc.qty[i]
             if q != 0.0:
@@ -430,8 +469,7 @@ class EventBacktester:
 
     def _record(self, ts: int, mask: int) -> None:
         acc = self.account
-        e = acc.equity()
-        m = acc.maintenance_margin(self.mm)
+        e, m, _ = acc.margin_state(self.mm)
         a = self._acc
         if self.record:
             r = self._rec

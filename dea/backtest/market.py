@@ -155,8 +155,8 @@ def impact_coefficients(
     lo = np.ascontiguousarray(low, dtype=np.float64) if has_hl else np.zeros((1, 1))
     out = np.empty(price.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
-        logp = np.log(np.where(price > 0, price, np.nan))
-    impact_coef_kernel(price, logp, volume, hi, lo, has_hl, np.ascontiguousarray(k, dtype=np.float64),
+        np.log(price, out=out)  # the kernel reads the logs (of positive prices) and overwrites them
+    impact_coef_kernel(price, volume, hi, lo, has_hl, np.ascontiguousarray(k, dtype=np.float64),
                        int(vol_window), int(adv_window), out)
     return out
 

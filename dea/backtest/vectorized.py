@@ -23,13 +23,14 @@ import numpy as np
 
 from dea.backtest.config import CostsConfig, latency_from_config
 from dea.backtest.market import BookDepth, Market, prepare_market
-from dea.backtest.result import BacktestEvent, BacktestResult, counts_from_mask
+from dea.backtest.result import BacktestEvent, BacktestResult
 from dea.data.panel import Panel
 from dea.errors import DataError
 from dea.execution.fills import fee_rates
 from dea.instruments import Instrument
 from dea.risk.config import RiskConfig
 from dea.risk.engine import instrument_caps, rate_ring_size, risk_params
+from dea.risk.rules import N_RULES, RULE_NAMES
 from dea.timeutil import NS_PER_YEAR, iso
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,11 +41,15 @@ Kernel = Literal["auto", "general"]
 _MAX_EVENTS = 10_000
 
 
-def _check_targets(targets: np.ndarray, shape: tuple[int, int], symbols: Sequence[str], clock: np.ndarray,
-                   hold_nan: bool) -> np.ndarray:
+def _as_targets(targets: np.ndarray, shape: tuple[int, int], symbols: Sequence[str]) -> np.ndarray:
     t = np.ascontiguousarray(targets, dtype=np.float64)
     if t.shape != shape:
         raise DataError(f"targets have shape {t.shape}; expected {shape} (clock x instruments {tuple(symbols)})")
+    return t
+
+
+def _check_targets(t: np.ndarray, symbols: Sequence[str], clock: np.ndarray, hold_nan: bool) -> np.ndarray:
+    """``t`` if it holds no infinite target (and no NaN unless ``hold_nan``), else a DataError."""
     bad = np.isinf(t) if hold_nan else ~np.isfinite(t)
     if bad.any():
         r, i = np.argwhere(bad)[0]
@@ -101,7 +106,7 @@ def backtest(
             market = replace(market, depth=depth)
     T, N = market.price.shape
     symbols = market.symbols
-    tgt = _check_targets(targets, (T, N), symbols, market.clock, hold_nan)
+    tgt = _as_targets(targets, (T, N), symbols)
     age, has_age = _optional("feature_age_ns", feature_age_ns, (T,))
     disp, has_disp = _optional("dispersion", dispersion, (T, N))
     vv, has_vol = _optional("vol", vol, (T, N))
@@ -114,6 +119,7 @@ def backtest(
     if engine == "reference":
         from dea.backtest.event import replay_market
 
+        _check_targets(tgt, symbols, market.clock, hold_nan)
         return replay_market(market, tgt, risk, costs, latency_ns=latency_ns,
                              feature_age_ns=age if has_age else None, dispersion=disp if has_disp else None,
                              vol=vv if has_vol else None, name=name, periods_per_year=ppy)
@@ -121,13 +127,18 @@ def backtest(
         raise DataError(f"unknown backtest engine {engine!r}; use 'numba' or 'reference'")
     if kernel not in ("auto", "general"):
         raise DataError(f"unknown backtest kernel {kernel!r}; use 'auto' or 'general'")
+    from dea.backtest._kernel_fast import LANES
+
+    fast = kernel == "auto" and latency_ns == 0 and market.depth is None and N <= LANES
+    if not fast:  # the fast kernel checks the targets as it reads them
+        _check_targets(tgt, symbols, market.clock, hold_nan)
     return _run_kernel(market, tgt, costs, risk, latency_ns, age, has_age, disp, has_disp, vv, has_vol, ppy, name,
-                       allow_fast=kernel == "auto")
+                       fast, hold_nan)
 
 
 def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskConfig, latency_ns: int,
                 age: np.ndarray, has_age: bool, disp: np.ndarray, has_disp: bool, vv: np.ndarray, has_vol: bool,
-                ppy: float, name: str, allow_fast: bool = True) -> BacktestResult:
+                ppy: float, name: str, fast: bool, hold_nan: bool) -> BacktestResult:
     from dea.backtest import _kernel as K
     from dea.backtest import _kernel_fast as F
 
@@ -143,9 +154,11 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
     else:
         has_book = False
         bpx = bsz = apx = asz = np.zeros((1, 1, 1))
-    outs = {k: np.zeros(T) for k in ("equity", "gross", "fees", "spread", "impact", "funding", "turnover", "margin")}
-    mask = np.zeros(T, dtype=np.int32)
-    expo = np.zeros((T, N))
+    # the fast kernel writes every element, so its outputs need no zeroing (a tenth of its time)
+    alloc = np.empty if fast else np.zeros
+    outs = {k: alloc(T) for k in ("equity", "net", "gross", "fees", "spread", "impact", "funding", "turnover", "margin")}
+    mask = alloc(T, dtype=np.int32)
+    expo = alloc((T, N))
     tot = np.zeros((6, N))
     q = np.zeros(N)
     px = np.full(N, np.nan)
@@ -161,16 +174,20 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
     mm = np.array([i.maintenance_margin for i in insts], dtype=np.float64)
     half_spread = costs.half_spread_bps * 1e-4
     ring = rate_ring_size(risk)
-    outputs = (outs["equity"], outs["gross"], outs["fees"], outs["spread"], outs["impact"], outs["funding"],
-               outs["turnover"], outs["margin"], mask, expo, tot, q, px, ev_t, ev_kind, ev_eq, ev_m, err)
-    if allow_fast and lat_k == 0 and lat_frac == 0.0 and not has_book and N <= F.LANES:
-        # zero latency on bars: the vectorised fast path (equal to the general kernel, tested)
+    series = tuple(outs[k] for k in ("equity", "net", "gross", "fees", "spread", "impact", "funding", "turnover",
+                                      "margin"))
+    state = (tot, q, px, ev_t, ev_kind, ev_eq, ev_m, err)
+    if fast:
+        # zero latency on bars: the vectorised fast path (equal to the general kernel, tested); it
+        # reads whole vectors of 8 past the last instrument, so its arrays must be C-contiguous
+        mask_hist = np.empty(1 << N_RULES, dtype=np.int64)
         n_ev = F.simulate_bars(
-            market.clock, market.price, *market.funding_events, market.impact_coef, tgt,
-            fee, liq_fee, half_spread, lot, min_notional, mm, float(costs.initial_equity),
+            market.clock, np.ascontiguousarray(market.price, dtype=np.float64), *market.funding_events,
+            np.ascontiguousarray(market.impact_coef, dtype=np.float64), tgt,
+            fee, liq_fee, half_spread, lot, min_notional, mm, float(costs.initial_equity), hold_nan,
             risk_params(risk), instrument_caps(risk, insts),
             age, has_age, disp, has_disp, vv, has_vol,
-            *outputs, *F.lanes(), *F.risk_state(N, ring),
+            *series, mask, mask_hist, expo, *state, *F.lanes(), *F.risk_state(N, ring),
         )
     else:
         n_ev = K.simulate(
@@ -180,8 +197,12 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
             risk_params(risk), instrument_caps(risk, insts),
             age, has_age, disp, has_disp, vv, has_vol,
             has_book, bpx, bsz, apx, asz,
-            *outputs, *K.workspace(N, lat_k, ring),
+            *series, mask, expo, *state, *K.workspace(N, lat_k, ring),
         )
+        mask_hist = np.bincount(mask, minlength=1 << N_RULES)
+    if err[0] == K.ERR_BAD_TARGET:
+        _check_targets(tgt, market.symbols, market.clock, hold_nan)  # raises, naming the first bad target
+        raise AssertionError("kernel reported a bad target the check does not see")  # pragma: no cover
     if err[0] == K.ERR_IMPACT_UNKNOWN:
         s, i = int(err[1]), int(err[2])
         raise DataError(
@@ -201,16 +222,13 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
     if n_ev > _MAX_EVENTS:
         notes.append(f"{n_ev} account events; only the first {_MAX_EVENTS} are listed")
     equity = outs["equity"]
-    prev = np.concatenate([[costs.initial_equity], equity[:-1]])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        net = np.where(prev > 0, equity / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
     return BacktestResult(
         name=name,
         clock=market.clock,
         instruments=market.symbols,
         initial_equity=float(costs.initial_equity),
         equity=equity,
-        returns=net,
+        returns=outs["net"],
         gross_returns=outs["gross"],
         costs={"fees": outs["fees"], "spread": outs["spread"], "impact": outs["impact"], "funding": outs["funding"]},
         turnover=outs["turnover"],
@@ -221,13 +239,20 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
         instrument_pnl=tot[K.TOT_TRADE_CASH] + q * px,
         traded_notional=tot[K.TOT_TRADED],
         events=tuple(events),
-        interventions=counts_from_mask(mask),
+        interventions=_rule_counts(mask_hist),
         intervention_mask=mask,
         periods_per_year=ppy,
         latency_ns=int(latency_ns),
         engine="numba",
         notes=tuple(notes),
     )
+
+
+def _rule_counts(mask_hist: np.ndarray) -> dict[str, int]:
+    """Decisions each rule changed (:func:`~dea.backtest.result.counts_from_mask`), from the
+    number of steps with each intervention mask: no pass over the steps per rule."""
+    masks = np.arange(len(mask_hist))
+    return {RULE_NAMES[r]: int(mask_hist[(masks >> r) & 1 == 1].sum()) for r in range(N_RULES)}
 
 
 def backtest_config(cfg: "ExperimentConfig", data: Market | Panel, targets: np.ndarray, **kwargs) -> BacktestResult:

@@ -253,9 +253,12 @@ class RiskEngine:
         cur = self._vector("current exposure", current, allow_nan=False)
         disp = self._zeros if dispersion is None else self._vector("dispersion", dispersion, allow_nan=False)
         vv = self._zeros if vol is None else self._vector("vol", vol, allow_nan=False)
-        px = self._zeros if prices is None else self._vector("prices", prices, allow_nan=True)
-        if self._p[rules.P_VT_ON] > 0 and prices is None and vol is None:
+        vt_on = self._p[rules.P_VT_ON] > 0
+        if vt_on and prices is None and vol is None:
             raise RiskError("vol_target is enabled: pass prices (for the EWMA) or vol forecasts to apply()")
+        # prices feed only the vol-target EWMA: without it no rule reads them (not converted)
+        use_px = vt_on and prices is not None
+        px = self._vector("prices", prices, allow_nan=True) if use_px else self._zeros
         age = math.nan if feature_age_ns is None else float(feature_age_ns)
         mask = rules.risk_step(
             self._p,
@@ -275,7 +278,7 @@ class RiskEngine:
             vv,
             vol is not None,
             px,
-            prices is not None,
+            use_px,
             self._out,
             self._work,
             self._diag,

@@ -92,11 +92,12 @@ class PaperExchange:
         self.last_ts = ts
         v = self.venue
         v._fill_due(ts, inclusive=False, bar=None)
+        old = v.account.price[index]
         if view is not None:
             v.books[index] = view
             v.raw_px[index] = mid
             v.account.mark(index, mid)
-        v._check_liquidation(ts)
+        v.check_liquidation_after_move(ts, index, old)
         self._collect()
 
     def freeze_book(self, index: int, ts: int) -> None:

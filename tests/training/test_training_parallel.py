@@ -1,0 +1,68 @@
+"""Thread-pool sizing (training.threads) and the process pool for independent tasks (training.parallel)."""
+
+from __future__ import annotations
+
+import os
+
+import numba
+import pytest
+import torch
+from threadpoolctl import threadpool_info
+from training_parallel_tasks import fail_on_two, report_threads
+
+from dea.errors import ConfigError
+from training.parallel import run_parallel
+from training.threads import limit_threads, worker_threads
+
+
+def test_worker_threads_share_the_cores():
+    assert worker_threads(2, 8) == 4
+    assert worker_threads(3, 8) == 2  # never more threads than cores in all
+    assert worker_threads(16, 2) == 1  # at least one each
+    assert worker_threads(1, 6) == 6
+    assert 1 <= worker_threads(1) <= (os.cpu_count() or 1)
+    with pytest.raises(ConfigError, match="workers"):
+        worker_threads(0, 4)
+    with pytest.raises(ConfigError, match="cores"):
+        worker_threads(2, 0)
+
+
+def test_limit_threads_sizes_every_pool_and_restores_them():
+    before = (torch.get_num_threads(), numba.get_num_threads(), os.environ.get("OPENBLAS_NUM_THREADS"))
+    native_before = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
+    with limit_threads(1) as sizes:
+        assert sizes.requested == 1
+        assert sizes.torch_intraop == torch.get_num_threads() == 1
+        assert sizes.numba == numba.get_num_threads() == 1
+        assert sizes.native and set(sizes.native.values()) == {1}
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert (torch.get_num_threads(), numba.get_num_threads(), os.environ.get("OPENBLAS_NUM_THREADS")) == before
+    assert {p["filepath"]: p["num_threads"] for p in threadpool_info()} == native_before
+    with pytest.raises(ConfigError, match="thread limit"):
+        limit_threads(0)
+
+
+def test_run_parallel_in_task_order_with_threads_limited_per_worker():
+    got = run_parallel(report_threads, [0, 1, 2, 3, 4], workers=2, cores=4)
+    assert [g[0] for g in got] == [0, 1, 4, 9, 16]
+    pids = {g[1] for g in got}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    # cores // workers = 2 threads in torch and OpenMP (this test process runs with 1), numba
+    # capped by the pool size the environment gave it
+    assert {g[2:] for g in got} == {(2, min(2, numba.config.NUMBA_NUM_THREADS), 2)}
+
+
+def test_run_parallel_in_process_when_one_worker():
+    got = run_parallel(report_threads, [3], workers=1)
+    assert got[0][0] == 9 and got[0][1] == os.getpid()
+    assert run_parallel(report_threads, [], workers=4) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_parallel_names_the_failing_task(workers: int):
+    with pytest.raises(ValueError, match="task 2 cannot be done") as err:
+        run_parallel(fail_on_two, [0, 1, 2, 3], workers=workers, cores=2)
+    assert any("task 2 (2)" in note for note in err.value.__notes__)
+    with pytest.raises(ConfigError, match="workers"):
+        run_parallel(fail_on_two, [0], workers=0)
