@@ -16,6 +16,7 @@ from typing import Any
 
 from dea.config.experiment import ExperimentConfig
 from dea.errors import ConfigError
+from dea.model_integrity import TrustPolicy
 from dea.timeutil import parse_duration, parse_timestamp
 from serving.exchanges.paper import PaperExchange
 from serving.hotswap import ModelSlot, ModelWatcher, file_probe, registry_probe
@@ -130,8 +131,11 @@ def _check_symbols(symbols: list[str], cfg: ExperimentConfig) -> None:
 
 
 def load_model(source: str, cfg: ExperimentConfig, spec: Any, tracking_uri: str | None) -> tuple[PolicyRunner, ModelSlot, ModelWatcher | None]:
-    runner = PolicyRunner.load(source, spec, tracking_uri=tracking_uri)
-    slot = ModelSlot(runner, lambda src: PolicyRunner.load(src, spec, tracking_uri=tracking_uri))
+    """Load and verify the model (digest, signature, contract) and set up hot swapping; every
+    replacement goes through the same verification before it may go live."""
+    trust = TrustPolicy.from_serving(cfg.serving)
+    runner = PolicyRunner.load(source, spec, tracking_uri=tracking_uri, trust=trust)
+    slot = ModelSlot(runner, lambda src: PolicyRunner.load(src, spec, tracking_uri=tracking_uri, trust=trust))
     watcher = None
     if cfg.serving.model_poll is not None:
         interval = parse_duration(cfg.serving.model_poll) / 1e9

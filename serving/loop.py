@@ -36,7 +36,7 @@ from dea.backtest.event import FundingEvent as BtFunding
 from dea.backtest.event import TradeEvent as BtTrade
 from dea.book.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 from dea.config.experiment import ExperimentConfig
-from dea.errors import DeaError, ModelError
+from dea.errors import DeaError, JournalError, ModelError
 from dea.execution.account import Account
 from dea.execution.fills import Fill
 from dea.execution.orders import Order, OrderSpec, generate_orders
@@ -48,7 +48,7 @@ from serving.books import OrderBooks
 from serving.events import BarEvent, BookMsg, ExogEvent, FundingEvent, MarkEvent, Tick
 from serving.exchanges.base import ExecFill, OrderAck
 from serving.hotswap import ModelSlot
-from serving.journal import FillRow, Journal, OrderRow
+from serving.journal import DecisionInputs, FillRow, Journal, OrderRow
 from serving.market_state import PanelRow, StreamingPanel
 from serving.observability import LoopMetrics
 from serving.runner import LiveSpec, PolicyRunner
@@ -107,7 +107,9 @@ class LoopSummary:
     model_swaps: int = 0
     reconciled: int = 0
     resent: int = 0
+    expired: int = 0
     halted: bool = False
+    stopped_by: str | None = None
     equity: float = math.nan
     first_decision: int | None = None
     last_decision: int | None = None
@@ -144,6 +146,8 @@ class LiveLoop:
         crash_hook: CrashHook | None = None,
         order_books: bool | None = None,
         trade_from: int | None = None,
+        allow_model_change: bool = False,
+        holder: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.instruments = tuple(cfg.data.instruments)
@@ -157,6 +161,19 @@ class LiveLoop:
         self._check_model(self.slot.current)
         self.exchange = exchange
         self.journal = journal
+        self.allow_model_change = allow_model_change
+        self.audit_vectors = cfg.serving.audit_inputs
+        self.order_ttl = None if cfg.serving.order_ttl is None else parse_duration(cfg.serving.order_ttl)
+        # single writer: take the journal's lease before writing anything (LeaseError if held)
+        self.lease_ttl = parse_duration(cfg.serving.lease_ttl)
+        self.holder = holder or default_holder()
+        if not journal.holds_lease:
+            journal.acquire_lease(self.holder, self.lease_ttl)
+        self._renew_every = self.lease_ttl / 3e9
+        self._renew_at = time.monotonic() + self._renew_every
+        #: set by a signal handler: finish the current event, then stop cleanly
+        self.stop_requested: str | None = None
+        self.equity_curve: list[float] = []
         self.metrics = metrics or LoopMetrics(self.symbols)
         self.hook = crash_hook
         self.panel = StreamingPanel(cfg.data, native_steps=native_steps)
@@ -211,7 +228,9 @@ class LiveLoop:
 
     # -- model -----------------------------------------------------------------------------------
     def _loader(self, source: str) -> PolicyRunner:
-        return PolicyRunner.load(source, self.spec)
+        from dea.model_integrity import TrustPolicy
+
+        return PolicyRunner.load(source, self.spec, trust=TrustPolicy.from_serving(self.cfg.serving))
 
     def _check_model(self, runner: PolicyRunner) -> None:
         from dea.onnx_contract import check_compatible
@@ -236,6 +255,7 @@ class LiveLoop:
             j.record_event("start", {"model": self.slot.current.describe(), "exchange": getattr(self.exchange, "name", "?")})
             self.metrics.set_model(self.slot.current.version, self.slot.current.source)
             return
+        self._check_model_change(st.model)
         self.initial_equity = float(st.meta.get("initial_equity", self.initial_equity))
         acc = Account(self.n, self.initial_equity)
         for e in j.ledger():
@@ -259,6 +279,50 @@ class LiveLoop:
         log.info("restart: %d decisions journaled, last at %s, %d open orders", st.decisions,
                  iso(st.last_decision_t) if st.last_decision_t else None, len(st.open_orders))
 
+    def _check_model_change(self, stored: dict[str, Any] | None) -> None:
+        """A restart must serve the model the journal was trading with (same SHA-256), unless the
+        operator says otherwise (``--allow-model-change``); the change is then journaled."""
+        cur = self.slot.current
+        old = (stored or {}).get("sha256")
+        if old is None or old == cur.sha256:
+            return
+        if not self.allow_model_change:
+            raise JournalError(
+                f"{self.journal.path}: journal was trading model {stored.get('source')} (version "
+                f"{stored.get('version')}, sha256 {old}); refusing to continue with {cur.source} (version "
+                f"{cur.version}, sha256 {cur.sha256}). Pass --allow-model-change to switch models on restart"
+            )
+        self.journal.record_event("model_change", {"from": stored, "to": cur.describe()})
+        self.journal.save_state("model", cur.describe())
+        log.warning("restart with a different model: %s -> %s (allowed)", old, cur.sha256)
+
+    def _resend_allowed(self, o: OrderRow, now: int) -> str | None:
+        """Why an order the venue never saw must not be re-sent now (None: re-send it).
+
+        Too old (``serving.order_ttl``), or the risk engine, re-run at current prices and equity
+        on a copy of its state (the live engine's state must not move), no longer allows the
+        exposure the order would create for its instrument."""
+        if self.order_ttl is not None and now - o.t_decision > self.order_ttl:
+            return f"older than serving.order_ttl ({(now - o.t_decision) / 1e9:.0f}s)"
+        import copy
+
+        acc = self.account
+        e = acc.equity()
+        prices = np.array(self.raw_px)
+        if not (math.isfinite(e) and e > 0 and math.isfinite(prices[o.index])):
+            return f"no finite equity/price for {o.instrument} at re-send time"
+        journaled = self.journal.decision_at(o.t_decision)
+        if journaled is None:
+            return "its decision is not in the journal"
+        wanted = np.array([math.nan if v is None else float(v) for v in journaled["allowed"]])
+        cur = acc.exposure(self.pend_q, e)
+        decision = copy.deepcopy(self.risk).apply(now, wanted, cur, e, prices=prices)
+        allowed = float(decision.exposure[o.index])
+        if decision.halted or abs(allowed - wanted[o.index]) > max(self.cfg.risk.no_trade_band, 1e-6):
+            return (f"risk at current prices and equity allows exposure {allowed:.4f} for {o.instrument}, "
+                    f"the decision wanted {wanted[o.index]:.4f}")
+        return None
+
     def reconcile(self, now: int) -> None:
         """Bring journal, mirror and venue into agreement (open orders, missed fills, positions)."""
         self._reconciled = True
@@ -276,6 +340,16 @@ class LiveLoop:
                 if o.status == "sent":
                     # the journal says it was accepted but the venue has no record: log it
                     self.journal.record_event("reconcile", {"order": cid, "problem": "venue has no record of a sent order"}, now)
+                why = self._resend_allowed(o, now)
+                if why is not None:
+                    if o.status == "sent":
+                        self.pend_q[o.index] -= o.qty
+                    self._open.pop(cid, None)
+                    self.journal.update_order(cid, "cancelled", reason=why)
+                    self.journal.record_event("order_expired", {"order": cid, "reason": why}, now)
+                    self.summary.expired += 1
+                    log.warning("restart: order %s not re-sent: %s", cid, why)
+                    continue
                 order = Order(o.instrument, o.index, o.qty, o.t_decision, o.t_due, o.price_ref, cid)
                 acks = self._submit([order], np.array(self.raw_px))
                 self.summary.resent += 1
@@ -302,6 +376,11 @@ class LiveLoop:
         step = self.step
         try:
             for ev in feed:
+                if self.stop_requested is not None:
+                    return self.shutdown(t_wall)
+                if time.monotonic() >= self._renew_at:
+                    self.journal.renew_lease(self.lease_ttl)  # LeaseError: lost it, stop trading
+                    self._renew_at = time.monotonic() + self._renew_every
                 av = ev.available_at
                 if self.next_t is None:  # no configured start: the first step boundary at/after the feed
                     self.next_t = -((-(av - self.panel.origin)) // step) * step + self.panel.origin
@@ -318,10 +397,35 @@ class LiveLoop:
                     return self._finish(t_wall)
             # a recorded feed ends: decide up to the end of the clock
             while self.clock_end is not None and self.next_t is not None and self.next_t <= self.clock_end:
+                if self.stop_requested is not None:
+                    return self.shutdown(t_wall)
                 self._decide(self.next_t, time.perf_counter_ns())
                 self.next_t += step
         finally:
             self.summary.events += n
+            self.journal.release_lease()  # stopped (cleanly or by an error): a standby may take over
+        return self._finish(t_wall)
+
+    def shutdown(self, t_wall: float) -> LoopSummary:
+        """Clean stop (SIGTERM/SIGINT): the current event is done and journaled; working orders are
+        left at the venue or cancelled (``serving.shutdown_orders``), the WAL is flushed."""
+        reason = self.stop_requested or "stop"
+        cancelled = 0
+        if self.cfg.serving.shutdown_orders == "cancel":
+            cancel = getattr(self.exchange, "cancel", None)
+            for cid, o in list(self._open.items()):
+                if o.status == "new" or cancel is None or cancel(cid, o.instrument):
+                    if o.status == "sent":
+                        self.pend_q[o.index] -= o.qty
+                    self._open.pop(cid)
+                    self.journal.update_order(cid, "cancelled", reason=f"shutdown ({reason})")
+                    cancelled += 1
+        self.journal.record_event("shutdown", {"signal": reason, "open_orders": len(self._open),
+                                               "cancelled": cancelled})
+        self.journal.checkpoint()
+        self.summary.stopped_by = reason
+        log.info("stopped by %s: %d open orders %s, %d cancelled", reason, len(self._open),
+                 "left at the venue", cancelled)
         return self._finish(t_wall)
 
     def _finish(self, t_wall: float) -> LoopSummary:
@@ -451,7 +555,11 @@ class LiveLoop:
         age = feature_age_ns(row.age, self.age_names)
         runner = self.slot.current
         t0 = time.perf_counter_ns()
+        state_in = None if runner._state_in is None else runner._state_in[0].copy()
         action, target, dispersion = self._target(runner, x, usable, cur, age)
+        model_out = target.copy() if action == "model" else None
+        if action == "model":
+            np.clip(target, -runner.caps, runner.caps, out=target)  # the caps the model was trained under
         if usable and self.monitors:
             for monitor in self.monitors:
                 action, target = monitor(t, x, action, target)
@@ -468,7 +576,9 @@ class LiveLoop:
             orders=rows,
             detail={"rules": [i.rule for i in decision.interventions], "age_ns": age, "halted": decision.halted},
             risk_state=self.risk.state_dict(),
+            inputs=self._audit(runner, x, cur, state_in, model_out) if usable else None,
         )
+        self.equity_curve.append(e)
         for r in rows:
             self._open[r.client_id] = r
         self._hook("after_journal", t)
@@ -484,6 +594,14 @@ class LiveLoop:
             self.metrics.halted.set(1)
             self.journal.record_event("kill_switch", {"reasons": [i.reason for i in decision.interventions]}, t)
             log.error("risk kill switch engaged at %s: trading halted (flat) until reset", iso(t))
+
+    def _audit(
+        self, runner: PolicyRunner, x: np.ndarray, cur: np.ndarray, state_in: np.ndarray | None, out: np.ndarray | None
+    ) -> DecisionInputs:
+        """Hash (and optionally keep) the exact float32 input the model saw: ``dea audit`` re-runs it."""
+        vec = model_input_vector(x, cur, state_in)
+        return DecisionInputs(input_hash(vec), runner.sha256, None if out is None else out.tolist(),
+                              {k: v.tolist() for k, v in vec.items()} if self.audit_vectors else None)
 
     def _target(
         self, runner: PolicyRunner, x: np.ndarray, usable: bool, cur: np.ndarray, age: float | None
@@ -654,8 +772,42 @@ class LiveLoop:
         return np.asarray(self._decision_ns, dtype=np.int64), np.asarray(self._event_ns, dtype=np.int64)
 
 
+def default_holder() -> str:
+    """Lease holder id: host, pid and a random part (two loops in one process differ)."""
+    import os
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def model_input_vector(features: np.ndarray, exposure: np.ndarray, state: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The model's inputs as float32, exactly as bound to the session."""
+    out = {"features": np.asarray(features, dtype=np.float32).ravel(),
+           "exposure": np.asarray(exposure, dtype=np.float32).ravel()}
+    if state is not None:
+        out["state"] = np.asarray(state, dtype=np.float32).ravel()
+    return out
+
+
+def input_hash(vec: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the named float32 arrays (name, length, little-endian bytes) in a fixed order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("features", "exposure", "state"):
+        a = vec.get(name)
+        if a is None:
+            continue
+        a = np.ascontiguousarray(a, dtype="<f4")
+        h.update(f"{name}:{a.size}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _opt(a: Any) -> np.ndarray | None:
     return None if a is None else np.asarray(a, dtype=np.float64).copy()
 
 
-__all__ = ["CrashHook", "LiveLoop", "LoopSummary", "feature_age_ns", "live_spec", "resolve_latency_ns"]
+__all__ = ["CrashHook", "LiveLoop", "LoopSummary", "default_holder", "feature_age_ns", "input_hash", "live_spec",
+           "model_input_vector", "resolve_latency_ns"]
