@@ -111,12 +111,40 @@ class LoopSummary:
     halted: bool = False
     stopped_by: str | None = None
     equity: float = math.nan
+    initial_equity: float = math.nan
+    pnl_pct: float = math.nan
+    sharpe: float | None = None  # annualised, over this run's decisions
+    costs: dict[str, float] = field(default_factory=dict)
     first_decision: int | None = None
     last_decision: int | None = None
     wall_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def report(self) -> str:
+        """The operator's summary in human units (ISO times, %, annualised Sharpe, costs)."""
+        def when(t: int | None) -> str:
+            return iso(t) if t is not None else "-"
+
+        costs = ", ".join(f"{k} {v:,.2f}" for k, v in self.costs.items()) or "-"
+        rules = ", ".join(f"{k} {v}" for k, v in sorted(self.interventions.items())) or "none"
+        falls = ", ".join(f"{k} {v}" for k, v in sorted(self.fallbacks.items())) or "none"
+        sharpe = "-" if self.sharpe is None else f"{self.sharpe:.2f}"
+        lines = [
+            f"period        {when(self.first_decision)} -> {when(self.last_decision)}",
+            f"decisions     {self.decisions} traded, {self.silent_decisions} replayed silently, "
+            f"{self.warmup_decisions} warm-up",
+            f"orders/fills  {self.orders} orders, {self.fills} fills, {self.resent} re-sent, {self.expired} expired",
+            f"equity        {self.equity:,.2f} (start {self.initial_equity:,.2f}, PnL {self.pnl_pct:+.3f} %)",
+            f"sharpe        {sharpe} (annualised)",
+            f"costs         {costs}",
+            f"interventions {rules}",
+            f"fallbacks     {falls}",
+            f"state         {'HALTED (kill switch)' if self.halted else 'running'}"
+            + (f", stopped by {self.stopped_by}" if self.stopped_by else "") + f", {self.events} events in {self.wall_s:.1f} s",
+        ]
+        return "\n".join(lines)
 
 
 class LiveLoop:
@@ -167,8 +195,6 @@ class LiveLoop:
         # single writer: take the journal's lease before writing anything (LeaseError if held)
         self.lease_ttl = parse_duration(cfg.serving.lease_ttl)
         self.holder = holder or default_holder()
-        if not journal.holds_lease:
-            journal.acquire_lease(self.holder, self.lease_ttl)
         self._renew_every = self.lease_ttl / 3e9
         self._renew_at = time.monotonic() + self._renew_every
         #: set by a signal handler: finish the current event, then stop cleanly
@@ -220,7 +246,15 @@ class LiveLoop:
         self._rate_t = time.perf_counter()
         self._rate_n = 0
         self._silent = False
-        self._restore()
+        took = not journal.holds_lease
+        if took:  # single writer: take the journal's lease before writing anything (LeaseError if held)
+            journal.acquire_lease(self.holder, self.lease_ttl)
+        try:
+            self._restore()
+        except BaseException:
+            if took:
+                journal.release_lease()
+            raise
         # a paper venue in a new process must see the replayed market to warm up (books, impact
         # estimates); it takes over the journal's account when the replay reaches the restart point
         self._venue_fresh = self.resume_after is not None and bool(getattr(exchange, "is_fresh", False))
@@ -432,6 +466,12 @@ class LiveLoop:
         s = self.summary
         s.wall_s += time.perf_counter() - t_wall
         s.equity = self.account.equity()
+        s.initial_equity = self.initial_equity
+        s.pnl_pct = (s.equity / self.initial_equity - 1.0) * 100.0
+        acc = self.account
+        s.costs = {"fees": sum(acc.fees), "spread": sum(acc.spread), "impact": sum(acc.impact),
+                   "funding": sum(acc.funding)}
+        s.sharpe = equity_sharpe(self.equity_curve, self.step)
         s.interventions = {k: v for k, v in self.risk.counts.items() if v}
         s.halted = self.risk.halted
         return s
@@ -770,6 +810,16 @@ class LiveLoop:
     def latencies(self) -> tuple[np.ndarray, np.ndarray]:
         """(decision, event->decision) latencies in ns, when ``keep_latencies`` was set."""
         return np.asarray(self._decision_ns, dtype=np.int64), np.asarray(self._event_ns, dtype=np.int64)
+
+
+def equity_sharpe(equity: Sequence[float], step_ns: int) -> float | None:
+    """Annualised Sharpe ratio of per-decision equity returns (None under 3 decisions)."""
+    from dea.sim.oracle import annualised_sharpe
+
+    if len(equity) < 3:
+        return None
+    e = np.asarray(equity, dtype=np.float64)
+    return annualised_sharpe(e[1:] / e[:-1] - 1.0, 365.25 * 86400e9 / step_ns)
 
 
 def default_holder() -> str:
