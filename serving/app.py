@@ -220,8 +220,7 @@ def run_serve(
             log.info("standby for journal %s: waiting for the primary's lease to expire", journal_path)
             if wait_for_lease(jr, holder, parse_duration(cfg.serving.lease_ttl), stop=stopping.event) is None:
                 return LoopSummary(stopped_by=stopping.reason or "stop")
-        else:
-            jr.acquire_lease(holder, parse_duration(cfg.serving.lease_ttl))  # refuses a second writer
+        # else: the loop takes the lease when it opens the journal (LeaseError: another writer)
         ex = build_exchange(exchange, cfg)
         metrics = LoopMetrics(cfg.data.symbols)
         port = metrics_port if metrics_port is not None else cfg.serving.metrics_port

@@ -336,8 +336,8 @@ class LiveLoop:
         Too old (``serving.order_ttl``), or the risk engine, re-run at current prices and equity
         on a copy of its state (the live engine's state must not move), no longer allows the
         exposure the order would create for its instrument."""
-        if self.order_ttl is not None and now - o.t_decision > self.order_ttl:
-            return f"older than serving.order_ttl ({(now - o.t_decision) / 1e9:.0f}s)"
+        if self.order_ttl is not None and now - o.t_decision >= self.order_ttl:  # 0s: never re-send
+            return f"older than serving.order_ttl (age {(now - o.t_decision) / 1e9:.0f}s)"
         import copy
 
         acc = self.account
