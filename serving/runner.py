@@ -31,6 +31,7 @@ from dea.onnx_contract import (
     OUTPUT_TARGET,
     PolicyMetadata,
     check_compatible,
+    session_props,
 )
 
 
@@ -96,7 +97,7 @@ class PolicyRunner:
         #: SHA-256 of the ONNX bytes the session was built from (the model's identity)
         self.sha256 = sha256
         #: |target| bounds from ``dea.exposure_caps`` (inf where the export recorded none)
-        self.caps = model_caps(metadata, source)
+        self.caps = np.array(metadata.cap_list(source))
         inputs = {i.name: i for i in session.get_inputs()}
         outputs = {o.name: o for o in session.get_outputs()}
         for required in (INPUT_FEATURES, INPUT_EXPOSURE):
@@ -186,7 +187,7 @@ class PolicyRunner:
             session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{source}: onnxruntime cannot load the model: {exc}") from None
-        meta = PolicyMetadata.from_props(custom_metadata(session, source), source)
+        meta = PolicyMetadata.from_props(session_props(session, source), source)
         if expect is not None:
             check_compatible(
                 meta,
@@ -279,35 +280,6 @@ class PolicyRunner:
             "recurrent": self.is_recurrent,
             "dispersion": self.dispersion is not None,
         }
-
-
-def custom_metadata(session: ort.InferenceSession, source: str) -> dict[str, str]:
-    """The model's metadata properties; bytes that are not UTF-8 are a :class:`ModelError`."""
-    try:
-        return dict(session.get_modelmeta().custom_metadata_map)
-    except UnicodeDecodeError as exc:
-        raise ModelError(f"{source}: model metadata is not valid UTF-8 ({exc}); the file is corrupt") from None
-
-
-def model_caps(metadata: PolicyMetadata, source: str) -> np.ndarray:
-    """Per-instrument |target| bound from ``dea.exposure_caps`` (inf where none is recorded).
-
-    The caps a model was trained under are part of its contract: the loop clips the model's
-    target to them (the risk engine's own caps apply after). A cap that is not a finite number
-    > 0 is a :class:`ModelError`, never a silent "no cap"."""
-    out = np.full(len(metadata.instruments), np.inf)
-    for j, sym in enumerate(metadata.instruments):
-        try:
-            cap = metadata.cap_for(sym)
-        except (TypeError, ValueError):
-            raise ModelError(f"{source}: dea.exposure_caps {metadata.exposure_caps!r} is not a number or "
-                             "{symbol: number} mapping") from None
-        if cap is None:
-            continue
-        if not (np.isfinite(cap) and cap > 0):
-            raise ModelError(f"{source}: dea.exposure_caps for {sym} is {cap}; must be a finite number > 0")
-        out[j] = cap
-    return out
 
 
 def _check_width(node: object, expected: int, meta_key: str, source: str) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from dea.errors import ModelError
 from dea.model_integrity import TAG_SHA256, TAG_SIGNATURE, ModelIdentity, read_manifest, sha256_hex, verify_model_bytes
-from dea.onnx_contract import PolicyMetadata
+from dea.onnx_contract import PolicyMetadata, session_props
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,7 @@ def read_metadata(onnx_path: str | Path) -> PolicyMetadata:
         sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise ModelError(f"{onnx_path}: cannot open as ONNX: {exc}") from None
-    try:
-        props = sess.get_modelmeta().custom_metadata_map
-    except UnicodeDecodeError as exc:
-        raise ModelError(f"{onnx_path}: model metadata is not valid UTF-8 ({exc}); the file is corrupt") from None
-    return PolicyMetadata.from_props(props, str(onnx_path))
+    return PolicyMetadata.from_props(session_props(sess, str(onnx_path)), str(onnx_path))
 
 
 def model_identity(onnx_path: Path) -> ModelIdentity:
