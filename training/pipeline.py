@@ -155,8 +155,9 @@ def fit_policy(
 
 
 def _prefix(c: Candidate, candidates: Sequence[Candidate]) -> str:
-    """MLflow metric prefix of a candidate's epochs ('' when there is one candidate)."""
-    return "" if len(candidates) == 1 else f"cand{candidates.index(c)}_"
+    """MLflow metric prefix of a candidate's epochs ('' for the configured model, listed first)."""
+    i = candidates.index(c)
+    return "" if i == 0 else f"cand{i}_"
 
 
 def _epoch_logger(tracker: Tracker, run_id: str, prefix: str = "") -> Callable[[str, int, dict[str, float]], None]:

@@ -211,6 +211,7 @@ def test_dea_export_run_rebuilds_from_what_dea_train_logs(store, tmp_path, repo_
     for src in raw["data"]["sources"]:
         src["options"] = dict(src["options"], n_steps=300)
     raw["tracking"] = {"experiment": "dea-test", "registered_model": "dea-sim-rebuilt"}
+    raw["model"]["base"]["vol_lookback"] = "6h"  # 300 hourly steps: the base's 30-day window would never warm up
     (tmp_path / "sim.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     cfg = load_config(tmp_path / "sim.yaml")
     fs = FeatureSet.from_config(cfg.features, cfg.data.symbols)

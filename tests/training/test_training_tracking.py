@@ -22,7 +22,7 @@ def tracked_run(tmp_path_factory):
     cfg = sim_experiment(
         n_steps=1500,
         model={"kind": "gru", "hidden": [8]},
-        training={"epochs": 2, "baselines": ["ridge"], "final_refit": False},
+        training={"epochs": 2, "baselines": ["ridge"], "final_refit": False, "candidates": [{}]},
         tracking={"enabled": True, "experiment": "dea-test", "registered_model": "dea-test-policy"},
     )
     result = train(cfg, tracking_uri=uri, out_dir=tmp / "out")
