@@ -12,7 +12,6 @@ the graph), ``exposure`` float32 [B, N], optional ``state_in`` [B, H]; outputs
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,33 +104,6 @@ class PolicyMetadata:
             v = caps.get(symbol)
             return None if v is None else float(v)
         return float(caps)
-
-    def cap_list(self, source: str = "<model>") -> list[float]:
-        """|target| bound per instrument, in order (inf where the export recorded none).
-
-        The caps a model was trained under are part of its contract: the live loop and the
-        backtest clip the model's target to them (the risk engine's caps apply after). A cap
-        that is not a finite number > 0 is a :class:`ModelError`, never a silent "no cap"."""
-        out = []
-        for sym in self.instruments:
-            try:
-                cap = self.cap_for(sym)
-            except (TypeError, ValueError):
-                raise ModelError(f"{source}: dea.exposure_caps {self.exposure_caps!r} is not a number or "
-                                 "{symbol: number} mapping") from None
-            if cap is not None and not (math.isfinite(cap) and cap > 0):
-                raise ModelError(f"{source}: dea.exposure_caps for {sym} is {cap}; must be a finite number > 0")
-            out.append(math.inf if cap is None else cap)
-        return out
-
-
-def session_props(session: Any, source: str = "<model>") -> dict[str, str]:
-    """An onnxruntime session's metadata properties; bytes that are not UTF-8 (a corrupt or
-    tampered file) are a :class:`ModelError`, not a raw ``UnicodeDecodeError``."""
-    try:
-        return dict(session.get_modelmeta().custom_metadata_map)
-    except UnicodeDecodeError as exc:
-        raise ModelError(f"{source}: model metadata is not valid UTF-8 ({exc}); the file is corrupt") from None
 
 
 def check_compatible(

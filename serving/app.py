@@ -16,7 +16,6 @@ from typing import Any
 
 from dea.config.experiment import ExperimentConfig
 from dea.errors import ConfigError
-from dea.model_integrity import TrustPolicy
 from dea.timeutil import parse_duration, parse_timestamp
 from serving.exchanges.paper import PaperExchange
 from serving.hotswap import ModelSlot, ModelWatcher, file_probe, registry_probe
@@ -131,11 +130,8 @@ def _check_symbols(symbols: list[str], cfg: ExperimentConfig) -> None:
 
 
 def load_model(source: str, cfg: ExperimentConfig, spec: Any, tracking_uri: str | None) -> tuple[PolicyRunner, ModelSlot, ModelWatcher | None]:
-    """Load and verify the model (digest, signature, contract) and set up hot swapping; every
-    replacement goes through the same verification before it may go live."""
-    trust = TrustPolicy.from_serving(cfg.serving)
-    runner = PolicyRunner.load(source, spec, tracking_uri=tracking_uri, trust=trust)
-    slot = ModelSlot(runner, lambda src: PolicyRunner.load(src, spec, tracking_uri=tracking_uri, trust=trust))
+    runner = PolicyRunner.load(source, spec, tracking_uri=tracking_uri)
+    slot = ModelSlot(runner, lambda src: PolicyRunner.load(src, spec, tracking_uri=tracking_uri))
     watcher = None
     if cfg.serving.model_poll is not None:
         interval = parse_duration(cfg.serving.model_poll) / 1e9
@@ -189,111 +185,42 @@ def run_serve(
     end: str | None = None,
     tracking_uri: str | None = None,
     metrics_port: int | None = None,
-    metrics_host: str | None = None,
-    standby: bool = False,
-    allow_model_change: bool = False,
-    on_loop: Any = None,
 ) -> LoopSummary:
-    """What ``dea serve`` does; returns the loop's summary.
-
-    ``standby``: wait until the journal's writer lease is free (the primary stopped or died),
-    then continue its session (restart protocol). SIGTERM/SIGINT (main thread only) finish the
-    current event and stop cleanly, also while a standby waits. ``on_loop(loop)`` is called once
-    the loop exists (tests)."""
+    """What ``dea serve`` does; returns the loop's summary."""
     from dea.features.featureset import FeatureSet
-    from serving.loop import default_holder
 
     fs = FeatureSet.from_config(cfg.features, cfg.data.symbols)
     spec = live_spec(cfg, fs)
     _, slot, watcher = load_model(model, cfg, spec, tracking_uri)
+    ex = build_exchange(exchange, cfg)
     journal_path = Path(journal) if journal else Path(cfg.serving.journal)
     t_start = parse_timestamp(start) if start else None
     t_end = parse_timestamp(end) if end else None
+    metrics = LoopMetrics(cfg.data.symbols)
+    port = metrics_port if metrics_port is not None else cfg.serving.metrics_port
+    server = metrics.serve(port) if port is not None else None
     sync = cfg.serving.journal_sync.upper()
-    jr = Journal(journal_path, synchronous=sync)
-    holder = default_holder()
-    stopping = _StopSignals()
-    with stopping:
-        if standby:
-            from serving.standby import wait_for_lease
-
-            log.info("standby for journal %s: waiting for the primary's lease to expire", journal_path)
-            if wait_for_lease(jr, holder, parse_duration(cfg.serving.lease_ttl), stop=stopping.event) is None:
-                return LoopSummary(stopped_by=stopping.reason or "stop")
-        # else: the loop takes the lease when it opens the journal (LeaseError: another writer)
-        ex = build_exchange(exchange, cfg)
-        metrics = LoopMetrics(cfg.data.symbols)
-        port = metrics_port if metrics_port is not None else cfg.serving.metrics_port
-        host = metrics_host or cfg.serving.metrics_host
-        server = metrics.serve(port, host) if port is not None else None
+    try:
+        if feed == "replay" or feed.startswith("replay:"):
+            events, kwargs = build_replay(feed, cfg, start=t_start, end=t_end)
+            loop = LiveLoop(cfg, slot, ex, Journal(journal_path, synchronous=sync), feature_set=fs, metrics=metrics,
+                            trade_from=t_start, **kwargs)
+            source = events(loop)
+        else:
+            loop = LiveLoop(cfg, slot, ex, Journal(journal_path, synchronous=sync), feature_set=fs, metrics=metrics)
+            source = build_live_feed(feed, cfg, loop)
+        guard_drift(loop, cfg, slot.current, metrics)
+        if watcher is not None:
+            watcher.start()
         try:
-            common = {"feature_set": fs, "metrics": metrics, "allow_model_change": allow_model_change, "holder": holder}
-            if feed == "replay" or feed.startswith("replay:"):
-                events, kwargs = build_replay(feed, cfg, start=t_start, end=t_end)
-                loop = LiveLoop(cfg, slot, ex, jr, trade_from=t_start, **common, **kwargs)
-                source = events(loop)
-            else:
-                loop = LiveLoop(cfg, slot, ex, jr, **common)
-                source = build_live_feed(feed, cfg, loop)
-            stopping.loop = loop
-            if on_loop is not None:
-                on_loop(loop)
-            cur = slot.current
-            log.info("serving model %s (registry version %s, sha256 %s) feed %s venue %s journal %s metrics %s",
-                     cur.metadata.model_name or cur.source, cur.version, cur.sha256, feed, exchange, journal_path,
-                     f"http://{host}:{port}/metrics" if port is not None else "off")
-            guard_drift(loop, cfg, slot.current, metrics)
-            if watcher is not None:
-                watcher.start()
-            try:
-                return loop.run(source, max_events=max_events)
-            finally:
-                stop = getattr(source, "stop", None)
-                if stop is not None:
-                    stop()
+            return loop.run(source, max_events=max_events)
         finally:
-            jr.release_lease()
-            if watcher is not None:
-                watcher.stop()
-            if server is not None:
-                server.shutdown()
-            ex.close()
-
-
-class _StopSignals:
-    """SIGTERM/SIGINT -> a stop request (no KeyboardInterrupt in the middle of a journal commit).
-
-    Installed only in the main thread (signal handlers cannot be set elsewhere); the previous
-    handlers are restored on exit."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.event = threading.Event()
-        self.reason: str | None = None
-        self.loop: LiveLoop | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        import signal
-
-        self.reason = signal.Signals(signum).name
-        self.event.set()
-        if self.loop is not None:
-            self.loop.stop_requested = self.reason
-        log.warning("%s received: finishing the current event, then stopping", self.reason)
-
-    def __enter__(self) -> _StopSignals:
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        import signal
-
-        for sig, prev in self._previous.items():
-            signal.signal(sig, prev)
+            stop = getattr(source, "stop", None)
+            if stop is not None:
+                stop()
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        if server is not None:
+            server.shutdown()
+        ex.close()

@@ -69,8 +69,7 @@ class ModelSlot:
         with self._lock:
             self._pending = runner
             self.outcomes.append(SwapOutcome(source, True, runner.version, None, time.perf_counter() - t0))
-        log.info("model %s (version %s, sha256 %s) loaded and verified; swapping at the next decision", source,
-                 runner.version, runner.sha256)
+        log.info("model %s (version %s) loaded and verified; swapping at the next decision", source, runner.version)
 
     def _failed(self, source: str, error: str, t0: float) -> None:
         with self._lock:

@@ -96,46 +96,9 @@ CREATE TABLE IF NOT EXISTS guard_events (
     detail TEXT NOT NULL,
     written_ns INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS decision_inputs (
-    t_ns INTEGER PRIMARY KEY,
-    input_sha256 TEXT NOT NULL,
-    model_sha256 TEXT,
-    model_output TEXT,
-    vector TEXT
-);
-CREATE TABLE IF NOT EXISTS lease (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    holder TEXT NOT NULL,
-    epoch INTEGER NOT NULL,
-    heartbeat_ns INTEGER NOT NULL,
-    expires_ns INTEGER NOT NULL
-);
 """
 
 OPEN_STATUSES = ("new", "sent")
-
-
-class LeaseError(JournalError):
-    """Another process holds (or took over) the journal's writer lease: this one must not trade."""
-
-
-@dataclass(frozen=True)
-class Lease:
-    holder: str
-    epoch: int
-    heartbeat_ns: int
-    expires_ns: int
-
-
-@dataclass(frozen=True)
-class DecisionInputs:
-    """The audit record of one decision: the hash of the exact model input (features, exposure,
-    recurrent state as float32), the model's digest and raw output, optionally the vector."""
-
-    input_sha256: str
-    model_sha256: str | None
-    model_output: Sequence[float] | None = None
-    vector: Mapping[str, Sequence[float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -230,7 +193,6 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{self.path}: not a usable SQLite journal: {exc}") from None
         self._lock = threading.Lock()
-        self._lease: Lease | None = None  # set while this process holds the writer lease
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
@@ -243,7 +205,6 @@ class Journal:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._fence()
                 counts = [self._db.execute(sql, args).rowcount for sql, args in statements]
                 self._db.execute("COMMIT")
                 return counts
@@ -251,83 +212,6 @@ class Journal:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-
-    def _fence(self) -> None:
-        """Inside a write transaction: a process that lost its lease writes nothing (fencing)."""
-        mine = self._lease
-        if mine is None:
-            return
-        row = self._db.execute("SELECT holder, epoch FROM lease WHERE id=1").fetchone()
-        if row is None or row[0] != mine.holder or int(row[1]) != mine.epoch:
-            self._lease = None
-            raise LeaseError(f"{self.path}: writer lease lost to {row[0] if row else 'nobody'!r}; "
-                             "this process must stop trading")
-
-    # -- writer lease ------------------------------------------------------------------------------
-    def lease(self) -> Lease | None:
-        rows = self._query("SELECT holder, epoch, heartbeat_ns, expires_ns FROM lease WHERE id=1")
-        return Lease(rows[0][0], int(rows[0][1]), int(rows[0][2]), int(rows[0][3])) if rows else None
-
-    @property
-    def holds_lease(self) -> bool:
-        return self._lease is not None
-
-    def acquire_lease(self, holder: str, ttl_ns: int, *, now_ns: int | None = None) -> Lease:
-        """Take the single-writer lease atomically (BEGIN IMMEDIATE: one taker wins).
-
-        Raises :class:`LeaseError` when another holder's lease has not expired. A new epoch is
-        written on every take-over, so the previous holder's later writes are refused."""
-        now = time.time_ns() if now_ns is None else int(now_ns)
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                row = self._db.execute("SELECT holder, epoch, expires_ns FROM lease WHERE id=1").fetchone()
-                if row is not None and row[0] != holder and int(row[2]) > now:
-                    self._db.execute("ROLLBACK")
-                    raise LeaseError(
-                        f"{self.path}: journal is held by {row[0]!r} (lease expires in "
-                        f"{(int(row[2]) - now) / 1e9:.1f}s): another `dea serve` is trading on it; "
-                        "start this one with --standby to take over when it stops"
-                    )
-                epoch = (int(row[1]) if row is not None else 0) + 1
-                self._db.execute(
-                    "INSERT INTO lease(id, holder, epoch, heartbeat_ns, expires_ns) VALUES(1,?,?,?,?) "
-                    "ON CONFLICT(id) DO UPDATE SET holder=excluded.holder, epoch=excluded.epoch, "
-                    "heartbeat_ns=excluded.heartbeat_ns, expires_ns=excluded.expires_ns",
-                    (holder, epoch, now, now + int(ttl_ns)),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._lease = Lease(holder, epoch, now, now + int(ttl_ns))
-            return self._lease
-
-    def renew_lease(self, ttl_ns: int, *, now_ns: int | None = None) -> Lease:
-        """Heartbeat: push the expiry forward (raises :class:`LeaseError` if the lease was lost)."""
-        mine = self._lease
-        if mine is None:
-            raise LeaseError(f"{self.path}: this process holds no writer lease")
-        now = time.time_ns() if now_ns is None else int(now_ns)
-        self._tx([("UPDATE lease SET heartbeat_ns=?, expires_ns=? WHERE id=1", (now, now + int(ttl_ns)))])
-        self._lease = Lease(mine.holder, mine.epoch, now, now + int(ttl_ns))
-        return self._lease
-
-    def release_lease(self) -> None:
-        """Clean stop: expire the lease now so a standby takes over at once."""
-        if self._lease is None:
-            return
-        try:
-            self._tx([("UPDATE lease SET expires_ns=? WHERE id=1", (time.time_ns(),))])
-        except LeaseError:
-            pass
-        self._lease = None
-
-    def checkpoint(self) -> None:
-        """Flush the WAL into the database file (clean shutdown)."""
-        with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -367,9 +251,8 @@ class Journal:
         orders: Sequence[OrderRow],
         detail: Mapping[str, Any] | None = None,
         risk_state: Mapping[str, Any] | None = None,
-        inputs: DecisionInputs | None = None,
     ) -> None:
-        """Commit a decision, its new orders, the risk state and its audit inputs in ONE transaction."""
+        """Commit a decision, its new orders and the risk state in ONE transaction."""
         now = time.time_ns()
         stmts: list[tuple[str, Sequence[Any]]] = [
             (
@@ -390,13 +273,6 @@ class Journal:
             )
         if risk_state is not None:
             stmts.append(self._state_stmt("risk", risk_state, now))
-        if inputs is not None:
-            stmts.append((
-                "INSERT INTO decision_inputs(t_ns, input_sha256, model_sha256, model_output, vector) VALUES(?,?,?,?,?)",
-                (int(t_ns), inputs.input_sha256, inputs.model_sha256,
-                 None if inputs.model_output is None else _dumps(_clean(inputs.model_output)),
-                 None if inputs.vector is None else _dumps({k: list(v) for k, v in inputs.vector.items()})),
-            ))
         try:
             self._tx(stmts)
         except sqlite3.IntegrityError as exc:
@@ -424,7 +300,6 @@ class Journal:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._fence()
                 cur = self._db.execute(
                     "INSERT OR IGNORE INTO ledger(kind, fill_id, client_id, ts, instrument, idx, qty, price, fee, spread, "
                     "impact, amount, liquidation) VALUES('fill',?,?,?,?,?,?,?,?,?,?,0,?)",
@@ -560,30 +435,6 @@ class Journal:
         return [
             {"t_ns": r[0], "model_version": r[1], "action": r[2], "target": json.loads(r[3]),
              "allowed": json.loads(r[4]), "equity": r[5], "detail": json.loads(r[6] or "{}")}
-            for r in rows
-        ]
-
-    def decision_at(self, t_ns: int) -> dict[str, Any] | None:
-        rows = self._query("SELECT t_ns, action, target, allowed FROM decisions WHERE t_ns=?", (int(t_ns),))
-        if not rows:
-            return None
-        r = rows[0]
-        return {"t_ns": r[0], "action": r[1], "target": json.loads(r[2]), "allowed": json.loads(r[3])}
-
-    def last_decision_t(self) -> int | None:
-        """Cheap poll for a standby following the primary."""
-        return self._query("SELECT MAX(t_ns) FROM decisions")[0][0]
-
-    def decision_inputs(self) -> list[dict[str, Any]]:
-        """Audit records joined with their decisions, in time order (``dea audit``)."""
-        rows = self._query(
-            "SELECT d.t_ns, d.action, d.target, d.model_version, i.input_sha256, i.model_sha256, i.model_output, "
-            "i.vector FROM decisions d JOIN decision_inputs i ON i.t_ns = d.t_ns ORDER BY d.t_ns"
-        )
-        return [
-            {"t_ns": r[0], "action": r[1], "target": json.loads(r[2]), "model_version": r[3], "input_sha256": r[4],
-             "model_sha256": r[5], "model_output": None if r[6] is None else json.loads(r[6]),
-             "vector": None if r[7] is None else json.loads(r[7])}
             for r in rows
         ]
 

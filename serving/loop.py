@@ -36,7 +36,7 @@ from dea.backtest.event import FundingEvent as BtFunding
 from dea.backtest.event import TradeEvent as BtTrade
 from dea.book.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 from dea.config.experiment import ExperimentConfig
-from dea.errors import DeaError, JournalError, MissingFundingError, ModelError
+from dea.errors import DeaError, MissingFundingError, ModelError
 from dea.execution.account import Account
 from dea.execution.fills import Fill
 from dea.execution.orders import Order, OrderSpec, generate_orders
@@ -50,7 +50,7 @@ from serving.events import BarEvent, BookMsg, ExogEvent, FundingEvent, FundingRa
 from serving.exchanges.base import ExecFill, OrderAck
 from serving.funding import FundingTracker, FundingWatch
 from serving.hotswap import ModelSlot
-from serving.journal import DecisionInputs, FillRow, Journal, OrderRow
+from serving.journal import FillRow, Journal, OrderRow
 from serving.market_state import PanelRow, StreamingPanel
 from serving.observability import LoopMetrics
 from serving.runner import LiveSpec, PolicyRunner
@@ -110,44 +110,14 @@ class LoopSummary:
     model_swaps: int = 0
     reconciled: int = 0
     resent: int = 0
-    expired: int = 0
     halted: bool = False
-    stopped_by: str | None = None
     equity: float = math.nan
-    initial_equity: float = math.nan
-    pnl_pct: float = math.nan
-    sharpe: float | None = None  # annualised, over this run's decisions
-    costs: dict[str, float] = field(default_factory=dict)
     first_decision: int | None = None
     last_decision: int | None = None
     wall_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-    def report(self) -> str:
-        """The operator's summary in human units (ISO times, %, annualised Sharpe, costs)."""
-        def when(t: int | None) -> str:
-            return iso(t) if t is not None else "-"
-
-        costs = ", ".join(f"{k} {v:,.2f}" for k, v in self.costs.items()) or "-"
-        rules = ", ".join(f"{k} {v}" for k, v in sorted(self.interventions.items())) or "none"
-        falls = ", ".join(f"{k} {v}" for k, v in sorted(self.fallbacks.items())) or "none"
-        sharpe = "-" if self.sharpe is None else f"{self.sharpe:.2f}"
-        lines = [
-            f"period        {when(self.first_decision)} -> {when(self.last_decision)}",
-            f"decisions     {self.decisions} traded, {self.silent_decisions} replayed silently, "
-            f"{self.warmup_decisions} warm-up",
-            f"orders/fills  {self.orders} orders, {self.fills} fills, {self.resent} re-sent, {self.expired} expired",
-            f"equity        {self.equity:,.2f} (start {self.initial_equity:,.2f}, PnL {self.pnl_pct:+.3f} %)",
-            f"sharpe        {sharpe} (annualised)",
-            f"costs         {costs}",
-            f"interventions {rules}",
-            f"fallbacks     {falls}",
-            f"state         {'HALTED (kill switch)' if self.halted else 'running'}"
-            + (f", stopped by {self.stopped_by}" if self.stopped_by else "") + f", {self.events} events in {self.wall_s:.1f} s",
-        ]
-        return "\n".join(lines)
 
 
 class LiveLoop:
@@ -180,8 +150,6 @@ class LiveLoop:
         order_books: bool | None = None,
         trade_from: int | None = None,
         clock: Callable[[], int] | None = None,
-        allow_model_change: bool = False,
-        holder: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.instruments = tuple(cfg.data.instruments)
@@ -195,17 +163,6 @@ class LiveLoop:
         self._check_model(self.slot.current)
         self.exchange = exchange
         self.journal = journal
-        self.allow_model_change = allow_model_change
-        self.audit_vectors = cfg.serving.audit_inputs
-        self.order_ttl = None if cfg.serving.order_ttl is None else parse_duration(cfg.serving.order_ttl)
-        # single writer: take the journal's lease before writing anything (LeaseError if held)
-        self.lease_ttl = parse_duration(cfg.serving.lease_ttl)
-        self.holder = holder or default_holder()
-        self._renew_every = self.lease_ttl / 3e9
-        self._renew_at = time.monotonic() + self._renew_every
-        #: set by a signal handler: finish the current event, then stop cleanly
-        self.stop_requested: str | None = None
-        self.equity_curve: list[float] = []
         self.metrics = metrics or LoopMetrics(self.symbols)
         self.hook = crash_hook
         self.panel = StreamingPanel(cfg.data, native_steps=native_steps)
@@ -263,15 +220,7 @@ class LiveLoop:
         self._rate_t = time.perf_counter()
         self._rate_n = 0
         self._silent = False
-        took = not journal.holds_lease
-        if took:  # single writer: take the journal's lease before writing anything (LeaseError if held)
-            journal.acquire_lease(self.holder, self.lease_ttl)
-        try:
-            self._restore()
-        except BaseException:
-            if took:
-                journal.release_lease()
-            raise
+        self._restore()
         # a paper venue in a new process must see the replayed market to warm up (books, impact
         # estimates); it takes over the journal's account when the replay reaches the restart point
         self._venue_fresh = self.resume_after is not None and bool(getattr(exchange, "is_fresh", False))
@@ -279,9 +228,7 @@ class LiveLoop:
 
     # -- model -----------------------------------------------------------------------------------
     def _loader(self, source: str) -> PolicyRunner:
-        from dea.model_integrity import TrustPolicy
-
-        return PolicyRunner.load(source, self.spec, trust=TrustPolicy.from_serving(self.cfg.serving))
+        return PolicyRunner.load(source, self.spec)
 
     def _check_model(self, runner: PolicyRunner) -> None:
         from dea.onnx_contract import check_compatible
@@ -306,7 +253,6 @@ class LiveLoop:
             j.record_event("start", {"model": self.slot.current.describe(), "exchange": getattr(self.exchange, "name", "?")})
             self.metrics.set_model(self.slot.current.version, self.slot.current.source)
             return
-        self._check_model_change(st.model)
         self.initial_equity = float(st.meta.get("initial_equity", self.initial_equity))
         acc = Account(self.n, self.initial_equity)
         for e in j.ledger():
@@ -330,50 +276,6 @@ class LiveLoop:
         log.info("restart: %d decisions journaled, last at %s, %d open orders", st.decisions,
                  iso(st.last_decision_t) if st.last_decision_t else None, len(st.open_orders))
 
-    def _check_model_change(self, stored: dict[str, Any] | None) -> None:
-        """A restart must serve the model the journal was trading with (same SHA-256), unless the
-        operator says otherwise (``--allow-model-change``); the change is then journaled."""
-        cur = self.slot.current
-        old = (stored or {}).get("sha256")
-        if old is None or old == cur.sha256:
-            return
-        if not self.allow_model_change:
-            raise JournalError(
-                f"{self.journal.path}: journal was trading model {stored.get('source')} (version "
-                f"{stored.get('version')}, sha256 {old}); refusing to continue with {cur.source} (version "
-                f"{cur.version}, sha256 {cur.sha256}). Pass --allow-model-change to switch models on restart"
-            )
-        self.journal.record_event("model_change", {"from": stored, "to": cur.describe()})
-        self.journal.save_state("model", cur.describe())
-        log.warning("restart with a different model: %s -> %s (allowed)", old, cur.sha256)
-
-    def _resend_allowed(self, o: OrderRow, now: int) -> str | None:
-        """Why an order the venue never saw must not be re-sent now (None: re-send it).
-
-        Too old (``serving.order_ttl``), or the risk engine, re-run at current prices and equity
-        on a copy of its state (the live engine's state must not move), no longer allows the
-        exposure the order would create for its instrument."""
-        if self.order_ttl is not None and now - o.t_decision >= self.order_ttl:  # 0s: never re-send
-            return f"older than serving.order_ttl (age {(now - o.t_decision) / 1e9:.0f}s)"
-        import copy
-
-        acc = self.account
-        e = acc.equity()
-        prices = np.array(self.raw_px)
-        if not (math.isfinite(e) and e > 0 and math.isfinite(prices[o.index])):
-            return f"no finite equity/price for {o.instrument} at re-send time"
-        journaled = self.journal.decision_at(o.t_decision)
-        if journaled is None:
-            return "its decision is not in the journal"
-        wanted = np.array([math.nan if v is None else float(v) for v in journaled["allowed"]])
-        cur = acc.exposure(self.pend_q, e)
-        decision = copy.deepcopy(self.risk).apply(now, wanted, cur, e, prices=prices)
-        allowed = float(decision.exposure[o.index])
-        if decision.halted or abs(allowed - wanted[o.index]) > max(self.cfg.risk.no_trade_band, 1e-6):
-            return (f"risk at current prices and equity allows exposure {allowed:.4f} for {o.instrument}, "
-                    f"the decision wanted {wanted[o.index]:.4f}")
-        return None
-
     def reconcile(self, now: int) -> None:
         """Bring journal, mirror and venue into agreement (open orders, missed fills, positions)."""
         self._reconciled = True
@@ -391,16 +293,6 @@ class LiveLoop:
                 if o.status == "sent":
                     # the journal says it was accepted but the venue has no record: log it
                     self.journal.record_event("reconcile", {"order": cid, "problem": "venue has no record of a sent order"}, now)
-                why = self._resend_allowed(o, now)
-                if why is not None:
-                    if o.status == "sent":
-                        self.pend_q[o.index] -= o.qty
-                    self._open.pop(cid, None)
-                    self.journal.update_order(cid, "cancelled", reason=why)
-                    self.journal.record_event("order_expired", {"order": cid, "reason": why}, now)
-                    self.summary.expired += 1
-                    log.warning("restart: order %s not re-sent: %s", cid, why)
-                    continue
                 order = Order(o.instrument, o.index, o.qty, o.t_decision, o.t_due, o.price_ref, cid)
                 acks = self._submit([order], np.array(self.raw_px))
                 self.summary.resent += 1
@@ -428,11 +320,6 @@ class LiveLoop:
         try:
             guard = self.guard
             for ev in feed:
-                if self.stop_requested is not None:
-                    return self.shutdown(t_wall)
-                if time.monotonic() >= self._renew_at:
-                    self.journal.renew_lease(self.lease_ttl)  # LeaseError: lost it, stop trading
-                    self._renew_at = time.monotonic() + self._renew_every
                 av = ev.available_at
                 if guard.enabled and guard.future(av):
                     # a stamp beyond the local clock must not move the decision clock (it would
@@ -457,47 +344,16 @@ class LiveLoop:
                     return self._finish(t_wall)
             # a recorded feed ends: decide up to the end of the clock
             while self.clock_end is not None and self.next_t is not None and self.next_t <= self.clock_end:
-                if self.stop_requested is not None:
-                    return self.shutdown(t_wall)
                 self._decide(self.next_t, time.perf_counter_ns())
                 self.next_t += step
         finally:
             self.summary.events += n
-            self.journal.release_lease()  # stopped (cleanly or by an error): a standby may take over
-        return self._finish(t_wall)
-
-    def shutdown(self, t_wall: float) -> LoopSummary:
-        """Clean stop (SIGTERM/SIGINT): the current event is done and journaled; working orders are
-        left at the venue or cancelled (``serving.shutdown_orders``), the WAL is flushed."""
-        reason = self.stop_requested or "stop"
-        cancelled = 0
-        if self.cfg.serving.shutdown_orders == "cancel":
-            cancel = getattr(self.exchange, "cancel", None)
-            for cid, o in list(self._open.items()):
-                if o.status == "new" or cancel is None or cancel(cid, o.instrument):
-                    if o.status == "sent":
-                        self.pend_q[o.index] -= o.qty
-                    self._open.pop(cid)
-                    self.journal.update_order(cid, "cancelled", reason=f"shutdown ({reason})")
-                    cancelled += 1
-        self.journal.record_event("shutdown", {"signal": reason, "open_orders": len(self._open),
-                                               "cancelled": cancelled})
-        self.journal.checkpoint()
-        self.summary.stopped_by = reason
-        log.info("stopped by %s: %d open orders %s, %d cancelled", reason, len(self._open),
-                 "left at the venue", cancelled)
         return self._finish(t_wall)
 
     def _finish(self, t_wall: float) -> LoopSummary:
         s = self.summary
         s.wall_s += time.perf_counter() - t_wall
         s.equity = self.account.equity()
-        s.initial_equity = self.initial_equity
-        s.pnl_pct = (s.equity / self.initial_equity - 1.0) * 100.0
-        acc = self.account
-        s.costs = {"fees": sum(acc.fees), "spread": sum(acc.spread), "impact": sum(acc.impact),
-                   "funding": sum(acc.funding)}
-        s.sharpe = equity_sharpe(self.equity_curve, self.step)
         s.interventions = {k: v for k, v in self.risk.counts.items() if v}
         s.halted = self.risk.halted
         return s
@@ -680,8 +536,6 @@ class LiveLoop:
         runner = self.slot.current
         t0 = time.perf_counter_ns()
         e_orders = e
-        state_in = None if runner._state_in is None else runner._state_in[0].copy()
-        model_out = None
         if not e - e == 0.0:  # inf/NaN equity: de-risk (flatten) and halt, never an exception out of the loop
             action, target, decision = self._equity_halt(t, e)
             cur = np.zeros(self.n)
@@ -689,9 +543,6 @@ class LiveLoop:
         else:
             cur = acc.exposure(self.pend_q, e)
             action, target, dispersion = self._target(runner, x, usable, cur, age)
-            model_out = target.copy() if action == "model" else None
-            if action == "model":
-                np.clip(target, -runner.caps, runner.caps, out=target)  # the caps the model was trained under
             if usable and self.monitors:
                 for monitor in self.monitors:
                     action, target = monitor(t, x, action, target)
@@ -711,9 +562,7 @@ class LiveLoop:
             detail={"rules": [i.rule for i in decision.interventions], "age_ns": age, "halted": decision.halted,
                     **({"halt_reason": self._halt_reason} if decision.halted and self._halt_reason else {})},
             risk_state=self.risk.state_dict(),
-            inputs=self._audit(runner, x, cur, state_in, model_out) if usable else None,
         )
-        self.equity_curve.append(e)
         for r in rows:
             self._open[r.client_id] = r
         self._hook("after_journal", t)
@@ -751,14 +600,6 @@ class LiveLoop:
         self._guard_pending.clear()
         zeros = np.zeros(self.n)
         return "halt:equity_not_finite", zeros, RiskDecision(zeros, (), True)
-
-    def _audit(
-        self, runner: PolicyRunner, x: np.ndarray, cur: np.ndarray, state_in: np.ndarray | None, out: np.ndarray | None
-    ) -> DecisionInputs:
-        """Hash (and optionally keep) the exact float32 input the model saw: ``dea audit`` re-runs it."""
-        vec = model_input_vector(x, cur, state_in)
-        return DecisionInputs(input_hash(vec), runner.sha256, None if out is None else out.tolist(),
-                              {k: v.tolist() for k, v in vec.items()} if self.audit_vectors else None)
 
     def _target(
         self, runner: PolicyRunner, x: np.ndarray, usable: bool, cur: np.ndarray, age: float | None
@@ -946,52 +787,8 @@ class LiveLoop:
         return np.asarray(self._decision_ns, dtype=np.int64), np.asarray(self._event_ns, dtype=np.int64)
 
 
-def equity_sharpe(equity: Sequence[float], step_ns: int) -> float | None:
-    """Annualised Sharpe ratio of per-decision equity returns (None under 3 decisions)."""
-    from dea.sim.oracle import annualised_sharpe
-
-    if len(equity) < 3:
-        return None
-    e = np.asarray(equity, dtype=np.float64)
-    return annualised_sharpe(e[1:] / e[:-1] - 1.0, 365.25 * 86400e9 / step_ns)
-
-
-def default_holder() -> str:
-    """Lease holder id: host, pid and a random part (two loops in one process differ)."""
-    import os
-    import socket
-    import uuid
-
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def model_input_vector(features: np.ndarray, exposure: np.ndarray, state: np.ndarray | None) -> dict[str, np.ndarray]:
-    """The model's inputs as float32, exactly as bound to the session."""
-    out = {"features": np.asarray(features, dtype=np.float32).ravel(),
-           "exposure": np.asarray(exposure, dtype=np.float32).ravel()}
-    if state is not None:
-        out["state"] = np.asarray(state, dtype=np.float32).ravel()
-    return out
-
-
-def input_hash(vec: dict[str, np.ndarray]) -> str:
-    """SHA-256 over the named float32 arrays (name, length, little-endian bytes) in a fixed order."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in ("features", "exposure", "state"):
-        a = vec.get(name)
-        if a is None:
-            continue
-        a = np.ascontiguousarray(a, dtype="<f4")
-        h.update(f"{name}:{a.size}\0".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def _opt(a: Any) -> np.ndarray | None:
     return None if a is None else np.asarray(a, dtype=np.float64).copy()
 
 
-__all__ = ["CrashHook", "LiveLoop", "LoopSummary", "default_holder", "feature_age_ns", "input_hash", "live_spec",
-           "model_input_vector", "resolve_latency_ns"]
+__all__ = ["CrashHook", "LiveLoop", "LoopSummary", "feature_age_ns", "live_spec", "resolve_latency_ns"]

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dea.errors import ModelError
-from dea.model_integrity import TAG_SHA256, TAG_SIGNATURE, ModelIdentity
 
 REGISTRY_PREFIXES = ("models:/", "runs:/")
 
@@ -28,7 +27,6 @@ class ResolvedModel:
     uri: str
     path: Path
     version: str | None  # registry version when it came from the registry
-    claims: tuple[ModelIdentity, ...] = ()  # the registry's digest/signature tags for that version
 
 
 @dataclass(frozen=True)
@@ -115,24 +113,7 @@ def resolve_model(source: str, *, tracking_uri: str | None = None, cache_dir: st
                 shutil.rmtree(staging, ignore_errors=True)
         onnx_file = _find_onnx(target)
         assert onnx_file is not None
-    claims = registry_claims(ref.name, version, tracking_uri=tracking_uri) if ref is not None and version else ()
-    return ResolvedModel(source, onnx_file, version, claims)
-
-
-def registry_claims(name: str, version: str, *, tracking_uri: str | None = None) -> tuple[ModelIdentity, ...]:
-    """The digest (and signature) the registry recorded for ``name`` version ``version``.
-
-    Read at every load, never from the download cache: the cache folder is a local file an
-    attacker could change, the registry's tag is what registration wrote. A version registered
-    before digests existed has no tag (nothing to check unless ``serving.require_digest``)."""
-    try:
-        tags = dict(_client(tracking_uri).get_model_version(name, version).tags or {})
-    except Exception as exc:  # MlflowException or a transport error
-        raise ModelError(f"registry: cannot read the tags of {name} version {version}: {exc}") from None
-    digest = tags.get(TAG_SHA256)
-    if not digest:
-        return ()
-    return (ModelIdentity(str(digest).lower(), tags.get(TAG_SIGNATURE) or None, origin=f"registry {name} v{version}"),)
+    return ResolvedModel(source, onnx_file, version)
 
 
 def _find_onnx(folder: Path) -> Path | None:

@@ -21,7 +21,6 @@ import numpy as np
 import onnxruntime as ort
 
 from dea.errors import ModelError
-from dea.model_integrity import ModelIdentity, TrustPolicy, read_manifest, verify_model_bytes
 from dea.onnx_contract import (
     INPUT_EXPOSURE,
     INPUT_FEATURES,
@@ -31,7 +30,6 @@ from dea.onnx_contract import (
     OUTPUT_TARGET,
     PolicyMetadata,
     check_compatible,
-    session_props,
 )
 
 
@@ -81,23 +79,12 @@ class PolicyRunner:
     ``state_in`` after each step); :meth:`reset_state` zeroes it.
     """
 
-    def __init__(
-        self,
-        session: ort.InferenceSession,
-        metadata: PolicyMetadata,
-        source: str,
-        version: str | None = None,
-        sha256: str | None = None,
-    ) -> None:
+    def __init__(self, session: ort.InferenceSession, metadata: PolicyMetadata, source: str, version: str | None = None) -> None:
         self.session = session
         self.metadata = metadata
         self.source = source
         #: registry version when loaded from the registry, else the exported model_version
         self.version = version or metadata.model_version
-        #: SHA-256 of the ONNX bytes the session was built from (the model's identity)
-        self.sha256 = sha256
-        #: |target| bounds from ``dea.exposure_caps`` (inf where the export recorded none)
-        self.caps = np.array(metadata.cap_list(source))
         inputs = {i.name: i for i in session.get_inputs()}
         outputs = {o.name: o for o in session.get_outputs()}
         for required in (INPUT_FEATURES, INPUT_EXPOSURE):
@@ -152,42 +139,22 @@ class PolicyRunner:
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def from_path(
-        cls,
-        path: str | Path,
-        expect: LiveSpec | None = None,
-        *,
-        version: str | None = None,
-        trust: TrustPolicy | None = None,
-        claims: Sequence[ModelIdentity] = (),
-    ) -> PolicyRunner:
-        """Open an ONNX file, verify its bytes against its manifest (and ``claims``, e.g. the
-        registry's digest tag), check its metadata against ``expect`` and smoke-test it."""
+    def from_path(cls, path: str | Path, expect: LiveSpec | None = None, *, version: str | None = None) -> PolicyRunner:
+        """Open an ONNX file, check its metadata against ``expect`` and smoke-test it."""
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-        data = path.read_bytes()  # verified and loaded from the same bytes: no swap in between
-        manifest = read_manifest(path)
-        all_claims = ([manifest] if manifest is not None else []) + list(claims)
-        return cls.from_bytes(data, expect, source=str(path), version=version, trust=trust, claims=all_claims)
+        return cls.from_bytes(path.read_bytes(), expect, source=str(path), version=version)
 
     @classmethod
     def from_bytes(
-        cls,
-        data: bytes,
-        expect: LiveSpec | None = None,
-        *,
-        source: str = "<bytes>",
-        version: str | None = None,
-        trust: TrustPolicy | None = None,
-        claims: Sequence[ModelIdentity] = (),
+        cls, data: bytes, expect: LiveSpec | None = None, *, source: str = "<bytes>", version: str | None = None
     ) -> PolicyRunner:
-        digest = verify_model_bytes(data, list(claims), trust, source)
         try:
             session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{source}: onnxruntime cannot load the model: {exc}") from None
-        meta = PolicyMetadata.from_props(session_props(session, source), source)
+        meta = PolicyMetadata.from_props(session.get_modelmeta().custom_metadata_map, source)
         if expect is not None:
             check_compatible(
                 meta,
@@ -196,7 +163,7 @@ class PolicyRunner:
                 instruments=expect.instruments,
                 source=source,
             )
-        runner = cls(session, meta, source, version, digest)
+        runner = cls(session, meta, source, version)
         runner.verify()
         return runner
 
@@ -208,14 +175,12 @@ class PolicyRunner:
         *,
         tracking_uri: str | None = None,
         cache_dir: str | Path | None = None,
-        trust: TrustPolicy | None = None,
     ) -> PolicyRunner:
-        """Load from a file path or a registry URI (``models:/NAME@champion``, ``models:/NAME/3``);
-        the bytes are verified against the manifest and the registry's digest/signature tags."""
+        """Load from a file path or a registry URI (``models:/NAME@champion``, ``models:/NAME/3``)."""
         from serving.model_source import resolve_model
 
         resolved = resolve_model(str(source), tracking_uri=tracking_uri, cache_dir=cache_dir)
-        runner = cls.from_path(resolved.path, expect, version=resolved.version, trust=trust, claims=resolved.claims)
+        runner = cls.from_path(resolved.path, expect, version=resolved.version)
         runner.source = str(source)
         return runner
 
@@ -274,7 +239,6 @@ class PolicyRunner:
             "model_name": m.model_name,
             "version": self.version,
             "model_version": m.model_version,
-            "sha256": self.sha256,
             "feature_spec_hash": m.feature_spec_hash,
             "config_hash": m.config_hash,
             "recurrent": self.is_recurrent,

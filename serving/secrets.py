@@ -10,12 +10,12 @@ accident; the file must not be readable by other users (checked on POSIX).
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dea.errors import ConfigError
-from dea.model_integrity import read_secrets_file
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,17 @@ def load_credentials(
         return Credentials(key, secret, env.get(f"{prefix}_API_PASSWORD"), origin=f"env {prefix}_API_*")
     if secrets_file is not None:
         path = Path(secrets_file).expanduser()
-        entry = read_secrets_file(path).get(venue)
+        if not path.is_file():
+            raise ConfigError(f"secrets file not found: {path}")
+        if os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"secrets file {path} is readable by other users; chmod 600 it")
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            raise ConfigError(f"secrets file {path} is not valid YAML/JSON") from None
+        entry = data.get(venue) if isinstance(data, dict) else None
         if not isinstance(entry, dict) or not entry.get("apiKey") or not entry.get("secret"):
             raise ConfigError(f"secrets file {path} has no '{venue}: {{apiKey, secret}}' entry")
         return Credentials(str(entry["apiKey"]), str(entry["secret"]), entry.get("password"), origin=f"file {path}")

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from dea.errors import ExportError
-from dea.model_integrity import signing_key_from, write_manifest
 from dea.onnx_contract import (
     INPUT_EXPOSURE,
     INPUT_FEATURES,
@@ -51,8 +50,6 @@ class ExportReport:
     output_names: tuple[str, ...]
     max_abs_diff: float
     n_validation: int
-    sha256: str = ""
-    signature: str | None = None
 
 
 def export_policy(
@@ -71,7 +68,6 @@ def export_policy(
     validation_inputs: Sequence[Any],
     path: str | Path,
     tolerance: float = PARITY_TOLERANCE,
-    signing_key: Any | None = None,
 ) -> Path:
     """Export ``module`` to ``path`` (one ONNX file) and return the path.
 
@@ -101,7 +97,6 @@ def export_policy(
         validation_inputs=validation_inputs,
         path=path,
         tolerance=tolerance,
-        signing_key=signing_key,
     ).path
 
 
@@ -121,13 +116,8 @@ def export_policy_report(
     validation_inputs: Sequence[Any],
     path: str | Path,
     tolerance: float = PARITY_TOLERANCE,
-    signing_key: Any | None = None,
 ) -> ExportReport:
-    """:func:`export_policy`, returning the full :class:`ExportReport` (parity figure included).
-
-    The written file gets a sidecar manifest (``<file>.manifest.json``) with the SHA-256 of its
-    bytes, signed with Ed25519 when a key is given or found (``$DEA_MODEL_SIGNING_KEY``): serving
-    refuses a file whose bytes no longer match (:mod:`dea.model_integrity`)."""
+    """:func:`export_policy`, returning the full :class:`ExportReport` (parity figure included)."""
     import torch
 
     path = Path(path)
@@ -179,8 +169,6 @@ def export_policy_report(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    key = signing_key if signing_key is not None else signing_key_from()
-    identity = write_manifest(path, signing_key=key, model_name=meta.model_name, model_version=meta.model_version)
     log.info(
         "exported %s v%s to %s (parity max |diff| %.3g on %d rows)",
         model_name, model_version, path, max_diff, int(validation[0].shape[0]),
@@ -192,8 +180,6 @@ def export_policy_report(
         output_names=tuple(output_names),
         max_abs_diff=max_diff,
         n_validation=int(validation[0].shape[0]),
-        sha256=identity.sha256,
-        signature=identity.signature,
     )
 
 
@@ -351,7 +337,6 @@ def export_trained_policy(
     path: str | Path,
     model_name: str,
     model_version: str | int,
-    signing_key: Any | None = None,
 ) -> ExportReport:
     """:func:`export_policy_report` for a :class:`training.policies.Policy`: feature names,
     instruments and caps come from the policy's own attributes (so they cannot disagree)."""
@@ -373,7 +358,6 @@ def export_trained_policy(
         example_inputs=tuple(a[:n_example] for a in inputs),
         validation_inputs=inputs,
         path=path,
-        signing_key=signing_key,
     )
 
 
@@ -413,9 +397,7 @@ def save_export_bundle(
     return folder
 
 
-def export_from_bundle(
-    folder: str | Path, path: str | Path, *, model_version: str | int, signing_key: Any | None = None
-) -> ExportReport:
+def export_from_bundle(folder: str | Path, path: str | Path, *, model_version: str | int) -> ExportReport:
     """Rebuild the policy saved by :func:`save_export_bundle` and export it (parity-gated)."""
     import json
 
@@ -443,5 +425,4 @@ def export_from_bundle(
         path=path,
         model_name=meta["model_name"],
         model_version=model_version,
-        signing_key=signing_key,
     )

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from dea.errors import ModelError
-from dea.model_integrity import TAG_SHA256, TAG_SIGNATURE, ModelIdentity, read_manifest, sha256_hex, verify_model_bytes
-from dea.onnx_contract import PolicyMetadata, session_props
+from dea.onnx_contract import PolicyMetadata
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ class RegisteredPolicy:
     logged_model_uri: str  # models:/m-<id>
     run_id: str | None
     alias: str | None
-    sha256: str = ""  # of the registered ONNX bytes (also the version's dea.sha256 tag)
 
 
 @contextlib.contextmanager
@@ -88,28 +86,7 @@ def read_metadata(onnx_path: str | Path) -> PolicyMetadata:
         sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise ModelError(f"{onnx_path}: cannot open as ONNX: {exc}") from None
-    return PolicyMetadata.from_props(session_props(sess, str(onnx_path)), str(onnx_path))
-
-
-def model_identity(onnx_path: Path) -> ModelIdentity:
-    """Digest of the file, checked against its export manifest when it has one (a file changed
-    after export is never registered); the manifest's signature is carried over."""
-    data = onnx_path.read_bytes()
-    manifest = read_manifest(onnx_path)
-    digest = verify_model_bytes(data, [manifest] if manifest is not None else [], None, str(onnx_path))
-    return ModelIdentity(digest, manifest.signature if manifest is not None else None, origin=str(onnx_path))
-
-
-def _logged_digest(model_uri: str) -> str | None:
-    """SHA-256 of the ONNX file MLflow stored (it re-serialises the proto; must be the same bytes)."""
-    import tempfile
-
-    import mlflow
-
-    with tempfile.TemporaryDirectory(prefix="dea-logged-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
-        files = sorted(local.rglob("*.onnx"))
-        return sha256_hex(files[0].read_bytes()) if files else None
+    return PolicyMetadata.from_props(sess.get_modelmeta().custom_metadata_map, str(onnx_path))
 
 
 def _signature_and_example(onnx_path: Path) -> tuple[Any, dict[str, np.ndarray]]:
@@ -152,7 +129,6 @@ def register_policy(
 
     onnx_path = Path(onnx_path)
     meta = read_metadata(onnx_path)
-    identity = model_identity(onnx_path)
     signature, example = _signature_and_example(onnx_path)
     model = onnx.load(str(onnx_path))
     with tracking(tracking_uri):
@@ -175,20 +151,15 @@ def register_policy(
                 metadata={"dea": meta.to_props()},
             )
             active_run_id = run.info.run_id
-        logged = _logged_digest(info.model_uri)
-        if logged != identity.sha256:
-            raise ModelError(f"{onnx_path}: MLflow stored different bytes (sha256 {logged}) than the exported file "
-                             f"({identity.sha256}); not registering a model serving could not verify")
-        tags = {k: v[:5000] for k, v in meta.to_props().items()}
-        tags[TAG_SHA256] = identity.sha256
-        if identity.signature:
-            tags[TAG_SIGNATURE] = identity.signature
-        version = mlflow.register_model(info.model_uri, registered_model, tags=tags)
+        version = mlflow.register_model(
+            info.model_uri,
+            registered_model,
+            tags={k: v[:5000] for k, v in meta.to_props().items()},
+        )
         client = mlflow.MlflowClient()
         if alias:
             client.set_registered_model_alias(registered_model, alias, str(version.version))
-    log.info("registered %s version %s (%s, sha256 %s) alias=%s", registered_model, version.version, info.model_uri,
-             identity.sha256, alias)
+    log.info("registered %s version %s (%s) alias=%s", registered_model, version.version, info.model_uri, alias)
     return RegisteredPolicy(
         name=registered_model,
         version=str(version.version),
@@ -196,7 +167,6 @@ def register_policy(
         logged_model_uri=info.model_uri,
         run_id=active_run_id,
         alias=alias,
-        sha256=identity.sha256,
     )
 
 
@@ -335,7 +305,6 @@ def export_run(
     tracking_uri: str | None = None,
     out_dir: str | Path | None = None,
     alias: str | None = CHALLENGER,
-    signing_key: Any | None = None,
 ) -> ExportedModel:
     """``dea export --run RUN_ID``: re-export an earlier training run's policy and register it.
 
@@ -365,17 +334,15 @@ def export_run(
             local, bundle_error = None, exc
     if local is not None and (local / BUNDLE_META).is_file():
         name = registered_model or json.loads((local / BUNDLE_META).read_text())["model_name"]
-        report = export_from_bundle(local, out / "policy.onnx", model_version=f"run-{run_id}", signing_key=signing_key)
+        report = export_from_bundle(local, out / "policy.onnx", model_version=f"run-{run_id}")
     else:
-        name, report = _export_from_training_run(run_id, tracking_uri, out / "policy.onnx", tmp, registered_model,
-                                                 bundle_error, signing_key)
+        name, report = _export_from_training_run(run_id, tracking_uri, out / "policy.onnx", tmp, registered_model, bundle_error)
     registered = register_policy(report.path, registered_model=name, tracking_uri=tracking_uri, run_id=run_id, alias=alias)
     return ExportedModel(report, registered)
 
 
 def _export_from_training_run(
-    run_id: str, tracking_uri: str | None, path: Path, tmp: Path, registered_model: str | None,
-    bundle_error: Exception | None, signing_key: Any | None = None,
+    run_id: str, tracking_uri: str | None, path: Path, tmp: Path, registered_model: str | None, bundle_error: Exception | None
 ) -> tuple[str, Any]:
     import yaml
 
@@ -424,7 +391,6 @@ def _export_from_training_run(
         path=path,
         model_name=name,
         model_version=f"run-{run_id}",
-        signing_key=signing_key,
     )
     return name, report
 

@@ -34,7 +34,6 @@ from dea.onnx_contract import (
     OUTPUT_TARGET,
     PolicyMetadata,
     check_compatible,
-    session_props,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,10 +71,8 @@ class OnnxRunner:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{path}: onnxruntime cannot load the model: {exc}") from None
         self.path = path
-        props = session_props(self.session, str(path))
+        props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = PolicyMetadata.from_props(props, str(path)) if (require_metadata or props) else None
-        #: the model's own exposure caps (its contract; the live loop clips the same way)
-        self.caps = None if self.metadata is None else np.array(self.metadata.cap_list(str(path)))
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
         for name in (INPUT_FEATURES, INPUT_EXPOSURE):
@@ -106,8 +103,6 @@ class OnnxRunner:
             new_state = out[1].reshape(-1)
             k = 2
         disp = out[k].reshape(-1) if self.has_dispersion else None
-        if self.caps is not None:
-            target = np.clip(target, -self.caps, self.caps)
         return target, new_state, disp
 
 

@@ -17,8 +17,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="NAME", help="registered model name (default: the run's)")
     p.add_argument("--out", metavar="DIR", help="also keep the ONNX file in this folder")
     p.add_argument("--alias", default="challenger", help="alias to set on the new version (default challenger)")
-    p.add_argument("--secrets-file", metavar="FILE",
-                   help="YAML/JSON with model_signing_key (Ed25519) to sign the export; default $DEA_MODEL_SIGNING_KEY")
     _tracking_args(p)
     p.set_defaults(handler=_export)
 
@@ -46,7 +44,6 @@ def _tracking_uri(args: argparse.Namespace) -> str | None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from dea.model_integrity import signing_key_from
     from training.registry import export_run
 
     done = export_run(
@@ -55,12 +52,9 @@ def _export(args: argparse.Namespace) -> int:
         tracking_uri=_tracking_uri(args),
         out_dir=args.out,
         alias=args.alias or None,
-        signing_key=signing_key_from(secrets_file=args.secrets_file),
     )
     reg = done.registered
     print(f"exported run {args.run} -> {done.path} (parity max |diff| {done.report.max_abs_diff:.2e})")
-    signed = "signed" if done.report.signature else "unsigned"
-    print(f"sha256 {done.report.sha256} ({signed})")
     if reg is not None:
         print(f"registered {reg.name} version {reg.version} @{reg.alias}  ({reg.model_uri})")
     return 0

@@ -35,7 +35,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dea.cli.train",
     "dea.cli.export",
     "dea.cli.serve",
-    "dea.cli.audit",
     "dea.cli.tune",
     "dea.cli.retrain",
     "dea.cli.drift",

@@ -38,11 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--end", help="replay: last decision time")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ sources")
     p.add_argument("--metrics-port", type=int, help="expose Prometheus metrics on this port")
-    p.add_argument("--metrics-host", help="address the metrics endpoint binds (default serving.metrics_host, 127.0.0.1)")
-    p.add_argument("--standby", action="store_true",
-                   help="hot standby: wait until the primary's journal lease expires, then take over its session")
-    p.add_argument("--allow-model-change", action="store_true",
-                   help="restart on a journal with a model of another SHA-256 (journaled as a model change)")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.set_defaults(handler=_handle)
 
@@ -72,12 +67,6 @@ def _handle(args: argparse.Namespace) -> int:
         end=args.end,
         tracking_uri=tracking,
         metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
-        standby=args.standby,
-        allow_model_change=args.allow_model_change,
     )
-    import sys
-
-    print(summary.report(), file=sys.stderr)  # for the operator; stdout keeps the machine-readable JSON
     print(json.dumps(summary.as_dict(), default=str, indent=2))
     return 0

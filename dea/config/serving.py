@@ -41,24 +41,5 @@ class ServingConfig(StrictModel):
     book_levels: int = Field(default=200, ge=1, description="paper fills walk at most this many book levels")
     client_id_prefix: str = Field(default="dea", pattern=r"^[A-Za-z0-9_.:-]{1,8}$")
     tick: str = Field(default="1s", description="live feeds: how often a quiet feed still advances the clock")
-    metrics_host: str = Field(default="127.0.0.1", description="address the Prometheus endpoint binds (0.0.0.0: all)")
-    # verified models (dea.model_integrity)
-    model_public_key: str | None = Field(
-        default=None, description="Ed25519 public key (base64/hex raw or PEM) that model signatures must verify with"
-    )
-    require_digest: bool = Field(default=False, description="refuse a model without a manifest or registry digest")
-    require_signature: bool = Field(default=False, description="refuse a model without a valid Ed25519 signature")
-    # restarts, single writer, shutdown, audit
-    order_ttl: str | None = Field(
-        default="15m", description="on restart, journaled orders older than this are cancelled, not re-sent (None: never)"
-    )
-    lease_ttl: str = Field(default="10s", description="journal writer lease: a standby takes over this long after "
-                                                      "the primary's last heartbeat")
-    shutdown_orders: Literal["leave", "cancel"] = Field(
-        default="leave", description="SIGTERM/SIGINT: leave working orders at the venue or cancel them"
-    )
-    audit_inputs: bool = Field(
-        default=False, description="journal each decision's model input vector (not only its hash): `dea audit`"
-    )
 
-    _dur = duration_field("max_feature_age", "model_poll", "tick", "order_ttl", "lease_ttl")
+    _dur = duration_field("max_feature_age", "model_poll", "tick")

@@ -334,32 +334,6 @@ class DataStore:
             return IngestOutcome(name, src.kind, "unchanged", int(e.get("rows", 0)), fp, str(self.path_of(name, src.kind)))
         return load_source(src, base_dir)
 
-    def stale_sources(self, sources: list[SourceConfig], base_dir: Path) -> list[str]:
-        """Why each stored source no longer matches its configured file (empty: all current).
-
-        A source whose file is gone, whose format is unknown, or whose file/loader options hash
-        to another fingerprint than the stored one would replay yesterday's data as today's."""
-        from dea.data.sources import EXTERNAL_FORMATS, LOADERS
-
-        problems = []
-        manifest = self._read_manifest()
-        for src in sources:
-            e = manifest["datasets"].get(src.name, {}).get(src.kind)
-            if src.format not in LOADERS and src.format not in EXTERNAL_FORMATS:
-                problems.append(f"{src.name}: unknown format {src.format!r}")
-                continue
-            if e is None:
-                continue  # not stored: read from its source file
-            try:
-                fp = source_fingerprint(src, base_dir)
-            except DataError as exc:
-                problems.append(f"{src.name}: {exc}")
-                continue
-            if fp != e.get("fingerprint"):
-                problems.append(f"{src.name}: source fingerprint {fp[:12]} differs from the stored {str(e.get('fingerprint'))[:12]} "
-                                f"(ingested {e.get('ingested_at')})")
-        return problems
-
     # -- reading ----------------------------------------------------------------------------
     def read(self, name: str, kind: str) -> pa.Table:
         """The stored canonical table; refuses one whose file and manifest disagree."""

@@ -15,7 +15,6 @@ it trade in the past.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -166,17 +165,6 @@ class PaperExchange:
             self.venue.pend_q[o.index] += o.qty
             self._open[o.client_id] = o
             self._orders[o.client_id] = OrderAck(o.client_id, "sent", o.client_id)
-
-    def cancel(self, client_id: str, instrument: str) -> bool:
-        """Cancel a working order (True when it was still working and is now cancelled)."""
-        o = self._open.pop(client_id, None)
-        if o is None:
-            return False
-        v = self.venue
-        v.pending = deque(p for p in v.pending if p.client_id != client_id)
-        v.pend_q[o.index] -= o.qty
-        self._orders[client_id] = OrderAck(client_id, "rejected", client_id, "cancelled by the client")
-        return True
 
     def lookup(self, client_id: str, instrument: str) -> OrderAck:
         return self._orders.get(client_id, OrderAck(client_id, "unknown", None, "paper venue never received it"))

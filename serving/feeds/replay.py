@@ -45,12 +45,6 @@ def load_tables(cfg: ExperimentConfig, *, store: str | Path | None = None) -> di
         from dea.data.store import DataStore
 
         ds = DataStore(store)
-        stale = ds.stale_sources(list(cfg.data.sources), cfg.base_dir)
-        if stale:
-            from dea.errors import DataError
-
-            raise DataError(f"store {ds.root} does not match the config's sources: " + "; ".join(stale)
-                            + f". Run `dea data ingest --config <config>` to refresh the store (or fix the source)")
     for src in cfg.data.sources:
         if ds is not None and ds.entry(src.name, src.kind) is not None:
             tables[src.name] = ds.read(src.name, src.kind)

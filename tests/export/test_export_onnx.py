@@ -61,8 +61,7 @@ def test_mlp_export_is_one_file_with_contract_names_metadata_and_parity(tmp_path
     path = tmp_path / "models" / "policy.onnx"
     report = _export(policy, path)
     assert report.path == path and path.is_file()
-    # no .data sidecar, no temp; the manifest carries the SHA-256 of the bytes (dea.model_integrity)
-    assert sorted(p.name for p in path.parent.iterdir()) == ["policy.onnx", "policy.onnx.manifest.json"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["policy.onnx"]  # no .data sidecar, no temp
     model = onnx.load(str(path))
     assert [i.name for i in model.graph.input] == ["features", "exposure"]
     assert [o.name for o in model.graph.output] == ["target_exposure"]
@@ -151,10 +150,7 @@ def test_parity_gate_failure_keeps_an_existing_good_file(tmp_path):
     with pytest.raises(ExportError):
         export_policy(_DriftingModule(), **_kw(good, path))
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.onnx", "p.onnx.manifest.json"]
-    from serving.runner import PolicyRunner
-
-    PolicyRunner.from_path(path)  # the good file still matches its manifest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.onnx"]
 
 
 def test_width_mismatch_and_wrong_outputs_are_refused(tmp_path):
@@ -193,33 +189,3 @@ def test_optional_dispersion_output_is_exported(tmp_path):
     f, e = _inputs(_policy("mlp"), 4, 5)
     tgt, disp = sess.run(None, {"features": f, "exposure": e})
     assert tgt.shape == disp.shape == (4, 2) and (disp >= 0).all()
-
-
-def test_export_writes_a_digest_manifest_signed_with_the_environment_key(tmp_path, monkeypatch):
-    import base64
-    import hashlib
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from dea.errors import ModelError
-    from dea.model_integrity import TrustPolicy, public_key_text, read_manifest
-    from serving.runner import PolicyRunner
-
-    key = Ed25519PrivateKey.generate()
-    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
-    monkeypatch.setenv("DEA_MODEL_SIGNING_KEY", base64.b64encode(raw).decode())
-    path = tmp_path / "policy.onnx"
-    report = _export(_policy("mlp"), path)
-    ident = read_manifest(path)
-    assert ident.sha256 == report.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert ident.signature == report.signature is not None
-    trust = TrustPolicy(public_key=public_key_text(key), require_signature=True)
-    assert PolicyRunner.from_path(path, trust=trust).sha256 == report.sha256
-    model = onnx.load(str(path))
-    for p in model.metadata_props:
-        if p.key == "dea.model_version":
-            p.value = "8"  # a spoofed version
-    onnx.save(model, str(path))
-    with pytest.raises(ModelError, match="differs from"):
-        PolicyRunner.from_path(path, trust=trust)
