@@ -236,12 +236,6 @@ def stamp_metadata(onnx_path: Path, props: dict[str, str]) -> None:
         fh.write(model.SerializeToString())
     os.chmod(tmp, mode)  # mkstemp makes 0600; keep the exported file's permissions
     os.replace(tmp, onnx_path)
-    from dea.model_integrity import manifest_path, signing_key_from, write_manifest
-
-    if manifest_path(onnx_path).is_file():  # the bytes changed: the digest (and signature) must follow
-        meta = {p.key: p.value for p in model.metadata_props}
-        write_manifest(onnx_path, signing_key=signing_key_from(), model_name=meta.get("dea.model_name", ""),
-                       model_version=meta.get("dea.model_version", ""))
 
 
 # ------------------------------------------------------------------------------------ evaluation
