@@ -29,6 +29,8 @@ data:
     - {name: fng, kind: exogenous, format: fear_greed, path: "{shared}/sentiment/fear_greed_index_2018_2025.csv", step: 1d, publication_lag: 1h}
     - {name: dgs10, kind: exogenous, format: fred, path: "{shared}/macro/DGS10.csv", step: 1d, publication_lag: 1d, max_staleness: 5d}
   clock: {step: 1h, start: "2024-02-20", end: "2024-03-02"}
+# a plain policy contract: these tests hand-build ONNX graphs over exactly the features below
+model: {base: {kind: none}, adjust: {vol_scaling: false}}
 features:
   set:
     - {name: logret, params: {horizon: 1}}
