@@ -21,7 +21,7 @@ class BaseConfig(StrictModel):
     and the volatility-scaled adjustment; ``budget`` is the gross of ``equal_weight``/``inverse_vol``.
     """
 
-    kind: Literal["none", "equal_weight", "inverse_vol", "vol_target", "tsmom"] = "vol_target"
+    kind: Literal["none", "equal_weight", "inverse_vol", "vol_target", "tsmom"] = "none"
     vol_lookback: str = "30d"
     momentum_lookback: str = "30d"
     target_vol: float = Field(default=0.3, gt=0, le=5)
@@ -45,7 +45,7 @@ class AdjustConfig(StrictModel):
     max_scale: float = Field(default=0.5, ge=0, lt=1, description="scale of the base in [1 - s, 1 + s]")
     max_tilt: float = Field(default=0.5, ge=0, le=5, description="tilt in units of the vol-target exposure")
     shrink: float = Field(default=1.0, ge=0, description="weight decay of the adjustment's output layer")
-    vol_scaling: bool = True
+    vol_scaling: bool = False
 
 
 class ModelConfig(StrictModel):
