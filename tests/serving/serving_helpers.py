@@ -68,6 +68,9 @@ def sim_config(tmp_path: Path, repo_root: Path, n_steps: int = 300, **risk) -> E
     for src in raw["data"]["sources"]:
         src["options"] = dict(src["options"], n_steps=n_steps)
     raw["data"]["store"] = str(tmp_path / "store")
+    # a few hundred steps: too short for the bundled base's volatility window; a plain policy
+    raw["model"]["base"] = {"kind": "none"}
+    raw["model"]["adjust"] = {"vol_scaling": False}
     raw["serving"] = {"journal_sync": "normal", "model_poll": None}
     raw.setdefault("risk", {}).update(risk)
     path = tmp_path / "sim.yaml"
