@@ -6,11 +6,12 @@ import os
 
 
 def report_threads(task: int) -> tuple[int, int, int, int, int]:
-    """``(task squared, worker pid, torch intra-op threads, numba threads, OMP_NUM_THREADS)``."""
+    """``(task squared, worker pid, torch intra-op threads, numba threads, OMP_NUM_THREADS)``;
+    ``OMP_NUM_THREADS`` is 0 where the process never set it (an in-process run)."""
     import numba
     import torch
 
-    return task * task, os.getpid(), torch.get_num_threads(), numba.get_num_threads(), int(os.environ["OMP_NUM_THREADS"])
+    return task * task, os.getpid(), torch.get_num_threads(), numba.get_num_threads(), int(os.environ.get("OMP_NUM_THREADS", "0"))
 
 
 def fail_on_two(task: int) -> int:
@@ -18,3 +19,32 @@ def fail_on_two(task: int) -> int:
     if task == 2:
         raise ValueError(f"task {task} cannot be done")
     return task
+
+
+def check_limit_threads_sizes_every_pool_and_restores_them() -> None:
+    """The body of the limit_threads test; run in a fresh interpreter, because torch's inter-op
+    pool cannot be resized once another test in the same process has started it."""
+    import numba
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from dea.errors import ConfigError
+    from training.threads import limit_threads
+
+    before = (torch.get_num_threads(), numba.get_num_threads(), os.environ.get("OPENBLAS_NUM_THREADS"))
+    native_before = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
+    with limit_threads(1) as sizes:
+        assert sizes.requested == 1
+        assert sizes.torch_intraop == torch.get_num_threads() == 1
+        assert sizes.numba == numba.get_num_threads() == 1
+        assert sizes.native and set(sizes.native.values()) == {1}
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert (torch.get_num_threads(), numba.get_num_threads(), os.environ.get("OPENBLAS_NUM_THREADS")) == before
+    assert {p["filepath"]: p["num_threads"] for p in threadpool_info()} == native_before
+    try:
+        limit_threads(0)
+    except ConfigError as exc:
+        assert "thread limit" in str(exc)
+    else:
+        raise AssertionError("limit_threads(0) was accepted")
