@@ -1,0 +1,104 @@
+"""Implied volatility from a Black-76 price, vectorised (safeguarded Newton, bisection fallback).
+
+Why not a library: ``py_lets_be_rational`` / ``vollib`` (Jäckel's algorithm) are scalar pure
+Python (one interpreted call per option: milliseconds for a chain, and no arrays), and the
+vectorised wrapper ``py_vollib_vectorized`` is unmaintained since 2021 and pulls in pandas and
+numba, which serving may not import. This solver is numpy only, works on whole chains at once,
+and is checked by round trips in the tests.
+
+Method: the price is converted to the out-of-the-money option of the same strike (put-call
+parity), whose time value is well conditioned; each element then runs Newton steps in sigma,
+started at the inflection point ``sqrt(2|ln F/K| / T)`` (where Newton converges monotonically for
+Black prices) and kept inside a bracket that every evaluation narrows; a step leaving the bracket
+is replaced by bisection, so every element converges.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from dea.options.black76 import OptionError, greeks
+
+SIGMA_LOW = 1e-4
+SIGMA_HIGH = 20.0
+
+
+def implied_vol(
+    option_price,  # noqa: ANN001 - array-likes
+    forward,  # noqa: ANN001
+    strike,  # noqa: ANN001
+    t_years,  # noqa: ANN001
+    is_call,  # noqa: ANN001
+    rate=0.0,  # noqa: ANN001
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    on_invalid: Literal["raise", "nan"] = "raise",
+) -> np.ndarray:
+    """Volatility (fraction) whose Black-76 price equals ``option_price`` (quote currency per unit).
+
+    A price outside the no-arbitrage range (below the discounted intrinsic value or at/above the
+    discounted forward or strike), or an expired option, has no implied volatility: it raises
+    naming the first such element, or gives NaN there with ``on_invalid="nan"``.
+    """
+    p, f, k, t, c, r = np.broadcast_arrays(
+        *(np.asarray(a, dtype=np.float64) for a in (option_price, forward, strike, t_years)),
+        np.asarray(is_call, dtype=bool),
+        np.asarray(rate, dtype=np.float64),
+    )
+    p, f, k, t, c, r = (np.array(a, copy=True).ravel() for a in (p, f, k, t, c, r))
+    disc = np.exp(-r * np.maximum(t, 0.0))
+    # Out-of-the-money equivalent: an in-the-money call is a put plus the discounted (F - K).
+    otm_call = f < k
+    parity = disc * (f - k)
+    p_otm = np.where(c == otm_call, p, np.where(c, p - parity, p + parity))
+    upper = disc * np.where(otm_call, f, k)
+    bad = ~np.isfinite(p) | ~np.isfinite(f) | ~np.isfinite(k) | ~np.isfinite(t) | (t <= 0) | (f <= 0) | (k <= 0)
+    bad |= (p_otm < 0) | (p_otm >= upper)
+    tiny = p_otm <= 0  # exactly the intrinsic value: zero time value, volatility 0 is the only answer
+    if bad.any() and on_invalid == "raise":
+        i = int(np.argmax(bad))
+        raise OptionError(
+            f"no implied volatility for element {i}: price {p[i]!r} with forward {f[i]!r}, strike {k[i]!r}, "
+            f"T {t[i]!r} years is outside the no-arbitrage range (intrinsic .. {'forward' if c[i] else 'strike'})"
+        )
+    work = ~bad & ~tiny
+    sigma = np.full(p.shape, np.nan)
+    sigma[~bad & tiny] = 0.0
+    idx = np.nonzero(work)[0]
+    if idx.size:
+        sigma[idx] = _solve(p_otm[idx], f[idx], k[idx], t[idx], otm_call[idx], r[idx], tol, max_iter)
+    return sigma.reshape(np.broadcast_shapes(*(np.shape(a) for a in (option_price, forward, strike, t_years, is_call, rate))))
+
+
+def _solve(target, f, k, t, is_call, r, tol, max_iter):  # noqa: ANN001, ANN202 - internal
+    lo = np.full(target.shape, SIGMA_LOW)
+    hi = np.full(target.shape, SIGMA_HIGH)
+    x = np.clip(np.sqrt(2.0 * np.abs(np.log(f / k)) / t), 0.05, SIGMA_HIGH / 2)
+    scale = np.maximum(target, 1e-300)
+    done = np.zeros(target.shape, dtype=bool)
+    for _ in range(max_iter):
+        g = greeks(f, k, t, x, is_call, r)
+        err = g.price - target
+        done = np.abs(err) <= tol * np.maximum(scale, 1e-12 * f)
+        if done.all():
+            return x
+        hi = np.where(err > 0, np.minimum(hi, x), hi)
+        lo = np.where(err < 0, np.maximum(lo, x), lo)
+        vega = g.vega * 100.0  # per unit of sigma
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = x - err / vega
+        inside = np.isfinite(step) & (step > lo) & (step < hi)
+        nxt = np.where(inside, step, 0.5 * (lo + hi))
+        x = np.where(done, x, nxt)
+        if np.all(hi - lo <= 1e-15 * hi):
+            break
+    g = greeks(f, k, t, x, is_call, r)
+    err = np.abs(g.price - target)
+    failed = err > 1e-6 * np.maximum(scale, 1e-12 * f)
+    if failed.any():
+        i = int(np.argmax(failed))
+        raise OptionError(f"implied volatility did not converge for element {i} (price {target[i]!r}, forward {f[i]!r}, strike {k[i]!r})")
+    return x
