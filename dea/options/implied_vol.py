@@ -56,17 +56,17 @@ def implied_vol(
     p_otm = np.where(c == otm_call, p, np.where(c, p - parity, p + parity))
     upper = disc * np.where(otm_call, f, k)
     bad = ~np.isfinite(p) | ~np.isfinite(f) | ~np.isfinite(k) | ~np.isfinite(t) | (t <= 0) | (f <= 0) | (k <= 0)
-    bad |= (p_otm < 0) | (p_otm >= upper)
-    tiny = p_otm <= 0  # exactly the intrinsic value: zero time value, volatility 0 is the only answer
+    # At (or, by float cancellation, just below) the intrinsic value there is no time value left
+    # to invert: refused rather than answered with 0.
+    bad |= (p_otm <= 0) | (p_otm >= upper)
     if bad.any() and on_invalid == "raise":
         i = int(np.argmax(bad))
         raise OptionError(
             f"no implied volatility for element {i}: price {p[i]!r} with forward {f[i]!r}, strike {k[i]!r}, "
-            f"T {t[i]!r} years is outside the no-arbitrage range (intrinsic .. {'forward' if c[i] else 'strike'})"
+            f"T {t[i]!r} years is outside the no-arbitrage range (above intrinsic, below {'forward' if c[i] else 'strike'})"
         )
-    work = ~bad & ~tiny
+    work = ~bad
     sigma = np.full(p.shape, np.nan)
-    sigma[~bad & tiny] = 0.0
     idx = np.nonzero(work)[0]
     if idx.size:
         sigma[idx] = _solve(p_otm[idx], f[idx], k[idx], t[idx], otm_call[idx], r[idx], tol, max_iter)
