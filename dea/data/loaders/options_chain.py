@@ -121,7 +121,7 @@ def _agree(ctx: LoadContext, what: str, stated: np.ndarray, parsed: np.ndarray) 
     bad = stated != parsed
     if bad.any():
         i = int(np.argmax(bad))
-        ctx.fail(f"{what} {stated[i]!r} disagrees with the instrument name ({parsed[i]!r})", row=i)
+        ctx.fail(f"{what} {stated[i].item()!r} disagrees with the instrument name ({parsed[i].item()!r})", row=i)
 
 
 def _right(ctx: LoadContext, table: pa.Table, name: str) -> np.ndarray:
