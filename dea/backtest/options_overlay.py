@@ -201,6 +201,8 @@ def run_overlay(
     sign = -1.0 if is_call else 1.0
 
     def option_value(i: int) -> float:
+        if ts[i] >= expiry:  # expired: worth its settlement, whatever a snapshot said earlier
+            return max(price[i] - strike if is_call else strike - price[i], 0.0)
         mark = marks.lookup(name, int(ts[i])) if marks is not None else math.nan
         if math.isfinite(mark):
             sources["snapshot"] += 1
@@ -237,12 +239,15 @@ def run_overlay(
             expiry = int(ts[i]) + parse_duration(leg.tenor)
             name = _option_name(underlying, expiry, strike, is_call)
             g = greeks(s, strike, year_fraction(ts[i], expiry), iv[i], is_call)
-            per = position_greeks(g, 1.0, leg.multiplier, s, equity)
             wanted = sign * leg.hedge_ratio * abs(held_w) * equity / s / leg.multiplier
+            value = option_value(i)
+            unit_fee = min(fees.rate * s, fees.cap_of_premium * value) * leg.multiplier
+            # greeks as fractions of the equity left after the largest fee this roll can cost, so
+            # the budget still holds once the fee is paid
+            per = position_greeks(g, 1.0, leg.multiplier, s, equity - unit_fee * abs(wanted))
             decision = check_option_order(GreekExposure(delta=held_w), per, wanted, budgets)
             contracts = decision.quantity
-            value = option_value(i)
-            fee = min(fees.rate * s, fees.cap_of_premium * value) * abs(contracts) * leg.multiplier
+            fee = unit_fee * abs(contracts)
             equity -= fee
             total_fees += fee
             events.append({"event": "roll", "ts": int(ts[i]), "instrument": name, "requested": wanted, "contracts": contracts,

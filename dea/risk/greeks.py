@@ -6,8 +6,9 @@ deltas), ``max_gamma`` the change of that exposure for a 1% move, ``max_vega`` t
 for one volatility point. A budget left ``None`` is not enforced.
 
 The rule, identical in backtest and live: an order of ``q`` contracts is cut to the largest
-fraction ``a`` in [0, 1] such that for every budgeted greek ``|current + a * order| <=
-max(budget, |current|)``: an order may always reduce a breach, never create or widen one. With
+fraction ``a`` in [0, 1] such that no budgeted greek ends up beyond its budget on the side the
+order pushes it toward: an order may always reduce a breach (down to the budget on the other
+side), never create or widen one. With
 ``action: refuse`` any cut refuses the whole order. What is left is rounded down to the venue's
 ``contract_step``; less than one step is a refusal. The decision names the greeks that bound it.
 """
@@ -53,11 +54,11 @@ class GreekDecision:
 
 
 def _max_fraction(current: float, order: float, budget: float) -> float:
-    """Largest a in [0, 1] with |current + a*order| <= max(budget, |current|)."""
-    limit = max(budget, abs(current))
+    """Largest a in [0, 1] with current + a*order inside [-budget, budget] on the side the order
+    moves toward (a breach on the other side can only shrink)."""
     if order == 0.0:
         return 1.0
-    room = (limit - current) / order if order > 0 else (limit + current) / -order
+    room = (budget - current) / order if order > 0 else (budget + current) / -order
     return min(1.0, max(0.0, room))
 
 

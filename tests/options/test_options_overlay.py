@@ -1,0 +1,95 @@
+"""The option overlay in the backtest: priced, marked and settled by hand; the vega budget binding."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from dea.backtest.options_overlay import OptionFeeConfig, OverlayLegConfig, SnapshotMarks, run_experiment, run_overlay
+from dea.data.loaders.options_chain import load_deribit_ticker
+from dea.options import parse_option_name, price
+from dea.risk.greeks import GreekBudgetConfig
+from dea.timeutil import NS_PER_DAY, parse_timestamp
+
+T0 = parse_timestamp("2024-01-01T08:00:00Z")
+DAYS = np.array([T0, T0 + NS_PER_DAY, T0 + 2 * NS_PER_DAY])
+NO_FEES = OptionFeeConfig(rate=0, delivery_rate=0, cap_of_premium=0)
+LEG = OverlayLegConfig(strategy="protective_put", moneyness=1.0, tenor="2d", strike_step=1.0)
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def test_put_priced_marked_and_settled_by_hand() -> None:
+    res = run_overlay(DAYS, [100.0, 90.0, 80.0], [0.5, 0.5, 0.5], [1.0, 1.0, 1.0], LEG, GreekBudgetConfig(), NO_FEES, initial_equity=10_000.0)
+    # roll at day 0: 10,000 / 100 = 100 puts struck 100, 2 days; ATM premium F (2 N(s sqrt(T)/2) - 1)
+    p0 = 100 * (2 * _phi(0.5 * math.sqrt(2 / 365) / 2) - 1)
+    roll, settle = res.events[0], res.events[1]
+    assert (roll["contracts"], roll["premium_usd"]) == (100.0, pytest.approx(p0, rel=1e-12))
+    assert parse_option_name(roll["instrument"]).strike == 100.0
+    assert parse_option_name(roll["instrument"]).expiry_ns == DAYS[2]
+    # day 1: the perpetual loses 10%, the put is marked at Black-76 with one day left
+    v1 = float(price(90.0, 100.0, 1 / 365, 0.5, False))
+    e1 = 10_000 - 1_000 + 100 * (v1 - p0)
+    assert res.equity[1] == pytest.approx(e1, rel=1e-12)
+    # day 2: expiry, the put pays 100 - 80 = 20 per contract
+    e2 = e1 + e1 * (80 / 90 - 1) + 100 * (20 - v1)
+    assert (settle["event"], settle["payoff"]) == ("settle", 20.0)
+    assert res.equity[2] == pytest.approx(e2, rel=1e-12)
+    alone = run_overlay(DAYS, [100.0, 90.0, 80.0], [0.5] * 3, [1.0] * 3, None, GreekBudgetConfig(), NO_FEES, initial_equity=10_000.0)
+    assert alone.equity[2] == pytest.approx(8_000.0) and res.equity[2] > alone.equity[2]
+
+
+def test_option_fee_is_capped_by_the_premium() -> None:
+    fees = OptionFeeConfig(rate=0.0003, delivery_rate=0.0, cap_of_premium=0.125)
+    far_otm = OverlayLegConfig(strategy="protective_put", moneyness=0.5, tenor="2d", strike_step=1.0)
+    res = run_overlay(DAYS, [100.0, 100.0, 100.0], [0.5] * 3, [1.0] * 3, far_otm, GreekBudgetConfig(), fees, initial_equity=10_000.0)
+    roll = res.events[0]
+    assert res.fees == pytest.approx(100 * min(0.0003 * 100, 0.125 * roll["premium_usd"]))
+    assert res.fees < 100 * 0.0003 * 100  # the far-out-of-the-money premium caps it
+
+
+def test_vega_budget_limits_the_overlay() -> None:
+    budgets = GreekBudgetConfig(max_vega=0.0002, contract_step=0.1)
+    # unbudgeted, 100 at-the-money 2-day puts would carry ~3e-4 of equity per vol point
+    res = run_overlay(DAYS, [100.0, 101.0, 99.0], [0.8] * 3, [1.0] * 3, LEG, budgets, NO_FEES, initial_equity=10_000.0)
+    roll = res.events[0]
+    assert roll["binding"] == ["vega"] and 0 < roll["contracts"] < roll["requested"]
+    assert res.vega[0] <= 0.0002 + 1e-12
+    assert res.vega[0] > 0.0002 - 0.1 * res.vega[0] / roll["contracts"] - 1e-12  # within one step of it
+
+
+def test_snapshot_marks_come_first(shared_data: Path) -> None:
+    chain, _ = load_deribit_ticker(shared_data / "options" / "deribit_btc_chain_20210211.csv")
+    marks = SnapshotMarks.from_chain(chain, max_age="1h")
+    first = chain.filter(pc.equal(chain["instrument"], "BTC-13FEB21-37500-C")).to_pylist()
+    t = first[0]["available_at"]
+    assert marks.lookup("BTC-13FEB21-37500-C", t) == pytest.approx(first[0]["mark_price"] * first[0]["underlying_price"])
+    assert math.isnan(marks.lookup("BTC-13FEB21-37500-C", t - 1))  # not known yet
+    assert math.isnan(marks.lookup("BTC-13FEB21-37500-C", t + 2 * 3_600_000_000_000))  # too old
+    assert math.isnan(marks.lookup("BTC-13FEB21-99999-C", t))
+    # the overlay prices its put from a snapshot where one exists, from the IV input otherwise
+    name = "BTC-3JAN24-100-P"
+    snap = SnapshotMarks(np.array([name], dtype=object), np.array([DAYS[1]]), np.array([12.5]), NS_PER_DAY)
+    res = run_overlay(DAYS, [100.0, 90.0, 80.0], [0.5] * 3, [1.0] * 3, LEG, GreekBudgetConfig(), NO_FEES, initial_equity=10_000.0, marks=snap)
+    assert res.events[0]["instrument"] == name and res.priced_from == {"snapshot": 1, "model": 1}
+    p0 = res.events[0]["premium_usd"]
+    assert res.equity[1] == pytest.approx(10_000 - 1_000 + 100 * (12.5 - p0), rel=1e-12)
+
+
+def test_worked_example_config(repo_root: Path, shared_data: Path) -> None:
+    cfg, res, alone = run_experiment(repo_root / "configs" / "btc_put_overlay.yaml")
+    s = res.summary()
+    assert s["rolls"] >= 14 and s["vega_bound_rolls"] >= 1
+    rolls = [i for i, t in enumerate(res.ts) if any(e["event"] == "roll" and e["ts"] == t for e in res.events)]
+    assert np.all(res.vega[rolls] <= cfg.budgets.max_vega + 1e-12)
+    # the puts' delta lowers the exposure to BTC below the perpetual's
+    held = res.option_contracts > 0
+    assert np.all(res.total_delta[held] <= res.perp_exposure[held])
+    assert np.mean(res.perp_exposure[held] - res.total_delta[held]) > 0.05
+    assert len(res.equity) == len(alone.equity) and alone.summary()["rolls"] == 0
