@@ -20,7 +20,7 @@ price when paid and the settlement when received, so the USD equity is the same 
 coin for no time. Fees: perpetual taker rate × |Δw| (DESIGN.md), option fee = ``rate`` × underlying
 notional capped at ``cap_of_premium`` × premium (Deribit's rule), delivery fee likewise.
 
-Run it: ``python -m dea.backtest.options_overlay configs/btc_put_overlay.yaml [--out DIR]``.
+Run it: ``dea options-overlay configs/btc_put_overlay.yaml [--out DIR]`` (or ``python -m dea.backtest.options_overlay``).
 """
 
 from __future__ import annotations
@@ -317,23 +317,29 @@ def run_experiment(path: str | Path) -> tuple[OverlayExperimentConfig, OverlayRe
     return cfg, with_overlay, alone
 
 
+def run_and_write(config: str | Path, out: Path | None = None) -> dict:
+    """Run the config with and without the overlay; print and return the two summaries; with
+    ``out`` write ``<name>_exposure.csv``, ``<name>_equity.csv`` and ``<name>_summary.json``."""
+    cfg, res, alone = run_experiment(config)
+    table = {"with_overlay": res.summary(), "perp_only": alone.summary()}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        when = np.datetime_as_string(res.ts.astype("datetime64[ns]"), unit="s")
+        rows = ["ts,perp_exposure,option_contracts,option_delta,total_delta,vega"]
+        rows += [f"{a},{b:.6f},{c:.4f},{d:.6f},{e:.6f},{f:.8f}" for a, b, c, d, e, f in zip(when, res.perp_exposure, res.option_contracts, res.option_delta, res.total_delta, res.vega)]
+        (out / f"{cfg.name}_exposure.csv").write_text("\n".join(rows) + "\n")
+        rows = ["ts,equity_with_overlay,equity_perp_only"] + [f"{a},{b:.2f},{c:.2f}" for a, b, c in zip(when, res.equity, alone.equity)]
+        (out / f"{cfg.name}_equity.csv").write_text("\n".join(rows) + "\n")
+        (out / f"{cfg.name}_summary.json").write_text(json.dumps({**table, "events": res.events, "priced_from": res.priced_from}, indent=2))
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dea.backtest.options_overlay", description="perpetual exposure with an option overlay")
     parser.add_argument("config", type=Path)
     parser.add_argument("--out", type=Path, help="write <name>_exposure.csv, <name>_equity.csv and summary JSON here")
     args = parser.parse_args(argv)
-    cfg, res, alone = run_experiment(args.config)
-    table = {"with_overlay": res.summary(), "perp_only": alone.summary()}
-    print(json.dumps(table, indent=2))
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        when = np.datetime_as_string(res.ts.astype("datetime64[ns]"), unit="s")
-        rows = ["ts,perp_exposure,option_contracts,option_delta,total_delta,vega"]
-        rows += [f"{a},{b:.6f},{c:.4f},{d:.6f},{e:.6f},{f:.8f}" for a, b, c, d, e, f in zip(when, res.perp_exposure, res.option_contracts, res.option_delta, res.total_delta, res.vega)]
-        (args.out / f"{cfg.name}_exposure.csv").write_text("\n".join(rows) + "\n")
-        rows = ["ts,equity_with_overlay,equity_perp_only"] + [f"{a},{b:.2f},{c:.2f}" for a, b, c in zip(when, res.equity, alone.equity)]
-        (args.out / f"{cfg.name}_equity.csv").write_text("\n".join(rows) + "\n")
-        (args.out / f"{cfg.name}_summary.json").write_text(json.dumps({**table, "events": res.events}, indent=2))
+    print(json.dumps(run_and_write(args.config, args.out), indent=2))
     return 0
 
 

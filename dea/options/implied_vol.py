@@ -77,27 +77,25 @@ def _solve(target, f, k, t, is_call, r, tol, max_iter):  # noqa: ANN001, ANN202 
     lo = np.full(target.shape, SIGMA_LOW)
     hi = np.full(target.shape, SIGMA_HIGH)
     x = np.clip(np.sqrt(2.0 * np.abs(np.log(f / k)) / t), 0.05, SIGMA_HIGH / 2)
-    scale = np.maximum(target, 1e-300)
-    done = np.zeros(target.shape, dtype=bool)
+    scale = np.maximum(np.maximum(target, 1e-300), 1e-12 * f)
+    act = np.arange(target.size)  # elements still iterating: converged ones drop out
     for _ in range(max_iter):
-        g = greeks(f, k, t, x, is_call, r)
-        err = g.price - target
-        done = np.abs(err) <= tol * np.maximum(scale, 1e-12 * f)
-        if done.all():
-            return x
-        hi = np.where(err > 0, np.minimum(hi, x), hi)
-        lo = np.where(err < 0, np.maximum(lo, x), lo)
-        vega = g.vega * 100.0  # per unit of sigma
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = x - err / vega
-        inside = np.isfinite(step) & (step > lo) & (step < hi)
-        nxt = np.where(inside, step, 0.5 * (lo + hi))
-        x = np.where(done, x, nxt)
-        if np.all(hi - lo <= 1e-15 * hi):
+        g = greeks(f[act], k[act], t[act], x[act], is_call[act], r[act])
+        err = g.price - target[act]
+        done = (np.abs(err) <= tol * scale[act]) | (hi[act] - lo[act] <= 1e-15 * hi[act])
+        keep = ~done
+        act, err, vega = act[keep], err[keep], g.vega[keep] * 100.0  # vega per unit of sigma
+        if not act.size:
             break
-    g = greeks(f, k, t, x, is_call, r)
-    err = np.abs(g.price - target)
-    failed = err > 1e-6 * np.maximum(scale, 1e-12 * f)
+        xa = x[act]
+        hi[act] = np.where(err > 0, np.minimum(hi[act], xa), hi[act])
+        lo[act] = np.where(err < 0, np.maximum(lo[act], xa), lo[act])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = xa - err / vega
+        inside = np.isfinite(step) & (step > lo[act]) & (step < hi[act])
+        x[act] = np.where(inside, step, 0.5 * (lo[act] + hi[act]))
+    err = np.abs(greeks(f, k, t, x, is_call, r).price - target)
+    failed = err > 1e-6 * scale
     if failed.any():
         i = int(np.argmax(failed))
         raise OptionError(f"implied volatility did not converge for element {i} (price {target[i]!r}, forward {f[i]!r}, strike {k[i]!r})")
