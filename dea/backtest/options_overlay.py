@@ -15,6 +15,10 @@ it prices off), otherwise Black-76 on the underlying's price with the implied vo
 option settles at intrinsic value on that decision's price (cash settlement, as Deribit's
 European options), less the delivery fee, and the next series is bought.
 
+Every underlying price and DVOL value passes the market-data guards (:mod:`dea.guards`, the
+live loop's checks) before use; a quarantined value is never used and the age of a series counts
+from its last good value (a decision whose input is older than its limit is refused).
+
 Accounting is in the quote currency (USD): a coin-settled premium is converted at the underlying
 price when paid and the settlement when received, so the USD equity is the same as holding the
 coin for no time. Fees: perpetual taker rate × |Δw| (DESIGN.md), option fee = ``rate`` × underlying
@@ -41,6 +45,7 @@ from pydantic import Field, ValidationError, model_validator
 from dea.config.base import StrictModel, duration_field
 from dea.data.config import SourceConfig
 from dea.errors import ConfigError, DataError
+from dea.guards import GuardsConfig, MarketGuard
 from dea.options.black76 import greeks, year_fraction
 from dea.options.portfolio import GreekExposure, position_greeks
 from dea.risk.greeks import GreekBudgetConfig, check_option_order
@@ -102,6 +107,7 @@ class OverlayExperimentConfig(StrictModel):
     option_fees: OptionFeeConfig = Field(default_factory=OptionFeeConfig)
     iv: IVInputConfig
     budgets: GreekBudgetConfig = Field(default_factory=GreekBudgetConfig)
+    guards: GuardsConfig = Field(default_factory=GuardsConfig)
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,7 @@ class OverlayResult:
     fees: float
     events: list[dict] = field(default_factory=list)
     priced_from: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float]:
         eq = self.equity
@@ -154,7 +161,8 @@ class OverlayResult:
             "max_drawdown": float(np.max(1.0 - eq / peak)),
             "rolls": sum(e["event"] == "roll" for e in self.events),
             "vega_bound_rolls": sum(e["event"] == "roll" and "vega" in e["binding"] for e in self.events),
-            "fees": self.fees,
+            "fees": float(self.fees),
+            "quarantined_inputs": sum(self.quarantined.values()),
         }
 
 
@@ -280,6 +288,19 @@ def _asof(ts: np.ndarray, known_at: np.ndarray, values: np.ndarray, max_age_ns: 
     return values[j]
 
 
+def guarded(guard: MarketGuard, stream: str, ts: np.ndarray, known_at: np.ndarray, values: np.ndarray, *, is_price: bool) -> np.ndarray:
+    """Keep mask of the rows the market-data guards pass (the same checks as the live loop), fed
+    in the order a live loop would see them. Prices get the price checks (jumps included);
+    the volatility index the value checks (time, finiteness, order; its positivity the loader
+    enforces)."""
+    keep = np.ones(len(ts), dtype=bool)
+    check = guard.check_price if is_price else guard.check_value
+    for k in np.argsort(known_at, kind="stable").tolist():
+        if check(stream, 0, int(ts[k]), int(known_at[k]), float(values[k])) is not None:
+            keep[k] = False
+    return keep
+
+
 def load_config(path: str | Path) -> OverlayExperimentConfig:
     path = Path(path)
     try:
@@ -303,16 +324,21 @@ def run_experiment(path: str | Path) -> tuple[OverlayExperimentConfig, OverlayRe
     base = path.parent
     clock = _decision_clock(cfg)
     bars = load_source(cfg.prices, base).table
-    px = _asof(clock, bars["available_at"].to_numpy(), bars["close"].to_numpy(), parse_duration("1h"), f"{cfg.prices.name} price")
+    guard = MarketGuard(cfg.guards, [cfg.underlying])
+    b_ts, b_known, b_close = bars["ts_event"].to_numpy(), bars["available_at"].to_numpy(), bars["close"].to_numpy(zero_copy_only=False)
+    keep = guarded(guard, "price", b_ts, b_known, b_close, is_price=True)
+    px = _asof(clock, b_known[keep], b_close[keep], parse_duration("1h"), f"{cfg.prices.name} price")
     if cfg.iv.dvol is not None:
         dvol_path = Path(cfg.iv.dvol)
-        _, known, vol = load_deribit_dvol(dvol_path if dvol_path.is_absolute() else base / dvol_path, publication_lag=cfg.iv.publication_lag)
-        iv = _asof(clock, known, vol, parse_duration(cfg.iv.max_age), "DVOL")
+        d_ts, known, vol = load_deribit_dvol(dvol_path if dvol_path.is_absolute() else base / dvol_path, publication_lag=cfg.iv.publication_lag)
+        keep = guarded(guard, "dvol", d_ts, known, vol, is_price=False)
+        iv = _asof(clock, known[keep], vol[keep], parse_duration(cfg.iv.max_age), "DVOL")
     else:
         iv = np.full(len(clock), cfg.iv.flat)
     w = np.full(len(clock), cfg.exposure)
     common = dict(underlying=cfg.underlying, initial_equity=cfg.initial_equity, perp_taker_fee=cfg.perp_taker_fee)
     with_overlay = run_overlay(clock, px, iv, w, cfg.overlay, cfg.budgets, cfg.option_fees, **common)
+    with_overlay.quarantined = {k: v for k, v in guard.counts.items() if v}
     alone = run_overlay(clock, px, iv, w, None, cfg.budgets, cfg.option_fees, **common)
     return cfg, with_overlay, alone
 

@@ -93,3 +93,35 @@ def test_worked_example_config(repo_root: Path, shared_data: Path) -> None:
     assert np.all(res.total_delta[held] <= res.perp_exposure[held])
     assert np.mean(res.perp_exposure[held] - res.total_delta[held]) > 0.05
     assert len(res.equity) == len(alone.equity) and alone.summary()["rolls"] == 0
+
+
+def test_cli_writes_exposure_and_equity(repo_root: Path, shared_data: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    import json
+
+    from dea.cli.main import main
+
+    assert main(["options-overlay", str(repo_root / "configs" / "btc_put_overlay.yaml"), "--out", str(tmp_path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == {"with_overlay", "perp_only"}
+    exposure = (tmp_path / "btc_put_overlay_exposure.csv").read_text().splitlines()
+    equity = (tmp_path / "btc_put_overlay_equity.csv").read_text().splitlines()
+    assert exposure[0] == "ts,perp_exposure,option_contracts,option_delta,total_delta,vega"
+    assert equity[0] == "ts,equity_with_overlay,equity_perp_only" and len(equity) == len(exposure) > 400
+    last = equity[-1].split(",")
+    assert float(last[1]) == pytest.approx(1e6 * (1 + printed["with_overlay"]["total_return"]), rel=1e-6)
+    summary = json.loads((tmp_path / "btc_put_overlay_summary.json").read_text())
+    assert sum(e["event"] == "roll" for e in summary["events"]) == printed["with_overlay"]["rolls"]
+
+
+def test_overlay_config_refuses_unknown_keys(tmp_path: Path) -> None:
+    from dea.backtest.options_overlay import load_config
+    from dea.errors import ConfigError
+
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: x\nprices: {name: p, kind: bars, format: freqtrade, path: p.feather}\nstart: '2024-01-01'\nend: '2024-02-01'\n"
+                 "exposure: 1.0\noverlay: {strategy: protective_put, moneyness: 0.9, tenr: 28d}\niv: {flat: 0.5}\n")
+    with pytest.raises(ConfigError, match="overlay.tenr: unknown key"):
+        load_config(f)
+    f.write_text(f.read_text().replace("tenr: 28d", "tenor: 28d").replace("iv: {flat: 0.5}", "iv: {}"))
+    with pytest.raises(ConfigError, match="exactly one of iv.dvol"):
+        load_config(f)
