@@ -149,15 +149,16 @@ class OverlayResult:
     vega: np.ndarray
     total_delta: np.ndarray
     fees: float
+    initial_equity: float
     events: list[dict] = field(default_factory=list)
     priced_from: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float]:
-        eq = self.equity
+        eq = np.concatenate([[self.initial_equity], self.equity])
         peak = np.maximum.accumulate(eq)
         return {
-            "total_return": float(eq[-1] / eq[0] - 1.0),
+            "total_return": float(eq[-1] / self.initial_equity - 1.0),
             "max_drawdown": float(np.max(1.0 - eq / peak)),
             "rolls": sum(e["event"] == "roll" for e in self.events),
             "vega_bound_rolls": sum(e["event"] == "roll" and "vega" in e["binding"] for e in self.events),
@@ -267,7 +268,7 @@ def run_overlay(
             out["odelta"][i], out["vega"][i] = pg.delta, pg.vega
         out["tdelta"][i] = held_w + out["odelta"][i]
     return OverlayResult(ts, out["equity"], out["perp"], out["contracts"], out["odelta"], out["vega"], out["tdelta"],
-                         total_fees, events, sources)
+                         total_fees, float(initial_equity), events, sources)
 
 
 def _decision_clock(cfg: OverlayExperimentConfig) -> np.ndarray:
