@@ -339,8 +339,8 @@ def run_experiment(path: str | Path) -> tuple[OverlayExperimentConfig, OverlayRe
     w = np.full(len(clock), cfg.exposure)
     common = dict(underlying=cfg.underlying, initial_equity=cfg.initial_equity, perp_taker_fee=cfg.perp_taker_fee)
     with_overlay = run_overlay(clock, px, iv, w, cfg.overlay, cfg.budgets, cfg.option_fees, **common)
-    with_overlay.quarantined = {k: v for k, v in guard.counts.items() if v}
     alone = run_overlay(clock, px, iv, w, None, cfg.budgets, cfg.option_fees, **common)
+    with_overlay.quarantined = alone.quarantined = {k: v for k, v in guard.counts.items() if v}
     return cfg, with_overlay, alone
 
 
