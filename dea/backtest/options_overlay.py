@@ -1,8 +1,8 @@
 """Options in the backtest: a linear (perpetual) exposure with a rolled option overlay.
 
 The overlay holds one option series at a time on the underlying: a protective put (long) or a
-covered call (short), ``hedge_ratio`` contracts-worth of underlying per unit of the linear
-position's underlying, struck at ``moneyness`` × the price at the roll (on a ``strike_step``
+covered call (short) on a long linear position (none is opened while the exposure is not long),
+``hedge_ratio`` contracts-worth of underlying per unit of the linear position's underlying, struck at ``moneyness`` × the price at the roll (on a ``strike_step``
 grid), expiring ``tenor`` later. Each roll is a pre-trade check against the greek budgets
 (:func:`dea.risk.greeks.check_option_order`, with the perpetual's exposure counted in the
 delta), so the vega budget sizes the overlay when it binds.
@@ -243,12 +243,13 @@ def run_overlay(
             total_fees += fee
             events.append({"event": "settle", "ts": int(ts[i]), "instrument": name, "contracts": contracts, "price": s, "payoff": payoff})
             contracts, value = 0.0, 0.0
-        if leg is not None and contracts == 0.0 and i < n_steps - 1:
+        if leg is not None and contracts == 0.0 and i < n_steps - 1 and held_w > 0:
             strike = max(leg.strike_step, round(leg.moneyness * s / leg.strike_step) * leg.strike_step)
             expiry = int(ts[i]) + parse_duration(leg.tenor)
             name = _option_name(underlying, expiry, strike, is_call)
             g = greeks(s, strike, year_fraction(ts[i], expiry), iv[i], is_call)
-            wanted = sign * leg.hedge_ratio * abs(held_w) * equity / s / leg.multiplier
+            # the overlay protects or covers a long position: with no long exposure there is nothing to roll
+            wanted = sign * leg.hedge_ratio * max(held_w, 0.0) * equity / s / leg.multiplier
             value = option_value(i)
             unit_fee = min(fees.rate * s, fees.cap_of_premium * value) * leg.multiplier
             # greeks as fractions of the equity left after the largest fee this roll can cost, so

@@ -11,6 +11,7 @@ import pytest
 
 from dea.backtest.options_overlay import OptionFeeConfig, OverlayLegConfig, SnapshotMarks, run_experiment, run_overlay
 from dea.data.loaders.options_chain import load_deribit_ticker
+from dea.errors import DataError
 from dea.options import parse_option_name, price
 from dea.risk.greeks import GreekBudgetConfig
 from dea.timeutil import NS_PER_DAY, parse_timestamp
@@ -125,3 +126,22 @@ def test_overlay_config_refuses_unknown_keys(tmp_path: Path) -> None:
     f.write_text(f.read_text().replace("tenr: 28d", "tenor: 28d").replace("iv: {flat: 0.5}", "iv: {}"))
     with pytest.raises(ConfigError, match="exactly one of iv.dvol"):
         load_config(f)
+
+
+def test_covered_call_sold_and_assigned_by_hand() -> None:
+    leg = OverlayLegConfig(strategy="covered_call", moneyness=1.0, tenor="2d", strike_step=1.0)
+    res = run_overlay(DAYS, [100.0, 110.0, 120.0], [0.5] * 3, [1.0] * 3, leg, GreekBudgetConfig(), NO_FEES, initial_equity=10_000.0)
+    c0 = 100 * (2 * _phi(0.5 * math.sqrt(2 / 365) / 2) - 1)
+    assert res.events[0]["contracts"] == -100.0 and res.events[0]["premium_usd"] == pytest.approx(c0, rel=1e-12)
+    v1 = float(price(110.0, 100.0, 1 / 365, 0.5, True))
+    e1 = 10_000 + 1_000 - 100 * (v1 - c0)
+    e2 = e1 + e1 * (120 / 110 - 1) - 100 * (20 - v1)  # the call is assigned: pays 120 - 100
+    assert res.equity[1] == pytest.approx(e1, rel=1e-12) and res.equity[2] == pytest.approx(e2, rel=1e-12)
+    assert res.events[1]["payoff"] == 20.0 and res.option_delta[0] < 0
+
+
+def test_no_overlay_without_a_long_position() -> None:
+    res = run_overlay(DAYS, [100.0, 90.0, 80.0], [0.5] * 3, [-1.0, 0.0, 0.0], LEG, GreekBudgetConfig(), NO_FEES, initial_equity=10_000.0)
+    assert res.events == [] and not res.option_contracts.any()
+    with pytest.raises(DataError, match="iv must be finite and positive"):
+        run_overlay(DAYS, [100.0, 90.0, 80.0], [0.5, np.nan, 0.5], [1.0] * 3, LEG, GreekBudgetConfig(), NO_FEES)

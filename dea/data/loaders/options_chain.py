@@ -85,10 +85,6 @@ def _num(table: pa.Table, name: str, ctx: LoadContext) -> np.ndarray:
     return to_float64(column(table, name, ctx), name, ctx).to_numpy(zero_copy_only=False)
 
 
-def _num_or_nan(table: pa.Table, name: str, ctx: LoadContext) -> np.ndarray:
-    return _num(table, name, ctx) if name in table.column_names else np.full(table.num_rows, np.nan)
-
-
 def _empty_side(ctx: LoadContext, price: np.ndarray, iv: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
     """Deribit's ``0`` price / ``0`` IV for an empty side of the book -> NaN (reported)."""
     empty = ~(price > 0)
@@ -202,7 +198,7 @@ def load_deribit_ticker(path: str | Path, *, publication_lag: str = "0s", multip
         "ask_price": ask,
         "bid_iv": bid_iv,
         "ask_iv": ask_iv,
-        "open_interest": _num_or_nan(table, "open_interest", ctx),
+        "open_interest": _num(table, "open_interest", ctx),
         **greeks,
     }
     ctx.report.rows_in = ctx.report.rows_out = table.num_rows
