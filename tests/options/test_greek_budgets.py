@@ -68,3 +68,14 @@ def test_budget_config_is_strict_and_inputs_finite() -> None:
         GreekBudgetConfig(max_vega=-1)
     with pytest.raises(RiskError, match="finite"):
         check_option_order(GreekExposure(vega=float("nan")), GreekExposure(vega=0.1), 1.0, GreekBudgetConfig(max_vega=1.0))
+
+
+@pytest.mark.parametrize("greek", ["delta", "gamma", "vega"])
+def test_each_budget_binds_on_its_own_greek(greek: str) -> None:
+    per = GreekExposure(**{greek: 0.01})
+    budgets = GreekBudgetConfig(**{f"max_{greek}": 0.05}, contract_step=1.0)
+    d = check_option_order(GreekExposure(), per, 8.0, budgets)
+    assert (d.quantity, d.binding) == (5.0, (greek,))
+    # the other greeks' budgets do not bind on it
+    other = GreekBudgetConfig(**{f"max_{g}": 0.05 for g in ("delta", "gamma", "vega") if g != greek}, contract_step=1.0)
+    assert check_option_order(GreekExposure(), per, 8.0, other).quantity == 8.0
