@@ -22,7 +22,9 @@ from its last good value (a decision whose input is older than its limit is refu
 Accounting is in the quote currency (USD): a coin-settled premium is converted at the underlying
 price when paid and the settlement when received, so the USD equity is the same as holding the
 coin for no time. Fees: perpetual taker rate × |Δw| (DESIGN.md), option fee = ``rate`` × underlying
-notional capped at ``cap_of_premium`` × premium (Deribit's rule), delivery fee likewise.
+notional capped at ``cap_of_premium`` × premium (Deribit's rule), delivery fee likewise. The
+perpetual pays its settled funding on the exposure held across each settlement; a config without
+a funding source must say ``funding: none``.
 
 Run it: ``dea options-overlay configs/btc_put_overlay.yaml [--out DIR]`` (or ``python -m dea.backtest.options_overlay``).
 """
@@ -97,6 +99,7 @@ class OverlayExperimentConfig(StrictModel):
     name: str
     underlying: str = "BTC"
     prices: SourceConfig
+    funding: SourceConfig | Literal["none"] = Field(description="the perpetual's settled funding (kind funding), or 'none'")
     start: str
     end: str
     decision_hour_utc: int = Field(default=8, ge=0, le=23, description="daily decisions at this hour (Deribit expiry: 8)")
@@ -149,6 +152,7 @@ class OverlayResult:
     vega: np.ndarray
     total_delta: np.ndarray
     fees: float
+    funding_paid: float
     initial_equity: float
     events: list[dict] = field(default_factory=list)
     priced_from: dict[str, int] = field(default_factory=dict)
@@ -163,6 +167,7 @@ class OverlayResult:
             "rolls": sum(e["event"] == "roll" for e in self.events),
             "vega_bound_rolls": sum(e["event"] == "roll" and "vega" in e["binding"] for e in self.events),
             "fees": float(self.fees),
+            "funding_paid": float(self.funding_paid),
             "quarantined_inputs": sum(self.quarantined.values()),
         }
 
@@ -184,11 +189,14 @@ def run_overlay(
     underlying: str = "BTC",
     initial_equity: float = 1_000_000.0,
     perp_taker_fee: float = 0.0,
+    funding: np.ndarray | None = None,
     marks: SnapshotMarks | None = None,
 ) -> OverlayResult:
     """Simulate decisions at ``ts`` (int64 ns, increasing) with underlying ``price``, implied vol
     ``iv`` (fraction, known at each ``ts``) and target perpetual ``exposure``; ``leg=None`` runs
-    the perpetual alone (the comparison without the overlay)."""
+    the perpetual alone (the comparison without the overlay). ``funding[i]``: the sum of the
+    perpetual's funding rates settled in ``(ts[i-1], ts[i]]``, paid on the exposure held across
+    them (DESIGN.md sign: longs pay a positive rate); ``None`` means the perpetual has none."""
     ts = np.asarray(ts, dtype=np.int64)
     price, iv, exposure = (np.asarray(a, dtype=np.float64) for a in (price, iv, exposure))
     n_steps = len(ts)
@@ -202,10 +210,13 @@ def run_overlay(
             raise DataError(f"overlay {name} must be finite and positive; decision {np.datetime64(int(ts[np.argmax(bad)]), 'ns')} has {v[np.argmax(bad)]!r}")
     if not np.isfinite(exposure).all():
         raise DataError("overlay exposure has missing values")
+    funding = np.zeros(n_steps) if funding is None else np.asarray(funding, dtype=np.float64)
+    if funding.shape != ts.shape or not np.isfinite(funding).all():
+        raise DataError("overlay funding must give one finite summed rate per decision")
     out = {k: np.zeros(n_steps) for k in ("equity", "perp", "contracts", "odelta", "vega", "tdelta")}
     equity, held_w = float(initial_equity), 0.0
     contracts, strike, expiry, value, name = 0.0, math.nan, 0, 0.0, ""
-    total_fees, events, sources = 0.0, [], {"snapshot": 0, "model": 0}
+    total_fees, total_funding, events, sources = 0.0, 0.0, [], {"snapshot": 0, "model": 0}
     is_call = leg is not None and leg.strategy == "covered_call"
     sign = -1.0 if is_call else 1.0
 
@@ -224,6 +235,9 @@ def run_overlay(
         if i:
             r = s / price[i - 1] - 1.0
             pnl = held_w * equity * r
+            paid = held_w * equity * funding[i]
+            pnl -= paid
+            total_funding += paid
             new_value = option_value(i) if contracts else 0.0
             pnl += contracts * leg.multiplier * (new_value - value) if contracts else 0.0
             drifted = held_w * equity * (1.0 + r)
@@ -269,7 +283,7 @@ def run_overlay(
             out["odelta"][i], out["vega"][i] = pg.delta, pg.vega
         out["tdelta"][i] = held_w + out["odelta"][i]
     return OverlayResult(ts, out["equity"], out["perp"], out["contracts"], out["odelta"], out["vega"], out["tdelta"],
-                         total_fees, float(initial_equity), events, sources)
+                         total_fees, total_funding, float(initial_equity), events, sources)
 
 
 def _decision_clock(cfg: OverlayExperimentConfig) -> np.ndarray:
@@ -301,6 +315,27 @@ def guarded(guard: MarketGuard, stream: str, ts: np.ndarray, known_at: np.ndarra
         if check(stream, 0, int(ts[k]), int(known_at[k]), float(values[k])) is not None:
             keep[k] = False
     return keep
+
+
+def funding_per_step(clock: np.ndarray, table: pa.Table, guard: MarketGuard) -> np.ndarray:
+    """Sum of the settled funding rates in each ``(clock[i-1], clock[i]]`` (0 for the first
+    decision, before anything is held). The settlements must cover the clock without a gap longer
+    than 1.5 intervals: a missing settlement would otherwise be a silent zero."""
+    ts, known, rate = table["ts_event"].to_numpy(), table["available_at"].to_numpy(), table["rate"].to_numpy(zero_copy_only=False)
+    keep = guarded(guard, "funding", ts, known, rate, is_price=False)
+    order = np.argsort(ts[keep], kind="stable")
+    ts, rate, interval = ts[keep][order], rate[keep][order], table["interval_ns"].to_numpy()[keep][order]
+    inside = (ts > clock[0]) & (ts <= clock[-1])
+    edges = np.concatenate([[clock[0]], ts[inside], [clock[-1]]])
+    limit = 1.5 * (int(np.max(interval)) if len(interval) else 0)
+    gaps = np.diff(edges)
+    if not len(interval) or (gaps > limit).any():
+        k = int(np.argmax(gaps > limit)) if len(interval) else 0
+        raise DataError(f"funding has no settlement between {np.datetime64(int(edges[k]), 'ns')} and "
+                        f"{np.datetime64(int(edges[k + 1]), 'ns')}; give the full history or set funding: none")
+    csum = np.concatenate([[0.0], np.cumsum(rate)])
+    upto = csum[np.searchsorted(ts, clock, "right")]
+    return np.concatenate([[0.0], np.diff(upto)])
 
 
 def load_config(path: str | Path) -> OverlayExperimentConfig:
@@ -338,7 +373,8 @@ def run_experiment(path: str | Path) -> tuple[OverlayExperimentConfig, OverlayRe
     else:
         iv = np.full(len(clock), cfg.iv.flat)
     w = np.full(len(clock), cfg.exposure)
-    common = dict(underlying=cfg.underlying, initial_equity=cfg.initial_equity, perp_taker_fee=cfg.perp_taker_fee)
+    rates = None if cfg.funding == "none" else funding_per_step(clock, load_source(cfg.funding, base).table, guard)
+    common = dict(underlying=cfg.underlying, initial_equity=cfg.initial_equity, perp_taker_fee=cfg.perp_taker_fee, funding=rates)
     with_overlay = run_overlay(clock, px, iv, w, cfg.overlay, cfg.budgets, cfg.option_fees, **common)
     alone = run_overlay(clock, px, iv, w, None, cfg.budgets, cfg.option_fees, **common)
     with_overlay.quarantined = alone.quarantined = {k: v for k, v in guard.counts.items() if v}

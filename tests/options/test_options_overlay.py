@@ -145,3 +145,24 @@ def test_no_overlay_without_a_long_position() -> None:
     assert res.events == [] and not res.option_contracts.any()
     with pytest.raises(DataError, match="iv must be finite and positive"):
         run_overlay(DAYS, [100.0, 90.0, 80.0], [0.5, np.nan, 0.5], [1.0] * 3, LEG, GreekBudgetConfig(), NO_FEES)
+
+
+def test_perpetual_pays_funding_held_across_settlements() -> None:
+    import pyarrow as pa
+
+    from dea.backtest.options_overlay import funding_per_step
+    from dea.guards import GuardsConfig, MarketGuard
+
+    h8 = 8 * 3_600_000_000_000
+    settle = DAYS[0] + h8 * np.arange(0, 7)  # 08:00 day 0 .. 08:00 day 2
+    table = pa.table({"ts_event": settle, "available_at": settle, "rate": [9.0, 1e-4, 2e-4, 3e-4, 1e-4, 1e-4, 1e-4], "interval_ns": [h8] * 7})
+    rates = funding_per_step(DAYS, table, MarketGuard(GuardsConfig(), ["BTC"]))
+    # the 08:00 day-0 settlement is not held across (nothing is held before the first decision)
+    np.testing.assert_allclose(rates, [0.0, 6e-4, 3e-4])
+    res = run_overlay(DAYS, [100.0, 110.0, 110.0], [0.5] * 3, [1.0] * 3, None, GreekBudgetConfig(), NO_FEES, initial_equity=10_000.0, funding=rates)
+    e1 = 10_000 * (1 + 0.1) - 10_000 * 6e-4
+    assert res.equity[1] == pytest.approx(e1) and res.equity[2] == pytest.approx(e1 * (1 - 3e-4))
+    assert res.funding_paid == pytest.approx(10_000 * 6e-4 + e1 * 3e-4)
+    gap = table.filter(pa.array([i != 3 and i != 4 for i in range(7)]))
+    with pytest.raises(DataError, match="funding has no settlement between"):
+        funding_per_step(DAYS, gap, MarketGuard(GuardsConfig(), ["BTC"]))
