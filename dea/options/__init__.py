@@ -5,7 +5,7 @@ the same code as the backtest. Greeks follow Deribit's units (per coin; vega per
 per day), which :mod:`tests.options` checks against the exchange's published greeks.
 """
 
-from dea.options.black76 import Greeks, OptionError, greeks, price, year_fraction
+from dea.options.black76 import Greeks, OptionError, coin_delta, greeks, price, year_fraction
 from dea.options.contracts import ContractArrays, OptionContract, parse_option_name, parse_option_names
 from dea.options.implied_vol import implied_vol
 from dea.options.portfolio import GreekExposure, PortfolioGreeks, aggregate, position_greeks
@@ -18,6 +18,7 @@ __all__ = [
     "OptionError",
     "PortfolioGreeks",
     "aggregate",
+    "coin_delta",
     "greeks",
     "implied_vol",
     "parse_option_name",

@@ -104,3 +104,13 @@ def greeks(forward, strike, t_years, sigma, is_call, rate=0.0) -> Greeks:  # noq
 def year_fraction(ts_ns, expiry_ns) -> np.ndarray:  # noqa: ANN001 - array-likes
     """Years of 365 days from ``ts_ns`` to ``expiry_ns`` (int64 ns UTC); negative after expiry."""
     return (np.asarray(expiry_ns, dtype=np.int64) - np.asarray(ts_ns, dtype=np.int64)) / 1e9 / SECONDS_PER_YEAR
+
+
+def coin_delta(g: Greeks, forward) -> np.ndarray:  # noqa: ANN001 - array-likes
+    """Delta of an inverse (coin-settled) option's value *in the coin*, per coin: ``Δ - V/F``.
+
+    Why: a Deribit BTC option's premium is BTC, so a coin-margined account's BTC equity moves by
+    ``d(V/F)/dF = (Δ - V/F) / F`` per USD move; scaled by ``F`` that is the coin delta Deribit's
+    portfolio view shows. A USD-reporting account uses ``Δ`` itself.
+    """
+    return g.delta - g.price / np.asarray(forward, dtype=np.float64)

@@ -89,3 +89,12 @@ def test_implied_vol_refuses_prices_outside_no_arbitrage() -> None:
         implied_vol(5.0, 100.0, 90.0, 0.1, True)  # below intrinsic 10
     out = implied_vol([5.0, 120.0, price(100.0, 90.0, 0.1, 0.6, True)], 100.0, 90.0, 0.1, True, on_invalid="nan")
     assert np.isnan(out[0]) and np.isnan(out[1]) and out[2] == pytest.approx(0.6, rel=1e-8)
+
+
+def test_coin_delta_is_the_coin_value_sensitivity() -> None:
+    from dea.options import coin_delta
+
+    g = greeks(F, K, T, SIG, CALL, R)
+    h = 1e-4 * F
+    coin = lambda f: price(f, K, T, SIG, CALL, R) / f  # noqa: E731 - the premium in coin
+    np.testing.assert_allclose(coin_delta(g, F), F * (coin(F + h) - coin(F - h)) / (2 * h), atol=1e-7)

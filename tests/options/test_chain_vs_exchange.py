@@ -128,3 +128,15 @@ def test_tardis_row_disagreeing_with_its_name_is_refused(tmp_path: Path) -> None
     f.write_text("\n".join([TARDIS_HEADER, TARDIS_ROWS[0].replace("BTC-9JUN20-9875-P", "BTC-9JUN20-9875")]) + "\n")
     with pytest.raises(DataFormatError, match="line 2: option name 'BTC-9JUN20-9875'"):
         load_tardis_options_chain(f)
+
+
+def test_deribit_dump_without_greeks_or_with_a_bad_name_is_refused(tmp_path: Path, shared_data: Path) -> None:
+    lines = (shared_data / "options" / "deribit_btc_chain_20210211.csv").read_text().splitlines()[:4]
+    header = lines[0].split(",")
+    f = tmp_path / "no_greeks.csv"
+    f.write_text("\n".join([",".join(h.replace("greeks.", "g.") for h in header), *lines[1:]]) + "\n")
+    with pytest.raises(DataFormatError, match="no exchange greeks"):
+        load_deribit_ticker(f)
+    f.write_text("\n".join([lines[0], lines[1], lines[2].replace(",BTC-5MAR21-57500-C,", ",BTC-5MAR21-57500-X,"), lines[3]]) + "\n")
+    with pytest.raises(DataFormatError, match="line 3: option name"):
+        load_deribit_ticker(f)
