@@ -7,7 +7,8 @@ grid), expiring ``tenor`` later. Each roll is a pre-trade check against the gree
 (:func:`dea.risk.greeks.check_option_order`, with the perpetual's exposure counted in the
 delta), so the vega budget sizes the overlay when it binds.
 
-Pricing at each decision time: the option's snapshot mark where a chain snapshot has one no
+Fills are at the option's mark (or model price) plus the fee: the bid/ask spread of the option is
+not modelled. Pricing at each decision time: the option's snapshot mark where a chain snapshot has one no
 older than ``max_age`` (``mark_price × underlying_price``, the coin premium in USD at the forward
 it prices off), otherwise Black-76 on the underlying's price with the implied volatility input
 (Deribit DVOL known at that time, or a flat IV). The perpetual price stands in for the forward
@@ -49,6 +50,7 @@ from dea.data.config import SourceConfig
 from dea.errors import ConfigError, DataError
 from dea.guards import GuardsConfig, MarketGuard
 from dea.options.black76 import greeks, year_fraction
+from dea.options.contracts import MONTHS
 from dea.options.portfolio import GreekExposure, position_greeks
 from dea.risk.greeks import GreekBudgetConfig, check_option_order
 from dea.timeutil import NS_PER_DAY, parse_duration, parse_timestamp
@@ -173,8 +175,10 @@ class OverlayResult:
 
 
 def _option_name(underlying: str, expiry_ns: int, strike: float, is_call: bool) -> str:
+    """Deribit-style name (``BTC-3JAN24-40000-P``; a fractional strike written with ``d``)."""
     d = np.datetime64(int(expiry_ns), "ns").astype("datetime64[D]").item()
-    return f"{underlying}-{d.day}{d.strftime('%b').upper()}{d.strftime('%y')}-{strike:g}-{'C' if is_call else 'P'}"
+    k = str(int(strike)) if float(strike).is_integer() else repr(float(strike)).replace(".", "d")
+    return f"{underlying}-{d.day}{MONTHS[d.month - 1]}{d.year % 100:02d}-{k}-{'C' if is_call else 'P'}"
 
 
 def run_overlay(

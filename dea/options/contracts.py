@@ -24,7 +24,8 @@ _NAME = re.compile(
     r"^(?P<base>[A-Z0-9]+)(?:_(?P<quote>[A-Z]+))?-(?P<day>\d{1,2})(?P<mon>[A-Z]{3})(?P<yy>\d{2})"
     r"-(?P<strike>\d+(?:[dD.]\d+)?)-(?P<right>[CP])$"
 )
-_MONTHS = {m: i + 1 for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"))}
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_MONTH_NUMBER = {m: i + 1 for i, m in enumerate(MONTHS)}
 EXPIRY_HOUR_UTC = {"deribit": 8}
 # Units of underlying per contract for Deribit's inverse (coin-settled) options.
 COIN_MULTIPLIER = {"BTC": 1.0, "ETH": 1.0}
@@ -58,7 +59,7 @@ def parse_option_name(name: str, venue: str = "deribit", multipliers: Mapping[st
     m = _NAME.match(name.strip()) if isinstance(name, str) else None
     if m is None:
         raise OptionError(f"option name {name!r} is not UNDERLYING-DDMMMYY-STRIKE-C|P (e.g. BTC-26JUN20-8000-C)")
-    mon = _MONTHS.get(m["mon"])
+    mon = _MONTH_NUMBER.get(m["mon"])
     if mon is None:
         raise OptionError(f"option {name!r}: unknown month {m['mon']!r}")
     try:

@@ -166,3 +166,13 @@ def test_perpetual_pays_funding_held_across_settlements() -> None:
     gap = table.filter(pa.array([i != 3 and i != 4 for i in range(7)]))
     with pytest.raises(DataError, match="funding has no settlement between"):
         funding_per_step(DAYS, gap, MarketGuard(GuardsConfig(), ["BTC"]))
+
+
+@pytest.mark.parametrize("strike,expected", [(40_000.0, "BTC-3JAN24-40000-P"), (0.625, "BTC-3JAN24-0d625-P"), (1_250_000.0, "BTC-3JAN24-1250000-P")])
+def test_generated_names_parse_back(strike: float, expected: str) -> None:
+    from dea.backtest.options_overlay import _option_name
+
+    name = _option_name("BTC", int(DAYS[2]), strike, False)
+    assert name == expected
+    c = parse_option_name(name)
+    assert (c.strike, c.expiry_ns, c.is_call) == (strike, DAYS[2], False)
