@@ -6,9 +6,10 @@ dumps: delta within 1.1e-4, gamma within 5.4e-6 (the exchange prints 5 decimals,
 its rounding), vega within 0.05% (max 0.0104 USD per vol point on a vega of 22.8), theta within
 0.1% for options more than 7 days from expiry; the coin mark price within 7e-6 BTC at the median
 and 5.8e-4 at worst. The inputs are published rounded (IV to 0.01 point, prices to 0.01 USD) and
-polled apart, which is what the tolerances below allow for. Deribit's theta for options close to
-expiry is not the instantaneous derivative (under a day it is bounded by the remaining time
-value), so theta is compared beyond 7 days only.
+polled apart, which is what the tolerances below allow for. Close to expiry Deribit's theta is
+not the instantaneous derivative: at 1.6 days it is about max(theta, -remaining time value) (a
+day's decay cannot exceed what is left), under a day it follows no rule we could identify; so
+theta is compared beyond 7 days only (the next expiries in these dumps are 7.5 days out).
 """
 
 from __future__ import annotations
