@@ -114,3 +114,16 @@ def coin_delta(g: Greeks, forward) -> np.ndarray:  # noqa: ANN001 - array-likes
     portfolio view shows. A USD-reporting account uses ``Δ`` itself.
     """
     return g.delta - g.price / np.asarray(forward, dtype=np.float64)
+
+
+def price_and_vega(f: np.ndarray, k: np.ndarray, t: np.ndarray, s: np.ndarray, is_call: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Price and vega per unit of sigma for live options (``t > 0``, ``s > 0``), inputs already
+    checked and broadcast: the inner loop of the implied-volatility solver, without the greeks
+    it does not need."""
+    sqrt_t = np.sqrt(t)
+    sd = s * sqrt_t
+    d1 = (np.log(f / k) + 0.5 * sd * sd) / sd
+    disc = np.exp(-r * t)
+    sign = np.where(is_call, 1.0, -1.0)
+    px = disc * sign * (f * norm_cdf(sign * d1) - k * norm_cdf(sign * (d1 - sd)))
+    return px, disc * f * norm_pdf(d1) * sqrt_t

@@ -7,10 +7,10 @@ numba, which serving may not import. This solver is numpy only, works on whole c
 and is checked by round trips in the tests.
 
 Method: the price is converted to the out-of-the-money option of the same strike (put-call
-parity), whose time value is well conditioned; each element then runs Newton steps in sigma,
-started at the inflection point ``sqrt(2|ln F/K| / T)`` (where Newton converges monotonically for
-Black prices) and kept inside a bracket that every evaluation narrows; a step leaving the bracket
-is replaced by bisection, so every element converges.
+parity), whose time value is well conditioned; each element then runs Newton steps on the log
+of the price in sigma, started at the inflection point ``sqrt(2|ln F/K| / T)`` and kept inside a
+bracket that every evaluation narrows; a step leaving the bracket is replaced by bisection, so
+every element converges. Converged elements drop out of the iteration.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from dea.options.black76 import OptionError, greeks
+from dea.options.black76 import OptionError, greeks, price_and_vega
 
 SIGMA_LOW = 1e-4
 SIGMA_HIGH = 20.0
@@ -80,18 +80,20 @@ def _solve(target, f, k, t, is_call, r, tol, max_iter):  # noqa: ANN001, ANN202 
     scale = np.maximum(np.maximum(target, 1e-300), 1e-12 * f)
     act = np.arange(target.size)  # elements still iterating: converged ones drop out
     for _ in range(max_iter):
-        g = greeks(f[act], k[act], t[act], x[act], is_call[act], r[act])
-        err = g.price - target[act]
+        px, vega = price_and_vega(f[act], k[act], t[act], x[act], is_call[act], r[act])
+        err = px - target[act]
         done = (np.abs(err) <= tol * scale[act]) | (hi[act] - lo[act] <= 1e-15 * hi[act])
         keep = ~done
-        act, err, vega = act[keep], err[keep], g.vega[keep] * 100.0  # vega per unit of sigma
+        act, err, vega = act[keep], err[keep], vega[keep]
         if not act.size:
             break
         xa = x[act]
         hi[act] = np.where(err > 0, np.minimum(hi[act], xa), hi[act])
         lo[act] = np.where(err < 0, np.maximum(lo[act], xa), lo[act])
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = xa - err / vega
+            # Newton on log(price) (Jäckel's observation): far out of the money the price is
+            # exponentially small in 1/sigma and plain Newton crawls; in logs it converges fast.
+            step = xa - np.log1p(err / target[act]) * (target[act] + err) / vega
         inside = np.isfinite(step) & (step > lo[act]) & (step < hi[act])
         x[act] = np.where(inside, step, 0.5 * (lo[act] + hi[act]))
     err = np.abs(greeks(f, k, t, x, is_call, r).price - target)
