@@ -5,9 +5,10 @@
 fold's fit block and scored on its validation block (net Sharpe after fees, impact and funding,
 through the same rollout the live loop runs); the fold's out-of-sample rollout uses the candidate
 that validated best. The test block is never looked at, so the choice is honest; the number of
-candidates enters the deflated Sharpe as the number of trials. The default candidates are the
-configured model and its base alone (``model.kind: base``), so a learned adjustment that does not
-validate better than its base is not used.
+candidates enters the deflated Sharpe as the number of trials. The default (``candidates: null``)
+is the configured model, the two-stage forecast policy (``model.kind: forecast``, when the policy
+is volatility-sized) and the base alone (``model.kind: base``, when there is one): a learned
+adjustment that does not validate better than a ridge forecast or than its base is not used.
 """
 
 from __future__ import annotations
@@ -52,12 +53,27 @@ def candidate_label(overrides: dict[str, Any]) -> str:
     return ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())
 
 
+def default_candidates(cfg: ExperimentConfig) -> list[dict[str, Any]]:
+    """The automatic candidate list: the configured model; the two-stage forecast policy where the
+    policy sizes in volatility units (it needs the volatility feature); the base alone where there
+    is a base. Kinds already configured are not listed twice."""
+    m = cfg.model
+    out: list[dict[str, Any]] = [{}]
+    vol_sized = m.base.kind != "none" or m.adjust.vol_scaling
+    if vol_sized and m.kind not in ("forecast", "base"):
+        out.append({"model.kind": "forecast"})
+    if m.base.kind != "none" and m.kind != "base":
+        out.append({"model.kind": "base"})
+    return out
+
+
 def resolve_candidates(cfg: ExperimentConfig) -> list[Candidate]:
     """The candidates of ``cfg`` (the configured model first when listed), validated.
 
     A candidate may not change the data, features, folds or costs (they must be judged on the same
     inputs); a :class:`ConfigError` names the offending key."""
-    raw = cfg.training.candidates or [{}]
+    raw = cfg.training.candidates if cfg.training.candidates is not None else default_candidates(cfg)
+    raw = raw or [{}]
     out: list[Candidate] = []
     for j, ov in enumerate(raw):
         for key in ov:

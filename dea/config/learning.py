@@ -215,10 +215,12 @@ class TrainingConfig(StrictModel):
     baselines: list[str] = Field(
         default_factory=lambda: ["buy_and_hold", "equal_weight", "inverse_vol", "tsmom", "hrp", "ridge", "hgb"]
     )
-    candidates: list[dict[str, Any]] = Field(
-        default_factory=lambda: [{}, {"model.kind": "base"}],
+    candidates: list[dict[str, Any]] | None = Field(
+        default=None,
         description="nested selection: config overrides (dotted keys) tried per fold and chosen on the fold's "
-        "validation block only; {} = the configured model, {'model.kind': 'base'} = the base alone",
+        "validation block only; {} = the configured model, {'model.kind': 'base'} = the base alone. None = "
+        "automatic: the configured model, the two-stage forecast policy (when the policy is volatility-sized) "
+        "and the base alone (when there is one)",
     )
     selection_metric: Literal["val_sharpe", "val_loss"] = Field(
         default="val_sharpe", description="what nested selection compares on the validation block"

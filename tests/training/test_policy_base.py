@@ -167,5 +167,12 @@ def test_candidates_may_not_change_the_inputs(repo_root) -> None:
     cfg = load_config(repo_root / "configs" / "perps_5m.yaml", ["training.candidates=[{}, {model.base.kind: tsmom}]"])
     with pytest.raises(ConfigError, match="other features"):
         resolve_candidates(cfg)
-    ok = resolve_candidates(load_config(repo_root / "configs" / "demo.yaml"))
-    assert [c.label for c in ok] == ["configured", "kind=base"] and ok[1].cfg.model.kind == "base"
+    ok = resolve_candidates(load_config(repo_root / "configs" / "demo.yaml"))  # automatic candidates
+    assert [c.label for c in ok] == ["configured", "kind=forecast", "kind=base"]
+    assert [c.cfg.model.kind for c in ok] == ["mlp", "forecast", "base"]
+    # a configured forecast policy with no base is not listed twice; no base candidate without a base
+    plain = load_config(repo_root / "configs" / "demo.yaml", ["model.kind=forecast", "model.base.kind=none"])
+    assert [c.label for c in resolve_candidates(plain)] == ["configured"]
+    # a policy that is not volatility-sized has no volatility feature for the forecast candidate
+    legacy = load_config(repo_root / "configs" / "demo.yaml", ["model.base.kind=none", "model.adjust.vol_scaling=false"])
+    assert [c.label for c in resolve_candidates(legacy)] == ["configured"]
