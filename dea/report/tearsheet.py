@@ -55,8 +55,11 @@ def _growth_axis(ax: Any, lo: float, hi: float) -> None:
     fmt = FuncFormatter(lambda v, _pos: f"{v:.3g}×")
     if hi / max(lo, 1e-9) > 3.0:
         ax.set_yscale("log")
-        ticks = [m * 10.0 ** e for e in range(-3, 5) for m in (1, 2, 5)]
-        ax.yaxis.set_major_locator(FixedLocator([t for t in ticks if lo * 0.8 <= t <= hi * 1.25]))
+        for subs in ((1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)):
+            ticks = [t for t in (m * 10.0 ** e for e in range(-3, 5) for m in subs) if lo * 0.95 <= t <= hi * 1.05]
+            if len(ticks) >= 5:
+                break
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
         ax.yaxis.set_minor_locator(NullLocator())
     ax.yaxis.set_major_formatter(fmt)
 
