@@ -27,6 +27,7 @@ RUN pip install --no-cache-dir -c /tmp/constraints.txt "$(ls /wheels/dea_allocat
  && useradd --uid 10001 --create-home dea
 WORKDIR /app
 COPY configs ./configs
+RUN chown -R dea:dea /app
 USER dea
 EXPOSE 9108
 ENTRYPOINT ["dea"]
