@@ -90,7 +90,7 @@ def build_panels(results: Mapping[str, BacktestResult], title: str,
         if len(b.clock) == len(pres.clock) and np.array_equal(b.clock, pres.clock):
             beta = A.rolling_beta(pres.returns, b.returns, vol_w)
     lo, hi = int(pres.clock[0]), int(pres.clock[-1])
-    folds = tuple(A.to_datetime64(np.asarray([t]))[0] for t in sorted(set(int(t) for t in fold_starts)) if lo < t <= hi)
+    folds = tuple(A.to_datetime64(np.asarray([t]))[0] for t in sorted(set(int(t) for t in fold_starts)) if lo <= t <= hi)
     return Panels(
         title=title,
         primary=primary,
