@@ -49,10 +49,13 @@ def _thin(n: int) -> slice:
 
 def _growth_axis(ax: Any, lo: float, hi: float) -> None:
     """Growth of 1 on a log axis when it spans more than 3x, linear otherwise; ticks read as
-    multiples ("0.5x", "1x", "2x"), never as 6x10^-1."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    multiples ("0.5×", "1×", "2×", or "1.005×" on a narrow range), never as 6x10^-1."""
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
-    fmt = FuncFormatter(lambda v, _pos: f"{v:.3g}×")
+    class _Times(ScalarFormatter):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return super().__call__(x, pos) + "×"
+
     if hi / max(lo, 1e-9) > 3.0:
         ax.set_yscale("log")
         for subs in ((1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)):
@@ -61,6 +64,8 @@ def _growth_axis(ax: Any, lo: float, hi: float) -> None:
                 break
         ax.yaxis.set_major_locator(FixedLocator(ticks))
         ax.yaxis.set_minor_locator(NullLocator())
+    fmt = _Times(useOffset=False)
+    fmt.set_scientific(False)
     ax.yaxis.set_major_formatter(fmt)
 
 
@@ -69,11 +74,11 @@ def _mark_folds(ax: Any, p: Panels, label: bool = False) -> None:
         ax.axvline(t, color="#888", lw=0.8, ls="--", zorder=0, label="fold start" if label and k == 0 else None)
 
 
-def _pct_axis(ax: Any, axis: str = "y", digits: int = 0) -> None:
-    from matplotlib.ticker import FuncFormatter
+def _pct_axis(ax: Any, axis: str = "y", digits: int | None = None) -> None:
+    """Fractions shown as percent; decimals follow the axis range unless ``digits`` is given."""
+    from matplotlib.ticker import PercentFormatter
 
-    f = FuncFormatter(lambda v, _pos: f"{v * 100:.{digits}f}%")
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(f)
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0, decimals=digits))
 
 
 def _style(name: str, p: Panels) -> dict[str, Any]:
@@ -210,7 +215,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
     var95 = float(np.quantile(r, 0.05))
     ax.axvline(var95, color="#8b0000", lw=1.0, ls="--", label=f"{p.primary} 5% quantile {var95 * 100:.2f}%")
     ax.axvline(float(r.mean()), color="#1f3b73", lw=1.0, label=f"mean {r.mean() * 100:.3f}%")
-    _pct_axis(ax, "x", 1)
+    _pct_axis(ax, "x")
     ax.set_title(f"distribution of returns per {p.periods_label} (tails clipped at 0.1%)", loc="left",
                  fontweight="bold")
     ax.legend(fontsize=8)
@@ -269,7 +274,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
                         va="bottom" if v >= 0 else "top", fontsize=7)
     ax.set_xticks(x, p.shown, fontsize=8)
     ax.axhline(0.0, color="#444", lw=0.6)
-    _pct_axis(ax, digits=1)
+    _pct_axis(ax)
     bps = ", ".join(f"{k} {v:.1f} bp" for k, v in p.cost_bps.items() if math.isfinite(v))
     ax.set_title("costs, % of equity summed over steps (negative funding = received)", loc="left",
                  fontweight="bold")
@@ -288,7 +293,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
                 ls=("-", "--", "-.", ":")[k])
     ax.axhline(0.0, color="#444", lw=0.6)
     _mark_folds(ax, p)
-    _pct_axis(ax, digits=1)
+    _pct_axis(ax)
     ax.set_title(f"cumulative costs over time: {p.primary}", loc="left", fontweight="bold")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
