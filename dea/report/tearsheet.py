@@ -74,6 +74,11 @@ def _mark_folds(ax: Any, p: Panels, label: bool = False) -> None:
         ax.axvline(t, color="#888", lw=0.8, ls="--", zorder=0, label="fold start" if label and k == 0 else None)
 
 
+def _pct_label(x: float) -> str:
+    """A fraction as a short percent label: whole percents from 10 % on, one decimal below."""
+    return f"{x * 100:.0f}%" if abs(x) >= 0.1 else f"{x * 100:.1f}%"
+
+
 def _pct_axis(ax: Any, axis: str = "y", digits: int | None = None) -> None:
     """Fractions shown as percent; decimals follow the axis range unless ``digits`` is given."""
     from matplotlib.ticker import PercentFormatter
@@ -136,7 +141,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
     for k, w in enumerate(p.worst, 1):
         start, trough, rec = w.dates(clock)
         ax.axvspan(start, rec if rec is not None else d[-1], color="#c44e52", alpha=0.10, lw=0)
-        ax.annotate(f"{k}: {-w.depth * 100:.0f}%", (trough, -w.depth), textcoords="offset points", xytext=(0, -11),
+        ax.annotate(f"{k}: {_pct_label(-w.depth)}", (trough, -w.depth), textcoords="offset points", xytext=(0, -11),
                     ha="center", fontsize=8, color="#8b0000")
     _mark_folds(ax, p)
     _pct_axis(ax)
@@ -196,7 +201,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
         pos = [all_years.index(int(str(y)[:4])) + (k - (len(series) - 1) / 2) * width for y in ys]
         bars = ax.bar(pos, rs, width, label=name, color=_style(name, p)["color"])
         for b, v in zip(bars, rs):
-            ax.annotate(f"{v * 100:.0f}%", (b.get_x() + b.get_width() / 2, v), ha="center",
+            ax.annotate(_pct_label(v), (b.get_x() + b.get_width() / 2, v), ha="center",
                         va="bottom" if v >= 0 else "top", fontsize=7)
     ax.set_xticks(range(len(all_years)), [str(y) for y in all_years])
     ax.axhline(0.0, color="#444", lw=0.6)
