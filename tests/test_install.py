@@ -71,6 +71,22 @@ def test_makefile_installs_what_the_suite_needs():
     assert {"train", "serve", "ccxt", "distributed", "registry", "dev"} <= extras
 
 
+def test_dockerfile_copies_what_exists_and_installs_the_serve_extra():
+    import fnmatch
+
+    docker = (ROOT / "Dockerfile").read_text()
+    ignored = [x.strip() for x in (ROOT / ".dockerignore").read_text().splitlines() if x.strip() and not x.startswith("#")]
+    sources = [w for line in docker.splitlines() if line.startswith("COPY ") and "--from=" not in line
+               for w in line.split()[1:-1]]
+    assert {"pyproject.toml", "README.md", "dea", "serving", "configs", ".ci/constraints.txt"} <= set(sources)
+    for src in sources:
+        assert (ROOT / src).exists(), f"Dockerfile copies {src}, which is not in the repository"
+        assert not any(fnmatch.fnmatch(src, pat) for pat in ignored), f".dockerignore excludes {src}"
+    assert "ARG EXTRAS=serve\n" in docker and "[${EXTRAS}]" in docker
+    assert "find_spec('torch') is not None" in docker  # the build fails if torch sneaks in
+    assert not {"training", "tests"} & set(sources)
+
+
 _BLOCKED = textwrap.dedent("""
     import importlib.abc
     import sys
