@@ -87,12 +87,7 @@ def block_net_returns(policy: Any, data: TrainingData, start: int, stop: int) ->
 
     rows = np.arange(start, stop)
     roll = run_block(policy, data, start, stop, record_state=False)
-    m = data.market
-    w = roll.exposures
-    held = roll.inputs_exposure.astype(np.float64)
-    r, f, imp = (np.nan_to_num(a[rows]) for a in (m.returns, m.funding, m.impact))
-    dw = np.abs(w - held)
-    net = (w * (r - f)).sum(1) - (m.fee * dw).sum(1) - (imp * dw**1.5).sum(1)
+    net = data.market.net_returns(roll.exposures, roll.inputs_exposure, rows)
     return np.where(data.usable[rows], net, np.nan)
 
 

@@ -44,10 +44,7 @@ def _ewma(w: np.ndarray, halflife: int) -> np.ndarray:
 
 def _net_sharpe(w: np.ndarray, data: TrainingData, rows: np.ndarray) -> float:
     """Net Sharpe of exposures ``w`` decided on consecutive ``rows`` (the objective's cost model)."""
-    m = data.market
-    r, f, imp = (np.nan_to_num(a[rows]) for a in (m.returns, m.funding, m.impact))
-    dw = np.abs(np.diff(w, axis=0, prepend=0.0))
-    net = (w * (r - f)).sum(1) - (m.fee * dw).sum(1) - (imp * dw**1.5).sum(1)
+    net = data.market.net_returns(w, None, rows)
     sd = net.std()
     return float(net.mean() / sd) if sd > 0 else -np.inf
 

@@ -42,6 +42,18 @@ class MarketArrays:
     sigma: np.ndarray  # per-step volatility known at t (for volatility-scaled baselines)
     periods_per_year: float
 
+    def net_returns(self, exposure: np.ndarray, held: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+        """Per-step net return [len(rows)] of holding ``exposure`` over ``rows`` after trading
+        from ``held`` (the previous exposure drifted; ``None`` = the previous row of
+        ``exposure``, flat before the first): the objective's cost model in numpy (fees and half
+        spread on |dw|, square-root impact on |dw|**1.5, funding on the exposure held). Unknown
+        returns, funding or impact count 0 here: callers mask rows that are not tradable."""
+        w = np.asarray(exposure, dtype=np.float64)
+        prev = np.vstack([np.zeros((1, w.shape[1])), w[:-1]]) if held is None else np.asarray(held, dtype=np.float64)
+        r, f, imp = (np.nan_to_num(a[rows]) for a in (self.returns, self.funding, self.impact))
+        dw = np.abs(w - prev)
+        return (w * (r - f)).sum(1) - (self.fee * dw).sum(1) - (imp * dw**1.5).sum(1)
+
     @property
     def tradable(self) -> np.ndarray:
         """Rows [T] whose forward return, funding and impact are all known."""

@@ -33,6 +33,7 @@ import numpy as np
 import yaml
 
 from dea.config.experiment import ExperimentConfig, config_hash
+from dea.data.coverage import coverage_report
 from dea.timeutil import iso
 from training.evaluation import StrategyResult, compare, evaluate_strategy, stitch
 from training.fit import FoldFit, fit_fold
@@ -548,6 +549,9 @@ def train(
                                   "dea.export_saw_test_rows": str(exported.saw_test_rows).lower()})
         timings["final_model_s"] = time.perf_counter() - t0
         notes = quality_notes(cfg, strategies, base_name, fold_results)
+        coverage = coverage_report(prepared.panel)  # partial funding / exogenous coverage, made explicit
+        notes.extend(coverage.notes())
+        tracker.log_metrics(parent, coverage.metrics())
         if pbo is not None:
             notes.append(f"probability of backtest overfitting of the candidate choice (CSCV, {pbo.n_blocks} blocks, "
                          f"{pbo.n_candidates} candidates): {pbo.pbo:.2f}")

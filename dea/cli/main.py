@@ -40,6 +40,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dea.cli.drift",
     "dea.cli.stress",
     "dea.cli.execution_report",
+    "dea.cli.options",
 )
 
 

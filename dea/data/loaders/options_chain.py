@@ -1,0 +1,269 @@
+"""Option chain snapshots: Deribit public-ticker dumps and Tardis ``options_chain`` CSVs.
+
+Both become one table of :data:`OPTION_CHAIN_SCHEMA` (one row per instrument per poll), so the
+greeks checks, the marks of :mod:`dea.backtest.options_overlay` and anything downstream are
+agnostic to the source. Conventions, checked or converted here rather than trusted downstream:
+
+- ``instrument`` is parsed (:func:`dea.options.contracts.parse_option_name`) into underlying,
+  expiry, strike, right, multiplier and premium currency; where the file also states expiry,
+  strike or type (the 2020 dump, Tardis) they must agree with the name, or the row is refused.
+- prices (``mark_price``, ``bid_price``, ``ask_price``) stay in the premium currency (the coin
+  for Deribit's inverse options); ``underlying_price`` is the forward the option prices off.
+- volatilities are converted from percent to fractions. Deribit writes ``0`` for the bid/ask
+  price and IV of an empty side of the book; those become NaN (reported as ``empty_quote``), never
+  a zero price.
+- greeks are the exchange's own, per one unit of underlying (delta per coin, vega per vol point,
+  theta per day), NaN where the file has none.
+- times: ``ts_event`` is the exchange timestamp; ``available_at`` is Tardis's ``local_timestamp``
+  (receive time) and, for Deribit dumps that carry no receive time, ``ts_event + publication_lag``.
+
+Formats: ``deribit_ticker`` (flattened ``greeks.delta`` columns, 2021 dumps, or ``greeks`` /
+``stats`` Python-dict strings, 2020 dump); ``tardis_options_chain`` (Tardis's documented columns
+``exchange, symbol, timestamp, local_timestamp, type, strike_price, expiration, open_interest,
+last_price, bid_price, bid_amount, bid_iv, ask_price, ask_amount, ask_iv, mark_price, mark_iv,
+underlying_index, underlying_price, delta, gamma, vega, theta, rho``; µs times, IVs in percent).
+These tables are not a canonical store kind (:mod:`dea.data.schema`), so the loaders are called
+directly rather than through ``data.sources``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from dea.data.config import SourceConfig
+from dea.data.loaders.coerce import to_float64, to_ns
+from dea.data.loaders.context import LoadContext
+from dea.data.loaders.tabular import column, read_any
+from dea.data.validate import ValidationReport
+from dea.errors import DataFormatError
+from dea.options.black76 import OptionError
+from dea.options.contracts import parse_option_names
+from dea.timeutil import parse_duration
+
+OPTION_CHAIN_SCHEMA = pa.schema(
+    [
+        pa.field("ts_event", pa.int64(), nullable=False),
+        pa.field("available_at", pa.int64(), nullable=False),
+        pa.field("instrument", pa.string(), nullable=False),
+        pa.field("underlying", pa.string(), nullable=False),
+        pa.field("expiry_ns", pa.int64(), nullable=False),
+        pa.field("strike", pa.float64(), nullable=False),
+        pa.field("is_call", pa.bool_(), nullable=False),
+        pa.field("multiplier", pa.float64(), nullable=False),
+        pa.field("premium_currency", pa.string(), nullable=False),
+        pa.field("underlying_price", pa.float64()),
+        pa.field("index_price", pa.float64()),
+        pa.field("interest_rate", pa.float64()),
+        pa.field("mark_price", pa.float64()),
+        pa.field("mark_iv", pa.float64()),
+        pa.field("bid_price", pa.float64()),
+        pa.field("ask_price", pa.float64()),
+        pa.field("bid_iv", pa.float64()),
+        pa.field("ask_iv", pa.float64()),
+        pa.field("open_interest", pa.float64()),
+        pa.field("delta", pa.float64()),
+        pa.field("gamma", pa.float64()),
+        pa.field("vega", pa.float64()),
+        pa.field("theta", pa.float64()),
+    ]
+)
+_GREEKS = ("delta", "gamma", "vega", "theta")
+
+
+def _context(path: Path, fmt: str, lag: str) -> LoadContext:
+    # The chain is not a store kind; the context only carries the file, the lag and the report.
+    src = SourceConfig(name=path.name, kind="mark", format=fmt, path=str(path), publication_lag=lag)
+    return LoadContext(path=path, src=src, report=ValidationReport(source=path.name, path=str(path)), kind="option_chain")
+
+
+def _num(table: pa.Table, name: str, ctx: LoadContext) -> np.ndarray:
+    return to_float64(column(table, name, ctx), name, ctx).to_numpy(zero_copy_only=False)
+
+
+def _empty_side(ctx: LoadContext, price: np.ndarray, iv: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Deribit's ``0`` price / ``0`` IV for an empty side of the book -> NaN (reported)."""
+    empty = ~(price > 0)
+    n = int(np.sum(empty & np.isfinite(price)))
+    if n:
+        ctx.report.add("empty_quote", n, ctx.where(int(np.argmax(empty))), f"no {side} in the book (price 0)", "set to NaN")
+    return np.where(empty, np.nan, price), np.where(empty | ~(iv > 0), np.nan, iv / 100.0)
+
+
+def _contracts(ctx: LoadContext, names: pa.ChunkedArray, multipliers: Mapping[str, float] | None):  # noqa: ANN202
+    if names.null_count:
+        ctx.fail("instrument name is empty", row=int(np.argmax(names.is_null().to_numpy(zero_copy_only=False))))
+    values = names.to_pylist()
+    try:
+        return parse_option_names(values, "deribit", multipliers)
+    except OptionError as exc:
+        bad = next(i for i, v in enumerate(values) if _fails(v, multipliers))
+        raise DataFormatError(f"{ctx.file}, {ctx.where(bad)}: {exc}") from None
+
+
+def _fails(name: str, multipliers: Mapping[str, float] | None) -> bool:
+    try:
+        parse_option_names([name], "deribit", multipliers)
+    except OptionError:
+        return True
+    return False
+
+
+def _agree(ctx: LoadContext, what: str, stated: np.ndarray, parsed: np.ndarray) -> None:
+    bad = stated != parsed
+    if bad.any():
+        i = int(np.argmax(bad))
+        ctx.fail(f"{what} {stated[i].item()!r} disagrees with the instrument name ({parsed[i].item()!r})", row=i)
+
+
+def _right(ctx: LoadContext, table: pa.Table, name: str) -> np.ndarray:
+    text = np.array([str(v).lower() for v in column(table, name, ctx).to_pylist()], dtype=object)
+    bad = ~np.isin(text, ["call", "put"])
+    if bad.any():
+        ctx.fail(f"column {name!r} must be 'call' or 'put', not {text[int(np.argmax(bad))]!r}", row=int(np.argmax(bad)))
+    return text == "call"
+
+
+def _dict_column(ctx: LoadContext, table: pa.Table, name: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Values from a column of Python-dict strings (``"{'delta': 0.5, ...}"``); missing -> NaN."""
+    out = {k: np.full(table.num_rows, np.nan) for k in keys}
+    for i, cell in enumerate(column(table, name, ctx).to_pylist()):
+        if cell is None:
+            continue
+        try:
+            d = ast.literal_eval(cell)
+        except (ValueError, SyntaxError):
+            ctx.fail(f"column {name!r} is not a dict literal: {str(cell)[:60]!r}", row=i)
+        if not isinstance(d, dict):
+            ctx.fail(f"column {name!r} is not a dict literal: {str(cell)[:60]!r}", row=i)
+        for k in keys:
+            v = d.get(k)
+            if v is not None:
+                out[k][i] = float(v)
+    return out
+
+
+def _table(cols: dict[str, object], n: int) -> pa.Table:
+    arrays = []
+    for f in OPTION_CHAIN_SCHEMA:
+        v = cols[f.name]
+        arr = pa.array(v if not isinstance(v, np.ndarray) or v.dtype != object else v.tolist())
+        arrays.append(arr.cast(f.type) if arr.type != f.type else arr)
+    table = pa.Table.from_arrays(arrays, schema=OPTION_CHAIN_SCHEMA)
+    order = np.lexsort((table["instrument"].to_numpy(zero_copy_only=False), table["ts_event"].to_numpy()))
+    return table.take(pa.array(order)) if n else table
+
+
+def load_deribit_ticker(path: str | Path, *, publication_lag: str = "0s", multipliers: Mapping[str, float] | None = None) -> tuple[pa.Table, ValidationReport]:
+    """A Deribit public-ticker dump (one row per instrument per poll) as an option-chain table."""
+    path = Path(path)
+    ctx = _context(path, "deribit_ticker", publication_lag)
+    table = read_any(ctx)
+    c = _contracts(ctx, column(table, "instrument_name", ctx, "instrument"), multipliers)
+    ts = to_ns(column(table, "timestamp", ctx, "exchange time"), "timestamp", "ms", ctx)
+    if "greeks.delta" in table.column_names:
+        greeks = {k: _num(table, f"greeks.{k}", ctx) for k in _GREEKS}
+    elif "greeks" in table.column_names:
+        greeks = _dict_column(ctx, table, "greeks", _GREEKS)
+    else:
+        ctx.fail("no exchange greeks: neither 'greeks.delta' ... columns nor a 'greeks' column")
+    if "expiration_timestamp" in table.column_names:
+        _agree(ctx, "expiration_timestamp", to_ns(column(table, "expiration_timestamp", ctx), "expiration_timestamp", "ms", ctx), c.expiry_ns)
+    if "strike" in table.column_names:
+        _agree(ctx, "strike", _num(table, "strike", ctx), c.strike)
+    if "option_type" in table.column_names:
+        _agree(ctx, "option_type", _right(ctx, table, "option_type"), c.is_call)
+    bid, bid_iv = _empty_side(ctx, _num(table, "best_bid_price", ctx), _num(table, "bid_iv", ctx), "bid")
+    ask, ask_iv = _empty_side(ctx, _num(table, "best_ask_price", ctx), _num(table, "ask_iv", ctx), "ask")
+    cols = {
+        "ts_event": ts,
+        "available_at": ts + parse_duration(publication_lag),
+        "instrument": c.name,
+        "underlying": c.underlying,
+        "expiry_ns": c.expiry_ns,
+        "strike": c.strike,
+        "is_call": c.is_call,
+        "multiplier": c.multiplier,
+        "premium_currency": c.premium_currency,
+        "underlying_price": _num(table, "underlying_price", ctx),
+        "index_price": _num(table, "index_price", ctx),
+        "interest_rate": _num(table, "interest_rate", ctx),
+        "mark_price": _num(table, "mark_price", ctx),
+        "mark_iv": _num(table, "mark_iv", ctx) / 100.0,
+        "bid_price": bid,
+        "ask_price": ask,
+        "bid_iv": bid_iv,
+        "ask_iv": ask_iv,
+        "open_interest": _num(table, "open_interest", ctx),
+        **greeks,
+    }
+    ctx.report.rows_in = ctx.report.rows_out = table.num_rows
+    return _table(cols, table.num_rows), ctx.report
+
+
+def load_tardis_options_chain(
+    path: str | Path, *, interest_rate: float = 0.0, multipliers: Mapping[str, float] | None = None
+) -> tuple[pa.Table, ValidationReport]:
+    """A Tardis ``options_chain`` CSV (plain or gzip). Tardis has no rate column: ``interest_rate``
+    is the venue's (Deribit prices its options at 0) and is written into every row."""
+    path = Path(path)
+    ctx = _context(path, "tardis_options_chain", "0s")
+    table = read_any(ctx)
+    c = _contracts(ctx, column(table, "symbol", ctx, "instrument"), multipliers)
+    ts = to_ns(column(table, "timestamp", ctx, "exchange time"), "timestamp", "us", ctx)
+    local = to_ns(column(table, "local_timestamp", ctx, "receive time"), "local_timestamp", "us", ctx)
+    _agree(ctx, "expiration", to_ns(column(table, "expiration", ctx), "expiration", "us", ctx), c.expiry_ns)
+    _agree(ctx, "strike_price", _num(table, "strike_price", ctx), c.strike)
+    _agree(ctx, "type", _right(ctx, table, "type"), c.is_call)
+    bid, bid_iv = _empty_side(ctx, _num(table, "bid_price", ctx), _num(table, "bid_iv", ctx), "bid")
+    ask, ask_iv = _empty_side(ctx, _num(table, "ask_price", ctx), _num(table, "ask_iv", ctx), "ask")
+    n = table.num_rows
+    cols = {
+        "ts_event": ts,
+        "available_at": local,
+        "instrument": c.name,
+        "underlying": c.underlying,
+        "expiry_ns": c.expiry_ns,
+        "strike": c.strike,
+        "is_call": c.is_call,
+        "multiplier": c.multiplier,
+        "premium_currency": c.premium_currency,
+        "underlying_price": _num(table, "underlying_price", ctx),
+        "index_price": np.full(n, np.nan),
+        "interest_rate": np.full(n, float(interest_rate)),
+        "mark_price": _num(table, "mark_price", ctx),
+        "mark_iv": _num(table, "mark_iv", ctx) / 100.0,
+        "bid_price": bid,
+        "ask_price": ask,
+        "bid_iv": bid_iv,
+        "ask_iv": ask_iv,
+        "open_interest": _num(table, "open_interest", ctx),
+        **{k: _num(table, k, ctx) for k in _GREEKS},
+    }
+    ctx.report.rows_in = ctx.report.rows_out = n
+    return _table(cols, n), ctx.report
+
+
+def load_deribit_dvol(path: str | Path, *, publication_lag: str = "0s") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deribit DVOL daily settlements (``Date,DVOL`` in percent, any row order) as sorted arrays
+    ``(ts_event, available_at, iv)``: ``ts_event`` is the day's open (00:00 UTC), the value is
+    known at the day's close plus ``publication_lag``, ``iv`` is a fraction. Duplicated days and
+    non-positive or missing values are refused."""
+    path = Path(path)
+    ctx = _context(path, "deribit_dvol", publication_lag)
+    table = read_any(ctx)
+    ts = to_ns(column(table, "Date", ctx, "date"), "Date", "iso", ctx)
+    iv = _num(table, "DVOL", ctx)
+    bad = ~(iv > 0)
+    if bad.any():
+        ctx.fail(f"DVOL must be a positive percentage, not {iv[int(np.argmax(bad))]!r}", row=int(np.argmax(bad)))
+    order = np.argsort(ts, kind="stable")
+    ts, iv = ts[order], iv[order]
+    dup = np.diff(ts) == 0
+    if dup.any():
+        ctx.fail(f"day {np.datetime64(int(ts[1:][dup][0]), 'ns')} appears more than once", row=int(order[1:][dup][0]))
+    return ts, ts + parse_duration("1d") + parse_duration(publication_lag), iv / 100.0
