@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 from dea.backtest.result import COST_KINDS, BacktestResult
 from dea.report.panels import DRAWDOWN_HEADER, Panels, drawdown_rows
 
-_MAX_POINTS = 4000
+_MAX_POINTS = 2500  # per line: zoom stays smooth and the page small (plotly.js itself is ~4.7 MB)
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 COLOURS = {"fees": "#4c72b0", "spread": "#dd8452", "impact": "#55a868", "funding": "#c44e52"}
 
