@@ -115,6 +115,8 @@ def test_serve_only_replay_reads_the_store_and_names_the_extra_otherwise(tmp_pat
     store = tmp_path / "store"
     assert main(["data", "ingest", "--config", str(cfg), "--store", str(store)]) == 0
     done = _run_blocked(f"""
+        from dea.cli.main import build_parser
+        assert "serve" in build_parser().format_help()  # the CLI itself loads in a serve-only install
         cfg = load_config({str(cfg)!r})
         rep = TableReplay.from_config(cfg, store={str(store)!r})
         print(sum(t.num_rows for t in rep.tables.values()), rep.clock_start, rep.clock_end)
