@@ -14,7 +14,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0
-	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[train,serve,registry,dev]'
+	$(BIN)/pip uninstall -q -y dea 2>/dev/null || true  # the distribution was renamed dea-allocation
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[train,serve,ccxt,distributed,registry,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -565,7 +565,8 @@ def train(
         paths["final_policy"] = final_dir
         if onnx_path is not None:
             paths["onnx"] = onnx_path
-        for key in ("metrics_csv", "metrics_json", "tearsheet_png", "tearsheet_html", "oos_exposures", "oos_equity"):
+        for key in ("metrics_csv", "metrics_json", "tearsheet_png", "tearsheet_html", "tearsheet_interactive",
+                    "oos_exposures", "oos_equity"):
             if key in paths:
                 tracker.log_artifact(parent, paths[key], "report")
         tracker.log_metrics(

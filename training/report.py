@@ -113,7 +113,8 @@ def write_outputs(
         for k, t in enumerate(range(start, end)):
             w.writerow([iso(int(clock[t])), *(f"{wealth[n][k]:.6f}" for n in names)])
     paths["oos_equity"] = p
-    paths.update(_tearsheet(out_dir / "tearsheet", strategies, start, stop, cfg))
+    paths.update(_tearsheet(out_dir / "tearsheet", strategies, start, stop, cfg,
+                            fold_starts=[int(clock[fr.fold.test[0]]) for fr in folds]))
     return paths
 
 
@@ -147,7 +148,8 @@ def _json_default(o: Any) -> Any:
 
 
 def _tearsheet(
-    out_dir: Path, strategies: Mapping[str, "StrategyResult"], start: int, stop: int, cfg: "ExperimentConfig"
+    out_dir: Path, strategies: Mapping[str, "StrategyResult"], start: int, stop: int, cfg: "ExperimentConfig",
+    fold_starts: Sequence[int] = (),
 ) -> dict[str, Path]:
     """The backtest tearsheet (PNG + HTML) of the out-of-sample span, the policy first."""
     from training.metrics_adapter import tearsheet
@@ -159,6 +161,7 @@ def _tearsheet(
         start,
         stop,
         title=f"{cfg.name}: walk-forward out of sample, after costs",
+        fold_starts=fold_starts,
     )
 
 

@@ -1,4 +1,5 @@
-"""Tearsheets and metrics tables (matplotlib is imported lazily, inside ``plot_tearsheet``)."""
+"""Tearsheets and metrics tables. matplotlib (PNG) and plotly (the interactive page, ``report``
+extra) are imported lazily, only when a tearsheet is written."""
 
 from dea.report.table import format_metrics_table, metric_rows
 

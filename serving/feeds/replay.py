@@ -11,7 +11,9 @@ through the same parser the live websocket feed uses, line by line (memory indep
 file's length); several captures merge by receive time.
 
 Only pyarrow (via the loaders/store) is touched here, and only when tables are loaded: pandas,
-torch and MLflow are never imported.
+torch and MLflow are never imported, so a serve-only install (the ``serve`` extra: pyarrow, no
+pandas) replays the canonical store; loading a source from its original file needs the ``data``
+extra and says so.
 """
 
 from __future__ import annotations
@@ -48,8 +50,16 @@ def load_tables(cfg: ExperimentConfig, *, store: str | Path | None = None) -> di
     for src in cfg.data.sources:
         if ds is not None and ds.entry(src.name, src.kind) is not None:
             tables[src.name] = ds.read(src.name, src.kind)
-        else:
+            continue
+        try:
             tables[src.name] = load_source(src, cfg.base_dir).table
+        except ModuleNotFoundError as exc:  # a serve-only install reads the store, not the raw files
+            where = f"the store {store}" if store is not None else "a store (none given)"
+            raise DataError(
+                f"replay: source {src.name!r} is not in {where}, and loading it from its original file needs "
+                f"{exc.name}, which is in the `data` extra (pip install 'dea-allocation[data]'); or ingest it "
+                f"where that extra is installed (dea data ingest --config ...) and replay the store"
+            ) from exc
     return tables
 
 

@@ -21,11 +21,14 @@ every row. The rules, applied to a whole column at once:
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from dea.data.loaders.context import LoadContext
+
+if TYPE_CHECKING:  # pandas is imported inside the parsers: reading the canonical store
+    import pandas as pd  # (a serve-only install replaying it) must not need pandas
 
 _NUMERIC = re.compile(r"^\s*[+-]?\d+(\.\d*)?\s*$")
 _DMY = r"^\s*(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})(?:(?:[ T]+)(.*))?\s*$"
@@ -44,6 +47,8 @@ def epoch_unit(magnitude: float) -> str | None:
 
 def parse_text_times(values: np.ndarray, name: str, ctx: LoadContext, fmt: str | None = None) -> np.ndarray:
     """int64 ns UTC for an object array of non-null strings (see the module docstring)."""
+    import pandas as pd
+
     s = pd.Series(values, dtype=object).astype(str).str.strip()
     try:
         if fmt:
@@ -60,6 +65,8 @@ def parse_text_times(values: np.ndarray, name: str, ctx: LoadContext, fmt: str |
 
 
 def _text_epoch(s: pd.Series, name: str, ctx: LoadContext) -> np.ndarray:
+    import pandas as pd
+
     v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
     med = float(np.median(np.abs(v))) if len(v) else 0.0
     if len(s) and s.str.fullmatch(r"[12]\d{7}").all():
@@ -81,6 +88,8 @@ def _text_epoch(s: pd.Series, name: str, ctx: LoadContext) -> np.ndarray:
 
 
 def _parse_styles(s: pd.Series, name: str, ctx: LoadContext) -> tuple[pd.Series, str]:
+    import pandas as pd
+
     parts = s.str.extract(_DMY)
     numeric_date = parts[0].notna()
     if numeric_date.all():
@@ -98,6 +107,8 @@ def _parse_styles(s: pd.Series, name: str, ctx: LoadContext) -> tuple[pd.Series,
 
 
 def _parse_numeric_dates(s: pd.Series, parts: pd.DataFrame, name: str, ctx: LoadContext) -> tuple[pd.Series, str]:
+    import pandas as pd
+
     a, b, c = (parts[k].astype(int) for k in (0, 2, 3))
     year_first = parts[0].str.len() == 4
     year_last = parts[3].str.len() == 4
@@ -154,6 +165,8 @@ def _show(offset: str) -> str:
 
 
 def _to_ns(s: pd.Series, parsed: pd.Series, name: str, ctx: LoadContext, how: str) -> np.ndarray:
+    import pandas as pd
+
     bad = parsed.isna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
