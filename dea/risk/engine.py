@@ -15,15 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from dea.errors import RiskError
-from dea.instruments import Instrument
+from dea.config.accounts import AccountsConfig, resolve_accounts
+from dea.errors import ConfigError, RiskError
+from dea.instruments import Instrument, refuse_options
 from dea.risk import rules
 from dea.risk.config import RiskConfig
 from dea.timeutil import NS_PER_MIN, NS_PER_S, parse_duration
 
 _STALE_ACTIONS = {"hold": 0.0, "derisk": 1.0, "flatten": 2.0}
 # rules whose diagnostic is a count (or nothing): their reason text takes few distinct values
-_COUNT_RULES = frozenset({rules.R_KILL, rules.R_BAND, rules.R_CAP, rules.R_MAX_ORDER, rules.R_RATE})
+_COUNT_RULES = frozenset({rules.R_KILL, rules.R_BAND, rules.R_LONG_ONLY, rules.R_CAP, rules.R_MAX_ORDER, rules.R_RATE})
 STATE_VERSION = 1
 
 
@@ -60,6 +61,82 @@ def instrument_caps(cfg: RiskConfig, instruments: Sequence[Instrument]) -> np.nd
     if missing:
         raise RiskError(f"risk.max_exposure has no cap for {missing} and no '*' default")
     return np.array([float(caps.get(s, caps.get("*", 0.0))) for s in symbols])
+
+
+def exposure_bounds(
+    instruments: Sequence[Instrument], accounts: AccountsConfig | None = None, risk: RiskConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-instrument (lower, upper) exposure bounds, the one definition the risk engine, the
+    backtest and the policy's output layer share.
+
+    A spot instrument whose account has no margin is long-only and unlevered: [0, min(cap, 1)]
+    (a cash account cannot sell what it does not hold, nor buy more than its equity); everything
+    else is [-cap, cap], with ``cap`` from ``risk.max_exposure`` (unbounded without ``risk``).
+    Options are refused: they are not linear exposures (:func:`dea.instruments.refuse_options`).
+    """
+    refuse_options(instruments, "exposure bounds")
+    try:
+        accs = resolve_accounts(instruments, accounts)
+    except ConfigError as exc:
+        raise RiskError(str(exc)) from None
+    caps = instrument_caps(risk, instruments) if risk is not None else np.full(len(instruments), math.inf)
+    lower = np.empty(len(instruments))
+    upper = np.empty(len(instruments))
+    for i, (inst, acc) in enumerate(zip(instruments, accs)):
+        cash_spot = inst.kind == "spot" and not acc.margin
+        lower[i] = 0.0 if cash_spot else -caps[i]
+        upper[i] = min(caps[i], 1.0) if cash_spot else caps[i]
+    return lower, upper
+
+
+def rule_bounds(
+    cfg: RiskConfig, instruments: Sequence[Instrument], accounts: AccountsConfig | None = None
+) -> np.ndarray:
+    """The flat ``caps`` vector :func:`rules.risk_step` reads: upper and lower bounds
+    (:func:`exposure_bounds`), each instrument's account, the collateral it needs per unit of
+    |exposure| (1 for unlevered spot, 1 / leverage otherwise), then per account its max gross
+    and max share of equity."""
+    lower, upper = exposure_bounds(instruments, accounts, cfg)
+    accs = resolve_accounts(instruments, accounts)
+    order: list[str] = []
+    for a in accs:
+        if a.name not in order:
+            order.append(a.name)
+    by_name = {a.name: a for a in accs}
+    idx = [float(order.index(a.name)) for a in accs]
+    need = []
+    for inst, a in zip(instruments, accs):
+        if inst.kind == "spot" and not a.margin:
+            need.append(1.0)
+        elif a.leverage is not None:
+            need.append(1.0 / a.leverage)
+        elif a.max_equity_share < 1.0:
+            raise RiskError(
+                f"account {a.name!r} limits max_equity_share to {a.max_equity_share} but has no leverage: set "
+                f"'leverage' so the collateral {inst.symbol!r} ties up (notional / leverage) is known"
+            )
+        else:
+            need.append(0.0)
+    groups: list[float] = []
+    for name in order:
+        a = by_name[name]
+        groups += [math.inf if a.max_gross is None else a.max_gross, a.max_equity_share]
+    return np.array([*upper, *lower, *idx, *need, *groups], dtype=np.float64)
+
+
+def gross_limit(cfg: RiskConfig, instruments: Sequence[Instrument], accounts: AccountsConfig | None = None) -> float:
+    """The largest gross exposure every rule allows: ``min(max_gross, max_leverage)`` and, per
+    account, its ``max_gross`` and the gross its equity share can collateralise (summed over
+    accounts). A policy that never proposes more never has its output cut for size alone."""
+    b = rule_bounds(cfg, instruments, accounts)
+    n = len(instruments)
+    total = 0.0
+    for a in range((len(b) - 4 * n) // 2):
+        members = [i for i in range(n) if b[2 * n + i] == a]
+        need = min(b[3 * n + i] for i in members)
+        by_share = b[4 * n + 2 * a + 1] / need if need > 0 else math.inf
+        total += min(b[4 * n + 2 * a], by_share, sum(b[i] for i in members))
+    return float(min(cfg.max_gross, cfg.max_leverage, total))
 
 
 def risk_params(cfg: RiskConfig) -> np.ndarray:
@@ -120,8 +197,12 @@ def explain(rule: int, value: float, cfg: RiskConfig) -> str:
         return f"drawdown {value:.2%} reached hard limit {cfg.drawdown.hard:.2%}: flatten and halt"
     if rule == rules.R_BAND:
         return f"{int(value)} instrument(s) moved less than no_trade_band {cfg.no_trade_band}: held"
+    if rule == rules.R_LONG_ONLY:
+        return f"{int(value)} short or negative target(s) on long-only spot (no margin account) refused: set to 0"
     if rule == rules.R_CAP:
-        return f"{int(value)} instrument(s) clipped to max_exposure"
+        return f"{int(value)} instrument(s) clipped to max_exposure (unlevered spot: at most 1)"
+    if rule == rules.R_ACCOUNT:
+        return f"account limits (venue max_gross / max_equity_share) scaled an account's exposure by {_fmt(value)}"
     if rule == rules.R_GROSS:
         return f"gross exposure {_fmt(value)} above max_gross {cfg.max_gross}: scaled down"
     if rule == rules.R_NET:
@@ -158,15 +239,18 @@ class RiskEngine:
     interventions per rule for reports and metrics.
     """
 
-    def __init__(self, cfg: RiskConfig, instruments: Sequence[Instrument]) -> None:
+    def __init__(
+        self, cfg: RiskConfig, instruments: Sequence[Instrument], accounts: AccountsConfig | None = None
+    ) -> None:
         if not instruments:
             raise RiskError("RiskEngine needs at least one instrument")
         self.cfg = cfg
+        self.accounts = accounts
         self.instruments = tuple(instruments)
         self.symbols = tuple(i.symbol for i in instruments)
         self.n = len(instruments)
         self._p = risk_params(cfg).tolist()
-        self._caps = instrument_caps(cfg, instruments).tolist()
+        self._caps = rule_bounds(cfg, instruments, accounts).tolist()
         self._ring = rate_ring_size(cfg)
         self._work = [0.0] * self.n
         self._out = [0.0] * self.n

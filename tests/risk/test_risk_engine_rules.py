@@ -21,7 +21,7 @@ LOOSE = dict(max_gross=10.0, max_net=10.0, max_leverage=10.0, max_exposure=10.0)
 
 
 def insts(n: int) -> list[Instrument]:
-    return [Instrument(symbol=s) for s in ("BTC", "ETH", "LTC", "XRP")[:n]]
+    return [Instrument(symbol=s, kind="perpetual", funding="none") for s in ("BTC", "ETH", "LTC", "XRP")[:n]]
 
 
 def engine(n: int = 2, **kw) -> RiskEngine:
