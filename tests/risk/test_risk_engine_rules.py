@@ -235,3 +235,30 @@ def test_risk_engine_and_order_logic_import_with_numpy_and_stdlib_only(repo_root
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_spot_long_only_and_account_limits():
+    """A spot short is refused (set to 0) by the shared bound; venue caps scale one account."""
+    from dea.config.accounts import AccountsConfig
+
+    spot = Instrument(symbol="BTC", venue="cb", kind="spot", base="BTC")
+    perp = Instrument(symbol="ETHPERP", venue="bn", kind="perpetual", base="ETH", quote="USDT", funding="none")
+    accs = AccountsConfig(list=[
+        {"name": "bn", "venue": "bn", "collateral": "USDT", "leverage": 5.0, "max_equity_share": 0.2},
+    ])
+    eng = RiskEngine(RiskConfig(**LOOSE, drawdown={"enabled": False}), [spot, perp], accs)
+    d = eng.apply(T0, np.array([-0.5, 0.5]), np.zeros(2), 1e6)
+    assert d.exposure.tolist() == [0.0, 0.5]
+    assert rules_of(d) == ["long_only"] and "long-only spot" in d.interventions[0].reason
+    # 2.0 of ETH needs 2.0 / 5 = 0.4 of equity at venue bn, above its 0.2 share: scaled to 1.0
+    d = eng.apply(T0 + 1, np.array([0.8, 2.0]), np.zeros(2), 1e6)
+    np.testing.assert_allclose(d.exposure, [0.8, 1.0])
+    assert rules_of(d) == ["account_limit"]
+    # spot in a cash account is unlevered: at most 1
+    d = eng.apply(T0 + 2, np.array([1.7, 0.0]), np.zeros(2), 1e6)
+    assert d.exposure.tolist() == [1.0, 0.0]
+    with pytest.raises(RiskError, match="leverage"):
+        RiskEngine(RiskConfig(), [perp], AccountsConfig(list=[{"name": "bn", "venue": "bn", "collateral": "USDT",
+                                                              "max_equity_share": 0.5}]))
+    with pytest.raises(RiskError, match="collateral: USDT"):
+        RiskEngine(RiskConfig(), [perp], AccountsConfig(list=[{"name": "bn", "venue": "bn", "collateral": "BTC"}]))
