@@ -89,6 +89,21 @@ def exposure_bounds(
     return lower, upper
 
 
+def contract_terms(
+    instruments: Sequence[Instrument], accounts: AccountsConfig | None = None, risk: RiskConfig | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{symbol: terms}`` for the ONNX contract's ``dea.instrument_terms``: kind, contract type
+    and size, settlement currency, expiry and the exposure bounds (:func:`exposure_bounds`), so a
+    runner can refuse a model trained for other contracts and bound its output the same way."""
+    lower, upper = exposure_bounds(instruments, accounts, risk)
+    out: dict[str, dict[str, Any]] = {}
+    for inst, lo, hi in zip(instruments, lower.tolist(), upper.tolist()):
+        out[inst.symbol] = {"kind": inst.kind, "contract": inst.contract, "contract_size": inst.contract_size,
+                            "settlement": inst.settlement_currency, "expiry": inst.expiry,
+                            "lower": lo if math.isfinite(lo) else None, "upper": hi if math.isfinite(hi) else None}
+    return out
+
+
 def rule_bounds(
     cfg: RiskConfig, instruments: Sequence[Instrument], accounts: AccountsConfig | None = None
 ) -> np.ndarray:
