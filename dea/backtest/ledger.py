@@ -71,11 +71,12 @@ class ContractLedger:
         self.settled = [False] * n
 
     # -- events -----------------------------------------------------------------------------------
-    def fill(self, i: int, size: float, price: float, fee_rate: float = 0.0) -> float:
+    def fill(self, i: int, size: float, price: float, fee_rate: float = 0.0, *, strict: bool = True) -> float:
         """Apply a fill of ``size`` (instrument units) at ``price``; returns the fee charged
-        (settlement currency). A spot fill that would leave a cash account short or levered is
-        refused (RiskError): without margin a spot holding cannot go below zero nor cost more
-        than the account's cash."""
+        (settlement currency). With ``strict``, a spot fill that would leave a cash account short
+        or levered is refused (RiskError): without margin a spot holding cannot go below zero nor
+        cost more than the account's cash. ``strict=False`` records what a venue reported (its
+        own checks, and the risk engine's bounds, ran before)."""
         inst = self.instruments[i]
         st = self.accounts[self.account_of[i]]
         if self.settled[i]:
@@ -86,7 +87,7 @@ class ContractLedger:
         new = self.size[i] + size
         cost = self.cost[i] + (size / price if inst.inverse else size * price)
         f = M.fee(inst.inverse, size, price, fee_rate)
-        if inst.kind == "spot" and not st.config.margin:
+        if strict and inst.kind == "spot" and not st.config.margin:
             if new < -_DUST * max(abs(size), 1.0):
                 raise RiskError(
                     f"spot short refused: {inst.symbol} in cash account {st.config.name!r} would hold {new:g}; "
