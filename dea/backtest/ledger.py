@@ -69,6 +69,7 @@ class ContractLedger:
         self.fees = [0.0] * n
         self.funding_paid = [0.0] * n
         self.settled = [False] * n
+        self.iso_margin = [0.0] * n  # isolated accounts: each position's own margin
 
     # -- events -----------------------------------------------------------------------------------
     def fill(self, i: int, size: float, price: float, fee_rate: float = 0.0, *, strict: bool = True) -> float:
@@ -102,6 +103,8 @@ class ContractLedger:
                 )
         self.size[i] = 0.0 if abs(new) <= _DUST * abs(size) else new
         self.cost[i] = cost
+        if st.config.margin_mode == "isolated" and st.config.leverage is not None:
+            self.iso_margin[i] = M.notional_settle(inst.inverse, self.size[i], price) / st.config.leverage
         self.price[i] = price
         st.wallet -= f
         self.fees[i] += f
@@ -177,20 +180,39 @@ class ContractLedger:
         NaN when the account holds other open positions, whose marks would also matter."""
         st = self.accounts[self.account_of[i]]
         inst = self.instruments[i]
+        isolated = st.config.margin_mode == "isolated"
         others = [j for j in st.members if j != i and self.size[j] != 0.0]
-        if others or self.size[i] == 0.0:
+        if (others and not isolated) or self.size[i] == 0.0:
             return math.nan
         q, c = self.size[i], self.cost[i]
+        collateral = self.iso_margin[i] if isolated else st.wallet
         if inst.inverse:
-            return M.liquidation_price(True, q, q / c, st.wallet, inst.maintenance_margin) if c else math.nan
-        return M.liquidation_price(False, q, c / q, st.wallet, inst.maintenance_margin)
+            return M.liquidation_price(True, q, q / c, collateral, inst.maintenance_margin) if c else math.nan
+        return M.liquidation_price(False, q, c / q, collateral, inst.maintenance_margin)
 
     def check_liquidation(self, account: str) -> bool:
-        """Liquidate ``account`` (close all its positions at their marks) when its equity is at or
-        below its maintenance margin; returns whether it happened."""
+        """Cross: liquidate ``account`` (close all its positions at their marks) when its equity is
+        at or below its maintenance margin. Isolated: each position alone, when its isolated
+        margin plus its unrealised value reaches its maintenance margin; it loses at most that
+        margin and the account trades on. Returns whether anything was liquidated."""
         st = self._acc(account)
         if st.liquidated or not any(self.size[i] for i in st.members):
             return False
+        if st.config.margin_mode == "isolated":
+            hit = False
+            for i in st.members:
+                if self.size[i] == 0.0:
+                    continue
+                inst = self.instruments[i]
+                u = self.unrealised(i)
+                mm = M.maintenance_margin(inst.inverse, self.size[i], self.price[i], inst.maintenance_margin)
+                if self.iso_margin[i] + u <= mm:
+                    st.wallet += max(u, -self.iso_margin[i])
+                    self.size[i] = 0.0
+                    self.cost[i] = 0.0
+                    self.iso_margin[i] = 0.0
+                    hit = True
+            return hit
         if self.equity(account) > self.margin(account):
             return False
         for i in st.members:

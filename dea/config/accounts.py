@@ -47,6 +47,15 @@ class AccountConfig(StrictModel):
     max_gross: float | None = Field(default=None, gt=0)
     max_equity_share: float = Field(default=1.0, gt=0, le=1.0)
 
+    @model_validator(mode="after")
+    def _isolated_needs_leverage(self) -> "AccountConfig":
+        if self.margin_mode == "isolated" and self.leverage is None:
+            raise ValueError(
+                f"account {self.name!r} is isolated: set 'leverage' (each position's isolated margin is its "
+                "notional / leverage)"
+            )
+        return self
+
 
 class AccountsConfig(StrictModel):
     """``accounts: {reporting_currency: USD, list: [...]}``; instruments name their account with

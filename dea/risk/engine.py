@@ -109,8 +109,9 @@ def rule_bounds(
 ) -> np.ndarray:
     """The flat ``caps`` vector :func:`rules.risk_step` reads: upper and lower bounds
     (:func:`exposure_bounds`), each instrument's account, the collateral it needs per unit of
-    |exposure| (1 for unlevered spot, 1 / leverage otherwise), then per account its max gross
-    and max share of equity."""
+    |exposure| (1 for unlevered spot, 1 / leverage otherwise, divided by 1 - haircut: a coin
+    posted with a 10 % haircut backs only 90 % of its value), then per account its max gross and
+    max share of equity."""
     lower, upper = exposure_bounds(instruments, accounts, cfg)
     accs = resolve_accounts(instruments, accounts)
     order: list[str] = []
@@ -121,10 +122,12 @@ def rule_bounds(
     idx = [float(order.index(a.name)) for a in accs]
     need = []
     for inst, a in zip(instruments, accs):
+        # collateral other than the reporting currency counts (1 - haircut) of its value
+        keep = 1.0 - a.haircut
         if inst.kind == "spot" and not a.margin:
-            need.append(1.0)
+            need.append(1.0 / keep)
         elif a.leverage is not None:
-            need.append(1.0 / a.leverage)
+            need.append(1.0 / (a.leverage * keep))
         elif a.max_equity_share < 1.0:
             raise RiskError(
                 f"account {a.name!r} limits max_equity_share to {a.max_equity_share} but has no leverage: set "

@@ -102,3 +102,25 @@ def test_dated_future_settles_in_the_ledger():
     assert led.equity("binance_cm:BTC") == pytest.approx(1.0 + 5_000 * (1 / 50_000 - 1 / 60_000))
     with pytest.raises(RiskError, match="settled"):
         led.fill(0, 100.0, 60_000.0)
+
+
+def test_isolated_margin_liquidates_one_position_and_caps_its_loss():
+    """Isolated at 10x: each position's margin is notional / 10; one liquidation leaves the rest."""
+    eth = Instrument(symbol="ETHUSDT", venue="binance_um", kind="perpetual", base="ETH", quote="USDT", funding="none",
+                     maintenance_margin=0.005)
+    btc = LIN.model_copy(update={"quote": "USDT"})
+    accs = AccountsConfig(list=[{"name": "um", "venue": "binance_um", "collateral": "USDT", "margin_mode": "isolated",
+                                 "leverage": 10}])
+    led = ContractLedger([btc, eth], accs, initial={"um": 10_000.0})
+    led.fill(0, 0.1, 50_000.0)  # 5,000 USDT notional -> 500 isolated margin
+    led.fill(1, 2.0, 2_500.0)  # 5,000 USDT -> 500
+    # BTC long liquidates where 500 + 0.1 (P - 50,000) = 0.005 * 0.1 * P: P = 45,000 / 0.995 ... for 500
+    p_liq = led.liquidation_price(0)
+    assert p_liq == pytest.approx((0.1 * 50_000 - 500) / (0.1 * 0.995))
+    led.mark(0, p_liq * 0.99)
+    led.mark(1, 2_500.0)
+    assert led.check_liquidation("um")
+    assert led.size[0] == 0.0 and led.size[1] == 2.0  # ETH untouched
+    assert led.equity("um") == pytest.approx(10_000.0 - 500.0)  # BTC lost exactly its isolated margin
+    with pytest.raises(ValueError, match="isolated"):
+        AccountsConfig(list=[{"name": "x", "venue": "v", "margin_mode": "isolated"}])

@@ -262,3 +262,21 @@ def test_spot_long_only_and_account_limits():
                                                               "max_equity_share": 0.5}]))
     with pytest.raises(RiskError, match="collateral: USDT"):
         RiskEngine(RiskConfig(), [perp], AccountsConfig(list=[{"name": "bn", "venue": "bn", "collateral": "BTC"}]))
+
+
+def test_haircut_on_coin_collateral_tightens_the_venue_share():
+    """BTC collateral with a 20 % haircut at 4x: 1.0 of exposure ties up 1 / (4 * 0.8) = 0.3125 of
+    equity; a 0.25 share at that venue allows 0.8."""
+    from dea.config.accounts import AccountsConfig
+
+    inv = Instrument(symbol="BTCUSD_PERP", venue="cm", kind="perpetual", contract="inverse", base="BTC",
+                     contract_size=100, funding="none")
+    accs = AccountsConfig(list=[{"name": "cm", "venue": "cm", "collateral": "BTC", "leverage": 4.0,
+                                 "haircut": 0.2, "max_equity_share": 0.25}])
+    eng = RiskEngine(RiskConfig(**LOOSE, drawdown={"enabled": False}), [inv], accs)
+    d = eng.apply(T0, np.array([1.0]), np.zeros(1), 1e6)
+    np.testing.assert_allclose(d.exposure, [0.8])
+    assert rules_of(d) == ["account_limit"]
+    plain = RiskEngine(RiskConfig(**LOOSE, drawdown={"enabled": False}), [inv], AccountsConfig(list=[
+        {"name": "cm", "venue": "cm", "collateral": "BTC", "leverage": 4.0, "max_equity_share": 0.25}]))
+    np.testing.assert_allclose(plain.apply(T0, np.array([1.0]), np.zeros(1), 1e6).exposure, [1.0])
