@@ -5,7 +5,12 @@ its account has margin; a ``perpetual`` or ``future`` is ``linear`` (PnL, margin
 quote currency, ``contract_size`` base units per contract) or ``inverse`` (coin-margined: PnL,
 margin and funding in the base coin, ``contract_size`` quote-currency units per contract, e.g.
 100 USD for Binance COIN-M ``BTCUSD_PERP``); a ``future`` has an ``expiry`` at which it settles
-and may roll into another instrument before it. ``kind: option`` belongs to the options overlay
+and may roll into another instrument before it.
+
+In the reporting-currency backtest an inverse position is held as its linear equivalent (a fill of
+``N`` quote notional at ``P`` is ``N / P`` coins), which values it exactly in the reporting currency
+(:mod:`dea.risk.margin`); the per-account ledger (:mod:`dea.backtest.ledger`) and the paper venue's
+statement keep it in the coin. ``kind: option`` belongs to the options overlay
 (:mod:`dea.options`, ``dea.backtest.options_overlay``): the core's exposure arithmetic refuses it
 (:func:`refuse_options`) instead of treating an option as a linear instrument.
 """
@@ -127,6 +132,11 @@ class Instrument(StrictModel):
             raise ValueError(f"instrument {s!r} rolls into itself")
         if self.contract == "inverse" and not self.base:
             raise ValueError(f"instrument {s!r} is inverse (coin-margined) but names no base coin (base: BTC)")
+        if self.contract == "inverse" and self.lot_size > 0:
+            raise ValueError(
+                f"instrument {s!r} is inverse: it trades in contracts of contract_size {self.quote}; lot_size "
+                "(base units) does not apply (use min_notional for the smallest order)"
+            )
         return self
 
     @property
