@@ -114,12 +114,6 @@ def rule_bounds(
     max share of equity."""
     lower, upper = exposure_bounds(instruments, accounts, cfg)
     accs = resolve_accounts(instruments, accounts)
-    order: list[str] = []
-    for a in accs:
-        if a.name not in order:
-            order.append(a.name)
-    by_name = {a.name: a for a in accs}
-    idx = [float(order.index(a.name)) for a in accs]
     need = []
     for inst, a in zip(instruments, accs):
         # collateral other than the reporting currency counts (1 - haircut) of its value
@@ -135,6 +129,13 @@ def rule_bounds(
             )
         else:
             need.append(0.0)
+    order: list[str] = []
+    by_name = {a.name: a for a in accs}
+    for a, nd in zip(accs, need):
+        binds = a.max_gross is not None or nd > 0.0
+        if binds and a.name not in order:
+            order.append(a.name)
+    idx = [float(order.index(a.name)) if a.name in order else -1.0 for a in accs]
     groups: list[float] = []
     for name in order:
         a = by_name[name]
@@ -149,6 +150,7 @@ def gross_limit(cfg: RiskConfig, instruments: Sequence[Instrument], accounts: Ac
     b = rule_bounds(cfg, instruments, accounts)
     n = len(instruments)
     total = 0.0
+    total += sum(b[i] for i in range(n) if b[2 * n + i] < 0)  # accounts without limits
     for a in range((len(b) - 4 * n) // 2):
         members = [i for i in range(n) if b[2 * n + i] == a]
         need = min(b[3 * n + i] for i in members)

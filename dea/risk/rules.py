@@ -36,7 +36,9 @@ persistently stale book down to flat.
 
 ``caps`` (see :func:`dea.risk.engine.rule_bounds`) is flat: upper bounds [0, N), lower bounds
 [N, 2N), account index of each instrument [2N, 3N), collateral needed per unit |w| [3N, 4N), then
-per account a: max gross at 4N + 2a (+inf = off) and max equity share at 4N + 2a + 1.
+per account a: max gross at 4N + 2a (+inf = off) and max equity share at 4N + 2a + 1. Accounts
+that can never bind (no gross cap, no collateral need) are left out (index -1), so the common
+case costs no pass over the instruments.
 
 Caps come after the band so that they always win (a held position above a cap is still cut);
 kill switch and drawdown trip return early so nothing can stop a flatten.
@@ -355,34 +357,38 @@ def risk_step(
                         trail[(R_BAND + 1) * n + i] = out[i]
 
         # --- long-only bound (spot without margin), per-instrument caps, account limits -----------
+        # one fused pass (this sits on the backtest's per-step path); the trail rows of both rules
+        # are written as it goes and read only for the rules that fired
         refused = 0
+        clipped = 0
+        gross = 0.0
+        net = 0.0
         for i in range(n):
+            w = out[i]
             lo = caps[n + i]
-            if out[i] < lo:
-                out[i] = lo
+            if w < lo:
+                w = lo
                 refused += 1
+            if record:
+                trail[(R_LONG_ONLY + 1) * n + i] = w
+            cap = caps[i]
+            if w > cap:
+                w = cap
+                clipped += 1
+            elif w < -cap:
+                w = -cap
+                clipped += 1
+            if record:
+                trail[(R_CAP + 1) * n + i] = w
+            out[i] = w
+            gross += abs(w)
+            net += w
         if refused > 0:
             mask |= 1 << R_LONG_ONLY
             diag[R_LONG_ONLY] = refused
-            if record:
-                for i in range(n):
-                    trail[(R_LONG_ONLY + 1) * n + i] = out[i]
-        clipped = 0
-        for i in range(n):
-            w = out[i]
-            cap = caps[i]
-            if w > cap:
-                out[i] = cap
-                clipped += 1
-            elif w < -cap:
-                out[i] = -cap
-                clipped += 1
         if clipped > 0:
             mask |= 1 << R_CAP
             diag[R_CAP] = clipped
-            if record:
-                for i in range(n):
-                    trail[(R_CAP + 1) * n + i] = out[i]
         n_acc = (len(caps) - 4 * n) // 2
         worst = 1.0
         for a in range(n_acc):
@@ -408,14 +414,14 @@ def risk_step(
         if worst < 1.0:
             mask |= 1 << R_ACCOUNT
             diag[R_ACCOUNT] = worst
+            gross = 0.0
+            net = 0.0
+            for i in range(n):
+                gross += abs(out[i])
+                net += out[i]
             if record:
                 for i in range(n):
                     trail[(R_ACCOUNT + 1) * n + i] = out[i]
-        gross = 0.0
-        net = 0.0
-        for i in range(n):
-            gross += abs(out[i])
-            net += out[i]
         if gross > p[P_MAX_GROSS]:
             scale = p[P_MAX_GROSS] / gross
             for i in range(n):
