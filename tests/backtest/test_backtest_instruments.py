@@ -114,3 +114,22 @@ def test_kernel_equity_matches_the_ledger_on_random_paths(seed: int, T: int):
         assert led.margin("unknown:USD") == pytest.approx(0.005 * abs(res.exposures[t, 0]) * res.equity[t], rel=1e-9)
         if res.equity[t] > 0:
             assert led.exposure(0, eq) == pytest.approx(res.exposures[t, 0], rel=1e-9, abs=1e-12)
+
+
+def test_settlement_row_falls_back_to_the_last_mark_and_basis_is_annualised():
+    from dea.backtest.expiry import basis, settlement_rows
+    from dea.timeutil import NS_PER_YEAR
+
+    clock = T0 + np.arange(5, dtype=np.int64) * STEP
+    fut = inst("F", kind="future", funding=None, expiry=iso(T0 + 3 * STEP + STEP // 2))  # between rows 3 and 4
+    priced = np.array([[100.0], [101.0], [102.0], [103.0], [104.0]])
+    assert settlement_rows(clock, priced, [fut]) == {0: 4}  # first decision at or after the expiry
+    ended = priced.copy()
+    ended[4] = np.nan  # the series stops before expiry: close at its last mark
+    assert settlement_rows(clock, ended, [fut]) == {0: 3}
+    b, ann = basis(np.array([102.0, 101.0]), np.array([100.0, 100.0]),
+                   np.array([0, NS_PER_YEAR // 2]), NS_PER_YEAR)
+    np.testing.assert_allclose(b, [0.02, 0.01])
+    np.testing.assert_allclose(ann, [0.02, 0.02])
+    _, past = basis(np.array([100.0]), np.array([100.0]), np.array([NS_PER_YEAR]), NS_PER_YEAR)
+    assert np.isnan(past).all()

@@ -45,14 +45,16 @@ def build_policy(spec: PolicySpec) -> Policy:
 
 
 def exposure_caps(cfg: "ExperimentConfig") -> tuple[float, ...]:
-    """Per-instrument |w| caps from ``risk.max_exposure``, read exactly as the risk engine reads it."""
+    """Per-instrument |w| caps: the upper bounds of :func:`~dea.risk.engine.exposure_bounds`
+    (``risk.max_exposure``, and at most 1 for spot in a cash account), as the risk engine reads them."""
     from dea.errors import RiskError
-    from dea.risk.engine import instrument_caps
+    from dea.risk.engine import exposure_bounds
 
     try:
-        return tuple(float(c) for c in instrument_caps(cfg.risk, cfg.data.instruments))
+        _, upper = exposure_bounds(cfg.data.instruments, cfg.accounts, cfg.risk)
     except RiskError as exc:
         raise ModelError(str(exc)) from None
+    return tuple(float(c) for c in upper)
 
 
 def lower_bounds(cfg: "ExperimentConfig", caps: Sequence[float]) -> tuple[float, ...]:
