@@ -450,7 +450,7 @@ class EventBacktester:
             decision = self.risk.apply(ts, target, cur, e, feature_age_ns=out.feature_age_ns,
                                        dispersion=out.dispersion, vol=out.vol, prices=prices)
             for rec in decision.interventions:
-                mask |= self._rule_bit[rec.rule]
+                mask |= self._rule_bit.get(rec.rule, 0)  # future_expiry is no rule bit
             if self.record and decision.interventions and len(self.log) < self.max_log:
                 self.log.extend(decision.interventions)
             orders = generate_orders(ts, decision.exposure, acc.qty, self.pend_q, e, prices, self.spec,

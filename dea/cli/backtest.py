@@ -119,9 +119,6 @@ def _handle(args: argparse.Namespace) -> int:
         from dea.backtest.event import EventBacktester, market_events
         from dea.timeutil import NS_PER_YEAR
 
-        if any(i.kind == "future" for i in cfg.data.instruments):
-            raise ConfigError("--closed-loop does not settle or roll dated futures; run without it "
-                              "(the target path settles them at expiry)")
         bt = EventBacktester(cfg.data.instruments, cfg.costs, cfg.risk, closed, latency_ns=latency_from_config(cfg),
                              accounts=cfg.accounts,
                              impact_k=sub.impact_k, name=policy_name,

@@ -26,6 +26,8 @@ _STALE_ACTIONS = {"hold": 0.0, "derisk": 1.0, "flatten": 2.0}
 # rules whose diagnostic is a count (or nothing): their reason text takes few distinct values
 _COUNT_RULES = frozenset({rules.R_KILL, rules.R_BAND, rules.R_LONG_ONLY, rules.R_CAP, rules.R_MAX_ORDER, rules.R_RATE})
 STATE_VERSION = 1
+#: not a rule of :func:`rules.risk_step` (it rewrites the target before the rules run)
+EXPIRY_RULE = "future_expiry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +282,16 @@ class RiskEngine:
         self._shape = (self.n,)
         self._reasons: dict[tuple[int, float], str] = {}  # reasons of count-valued rules
         self.counts: dict[str, int] = {name: 0 for name in rules.RULE_NAMES}
+        self.counts[EXPIRY_RULE] = 0
+        # dated futures: (index, roll instant, index of roll_to or -1), in roll order
+        syms = list(self.symbols)
+        self._expiries = sorted(
+            ((i, inst.roll_ns, syms.index(inst.roll_to) if inst.roll_to in syms else -1)
+             for i, inst in enumerate(instruments) if inst.kind == "future" and inst.roll_ns is not None),
+            key=lambda e: e[1])
+        for inst in instruments:
+            if inst.roll_to is not None and inst.roll_to not in syms:
+                raise RiskError(f"future {inst.symbol!r} rolls to {inst.roll_to!r}, which is not an instrument {syms}")
         self._init_state()
 
     def _init_state(self) -> None:
@@ -355,6 +367,7 @@ class RiskEngine:
             raise RiskError(f"equity is {equity}; must be finite")
         tgt = self._vector("target", target, allow_nan=True)
         cur = self._vector("current exposure", current, allow_nan=False)
+        expiry_rec = self._expire(int(t_ns), tgt, cur) if self._expiries else None
         disp = self._zeros if dispersion is None else self._vector("dispersion", dispersion, allow_nan=False)
         vv = self._zeros if vol is None else self._vector("vol", vol, allow_nan=False)
         vt_on = self._p[rules.P_VT_ON] > 0
@@ -394,7 +407,33 @@ class RiskEngine:
             records = self._records(int(t_ns), mask)
             for rec in records:
                 self.counts[rec.rule] += 1
+        if expiry_rec is not None:
+            records = (expiry_rec, *records)
+            self.counts[EXPIRY_RULE] += 1
         return RiskDecision(np.array(self._out), records, self.halted)
+
+    def _expire(self, t_ns: int, tgt: list[float], cur: list[float]) -> Intervention | None:
+        """A dated future past its roll instant (``expiry - roll_before``) is targeted at 0 and
+        its exposure (target, or current when the target holds) added to its ``roll_to``: the
+        live counterpart of :func:`dea.backtest.expiry.apply_expiry`, so a live policy cannot hold
+        an expired contract."""
+        before = tuple(tgt)
+        changed = False
+        for i, t_roll, j in self._expiries:
+            if t_ns < t_roll:
+                break
+            w = cur[i] if tgt[i] != tgt[i] else tgt[i]
+            if w == 0.0:
+                continue
+            if j >= 0:
+                tgt[j] = (cur[j] if tgt[j] != tgt[j] else tgt[j]) + w
+            tgt[i] = 0.0
+            changed = True
+        if not changed:
+            return None
+        names = [self.symbols[i] for i, t_roll, _ in self._expiries if t_ns >= t_roll]
+        return Intervention(t_ns, EXPIRY_RULE, f"dated future(s) {names} past expiry - roll_before: closed, "
+                            "exposure moved to roll_to where set", before, tuple(tgt))
 
     # -- kill switch ------------------------------------------------------------------------------
     @property
@@ -455,4 +494,4 @@ class RiskEngine:
         self._prev_px = [dec(x) for x in state["prev_prices"]]
         self._cov = [float(v) for row in state["cov"] for v in row]
         self._order_times = [rules.NO_TIME if x is None else int(x) for x in times]
-        self.counts = {name: int(state.get("counts", {}).get(name, 0)) for name in rules.RULE_NAMES}
+        self.counts = {name: int(state.get("counts", {}).get(name, 0)) for name in (*rules.RULE_NAMES, EXPIRY_RULE)}

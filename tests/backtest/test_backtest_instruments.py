@@ -133,3 +133,16 @@ def test_settlement_row_falls_back_to_the_last_mark_and_basis_is_annualised():
     np.testing.assert_allclose(ann, [0.02, 0.02])
     _, past = basis(np.array([100.0]), np.array([100.0]), np.array([NS_PER_YEAR]), NS_PER_YEAR)
     assert np.isnan(past).all()
+
+
+def test_event_engine_with_a_live_policy_closes_the_expired_future():
+    """Closed loop (the engine's own RiskEngine, no target rewriting): the future still leaves."""
+    from dea.backtest.event import EventBacktester, market_events
+
+    price = np.array([[100.0, 100.0], [110.0, 111.0], [120.0, 121.0], [130.0, 129.0], [np.nan, 125.0]])
+    fut = inst("F", kind="future", funding=None, expiry=iso(T0 + 3 * STEP), roll_to="P")
+    m = market(price, instruments=[fut, inst("P")])
+    bt = EventBacktester(m.instruments, FREE, LOOSE, lambda ctx: np.array([1.0, 0.0]))
+    res = bt.run(market_events(m), (int(t) for t in m.clock))
+    assert res.exposures[3, 0] == 0.0 and res.exposures[3, 1] == pytest.approx(1.0)
+    assert any(r.rule == "future_expiry" for r in res.intervention_log)

@@ -280,3 +280,15 @@ def test_haircut_on_coin_collateral_tightens_the_venue_share():
     plain = RiskEngine(RiskConfig(**LOOSE, drawdown={"enabled": False}), [inv], AccountsConfig(list=[
         {"name": "cm", "venue": "cm", "collateral": "BTC", "leverage": 4.0, "max_equity_share": 0.25}]))
     np.testing.assert_allclose(plain.apply(T0, np.array([1.0]), np.zeros(1), 1e6).exposure, [1.0])
+
+
+def test_live_engine_closes_an_expired_future_and_rolls_it():
+    fut = Instrument(symbol="F", kind="future", expiry="2023-11-15T00:00:00Z", roll_to="P", roll_before="1d")
+    perp = Instrument(symbol="P", kind="perpetual", funding="none")
+    eng = RiskEngine(RiskConfig(**LOOSE, drawdown={"enabled": False}), [fut, perp])
+    roll = 1_699_920_000 * NS_PER_S  # 2023-11-14T00:00Z = expiry - 1d
+    d = eng.apply(roll - 1, np.array([0.5, 0.1]), np.zeros(2), 1e6)
+    assert d.exposure.tolist() == [0.5, 0.1] and rules_of(d) == []
+    d = eng.apply(roll, np.array([np.nan, 0.1]), np.array([0.5, 0.1]), 1e6)  # holding the future
+    assert d.exposure.tolist() == [0.0, 0.6]
+    assert rules_of(d) == ["future_expiry"] and eng.counts["future_expiry"] == 1
