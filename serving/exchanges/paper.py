@@ -155,6 +155,9 @@ class PaperExchange:
                 continue
             if v.dead:
                 ack = OrderAck(o.client_id, "rejected", None, "account closed after liquidation")
+            elif self._expired(o):
+                ack = OrderAck(o.client_id, "rejected", None,
+                               f"{o.instrument} expired at {self.instruments[o.index].expiry}: only a closing order is accepted")
             elif self._cash_spot[o.index] and v.account.qty[o.index] + v.pend_q[o.index] + o.qty < -1e-12 * abs(o.qty):
                 ack = OrderAck(o.client_id, "rejected", None,
                                f"spot short refused: {o.instrument} is spot in a cash account (no margin)")
@@ -231,6 +234,15 @@ class PaperExchange:
 
     def positions(self) -> dict[str, float]:
         return {s: float(q) for s, q in zip(self.symbols, self.venue.account.qty, strict=True)}
+
+    def _expired(self, o: Order) -> bool:
+        """An order on a dated future at or after its expiry that does not reduce the position."""
+        inst = self.instruments[o.index]
+        exp = inst.expiry_ns
+        if exp is None or o.t_decision < exp:
+            return False
+        held = self.venue.account.qty[o.index] + self.venue.pend_q[o.index]
+        return not (held != 0.0 and o.qty * held < 0 and abs(o.qty) <= abs(held) * (1 + 1e-12))
 
     def statement(self, fx: dict[str, float] | None = None) -> dict[str, dict[str, Any]]:
         """Per-account balances in each account's collateral currency (positions in contracts):

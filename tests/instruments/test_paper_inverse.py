@@ -53,3 +53,16 @@ def test_paper_venue_rejects_a_spot_short_in_a_cash_account():
     assert ex.positions() == {"ETH": 0.0}
     ok = ex.submit([Order("ETH", 0, 1.0, T, T, 2_000.0, "b1")], np.array([2_000.0]))[0]
     assert ok.status == "filled" and ex.statement()["spotx:USD"]["positions"]["ETH"] == pytest.approx(1.0)
+
+
+def test_paper_venue_accepts_only_closing_orders_on_an_expired_future():
+    fut = Instrument(symbol="F", venue="v", kind="future", expiry="2023-11-14T22:13:20Z", taker_fee=0.0,
+                     maker_fee=0.0)  # = T
+    ex = PaperExchange([fut], NO_COSTS)
+    ex.on_market(_bar(T - 10, 100.0))
+    assert ex.submit([Order("F", 0, 1.0, T - 10, T - 10, 100.0, "o1")], np.array([100.0]))[0].status == "filled"
+    ex.on_market(_bar(T, 101.0))
+    ack = ex.submit([Order("F", 0, 1.0, T, T, 101.0, "o2")], np.array([101.0]))[0]
+    assert ack.status == "rejected" and "expired" in ack.reason
+    assert ex.submit([Order("F", 0, -1.0, T, T, 101.0, "o3")], np.array([101.0]))[0].status == "filled"
+    assert ex.positions() == {"F": 0.0}
