@@ -13,13 +13,18 @@ at the same rate as the venue charged it.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dea.backtest.ledger import ContractLedger
+from dea.errors import RiskError
 from dea.config.accounts import AccountsConfig
 from dea.execution.fills import Fill
 from dea.instruments import Instrument
+
+log = logging.getLogger(__name__)
 
 
 class PaperStatement:
@@ -29,6 +34,19 @@ class PaperStatement:
                  initial: Mapping[str, float] | None) -> None:
         self.instruments = tuple(instruments)
         self.ledger = ContractLedger(instruments, accounts, initial)
+        #: what the statement could not book (a fill at a non-finite price reaching the account
+        #: with the guards off): logged, counted and shown by :meth:`statement`, never raised
+        #: into the venue, which keeps trading on its own account
+        self.errors: list[str] = []
+
+    def _guard(self, what: str, fn: Any, *args: Any) -> None:
+        if self.errors:
+            return  # the statement stopped at its first error: later balances would be wrong
+        try:
+            fn(*args)
+        except RiskError as exc:
+            self.errors.append(f"{what}: {exc}")
+            log.warning("paper statement stopped: %s: %s", what, exc)
 
     def on_fill(self, fill: Fill) -> None:
         inst = self.instruments[fill.index]
@@ -37,20 +55,26 @@ class PaperStatement:
         size = fill.qty * fill.price if inst.inverse else fill.qty
         if self.ledger.accounts[self.ledger.account_of[fill.index]].liquidated:
             return
-        self.ledger.fill(fill.index, size, fill.price, rate, strict=False)
+        self._guard(f"fill of {inst.symbol} at {fill.price}", lambda: self.ledger.fill(
+            fill.index, size, fill.price, rate, strict=False))
 
     def on_mark(self, index: int, price: float) -> None:
-        if price == price and price > 0:
+        """Mark at a good price; a missing or non-finite one keeps the last good mark (the market-
+        data guards quarantine such values before any decision uses them)."""
+        if math.isfinite(price) and price > 0:
             self.ledger.mark(index, price)
 
     def on_funding(self, index: int, rate: float) -> None:
         if self.ledger.price[index] > 0:
-            self.ledger.settle_funding(index, rate)
+            self._guard(f"funding of {self.instruments[index].symbol}", self.ledger.settle_funding, index, rate)
 
     def statement(self, fx: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
         """``{account: {collateral, equity, margin, equity_reporting, positions}}``; positions in
-        contracts per instrument."""
+        contracts per instrument; ``{"error": {"errors": [...]}}`` once something could not be
+        booked."""
         led = self.ledger
+        if self.errors:
+            return {"error": {"errors": list(self.errors)}}
         out: dict[str, dict[str, Any]] = {}
         for name, st in led.accounts.items():
             out[name] = {

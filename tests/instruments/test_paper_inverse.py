@@ -66,3 +66,13 @@ def test_paper_venue_accepts_only_closing_orders_on_an_expired_future():
     assert ack.status == "rejected" and "expired" in ack.reason
     assert ex.submit([Order("F", 0, -1.0, T, T, 101.0, "o3")], np.array([101.0]))[0].status == "filled"
     assert ex.positions() == {"F": 0.0}
+
+
+def test_statement_stops_visibly_at_a_fill_it_cannot_book():
+    from dea.execution.fills import Fill
+    from serving.exchanges.paper_ledger import PaperStatement
+
+    st = PaperStatement([INV], None, {"binance_cm:BTC": 1.0})
+    st.on_fill(Fill(0, T, 0.1, float("inf"), 0.0, 0.0, 0.0))
+    out = st.statement()
+    assert list(out) == ["error"] and "not a positive finite number" in out["error"]["errors"][0]
