@@ -151,8 +151,9 @@ def gross_limit(cfg: RiskConfig, instruments: Sequence[Instrument], accounts: Ac
     accounts). A policy that never proposes more never has its output cut for size alone."""
     b = rule_bounds(cfg, instruments, accounts)
     n = len(instruments)
+    if any(b[2 * n + i] < 0 for i in range(n)):
+        return float(min(cfg.max_gross, cfg.max_leverage))  # an account without limits
     total = 0.0
-    total += sum(b[i] for i in range(n) if b[2 * n + i] < 0)  # accounts without limits
     for a in range((len(b) - 4 * n) // 2):
         members = [i for i in range(n) if b[2 * n + i] == a]
         need = min(b[3 * n + i] for i in members)
