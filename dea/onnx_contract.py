@@ -41,6 +41,13 @@ META_FIELDS: dict[str, bool] = {
     "data_fingerprint": False,
     "format_version": False,
 }
+#: optional keys (absent in models exported before they existed): read when present
+OPTIONAL_META_FIELDS: dict[str, bool] = {
+    "instrument_terms": True,
+}
+#: the contract terms a runner compares: a model trained on a linear contract must not drive an
+#: inverse one, a spot-bounded model a margin account, or a future of another expiry
+TERM_KEYS: tuple[str, ...] = ("kind", "contract", "contract_size", "expiry", "lower", "upper")
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,9 @@ class PolicyMetadata:
     config_hash: str = ""
     data_fingerprint: str = ""
     format_version: str = FORMAT_VERSION
+    #: {symbol: {kind, contract, contract_size, settlement, expiry, lower, upper}}; see
+    #: :func:`dea.risk.engine.contract_terms`. None = not recorded (older export)
+    instrument_terms: Any = field(default=None)
 
     def to_props(self) -> dict[str, str]:
         """Metadata as ONNX ``metadata_props`` (string -> string, ``dea.``-prefixed)."""
@@ -66,6 +76,10 @@ class PolicyMetadata:
             if is_json:
                 value = json.dumps(list(value) if isinstance(value, tuple) else value, sort_keys=True)
             out[META_PREFIX + key] = str(value)
+        for key in OPTIONAL_META_FIELDS:
+            value = getattr(self, key)
+            if value is not None:
+                out[META_PREFIX + key] = json.dumps(value, sort_keys=True)
         return out
 
     @classmethod
@@ -83,6 +97,16 @@ class PolicyMetadata:
                 except json.JSONDecodeError as exc:
                     raise ModelError(f"{source}: metadata {full!r} is not valid JSON: {exc}") from None
             values[key] = raw
+        for key in OPTIONAL_META_FIELDS:
+            full = META_PREFIX + key
+            if full in props:
+                try:
+                    values[key] = json.loads(props[full])
+                except json.JSONDecodeError as exc:
+                    raise ModelError(f"{source}: metadata {full!r} is not valid JSON: {exc}") from None
+        terms = values.get("instrument_terms")
+        if terms is not None and not (isinstance(terms, dict) and all(isinstance(v, dict) for v in terms.values())):
+            raise ModelError(f"{source}: metadata dea.instrument_terms must map symbol -> terms, got {terms!r}")
         for key in ("feature_names", "instruments"):
             v = values[key]
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
@@ -112,6 +136,7 @@ def check_compatible(
     feature_names: Sequence[str] | None = None,
     feature_spec_hash: str | None = None,
     instruments: Sequence[str] | None = None,
+    instrument_terms: Mapping[str, Mapping[str, Any]] | None = None,
     source: str = "<model>",
 ) -> None:
     """Refuse a model whose feature spec or instruments differ from the live ones.
@@ -132,6 +157,14 @@ def check_compatible(
         diff = _first_difference(meta.instruments, tuple(instruments))
         if diff:
             problems.append(f"instruments differ: {diff}")
+    if instrument_terms is not None and meta.instrument_terms is not None:
+        for sym, live in instrument_terms.items():
+            mine = meta.instrument_terms.get(sym)
+            if mine is None:
+                continue
+            diff = [f"{k} {mine.get(k)!r} vs live {live.get(k)!r}" for k in TERM_KEYS if mine.get(k) != live.get(k)]
+            if diff:
+                problems.append(f"instrument {sym} terms differ: " + ", ".join(diff))
     if problems:
         raise ModelError(f"{source}: model does not match the live spec: " + "; ".join(problems))
 

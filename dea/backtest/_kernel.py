@@ -20,6 +20,11 @@ kernel cannot disagree with the live loop about what a rule or a fill does. Sums
 account's order (equity = cash + sum_i q_i p_i; fills applied instrument by instrument), so on
 bar data the two engines agree to the last bit. Per step the work is fused into a few loops over
 the instruments and no array view is created (views cost reference counting in numba).
+
+Numba caches this module keyed on this file only, not on the functions it inlines from
+:mod:`dea.risk.rules`: a change there (such as the flat bounds vector of
+:func:`dea.risk.engine.rule_bounds`, which ``caps`` now is) needs a change here too, or a
+stale compiled kernel runs the old rules.
 """
 
 from __future__ import annotations

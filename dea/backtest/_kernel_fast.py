@@ -27,6 +27,11 @@ the general kernel's instrument order. What makes the vectoriser take the loops:
   :func:`dea.risk.rules.risk_step`, and fill costs :func:`dea.execution.fills.bar_fill_costs`.
 
 Every output element is written (the caller may pass uninitialised arrays).
+
+Numba caches this module keyed on this file only, not on the functions it inlines from
+:mod:`dea.risk.rules`: a change there (such as the flat bounds vector of
+:func:`dea.risk.engine.rule_bounds`, which ``caps`` now is) needs a change here too, or a
+stale compiled kernel runs the old rules.
 """
 
 from __future__ import annotations

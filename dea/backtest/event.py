@@ -47,6 +47,7 @@ from dea.execution.orders import Order, OrderSpec, generate_orders
 from dea.guards import GuardsConfig, MarketGuard, apply_actions, merge_action
 from dea.instruments import Instrument
 from dea.risk.config import RiskConfig
+from dea.config.accounts import AccountsConfig
 from dea.risk.engine import Intervention, RiskEngine
 from dea.risk.rules import RULE_NAMES
 from dea.timeutil import NS_PER_YEAR, iso
@@ -187,6 +188,7 @@ class EventBacktester:
         periods_per_year: float = 365.25,
         max_log: int = 100_000,
         guards: GuardsConfig | None = None,
+        accounts: AccountsConfig | None = None,
     ) -> None:
         self.instruments = tuple(instruments)
         self.n = len(instruments)
@@ -199,7 +201,7 @@ class EventBacktester:
         self.max_log = max_log
         self.fills = PaperFillModel(instruments, costs)
         self.account = Account(self.n, costs.initial_equity)
-        self.risk = RiskEngine(risk, instruments)
+        self.risk = RiskEngine(risk, instruments, accounts)
         self.spec = OrderSpec.from_instruments(instruments)
         self.mm = [i.maintenance_margin for i in instruments]
         k = [costs.impact.k or 0.0] * self.n if impact_k is None else list(impact_k)
@@ -448,7 +450,7 @@ class EventBacktester:
             decision = self.risk.apply(ts, target, cur, e, feature_age_ns=out.feature_age_ns,
                                        dispersion=out.dispersion, vol=out.vol, prices=prices)
             for rec in decision.interventions:
-                mask |= self._rule_bit[rec.rule]
+                mask |= self._rule_bit.get(rec.rule, 0)  # future_expiry is no rule bit
             if self.record and decision.interventions and len(self.log) < self.max_log:
                 self.log.extend(decision.interventions)
             orders = generate_orders(ts, decision.exposure, acc.qty, self.pend_q, e, prices, self.spec,
@@ -564,14 +566,16 @@ def market_events(market) -> Iterator[MarketEvent]:  # noqa: ANN001 - dea.backte
 def replay_market(market, targets: np.ndarray, risk: RiskConfig, costs: CostsConfig, *,  # noqa: ANN001
                   latency_ns: int = 0, feature_age_ns: np.ndarray | None = None,
                   dispersion: np.ndarray | None = None, vol: np.ndarray | None = None,
-                  name: str = "policy", periods_per_year: float | None = None) -> BacktestResult:
+                  name: str = "policy", periods_per_year: float | None = None,
+                  accounts: AccountsConfig | None = None) -> BacktestResult:
     """Event-driven backtest of precomputed targets on a prepared market (bars + funding)."""
     if market.depth is not None:
         raise DataError("replay_market replays bars; pass book depth as BookEvents to EventBacktester.run")
     ppy = periods_per_year or (NS_PER_YEAR / market.step_ns)
     bt = EventBacktester(market.instruments, costs, risk,
                          TargetSchedule(targets, feature_age_ns=feature_age_ns, dispersion=dispersion, vol=vol),
-                         latency_ns=latency_ns, impact_k=market.impact_k, name=name, periods_per_year=ppy)
+                         latency_ns=latency_ns, impact_k=market.impact_k, name=name, periods_per_year=ppy,
+                         accounts=accounts)
     res = bt.run(market_events(market), (int(t) for t in market.clock))
     if market.notes:
         res = _with_notes(res, market.notes)

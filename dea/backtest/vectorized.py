@@ -29,7 +29,9 @@ from dea.errors import DataError
 from dea.execution.fills import fee_rates
 from dea.instruments import Instrument
 from dea.risk.config import RiskConfig
-from dea.risk.engine import instrument_caps, rate_ring_size, risk_params
+from dea.config.accounts import AccountsConfig
+from dea.backtest.expiry import apply_expiry
+from dea.risk.engine import rate_ring_size, risk_params, rule_bounds
 from dea.risk.rules import N_RULES, RULE_NAMES
 from dea.timeutil import NS_PER_YEAR, iso
 
@@ -76,6 +78,7 @@ def backtest(
     instruments: Sequence[Instrument] | None = None,
     costs: CostsConfig | None = None,
     risk: RiskConfig | None = None,
+    accounts: AccountsConfig | None = None,
     latency_ns: int = 0,
     feature_age_ns: np.ndarray | None = None,
     dispersion: np.ndarray | None = None,
@@ -106,7 +109,7 @@ def backtest(
             market = replace(market, depth=depth)
     T, N = market.price.shape
     symbols = market.symbols
-    tgt = _as_targets(targets, (T, N), symbols)
+    tgt = apply_expiry(_as_targets(targets, (T, N), symbols), market.clock, market.instruments, market.price)
     age, has_age = _optional("feature_age_ns", feature_age_ns, (T,))
     disp, has_disp = _optional("dispersion", dispersion, (T, N))
     vv, has_vol = _optional("vol", vol, (T, N))
@@ -120,7 +123,7 @@ def backtest(
         from dea.backtest.event import replay_market
 
         _check_targets(tgt, symbols, market.clock, hold_nan)
-        return replay_market(market, tgt, risk, costs, latency_ns=latency_ns,
+        return replay_market(market, tgt, risk, costs, latency_ns=latency_ns, accounts=accounts,
                              feature_age_ns=age if has_age else None, dispersion=disp if has_disp else None,
                              vol=vv if has_vol else None, name=name, periods_per_year=ppy)
     if engine != "numba":
@@ -133,12 +136,12 @@ def backtest(
     if not fast:  # the fast kernel checks the targets as it reads them
         _check_targets(tgt, symbols, market.clock, hold_nan)
     return _run_kernel(market, tgt, costs, risk, latency_ns, age, has_age, disp, has_disp, vv, has_vol, ppy, name,
-                       fast, hold_nan)
+                       fast, hold_nan, rule_bounds(risk, market.instruments, accounts))
 
 
 def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskConfig, latency_ns: int,
                 age: np.ndarray, has_age: bool, disp: np.ndarray, has_disp: bool, vv: np.ndarray, has_vol: bool,
-                ppy: float, name: str, fast: bool, hold_nan: bool) -> BacktestResult:
+                ppy: float, name: str, fast: bool, hold_nan: bool, bounds: np.ndarray) -> BacktestResult:
     from dea.backtest import _kernel as K
     from dea.backtest import _kernel_fast as F
 
@@ -185,7 +188,7 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
             market.clock, np.ascontiguousarray(market.price, dtype=np.float64), *market.funding_events,
             np.ascontiguousarray(market.impact_coef, dtype=np.float64), tgt,
             fee, liq_fee, half_spread, lot, min_notional, mm, float(costs.initial_equity), hold_nan,
-            risk_params(risk), instrument_caps(risk, insts),
+            risk_params(risk), bounds,
             age, has_age, disp, has_disp, vv, has_vol,
             *series, mask, mask_hist, expo, *state, *F.lanes(), *F.risk_state(N, ring),
         )
@@ -194,7 +197,7 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
             market.clock, market.price, *market.funding_events, market.impact_coef, tgt,
             fee, liq_fee, half_spread, lot, min_notional, mm,
             lat_k, lat_frac, float(costs.initial_equity),
-            risk_params(risk), instrument_caps(risk, insts),
+            risk_params(risk), bounds,
             age, has_age, disp, has_disp, vv, has_vol,
             has_book, bpx, bsz, apx, asz,
             *series, mask, expo, *state, *K.workspace(N, lat_k, ring),
@@ -260,6 +263,7 @@ def backtest_config(cfg: "ExperimentConfig", data: Market | Panel, targets: np.n
     kwargs.setdefault("instruments", cfg.data.instruments)
     kwargs.setdefault("costs", cfg.costs)
     kwargs.setdefault("risk", cfg.risk)
+    kwargs.setdefault("accounts", cfg.accounts)
     kwargs.setdefault("latency_ns", latency_from_config(cfg))
     kwargs.setdefault("periods_per_year", cfg.backtest.periods_per_year)
     kwargs.setdefault("engine", cfg.backtest.engine)

@@ -120,6 +120,7 @@ def _handle(args: argparse.Namespace) -> int:
         from dea.timeutil import NS_PER_YEAR
 
         bt = EventBacktester(cfg.data.instruments, cfg.costs, cfg.risk, closed, latency_ns=latency_from_config(cfg),
+                             accounts=cfg.accounts,
                              impact_k=sub.impact_k, name=policy_name,
                              periods_per_year=cfg.backtest.periods_per_year or NS_PER_YEAR / sub.step_ns)
         results[policy_name] = bt.run(market_events(sub), (int(t) for t in sub.clock))
@@ -145,6 +146,9 @@ def _handle(args: argparse.Namespace) -> int:
     out_dir = args.out or Path("backtests") / cfg.name
     title = f"{cfg.name}: {policy_name} vs baselines"
     paths = write_tearsheet(results, out_dir, title, metrics)
+    from dea.backtest.series_out import write_series
+
+    series = {name: write_series(res, out_dir) for name, res in results.items()}
     print(title)
     print(format_metrics_table(metrics))
     seen: dict[str, None] = {}
@@ -153,4 +157,5 @@ def _handle(args: argparse.Namespace) -> int:
     for n in seen:
         print(f"note: {n}")
     print(f"tearsheet: {paths['html']}  ({paths['png']}, {paths['metrics']})")
+    print(f"series: {len(series)} strategies' exposure and equity CSVs in {out_dir}")
     return 0

@@ -102,6 +102,8 @@ def _inspect(args: argparse.Namespace) -> int:
     else:
         result = inspect_path(args.path, by_series=args.series)
     print(result.format())
+    if cfg is not None:
+        print("\n" + format_instruments(cfg))
     if args.coverage and cfg is not None:
         from dea.data.coverage import coverage_report
         from dea.data.panel import build_panel
@@ -109,10 +111,59 @@ def _inspect(args: argparse.Namespace) -> int:
         print("\ncoverage on the decision clock:")
         print(coverage_report(build_panel(cfg)).format())
     if args.json_out is not None:
-        text = json.dumps(result.to_dict(), indent=1, default=str)
+        doc = result.to_dict()
+        if cfg is not None:
+            doc = {**doc, "instruments": instrument_terms(cfg)}
+        text = json.dumps(doc, indent=1, default=str)
         if str(args.json_out) == "-":
             print(text)
         else:
             args.json_out.write_text(text)
     refused = [e for e in result.entries if e.status == "refused"]
     return 2 if refused else 0
+
+
+def instrument_terms(cfg) -> list[dict]:  # noqa: ANN001 - dea.config.ExperimentConfig
+    """Each instrument's kind, contract terms, account and exposure bounds, as ``inspect`` shows."""
+    from dea.config.accounts import resolve_accounts
+
+    accs = resolve_accounts(cfg.data.instruments, cfg.accounts)
+    opts = any(i.kind == "option" for i in cfg.data.instruments)
+    if not opts:
+        from dea.risk.engine import exposure_bounds
+
+        lower, upper = exposure_bounds(cfg.data.instruments, cfg.accounts, cfg.risk)
+    rows = []
+    for j, (inst, acc) in enumerate(zip(cfg.data.instruments, accs)):
+        row = {"symbol": inst.symbol, **inst.terms(), "account": acc.name, "collateral": acc.collateral,
+               "margin": acc.margin, "margin_mode": acc.margin_mode}
+        if not opts:
+            row["bounds"] = [float(lower[j]), float(upper[j])]
+        rows.append(row)
+    return rows
+
+
+def format_instruments(cfg) -> str:  # noqa: ANN001
+    """One line per instrument: kind, contract (linear/inverse, size, settlement), expiry/roll,
+    account and collateral, and the exposure bounds the risk engine enforces."""
+    lines = ["instruments:"]
+    for r in instrument_terms(cfg):
+        parts = [f"{r['symbol']}: {r['kind']} at {r['venue']}", f"{r['base'] or '?'}/{r['quote']}"]
+        if "contract" in r:
+            unit = r["quote"] if r["contract"] == "inverse" else (r["base"] or "base")
+            parts.append(f"{r['contract']}, contract {r['contract_size']:g} {unit}, settles in {r['settlement']}, "
+                         f"maintenance margin {r['maintenance_margin']:g}")
+        if r.get("funding") is not None:
+            parts.append(f"funding {r['funding']}")
+        if r.get("expiry") is not None:
+            roll = f", rolls to {r['roll_to']} {r['roll_before']} before" if r.get("roll_to") else ""
+            parts.append(f"expires {r['expiry']}{roll}")
+        parts.append(f"account {r['account']} ({r['collateral']}, {'margin' if r['margin'] else 'cash'}, "
+                     f"{r['margin_mode']})")
+        if "bounds" in r:
+            lo, hi = r["bounds"]
+            parts.append(f"exposure [{lo:g}, {hi:g}]" + (" long-only" if lo == 0.0 else ""))
+        else:
+            parts.append("options: handled by the options overlay")
+        lines.append("  " + "; ".join(parts))
+    return "\n".join(lines)

@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from dea.backtest.config import BacktestConfig, CostsConfig
+from dea.config.accounts import AccountsConfig, resolve_accounts
 from dea.config.base import StrictModel
 from dea.config.drift import DriftConfig
 from dea.config.learning import ModelConfig, ObjectiveConfig, TrainingConfig, TuningConfig
@@ -52,8 +53,22 @@ class ExperimentConfig(StrictModel):
     stress: StressConfig = Field(default_factory=StressConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
+    accounts: AccountsConfig = Field(default_factory=AccountsConfig)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="after")
+    def _accounts_resolve(self) -> "ExperimentConfig":
+        """Every instrument has one account whose collateral it can settle in (checked at load)."""
+        try:
+            resolve_accounts(self.data.instruments, self.accounts)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        symbols = set(self.data.symbols)
+        for inst in self.data.instruments:
+            if inst.roll_to is not None and inst.roll_to not in symbols:
+                raise ValueError(f"instrument {inst.symbol!r} rolls to {inst.roll_to!r}, not one of {sorted(symbols)}")
+        return self
 
     @model_validator(mode="after")
     def _base_features(self) -> "ExperimentConfig":

@@ -15,16 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from dea.errors import RiskError
-from dea.instruments import Instrument
+from dea.config.accounts import AccountsConfig, resolve_accounts
+from dea.errors import ConfigError, RiskError
+from dea.instruments import Instrument, refuse_options
 from dea.risk import rules
 from dea.risk.config import RiskConfig
 from dea.timeutil import NS_PER_MIN, NS_PER_S, parse_duration
 
 _STALE_ACTIONS = {"hold": 0.0, "derisk": 1.0, "flatten": 2.0}
 # rules whose diagnostic is a count (or nothing): their reason text takes few distinct values
-_COUNT_RULES = frozenset({rules.R_KILL, rules.R_BAND, rules.R_CAP, rules.R_MAX_ORDER, rules.R_RATE})
+_COUNT_RULES = frozenset({rules.R_KILL, rules.R_BAND, rules.R_LONG_ONLY, rules.R_CAP, rules.R_MAX_ORDER, rules.R_RATE})
 STATE_VERSION = 1
+#: not a rule of :func:`rules.risk_step` (it rewrites the target before the rules run)
+EXPIRY_RULE = "future_expiry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,103 @@ def instrument_caps(cfg: RiskConfig, instruments: Sequence[Instrument]) -> np.nd
     if missing:
         raise RiskError(f"risk.max_exposure has no cap for {missing} and no '*' default")
     return np.array([float(caps.get(s, caps.get("*", 0.0))) for s in symbols])
+
+
+def exposure_bounds(
+    instruments: Sequence[Instrument], accounts: AccountsConfig | None = None, risk: RiskConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-instrument (lower, upper) exposure bounds, the one definition the risk engine, the
+    backtest and the policy's output layer share.
+
+    A spot instrument whose account has no margin is long-only and unlevered: [0, min(cap, 1)]
+    (a cash account cannot sell what it does not hold, nor buy more than its equity); everything
+    else is [-cap, cap], with ``cap`` from ``risk.max_exposure`` (unbounded without ``risk``).
+    Options are refused: they are not linear exposures (:func:`dea.instruments.refuse_options`).
+    """
+    refuse_options(instruments, "exposure bounds")
+    try:
+        accs = resolve_accounts(instruments, accounts)
+    except ConfigError as exc:
+        raise RiskError(str(exc)) from None
+    caps = instrument_caps(risk, instruments) if risk is not None else np.full(len(instruments), math.inf)
+    lower = np.empty(len(instruments))
+    upper = np.empty(len(instruments))
+    for i, (inst, acc) in enumerate(zip(instruments, accs)):
+        cash_spot = inst.kind == "spot" and not acc.margin
+        lower[i] = 0.0 if cash_spot else -caps[i]
+        upper[i] = min(caps[i], 1.0) if cash_spot else caps[i]
+    return lower, upper
+
+
+def contract_terms(
+    instruments: Sequence[Instrument], accounts: AccountsConfig | None = None, risk: RiskConfig | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{symbol: terms}`` for the ONNX contract's ``dea.instrument_terms``: kind, contract type
+    and size, settlement currency, expiry and the exposure bounds (:func:`exposure_bounds`), so a
+    runner can refuse a model trained for other contracts and bound its output the same way."""
+    lower, upper = exposure_bounds(instruments, accounts, risk)
+    out: dict[str, dict[str, Any]] = {}
+    for inst, lo, hi in zip(instruments, lower.tolist(), upper.tolist()):
+        out[inst.symbol] = {"kind": inst.kind, "contract": inst.contract, "contract_size": inst.contract_size,
+                            "settlement": inst.settlement_currency, "expiry": inst.expiry,
+                            "lower": lo if math.isfinite(lo) else None, "upper": hi if math.isfinite(hi) else None}
+    return out
+
+
+def rule_bounds(
+    cfg: RiskConfig, instruments: Sequence[Instrument], accounts: AccountsConfig | None = None
+) -> np.ndarray:
+    """The flat ``caps`` vector :func:`rules.risk_step` reads: upper and lower bounds
+    (:func:`exposure_bounds`), each instrument's account, the collateral it needs per unit of
+    |exposure| (1 for unlevered spot, 1 / leverage otherwise, divided by 1 - haircut: a coin
+    posted with a 10 % haircut backs only 90 % of its value), then per account its max gross and
+    max share of equity."""
+    lower, upper = exposure_bounds(instruments, accounts, cfg)
+    accs = resolve_accounts(instruments, accounts)
+    need = []
+    for inst, a in zip(instruments, accs):
+        # collateral other than the reporting currency counts (1 - haircut) of its value
+        keep = 1.0 - a.haircut
+        if inst.kind == "spot" and not a.margin:
+            need.append(1.0 / keep)
+        elif a.leverage is not None:
+            need.append(1.0 / (a.leverage * keep))
+        elif a.max_equity_share < 1.0:
+            raise RiskError(
+                f"account {a.name!r} limits max_equity_share to {a.max_equity_share} but has no leverage: set "
+                f"'leverage' so the collateral {inst.symbol!r} ties up (notional / leverage) is known"
+            )
+        else:
+            need.append(0.0)
+    order: list[str] = []
+    by_name = {a.name: a for a in accs}
+    for a, nd in zip(accs, need):
+        binds = a.max_gross is not None or nd > 0.0
+        if binds and a.name not in order:
+            order.append(a.name)
+    idx = [float(order.index(a.name)) if a.name in order else -1.0 for a in accs]
+    groups: list[float] = []
+    for name in order:
+        a = by_name[name]
+        groups += [math.inf if a.max_gross is None else a.max_gross, a.max_equity_share]
+    return np.array([*upper, *lower, *idx, *need, *groups], dtype=np.float64)
+
+
+def gross_limit(cfg: RiskConfig, instruments: Sequence[Instrument], accounts: AccountsConfig | None = None) -> float:
+    """The largest gross exposure every rule allows: ``min(max_gross, max_leverage)`` and, per
+    account, its ``max_gross`` and the gross its equity share can collateralise (summed over
+    accounts). A policy that never proposes more never has its output cut for size alone."""
+    b = rule_bounds(cfg, instruments, accounts)
+    n = len(instruments)
+    if any(b[2 * n + i] < 0 for i in range(n)):
+        return float(min(cfg.max_gross, cfg.max_leverage))  # an account without limits
+    total = 0.0
+    for a in range((len(b) - 4 * n) // 2):
+        members = [i for i in range(n) if b[2 * n + i] == a]
+        need = min(b[3 * n + i] for i in members)
+        by_share = b[4 * n + 2 * a + 1] / need if need > 0 else math.inf
+        total += min(b[4 * n + 2 * a], by_share, sum(b[i] for i in members))
+    return float(min(cfg.max_gross, cfg.max_leverage, total))
 
 
 def risk_params(cfg: RiskConfig) -> np.ndarray:
@@ -120,8 +220,12 @@ def explain(rule: int, value: float, cfg: RiskConfig) -> str:
         return f"drawdown {value:.2%} reached hard limit {cfg.drawdown.hard:.2%}: flatten and halt"
     if rule == rules.R_BAND:
         return f"{int(value)} instrument(s) moved less than no_trade_band {cfg.no_trade_band}: held"
+    if rule == rules.R_LONG_ONLY:
+        return f"{int(value)} short or negative target(s) on long-only spot (no margin account) refused: set to 0"
     if rule == rules.R_CAP:
-        return f"{int(value)} instrument(s) clipped to max_exposure"
+        return f"{int(value)} instrument(s) clipped to max_exposure (unlevered spot: at most 1)"
+    if rule == rules.R_ACCOUNT:
+        return f"account limits (venue max_gross / max_equity_share) scaled an account's exposure by {_fmt(value)}"
     if rule == rules.R_GROSS:
         return f"gross exposure {_fmt(value)} above max_gross {cfg.max_gross}: scaled down"
     if rule == rules.R_NET:
@@ -158,15 +262,18 @@ class RiskEngine:
     interventions per rule for reports and metrics.
     """
 
-    def __init__(self, cfg: RiskConfig, instruments: Sequence[Instrument]) -> None:
+    def __init__(
+        self, cfg: RiskConfig, instruments: Sequence[Instrument], accounts: AccountsConfig | None = None
+    ) -> None:
         if not instruments:
             raise RiskError("RiskEngine needs at least one instrument")
         self.cfg = cfg
+        self.accounts = accounts
         self.instruments = tuple(instruments)
         self.symbols = tuple(i.symbol for i in instruments)
         self.n = len(instruments)
         self._p = risk_params(cfg).tolist()
-        self._caps = instrument_caps(cfg, instruments).tolist()
+        self._caps = rule_bounds(cfg, instruments, accounts).tolist()
         self._ring = rate_ring_size(cfg)
         self._work = [0.0] * self.n
         self._out = [0.0] * self.n
@@ -176,6 +283,16 @@ class RiskEngine:
         self._shape = (self.n,)
         self._reasons: dict[tuple[int, float], str] = {}  # reasons of count-valued rules
         self.counts: dict[str, int] = {name: 0 for name in rules.RULE_NAMES}
+        self.counts[EXPIRY_RULE] = 0
+        # dated futures: (index, roll instant, index of roll_to or -1), in roll order
+        syms = list(self.symbols)
+        self._expiries = sorted(
+            ((i, inst.roll_ns, syms.index(inst.roll_to) if inst.roll_to in syms else -1)
+             for i, inst in enumerate(instruments) if inst.kind == "future" and inst.roll_ns is not None),
+            key=lambda e: e[1])
+        for inst in instruments:
+            if inst.roll_to is not None and inst.roll_to not in syms:
+                raise RiskError(f"future {inst.symbol!r} rolls to {inst.roll_to!r}, which is not an instrument {syms}")
         self._init_state()
 
     def _init_state(self) -> None:
@@ -251,6 +368,7 @@ class RiskEngine:
             raise RiskError(f"equity is {equity}; must be finite")
         tgt = self._vector("target", target, allow_nan=True)
         cur = self._vector("current exposure", current, allow_nan=False)
+        expiry_rec = self._expire(int(t_ns), tgt, cur) if self._expiries else None
         disp = self._zeros if dispersion is None else self._vector("dispersion", dispersion, allow_nan=False)
         vv = self._zeros if vol is None else self._vector("vol", vol, allow_nan=False)
         vt_on = self._p[rules.P_VT_ON] > 0
@@ -290,7 +408,33 @@ class RiskEngine:
             records = self._records(int(t_ns), mask)
             for rec in records:
                 self.counts[rec.rule] += 1
+        if expiry_rec is not None:
+            records = (expiry_rec, *records)
+            self.counts[EXPIRY_RULE] += 1
         return RiskDecision(np.array(self._out), records, self.halted)
+
+    def _expire(self, t_ns: int, tgt: list[float], cur: list[float]) -> Intervention | None:
+        """A dated future past its roll instant (``expiry - roll_before``) is targeted at 0 and
+        its exposure (target, or current when the target holds) added to its ``roll_to``: the
+        live counterpart of :func:`dea.backtest.expiry.apply_expiry`, so a live policy cannot hold
+        an expired contract."""
+        before = tuple(tgt)
+        changed = False
+        for i, t_roll, j in self._expiries:
+            if t_ns < t_roll:
+                break
+            w = cur[i] if tgt[i] != tgt[i] else tgt[i]
+            if w == 0.0:
+                continue
+            if j >= 0:
+                tgt[j] = (cur[j] if tgt[j] != tgt[j] else tgt[j]) + w
+            tgt[i] = 0.0
+            changed = True
+        if not changed:
+            return None
+        names = [self.symbols[i] for i, t_roll, _ in self._expiries if t_ns >= t_roll]
+        return Intervention(t_ns, EXPIRY_RULE, f"dated future(s) {names} past expiry - roll_before: closed, "
+                            "exposure moved to roll_to where set", before, tuple(tgt))
 
     # -- kill switch ------------------------------------------------------------------------------
     @property
@@ -351,4 +495,4 @@ class RiskEngine:
         self._prev_px = [dec(x) for x in state["prev_prices"]]
         self._cov = [float(v) for row in state["cov"] for v in row]
         self._order_times = [rules.NO_TIME if x is None else int(x) for x in times]
-        self.counts = {name: int(state.get("counts", {}).get(name, 0)) for name in rules.RULE_NAMES}
+        self.counts = {name: int(state.get("counts", {}).get(name, 0)) for name in (*rules.RULE_NAMES, EXPIRY_RULE)}

@@ -16,7 +16,11 @@ Order of the rules in one decision (each sees the previous one's output ``w``)::
     vol targeting             -> w *= min(max_scale, target / predicted vol)   (when warm)
     drawdown                  -> soft..hard: w *= m = (hard - dd)/(hard - soft); >= hard: trip kill switch, flatten, stop
     no-trade band             -> |w_i - current_i| < band and w_i != 0: hold current_i
-    per-instrument cap        -> clip |w_i| <= cap_i
+    long-only bound           -> w_i >= lower_i (0 for spot without a margin account: a spot short is refused)
+    per-instrument cap        -> clip lower_i <= w_i <= cap_i
+    account (venue) limits    -> per account: scale its w so sum|w| <= max_gross_a and the collateral
+                                 it needs, sum need_i |w_i|, <= max_equity_share_a (need 1 for
+                                 unlevered spot, 1/leverage otherwise)
     gross cap                 -> scale w so sum|w| <= max_gross
     net cap                   -> scale w so |sum w| <= max_net
     leverage cap              -> scale w so sum|w| <= max_leverage
@@ -29,6 +33,12 @@ the drawdown brake applies only the change of its multiplier since the previous 
 (m_t / m_{t-1}); vol targeting sets a level, so it needs no such care. The stale guard's
 ``derisk`` multiplies the current exposure by its factor at every stale decision, walking a
 persistently stale book down to flat.
+
+``caps`` (see :func:`dea.risk.engine.rule_bounds`) is flat: upper bounds [0, N), lower bounds
+[N, 2N), account index of each instrument [2N, 3N), collateral needed per unit |w| [3N, 4N), then
+per account a: max gross at 4N + 2a (+inf = off) and max equity share at 4N + 2a + 1. Accounts
+that can never bind (no gross cap, no collateral need) are left out (index -1), so the common
+case costs no pass over the instruments.
 
 Caps come after the band so that they always win (a held position above a cap is still cut);
 kill switch and drawdown trip return early so nothing can stop a flatten.
@@ -53,13 +63,15 @@ R_VOL = 3
 R_DD_BRAKE = 4
 R_DD_KILL = 5
 R_BAND = 6
-R_CAP = 7
-R_GROSS = 8
-R_NET = 9
-R_LEVERAGE = 10
-R_MAX_ORDER = 11
-R_RATE = 12
-N_RULES = 13
+R_LONG_ONLY = 7
+R_CAP = 8
+R_ACCOUNT = 9
+R_GROSS = 10
+R_NET = 11
+R_LEVERAGE = 12
+R_MAX_ORDER = 13
+R_RATE = 14
+N_RULES = 15
 
 RULE_NAMES: tuple[str, ...] = (
     "kill_switch",
@@ -69,7 +81,9 @@ RULE_NAMES: tuple[str, ...] = (
     "drawdown_brake",
     "drawdown_kill",
     "no_trade_band",
+    "long_only",
     "instrument_cap",
+    "account_limit",
     "gross_cap",
     "net_cap",
     "leverage_cap",
@@ -342,27 +356,72 @@ def risk_step(
                     for i in range(n):
                         trail[(R_BAND + 1) * n + i] = out[i]
 
-        # --- per-instrument caps, gross, net ----------------------------------------------------------
+        # --- long-only bound (spot without margin), per-instrument caps, account limits -----------
+        # one fused pass (this sits on the backtest's per-step path); the trail rows of both rules
+        # are written as it goes and read only for the rules that fired
+        refused = 0
         clipped = 0
         gross = 0.0
         net = 0.0
         for i in range(n):
             w = out[i]
+            lo = caps[n + i]
+            if w < lo:
+                w = lo
+                refused += 1
+            if record:
+                trail[(R_LONG_ONLY + 1) * n + i] = w
             cap = caps[i]
             if w > cap:
-                out[i] = cap
+                w = cap
                 clipped += 1
             elif w < -cap:
-                out[i] = -cap
+                w = -cap
                 clipped += 1
-            gross += abs(out[i])
-            net += out[i]
+            if record:
+                trail[(R_CAP + 1) * n + i] = w
+            out[i] = w
+            gross += abs(w)
+            net += w
+        if refused > 0:
+            mask |= 1 << R_LONG_ONLY
+            diag[R_LONG_ONLY] = refused
         if clipped > 0:
             mask |= 1 << R_CAP
             diag[R_CAP] = clipped
+        n_acc = (len(caps) - 4 * n) // 2
+        worst = 1.0
+        for a in range(n_acc):
+            g_acc = 0.0
+            need = 0.0
+            for i in range(n):
+                if caps[2 * n + i] == a:
+                    g_acc += abs(out[i])
+                    need += caps[3 * n + i] * abs(out[i])
+            scale = 1.0
+            lim = caps[4 * n + 2 * a]
+            if g_acc > lim:
+                scale = lim / g_acc
+            lim = caps[4 * n + 2 * a + 1]
+            if need * scale > lim:
+                scale = lim / need
+            if scale < 1.0:
+                for i in range(n):
+                    if caps[2 * n + i] == a:
+                        out[i] = out[i] * scale
+                if scale < worst:
+                    worst = scale
+        if worst < 1.0:
+            mask |= 1 << R_ACCOUNT
+            diag[R_ACCOUNT] = worst
+            gross = 0.0
+            net = 0.0
+            for i in range(n):
+                gross += abs(out[i])
+                net += out[i]
             if record:
                 for i in range(n):
-                    trail[(R_CAP + 1) * n + i] = out[i]
+                    trail[(R_ACCOUNT + 1) * n + i] = out[i]
         if gross > p[P_MAX_GROSS]:
             scale = p[P_MAX_GROSS] / gross
             for i in range(n):

@@ -64,8 +64,31 @@ class CcxtExchange:
         self.client = client
         self.testnet = testnet
         self.contract_size: dict[str, float] = {s: 1.0 for s in self.symbols}  # base units per contract
+        # inverse (coin-margined) markets: contract_size is quote units per contract, and DEA's
+        # base-unit quantities are their linear equivalent (N / P, dea.risk.margin)
+        self.inverse: dict[str, bool] = {s: False for s in self.symbols}
         self._since_ms: int | None = None
         self._seen_order_ids: dict[str, str] = {}  # venue order id -> client id
+
+    # -- units -------------------------------------------------------------------------------------
+    def _to_contracts(self, symbol: str, qty: float, price: float | None) -> float:
+        """|qty| base units -> contracts: ``|q| / size`` (linear), ``|q| * P / size`` (inverse:
+        the quote notional over the contract's quote size; needs the order's price)."""
+        cs = self.contract_size.get(symbol, 1.0)
+        if not self.inverse.get(symbol, False):
+            return abs(qty) / cs
+        if price is None or not price > 0:
+            raise ExchangeError(f"{self.name}: {symbol} is inverse; sizing an order in contracts needs its price")
+        return abs(qty) * price / cs
+
+    def _from_contracts(self, symbol: str, amount: float, price: float | None) -> float:
+        """Contracts -> base units (inverse: ``amount * size / P`` at the fill or entry price)."""
+        cs = self.contract_size.get(symbol, 1.0)
+        if not self.inverse.get(symbol, False):
+            return amount * cs
+        if price is None or not price > 0:
+            raise ExchangeError(f"{self.name}: {symbol} is inverse; converting contracts needs a price")
+        return amount * cs / price
 
     # -- orders ------------------------------------------------------------------------------------
     def submit(self, orders: Sequence[Order]) -> list[OrderAck]:
@@ -74,8 +97,9 @@ class CcxtExchange:
     def _submit_one(self, order: Order) -> OrderAck:
         market = self._market(order.instrument)
         try:
+            amount = self._to_contracts(order.instrument, order.qty, order.price_ref)
             res = self.client.create_order(
-                market, "market", order.side, abs(order.qty), None, {"clientOrderId": order.client_id}
+                market, "market", order.side, amount, None, {"clientOrderId": order.client_id}
             )
         except Exception as exc:
             if _is_duplicate(exc):
@@ -117,7 +141,8 @@ class CcxtExchange:
         return out
 
     def _fill(self, symbol: str, tr: Mapping[str, Any]) -> ExecFill:
-        qty = float(tr["amount"]) * self.contract_size.get(symbol, 1.0) * (1.0 if tr.get("side") == "buy" else -1.0)
+        qty = self._from_contracts(symbol, float(tr["amount"]), float(tr["price"])) * (
+            1.0 if tr.get("side") == "buy" else -1.0)
         fee = tr.get("fee") or {}
         client_id = tr.get("clientOrderId") or self._seen_order_ids.get(str(tr.get("order")), "")
         return ExecFill(
@@ -140,7 +165,11 @@ class CcxtExchange:
                 for p in self.client.fetch_positions(list(self.symbols.values())):
                     sym = by_market.get(p.get("symbol"))
                     if sym is not None:
-                        size = float(p.get("contracts") or 0.0) * float(p.get("contractSize") or 1.0)
+                        n = float(p.get("contracts") or 0.0)
+                        if self.inverse.get(sym, False):  # linear equivalent: N / entry price
+                            size = self._from_contracts(sym, n, _num(p.get("entryPrice"))) if n else 0.0
+                        else:
+                            size = n * float(p.get("contractSize") or 1.0)
                         out[sym] = size if p.get("side") != "short" else -size
             else:
                 bal = self.client.fetch_balance()
@@ -156,7 +185,10 @@ class CcxtExchange:
         """Send a limit / post-only / IOC / FOK / reduce-only order in contracts (base units /
         contract size); idempotent on the client id like :meth:`submit`."""
         market = self._market(req.instrument)
-        amount = abs(req.qty) / self.contract_size.get(req.instrument, 1.0)
+        try:
+            amount = self._to_contracts(req.instrument, req.qty, req.price)
+        except ExchangeError as exc:
+            return OrderAck(req.client_id, "rejected", None, str(exc))
         params: dict[str, Any] = {"clientOrderId": req.client_id}
         if req.kind == "limit":
             if req.tif == "GTX":
@@ -198,8 +230,9 @@ class CcxtExchange:
         """(ccxt status, filled, remaining) in base units: partial fills of a working order."""
         market = self._market(instrument)
         res = self.client.fetch_order(None, market, {"origClientOrderId": client_id, "clientOrderId": client_id})
-        cs = self.contract_size.get(instrument, 1.0)
-        return str(res.get("status")), float(res.get("filled") or 0.0) * cs, float(res.get("remaining") or 0.0) * cs
+        px = _num(res.get("average")) or _num(res.get("price"))
+        conv = (lambda a: self._from_contracts(instrument, a, px) if a else 0.0)  # noqa: E731
+        return str(res.get("status")), conv(float(res.get("filled") or 0.0)), conv(float(res.get("remaining") or 0.0))
 
     def check_markets(self, instruments: Sequence[Any]) -> None:
         """Compare contract size, tick, lot and minimum notional of ``instruments`` (DEA config)
@@ -228,7 +261,12 @@ class CcxtExchange:
                     continue  # the venue does not say, or the config leaves it to the venue
                 if abs(mine - venue) > 1e-12 * max(abs(venue), 1.0):
                     problems.append(f"{inst.symbol}.{field}: config {mine:g} but {self.name} {market} says {venue:g}")
+            inverse = bool(getattr(inst, "inverse", False))
+            if m.get("inverse") is not None and bool(m.get("inverse")) != inverse:
+                problems.append(f"{inst.symbol}.contract: config {getattr(inst, 'contract', 'linear')} but {self.name} "
+                                f"{market} is {'inverse' if m.get('inverse') else 'linear'}")
             self.contract_size[inst.symbol] = cs
+            self.inverse[inst.symbol] = inverse
         if problems:
             raise ConfigError("instrument config disagrees with the venue: " + "; ".join(problems))
 

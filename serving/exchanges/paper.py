@@ -21,13 +21,15 @@ from typing import Any
 import numpy as np
 
 from dea.backtest.config import CostsConfig
-from dea.backtest.event import EventBacktester, MarketEvent
+from dea.backtest.event import BarEvent, EventBacktester, FundingEvent, MarketEvent
+from dea.config.accounts import AccountsConfig
 from dea.errors import ExchangeError
 from dea.execution.fills import Fill
 from dea.execution.orders import Order
 from dea.instruments import Instrument
 from dea.risk.config import RiskConfig
 from serving.exchanges.base import ExecFill, OrderAck
+from serving.exchanges.paper_ledger import PaperStatement
 
 
 class _Venue(EventBacktester):
@@ -59,7 +61,13 @@ class PaperExchange:
         *,
         latency_ns: int = 0,
         impact_k: Sequence[float] | None = None,
+        accounts: AccountsConfig | None = None,
+        initial_collateral: dict[str, float] | None = None,
     ) -> None:
+        """``accounts``/``initial_collateral``: the per-account statement (:meth:`statement`),
+        e.g. ``{"cm": 1.0}`` BTC for a coin-margined account; by default the initial equity sits
+        in the first reporting-currency account. A spot sell below zero in a cash account is
+        rejected, as a venue rejects it."""
         self.instruments = tuple(instruments)
         self.symbols = tuple(i.symbol for i in instruments)
         self.venue = _Venue(
@@ -72,6 +80,16 @@ class PaperExchange:
         self._cancelled: list[OrderAck] = []
         self._fill_seq = 0
         self.last_ts: int | None = None
+        if initial_collateral is None:
+            from dea.config.accounts import resolve_accounts
+
+            rep = (accounts or AccountsConfig()).reporting_currency
+            cash = [a.name for a in resolve_accounts(instruments, accounts) if a.collateral == rep]
+            initial_collateral = {cash[0]: float(costs.initial_equity)} if cash else {}
+        self._statement = PaperStatement(instruments, accounts, initial_collateral)
+        from dea.config.accounts import resolve_accounts as _resolve
+
+        self._cash_spot = [i.kind == "spot" and not a.margin for i, a in zip(instruments, _resolve(instruments, accounts))]
 
     # -- market ------------------------------------------------------------------------------------
     def on_market(self, ev: MarketEvent) -> None:
@@ -81,6 +99,11 @@ class PaperExchange:
         self.last_ts = ev.ts
         self.venue.on_event(ev)
         self._collect()
+        if isinstance(ev, BarEvent):
+            for i, p in enumerate(ev.price):
+                self._statement.on_mark(i, float(p))
+        elif isinstance(ev, FundingEvent):
+            self._statement.on_funding(ev.index, ev.rate)
 
     def on_book(self, ts: int, index: int, view: Any, mid: float) -> None:
         """The book of ``index`` changed (``view``: a live book with ``bid_px``... best first; None
@@ -97,6 +120,7 @@ class PaperExchange:
             v.books[index] = view
             v.raw_px[index] = mid
             v.account.mark(index, mid)
+            self._statement.on_mark(index, mid)
         v.check_liquidation_after_move(ts, index, old)
         self._collect()
 
@@ -131,6 +155,12 @@ class PaperExchange:
                 continue
             if v.dead:
                 ack = OrderAck(o.client_id, "rejected", None, "account closed after liquidation")
+            elif self._expired(o):
+                ack = OrderAck(o.client_id, "rejected", None,
+                               f"{o.instrument} expired at {self.instruments[o.index].expiry}: only a closing order is accepted")
+            elif self._cash_spot[o.index] and v.account.qty[o.index] + v.pend_q[o.index] + o.qty < -1e-12 * abs(o.qty):
+                ack = OrderAck(o.client_id, "rejected", None,
+                               f"spot short refused: {o.instrument} is spot in a cash account (no margin)")
             elif self.latency_ns == 0:
                 if prices is None:
                     raise ExchangeError("paper exchange with zero latency needs the decision's prices")
@@ -173,6 +203,7 @@ class PaperExchange:
         v = self.venue
         if v.executed:
             for f in v.executed:
+                self._statement.on_fill(f)
                 self._fill_seq += 1
                 cid = f.client_id
                 # unique across processes: a market order fills once; liquidations per time and instrument
@@ -203,6 +234,20 @@ class PaperExchange:
 
     def positions(self) -> dict[str, float]:
         return {s: float(q) for s, q in zip(self.symbols, self.venue.account.qty, strict=True)}
+
+    def _expired(self, o: Order) -> bool:
+        """An order on a dated future at or after its expiry that does not reduce the position."""
+        inst = self.instruments[o.index]
+        exp = inst.expiry_ns
+        if exp is None or o.t_decision < exp:
+            return False
+        held = self.venue.account.qty[o.index] + self.venue.pend_q[o.index]
+        return not (held != 0.0 and o.qty * held < 0 and abs(o.qty) <= abs(held) * (1 + 1e-12))
+
+    def statement(self, fx: dict[str, float] | None = None) -> dict[str, dict[str, Any]]:
+        """Per-account balances in each account's collateral currency (positions in contracts):
+        what the exchange would show (:class:`~serving.exchanges.paper_ledger.PaperStatement`)."""
+        return self._statement.statement(fx)
 
     @property
     def equity(self) -> float:

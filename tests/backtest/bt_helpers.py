@@ -20,7 +20,7 @@ LOOSE = RiskConfig(max_exposure=100.0, max_gross=100.0, max_net=100.0, max_lever
 
 
 def inst(symbol: str = "BTC", **kw) -> Instrument:
-    base = dict(taker_fee=0.0, maker_fee=0.0)
+    base = dict(taker_fee=0.0, maker_fee=0.0, kind="perpetual", funding="none")  # leverage and shorts allowed
     base.update(kw)
     return Instrument(symbol=symbol, **base)
 

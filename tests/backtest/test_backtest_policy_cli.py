@@ -129,6 +129,16 @@ def test_cli_backtests_an_onnx_policy_against_every_baseline(repo_root, model, t
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert base64.b64encode(png).decode() in page  # self-contained: the chart is embedded
     assert "<table>" in page and "mean_risk" in page
+    import pandas as pd
+
+    for name in metrics:  # what each strategy held, beside the tearsheet
+        expo = pd.read_csv(out / f"{name}_exposure.csv")
+        eq = pd.read_csv(out / f"{name}_equity.csv")
+        assert list(expo.columns) == ["time", "BTC", "ETH", "LTC"] and len(expo) == len(eq)
+        assert (expo[["BTC", "ETH", "LTC"]].to_numpy() >= 0).all()  # demo coins are spot: long-only
+        # and unlevered: fully invested at most, before the fee and half-spread (10 bps) it paid
+        assert expo[["BTC", "ETH", "LTC"]].sum(axis=1).max() <= 1.0 / (1.0 - 0.001) + 1e-9
+        assert eq["equity"].iloc[-1] == pytest.approx(metrics[name]["final_equity"], rel=1e-9)
 
 
 def test_cli_closed_loop_and_reference_engine(repo_root, model, tmp_path, capsys):  # noqa: ANN001

@@ -83,7 +83,7 @@ def test_risk_engine_scales_by_the_exported_dispersion(tmp_path) -> None:
     runner = PolicyRunner.from_path(path)
     target = runner.decide(np.array([2.0, -2.0, 1.0, 0.5], np.float32), np.zeros(2, np.float32)).astype(np.float64)[0]
     disp = runner.dispersion.astype(np.float64)[0]
-    instruments = [Instrument(symbol=s) for s in INSTRUMENTS]
+    instruments = [Instrument(symbol=s, kind="perpetual", funding="none") for s in INSTRUMENTS]  # shorts allowed
     k = 5.0
     plain = RiskEngine(RiskConfig(drawdown={"enabled": False}), instruments).apply(0, target, np.zeros(2), 1.0)
     sized = RiskEngine(RiskConfig(dispersion_scale=k, drawdown={"enabled": False}), instruments).apply(0, target, np.zeros(2), 1.0, dispersion=disp)

@@ -21,7 +21,7 @@ LOOSE = dict(max_gross=10.0, max_net=10.0, max_leverage=10.0, max_exposure=10.0)
 
 
 def insts(n: int) -> list[Instrument]:
-    return [Instrument(symbol=s) for s in ("BTC", "ETH", "LTC", "XRP")[:n]]
+    return [Instrument(symbol=s, kind="perpetual", funding="none") for s in ("BTC", "ETH", "LTC", "XRP")[:n]]
 
 
 def engine(n: int = 2, **kw) -> RiskEngine:
@@ -235,3 +235,60 @@ def test_risk_engine_and_order_logic_import_with_numpy_and_stdlib_only(repo_root
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_spot_long_only_and_account_limits():
+    """A spot short is refused (set to 0) by the shared bound; venue caps scale one account."""
+    from dea.config.accounts import AccountsConfig
+
+    spot = Instrument(symbol="BTC", venue="cb", kind="spot", base="BTC")
+    perp = Instrument(symbol="ETHPERP", venue="bn", kind="perpetual", base="ETH", quote="USDT", funding="none")
+    accs = AccountsConfig(list=[
+        {"name": "bn", "venue": "bn", "collateral": "USDT", "leverage": 5.0, "max_equity_share": 0.2},
+    ])
+    eng = RiskEngine(RiskConfig(**LOOSE, drawdown={"enabled": False}), [spot, perp], accs)
+    d = eng.apply(T0, np.array([-0.5, 0.5]), np.zeros(2), 1e6)
+    assert d.exposure.tolist() == [0.0, 0.5]
+    assert rules_of(d) == ["long_only"] and "long-only spot" in d.interventions[0].reason
+    # 2.0 of ETH needs 2.0 / 5 = 0.4 of equity at venue bn, above its 0.2 share: scaled to 1.0
+    d = eng.apply(T0 + 1, np.array([0.8, 2.0]), np.zeros(2), 1e6)
+    np.testing.assert_allclose(d.exposure, [0.8, 1.0])
+    assert rules_of(d) == ["account_limit"]
+    # spot in a cash account is unlevered: at most 1
+    d = eng.apply(T0 + 2, np.array([1.7, 0.0]), np.zeros(2), 1e6)
+    assert d.exposure.tolist() == [1.0, 0.0]
+    with pytest.raises(RiskError, match="leverage"):
+        RiskEngine(RiskConfig(), [perp], AccountsConfig(list=[{"name": "bn", "venue": "bn", "collateral": "USDT",
+                                                              "max_equity_share": 0.5}]))
+    with pytest.raises(RiskError, match="collateral: USDT"):
+        RiskEngine(RiskConfig(), [perp], AccountsConfig(list=[{"name": "bn", "venue": "bn", "collateral": "BTC"}]))
+
+
+def test_haircut_on_coin_collateral_tightens_the_venue_share():
+    """BTC collateral with a 20 % haircut at 4x: 1.0 of exposure ties up 1 / (4 * 0.8) = 0.3125 of
+    equity; a 0.25 share at that venue allows 0.8."""
+    from dea.config.accounts import AccountsConfig
+
+    inv = Instrument(symbol="BTCUSD_PERP", venue="cm", kind="perpetual", contract="inverse", base="BTC",
+                     contract_size=100, funding="none")
+    accs = AccountsConfig(list=[{"name": "cm", "venue": "cm", "collateral": "BTC", "leverage": 4.0,
+                                 "haircut": 0.2, "max_equity_share": 0.25}])
+    eng = RiskEngine(RiskConfig(**LOOSE, drawdown={"enabled": False}), [inv], accs)
+    d = eng.apply(T0, np.array([1.0]), np.zeros(1), 1e6)
+    np.testing.assert_allclose(d.exposure, [0.8])
+    assert rules_of(d) == ["account_limit"]
+    plain = RiskEngine(RiskConfig(**LOOSE, drawdown={"enabled": False}), [inv], AccountsConfig(list=[
+        {"name": "cm", "venue": "cm", "collateral": "BTC", "leverage": 4.0, "max_equity_share": 0.25}]))
+    np.testing.assert_allclose(plain.apply(T0, np.array([1.0]), np.zeros(1), 1e6).exposure, [1.0])
+
+
+def test_live_engine_closes_an_expired_future_and_rolls_it():
+    fut = Instrument(symbol="F", kind="future", expiry="2023-11-15T00:00:00Z", roll_to="P", roll_before="1d")
+    perp = Instrument(symbol="P", kind="perpetual", funding="none")
+    eng = RiskEngine(RiskConfig(**LOOSE, drawdown={"enabled": False}), [fut, perp])
+    roll = 1_699_920_000 * NS_PER_S  # 2023-11-14T00:00Z = expiry - 1d
+    d = eng.apply(roll - 1, np.array([0.5, 0.1]), np.zeros(2), 1e6)
+    assert d.exposure.tolist() == [0.5, 0.1] and rules_of(d) == []
+    d = eng.apply(roll, np.array([np.nan, 0.1]), np.array([0.5, 0.1]), 1e6)  # holding the future
+    assert d.exposure.tolist() == [0.0, 0.6]
+    assert rules_of(d) == ["future_expiry"] and eng.counts["future_expiry"] == 1

@@ -45,28 +45,36 @@ def build_policy(spec: PolicySpec) -> Policy:
 
 
 def exposure_caps(cfg: "ExperimentConfig") -> tuple[float, ...]:
-    """Per-instrument |w| caps from ``risk.max_exposure``, read exactly as the risk engine reads it."""
+    """Per-instrument |w| caps: the upper bounds of :func:`~dea.risk.engine.exposure_bounds`
+    (``risk.max_exposure``, and at most 1 for spot in a cash account), as the risk engine reads them."""
     from dea.errors import RiskError
-    from dea.risk.engine import instrument_caps
+    from dea.risk.engine import exposure_bounds
 
     try:
-        return tuple(float(c) for c in instrument_caps(cfg.risk, cfg.data.instruments))
+        _, upper = exposure_bounds(cfg.data.instruments, cfg.accounts, cfg.risk)
     except RiskError as exc:
         raise ModelError(str(exc)) from None
+    return tuple(float(c) for c in upper)
 
 
 def lower_bounds(cfg: "ExperimentConfig", caps: Sequence[float]) -> tuple[float, ...]:
-    """Per-instrument lower exposure bound: 0 for a spot instrument (long-only: a spot holding
-    cannot go below zero without a margin account), ``-cap`` otherwise."""
-    return tuple(0.0 if inst.kind == "spot" else -float(c) for inst, c in zip(cfg.data.instruments, caps))
+    """Per-instrument lower exposure bound from the risk engine's
+    :func:`~dea.risk.engine.exposure_bounds` (0 for spot without a margin account), never below
+    ``-cap``."""
+    from dea.risk.engine import exposure_bounds
+
+    lower, _ = exposure_bounds(cfg.data.instruments, cfg.accounts, cfg.risk)
+    return tuple(max(float(lo), -float(c)) for lo, c in zip(lower, caps))
 
 
 def spec_from_config(cfg: "ExperimentConfig", feature_names: Sequence[str]) -> PolicySpec:
     """Policy spec from the experiment's ``model`` and ``risk`` sections and the feature order.
 
-    The gross cap is ``min(risk.max_gross, risk.max_leverage)``: the policy never proposes what the
-    risk engine would have to cut. Spot instruments are long-only (:func:`lower_bounds`).
+    The gross cap is :func:`~dea.risk.engine.gross_limit` (``min(risk.max_gross, risk.max_leverage)``
+    and the account limits: 1 for unlevered spot): the policy never proposes what the risk engine
+    would have to cut. Spot instruments are long-only (:func:`lower_bounds`).
     """
+    from dea.risk.engine import gross_limit
     from dea.timeutil import NS_PER_YEAR, parse_duration
 
     m = cfg.model
@@ -78,7 +86,7 @@ def spec_from_config(cfg: "ExperimentConfig", feature_names: Sequence[str]) -> P
         feature_names=tuple(feature_names),
         instruments=tuple(cfg.data.symbols),
         caps=caps,
-        max_gross=float(min(cfg.risk.max_gross, cfg.risk.max_leverage)),
+        max_gross=gross_limit(cfg.risk, cfg.data.instruments, cfg.accounts),
         hidden=tuple(m.hidden),
         dropout=float(m.dropout),
         clip=cfg.features.scaling.clip if cfg.features.scaling.method != "none" else None,

@@ -1,0 +1,87 @@
+"""The paper venue's account statement per account, in each account's collateral currency.
+
+Why: the paper venue fills exactly as the event backtest (one reporting-currency account, which
+values an inverse contract correctly in that currency); an exchange, however, reports a
+coin-margined account in the coin. This statement is fed every fill, funding settlement and mark
+the venue sees and keeps :class:`dea.backtest.ledger.ContractLedger` balances: positions in
+contracts, equity and maintenance margin in BTC for a COIN-M account, in USDT for a USDT-M one.
+
+A fill of ``q`` base units at ``P`` on an inverse contract is ``N = q * P`` of contract notional
+(the venue's fills are in the linear-equivalent unit, :mod:`dea.risk.margin`); its fee is charged
+at the same rate as the venue charged it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dea.backtest.ledger import ContractLedger
+from dea.errors import RiskError
+from dea.config.accounts import AccountsConfig
+from dea.execution.fills import Fill
+from dea.instruments import Instrument
+
+log = logging.getLogger(__name__)
+
+
+class PaperStatement:
+    """Per-account balances of the paper venue (see module doc)."""
+
+    def __init__(self, instruments: Sequence[Instrument], accounts: AccountsConfig | None,
+                 initial: Mapping[str, float] | None) -> None:
+        self.instruments = tuple(instruments)
+        self.ledger = ContractLedger(instruments, accounts, initial)
+        #: what the statement could not book (a fill at a non-finite price reaching the account
+        #: with the guards off): logged, counted and shown by :meth:`statement`, never raised
+        #: into the venue, which keeps trading on its own account
+        self.errors: list[str] = []
+
+    def _guard(self, what: str, fn: Any, *args: Any) -> None:
+        if self.errors:
+            return  # the statement stopped at its first error: later balances would be wrong
+        try:
+            fn(*args)
+        except RiskError as exc:
+            self.errors.append(f"{what}: {exc}")
+            log.warning("paper statement stopped: %s: %s", what, exc)
+
+    def on_fill(self, fill: Fill) -> None:
+        inst = self.instruments[fill.index]
+        notional = abs(fill.qty) * fill.price
+        rate = fill.fee / notional if notional > 0 else 0.0
+        size = fill.qty * fill.price if inst.inverse else fill.qty
+        if self.ledger.accounts[self.ledger.account_of[fill.index]].liquidated:
+            return
+        self._guard(f"fill of {inst.symbol} at {fill.price}", lambda: self.ledger.fill(
+            fill.index, size, fill.price, rate, strict=False))
+
+    def on_mark(self, index: int, price: float) -> None:
+        """Mark at a good price; a missing or non-finite one keeps the last good mark (the market-
+        data guards quarantine such values before any decision uses them)."""
+        if math.isfinite(price) and price > 0:
+            self.ledger.mark(index, price)
+
+    def on_funding(self, index: int, rate: float) -> None:
+        if self.ledger.price[index] > 0:
+            self._guard(f"funding of {self.instruments[index].symbol}", self.ledger.settle_funding, index, rate)
+
+    def statement(self, fx: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
+        """``{account: {collateral, equity, margin, equity_reporting, positions}}``; positions in
+        contracts per instrument; ``{"error": {"errors": [...]}}`` once something could not be
+        booked."""
+        led = self.ledger
+        if self.errors:
+            return {"error": {"errors": list(self.errors)}}
+        out: dict[str, dict[str, Any]] = {}
+        for name, st in led.accounts.items():
+            out[name] = {
+                "collateral": st.config.collateral,
+                "equity": led.equity(name),
+                "margin": led.margin(name),
+                "equity_reporting": led.equity_reporting(name, fx),
+                "positions": {self.instruments[i].symbol: led.contracts(i) for i in st.members},
+            }
+        return out
