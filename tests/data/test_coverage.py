@@ -14,7 +14,7 @@ from dea.config import load_config, validate_config
 from dea.data.coverage import coverage_report
 from dea.data.panel import assemble_panel, build_panel
 from dea.data.schema import conform
-from dea.errors import ConfigError, MissingFundingError
+from dea.errors import ConfigError, DataError, MissingFundingError
 from dea.timeutil import NS_PER_HOUR, parse_timestamp
 
 T0 = parse_timestamp("2024-01-01T00:00:00Z")
@@ -184,3 +184,13 @@ def test_funding_none_is_listed_as_uncharged():
                            "features": {"set": [{"name": "logret"}]}})
     rep = coverage_report(assemble_panel(cfg.data, {"b": _bars("X", 8)}))
     assert rep.notes() == ["X: declared 'funding: none': no funding charged on any of its 5 clock rows"]
+
+
+def test_vendor_normalised_level_is_refused_through_the_generic_loader(tmp_path, load):
+    """The generic ``daily`` format would take a Google Trends level as it is (look-ahead, unflagged)."""
+    path = tmp_path / "google_trends_BTC.csv"
+    _trends(path, np.linspace(10.0, 50.0, 40))
+    with pytest.raises(DataError, match="Google Trends export: column 'bitcoin' is scaled by the provider.*look-ahead"):
+        load("daily", "exogenous", path)
+    ratios = load("daily", "exogenous", path, series=["trend_log_return"]).table  # scale-free: allowed
+    assert set(ratios["series"].to_pylist()) == {"trend_log_return"} and ratios.num_rows == 40

@@ -134,8 +134,35 @@ def _load(ctx: LoadContext, preset_time: str | None, entity: str, rename: Callab
 
 
 def load_daily(ctx: LoadContext) -> pa.Table:
-    """Generic dated CSV (one row per day, one column per series)."""
-    return _load(ctx, None, "")
+    """Generic dated CSV (one row per day, one column per series).
+
+    A vendor ``Date,Data`` file (one metric) names its series after the file, as the
+    ``date_data`` format does. A Google Trends export read this way would bring in its level
+    with the provider's whole-window scaling (look-ahead) unflagged, so its level is refused
+    here (see :func:`load_google_trends`).
+    """
+    ctx.options(NoOptions)
+    table = read_any(ctx)
+    tcol, ts = event_time(ctx, table, None)
+    values = [c for c in table.column_names if c not in (tcol, ROW_COLUMN)]
+    if len(values) == 1 and values[0].lower() in ("data", "value") and not ctx.src.columns and ctx.src.series is None:
+        series = {snake(file_stem(ctx.path)): values[0]}
+    else:
+        series = select_series(ctx, table, tcol)
+    _refuse_trends_level(ctx, table, series)
+    return long_exogenous(ctx, table, ts, day_available(ctx, ts), series, ctx.src.entity or "")
+
+
+def _refuse_trends_level(ctx: LoadContext, table: pa.Table, series: dict[str, str]) -> None:
+    trends = file_stem(ctx.path).lower().startswith("google_trends") or {"trend_relative_diff", "trend_log_return"} & set(table.column_names)
+    level = [c for c in series.values() if not c.startswith("trend")]
+    if trends and level:
+        ctx.fail(
+            f"this is a Google Trends export: column {level[0]!r} is scaled by the provider over the whole file's "
+            "window, so a past value depends on later data (look-ahead); use format: google_trends (causal "
+            "rescaling, or options.level: raw_lookahead to accept it explicitly), or keep only its ratio series "
+            "with series: [trend_relative_diff, trend_log_return]"
+        )
 
 
 def load_fred(ctx: LoadContext) -> pa.Table:

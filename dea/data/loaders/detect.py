@@ -224,5 +224,16 @@ def detect(path: Path) -> Detection:
     except Exception as exc:  # noqa: BLE001 - pyarrow raises its own types for foreign files
         return Detection(path, "unknown", f"unreadable: {type(exc).__name__}: {str(exc)[:120]}")
     if not cols:
+        try:
+            head = _head_bytes(path, 1 << 16)
+        except (OSError, EOFError) as exc:
+            return Detection(path, "unknown", f"unreadable: {str(exc)[:120]}")
+        if not head.strip():
+            return Detection(path, "unknown", "the file is empty")
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # not just a multi-byte character cut at the end
+                return Detection(path, "unknown", f"not UTF-8 text (byte {head[exc.start]:#04x} at offset {exc.start}) and not a table format DEA reads")
         return Detection(path, "unknown", "no header of comma-separated column names")
     return _from_columns(path, cols)

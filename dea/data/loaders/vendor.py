@@ -91,6 +91,7 @@ def load_date_data(ctx: LoadContext) -> pa.Table:
     _, ts = event_time(ctx, table)
     value = to_float64(column(table, vcol, ctx, "value"), vcol, ctx)
     if ctx.kind == "open_interest":
+        ctx.nan_exempt.add("open_interest_value")  # a Date,Data export has no notional column
         return _oi_table(ctx, table, ts, value, nan_array(table.num_rows), instrument_of(ctx, table, file_stem(ctx.path).split("-")[0]))
     series = ctx.src.series[0] if ctx.src.series else snake(file_stem(ctx.path))
     if ctx.src.series and len(ctx.src.series) != 1:
