@@ -14,8 +14,9 @@ Funding policies (``Instrument.funding_missing``), applied at the settlement ins
 instrument's interval grid (phase taken from its real settlements) that fall on the clock and
 have no real, finite rate within half an interval:
 
-- ``error`` (default): a clock outside the history, or a gap longer than ``max_gap_steps``
-  intervals, is a :class:`~dea.errors.MissingFundingError`;
+- ``error`` (default): a clock outside the history, or any settlement instant on the clock
+  without a real rate, is a :class:`~dea.errors.MissingFundingError` (a short gap is not
+  tolerated: uncharged, it would be a silent zero);
 - ``impute_median``: the median of the other perpetuals' real rates at the same instant (an
   instant no other perpetual has a real rate for is still an error);
 - ``{rate: X}``: the constant X (e.g. the venue's default 0.0001 per 8h);

@@ -52,6 +52,36 @@ def _late_start(policy):
     return assemble_panel(cfg.data, tables)
 
 
+def _gap_in_c(policy):
+    """Like :func:`_late_start`, but C's funding lacks the 16:00 and 24:00 settlements (a two-interval hole)."""
+    insts = [{"symbol": s, "kind": "perpetual", "funding": f"f{s}", "funding_interval": "8h",
+              **({"funding_missing": policy} if s == "C" else {})} for s in "ABC"]
+    srcs = [{"name": f"b{s}", "kind": "bars", "format": "ohlcv", "path": "x", "instrument": s} for s in "ABC"]
+    srcs += [{"name": f"f{s}", "kind": "funding", "format": "funding", "path": "x", "instrument": s} for s in "ABC"]
+    cfg = validate_config({"data": {"instruments": insts, "sources": srcs,
+                                    "clock": {"step": "1h", "start": "2024-01-01T01:00:00", "end": "2024-01-03T00:00:00"}},
+                           "features": {"set": [{"name": "logret"}]}})
+    hours = [0, 8, 16, 24, 32, 40, 48]
+    tables = {f"b{s}": _bars(s, 50) for s in "ABC"}
+    tables["fA"] = _funding("A", hours, [1e-4] * 7)
+    tables["fB"] = _funding("B", hours, [3e-4] * 7)
+    tables["fC"] = _funding("C", [0, 8, 32, 40, 48], [-1e-4] * 5)
+    return assemble_panel(cfg.data, tables)
+
+
+@pytest.mark.parametrize("policy", ["error", "from_first"])
+def test_a_short_interior_funding_gap_is_never_charged_as_zero(policy):
+    with pytest.raises(MissingFundingError, match=r"'C'.*no settlement at 2024-01-01T16:00:00Z and 1 more"):
+        _gap_in_c(policy)
+
+
+def test_a_short_interior_funding_gap_is_imputed_and_counted():
+    p = _gap_in_c("impute_median")
+    assert _settled_c(p) == pytest.approx({8: -1e-4, 16: 2e-4, 24: 2e-4, 32: -1e-4, 40: -1e-4, 48: -1e-4})
+    (c,) = [f for f in coverage_report(p).funding if f.instrument == "C"]
+    assert (c.imputed, c.settlements) == (2, 4)
+
+
 def _settled_c(panel) -> dict[int, float]:
     """Clock hour (from T0) -> funding settled for C in that row, non-zero rows only."""
     s = panel.fields["funding_settled"][:, 2]
