@@ -113,6 +113,37 @@ def test_binance_premium_and_mark_kline_csv(tmp_path, load):
     assert load("binance_klines", "mark", mark).table["mark_price"].to_pylist() == [42000.5, 42010.0, 41990.0]
 
 
+def test_binance_trade_klines_with_without_header_and_in_microseconds(tmp_path, load, capsys):
+    """data.binance.vision kline CSVs: trade bars with a header, older files without one, and the
+    2025 spot files whose times are in microseconds: all detected and read to the same instants."""
+    head = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"
+
+    def rows(scale: int, volume: float) -> str:
+        return "".join(f"{(1704067200000 + k * 3600_000) * scale},{v},{v + 1},{v - 1},{v},{volume},"
+                       f"{(1704067200000 + (k + 1) * 3600_000) * scale - 1},0,60,0,0,0\n" for k, v in enumerate([42000.0, 42010.0, 41990.0]))
+
+    (tmp_path / "trades").mkdir()
+    files = {"BTCUSDT-1h-2024-01.csv": head + rows(1, 12.5), "ETHUSDT-1h-2019-01.csv": rows(1, 3.0),
+             "LTCUSDT-1h-2025-01.csv": head + rows(1000, 5.0)}
+    for name, text in files.items():
+        (tmp_path / "trades" / name).write_text(text)
+    mark = tmp_path / "markPriceKlines" / "BTCUSDT-1h-2019-01.csv"
+    mark.parent.mkdir()
+    mark.write_text(rows(1, 0))
+    hours = [T0 + k * NS_PER_HOUR for k in range(3)]
+    for name in files:
+        d = detect(tmp_path / "trades" / name)
+        assert (d.format, d.kinds) == ("binance_klines", ("bars",)), (name, d.note)
+        r = load("binance_klines", "bars", tmp_path / "trades" / name)
+        assert r.table["ts_event"].to_pylist() == hours and r.table["close"].to_pylist() == [42000.0, 42010.0, 41990.0]
+        assert r.report.count("step_inferred") == 1
+    assert load("binance_klines", "bars", tmp_path / "trades" / "ETHUSDT-1h-2019-01.csv").report.get("no_header")
+    assert detect(mark).kinds == ("mark",)
+    assert load("binance_klines", "mark", mark).table["ts_event"].to_pylist() == [h + NS_PER_HOUR for h in hours]
+    assert main(["data", "inspect", str(tmp_path)]) == 0
+    assert "unrecognised" not in capsys.readouterr().out
+
+
 def test_websocket_mark_price_stream_as_mark_index_and_funding(tmp_path, load):
     T = 1704096000000  # next settlement 08:00
     lines = [f'{(T - 3000 + k * 1000) * 10**6 + 5_000_000} {json.dumps({"stream": "btcusdt@markPrice@1s", "data": {"e": "markPriceUpdate", "E": T - 3000 + k * 1000, "s": "BTCUSDT", "p": str(42000 + k), "i": str(41990 + k), "P": "42001", "r": str(1e-4 * (k + 1)), "T": T if k < 3 else T + 8 * 3600_000}})}'

@@ -53,6 +53,10 @@ def _columns(path: Path) -> list[str] | None:
 
         return list(pq.read_schema(path).names)
     line = _first_line(path)
+    from dea.data.loaders.futures import KLINE_COLUMNS, headerless_klines
+
+    if headerless_klines(line):
+        return KLINE_COLUMNS[: len(line.split(b","))]
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -164,7 +168,11 @@ def _head_table(path: Path, rows: int = 5000):  # noqa: ANN202 - pyarrow table
     opener = gzip.open if magic == b"\x1f\x8b" else open
     with opener(path, "rb") as fh:  # type: ignore[operator]
         head = b"".join(fh.readline(1 << 16) for _ in range(rows + 1)).lstrip(b"\xef\xbb\xbf")
-    return pacsv.read_csv(io.BytesIO(head))
+    from dea.data.loaders.futures import KLINE_COLUMNS, headerless_klines
+
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    names = KLINE_COLUMNS[: len(first.split(b","))] if headerless_klines(first) else None
+    return pacsv.read_csv(io.BytesIO(head), read_options=pacsv.ReadOptions(column_names=names))
 
 
 def _ohlc(path: Path, low: set[str]) -> Detection:

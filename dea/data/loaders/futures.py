@@ -211,10 +211,46 @@ def load_binance_funding(ctx: LoadContext) -> pa.Table:
     return funding_table(ctx, table, ts, rate, interval, instrument)
 
 
+KLINE_COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time",
+                 "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore"]
+_NUMBER = re.compile(rb"^\s*-?\d+(\.\d*)?([eE][+-]?\d+)?\s*$")
+
+
+def headerless_klines(first_line: bytes) -> bool:
+    """A Binance kline CSV without its header line (data.binance.vision files before 2022):
+    11 or 12 numeric cells, the first an epoch in ms or us."""
+    cells = first_line.strip().split(b",")
+    return len(cells) in (11, 12) and all(_NUMBER.match(c) for c in cells) and cells[0].strip().isdigit() and 13 <= len(cells[0].strip()) <= 16
+
+
+def _read_klines(ctx: LoadContext) -> pa.Table:
+    from dea.data.loaders.tabular import read_bytes, read_csv
+
+    if ctx.path.suffix.lower() in (".feather", ".parquet", ".arrow", ".ipc"):
+        return read_any(ctx)
+    raw = read_bytes(ctx.path)
+    first = raw.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    if not headerless_klines(first):
+        return read_any(ctx)
+    n = len(first.split(b","))
+    ctx.report.add("no_header", 1, None, f"Binance kline CSV without a header line: columns {KLINE_COLUMNS[0]} .. {KLINE_COLUMNS[n - 1]}", "named by position")
+    return read_csv(ctx, data=raw, column_names=KLINE_COLUMNS[:n])
+
+
+def _kline_time(ctx: LoadContext, table: pa.Table) -> np.ndarray:
+    """open_time in ns: the configured unit, else ms or us from the magnitude (Binance spot files
+    switched to microseconds in 2025), every row checked to be of the same unit."""
+    from dea.data.loaders.coerce import time_ns
+
+    explicit = "unit" in ctx.src.timestamp.model_fields_set
+    return time_ns(table, "open_time", ctx.src.timestamp.unit if explicit else "iso", ctx, explicit=explicit)
+
+
 def load_binance_klines(ctx: LoadContext) -> pa.Table:
-    """Binance mark / index / premium-index kline CSV (``open_time ... close_time``)."""
+    """Binance mark / index / premium-index kline CSV (``open_time ... close_time``, with or without
+    the header line)."""
     ctx.options(NoOptions)
-    table = read_any(ctx)
+    table = _read_klines(ctx)
     if first_present(table, ["open_time"]) is None:
         cols = [c for c in table.column_names if c != ROW_COLUMN]
         ctx.fail(f"no 'open_time' column; Binance kline CSVs have open_time, open, high, low, close, volume, close_time (found {cols[:8]})")
@@ -222,14 +258,14 @@ def load_binance_klines(ctx: LoadContext) -> pa.Table:
     want = {"bars": "futures", "mark": ("mark", "index"), "exogenous": "premiumIndex"}.get(ctx.kind)
     if want is None or candle not in (want if isinstance(want, tuple) else (want,)):
         ctx.fail(f"this is a Binance {candle!r} kline file ({why}), not {ctx.kind}; declare kind {_KIND_OF[candle]}")
-    unit = ctx.src.timestamp.unit if "unit" in ctx.src.timestamp.model_fields_set else "ms"
-    ts = to_ns(column(table, "open_time", ctx, "time"), "open_time", unit, ctx)
-    step = resolve_step(ctx, ts, None, step_from_name(ctx.path))
+    ts = _kline_time(ctx, table)
     instrument = instrument_of(ctx, table, file_stem(ctx.path).split("-")[0])
+    if ctx.kind == "bars":
+        return load_bars(ctx, default_time="open_time", default_instrument=instrument if isinstance(instrument, str) else "",
+                         step_hint=step_from_name(ctx.path), table=table, ts=ts)
+    step = resolve_step(ctx, ts, None, step_from_name(ctx.path))
     close = to_float64(column(table, "close", ctx, "close"), "close", ctx)
     if ctx.kind == "exogenous":
         return premium_rows(ctx, table, ts + step, close, instrument)
-    if ctx.kind == "bars":
-        return load_bars(ctx, default_time="open_time", default_instrument=instrument if isinstance(instrument, str) else "", step_hint=step, table=table)
     at = ts + step
     return mark_rows(ctx, table, at, at + ctx.lag_ns, close, "mark_price" if candle == "mark" else "index_price", instrument)
