@@ -71,6 +71,15 @@ def _data(path: Path, fmt: str, kinds: tuple[str, ...], note: str = "", **option
 
 
 def _from_columns(path: Path, cols: list[str]) -> Detection:
+    """The detection of :func:`_match_columns`, with the reason stated when the rule gave none."""
+    det = _match_columns(path, cols)
+    if det.status == "data" and not det.note:
+        shown = ", ".join(cols[:6]) + (", ..." if len(cols) > 6 else "")
+        det = Detection(det.path, det.status, f"recognised by its columns ({shown})", det.format, det.kinds, det.options)
+    return det
+
+
+def _match_columns(path: Path, cols: list[str]) -> Detection:
     s = set(cols)
     low = {c.lower() for c in cols}
     name = path.name.lower()
