@@ -140,6 +140,16 @@ def test_binance_trade_klines_with_without_header_and_in_microseconds(tmp_path, 
     assert load("binance_klines", "bars", tmp_path / "trades" / "ETHUSDT-1h-2019-01.csv").report.get("no_header")
     assert detect(mark).kinds == ("mark",)
     assert load("binance_klines", "mark", mark).table["ts_event"].to_pylist() == [h + NS_PER_HOUR for h in hours]
+    # the REST responses (JSON lists of lists, prices as text) of the same klines
+    rest = [[1704067200000 + k * 3600_000, str(v), str(v), str(v), str(v), "0", 1704067200000 + (k + 1) * 3600_000 - 1, "0", 60, "0", "0", "0"]
+            for k, v in enumerate([1e-4, -2e-4, 5e-5])]
+    prem = tmp_path / "rest" / "BTCUSDT-premiumIndexKlines-1h.json"
+    prem.parent.mkdir()
+    prem.write_text(json.dumps(rest))
+    d = detect(prem)
+    assert (d.format, d.kinds) == ("binance_klines", ("exogenous",)) and "REST kline response" in d.note
+    t = load("binance_klines", "exogenous", prem).table
+    assert t["value"].to_pylist() == [1e-4, -2e-4, 5e-5] and t["ts_event"].to_pylist() == [h + NS_PER_HOUR for h in hours]
     assert main(["data", "inspect", str(tmp_path)]) == 0
     assert "unrecognised" not in capsys.readouterr().out
 

@@ -143,11 +143,26 @@ def _rest_dump(path: Path) -> Detection | None:
         return None
     if not head.startswith(b"["):
         return None
+    if head.startswith(b"[["):
+        return _rest_klines(path)
     if b'"fundingRate"' in head and b'"fundingTime"' in head:
         return _data(path, "binance_funding", ("funding",), note="Binance REST funding-rate dump (fundingTime/fundingRate)")
     if b'"sumOpenInterest"' in head or b'"openInterest"' in head:
         return _data(path, "open_interest", ("open_interest",), note="REST open-interest dump")
     return None
+
+
+def _rest_klines(path: Path) -> Detection | None:
+    from dea.data.loaders.futures import candle_type, kind_of_candle, rest_klines_table
+
+    table = rest_klines_table(_head_bytes(path, 64 << 20))
+    if table is None:
+        return Detection(path, "unknown", "a JSON list of lists that is not a Binance kline response (11 or 12 fields per row)")
+    try:
+        candle, why = candle_type(path, table)
+    except (TypeError, ValueError) as exc:
+        return Detection(path, "unknown", f"Binance REST klines with unreadable values: {str(exc)[:100]}")
+    return _data(path, "binance_klines", (kind_of_candle(candle),), note=f"Binance REST kline response, {candle} candles: {why}")
 
 
 def _head_bytes(path: Path, size: int = 4 << 20) -> bytes:

@@ -223,12 +223,35 @@ def headerless_klines(first_line: bytes) -> bool:
     return len(cells) in (11, 12) and all(_NUMBER.match(c) for c in cells) and cells[0].strip().isdigit() and 13 <= len(cells[0].strip()) <= 16
 
 
+def rest_klines_table(raw: bytes) -> pa.Table | None:
+    """A Binance REST kline response (``/fapi/v1/klines``, ``markPriceKlines``, ``indexPriceKlines``,
+    ``premiumIndexKlines``: a JSON list of 11/12-element lists) as a table of text cells, or None."""
+    if not raw.lstrip().startswith(b"[["):
+        return None
+    try:
+        rows = json.loads(raw)
+    except ValueError:
+        return None
+    if not rows or not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        return None
+    n = len(rows[0])
+    if n not in (11, 12) or any(len(r) != n for r in rows):
+        return None
+    cols = {name: pa.array([None if r[k] is None else str(r[k]) for r in rows], pa.string()) for k, name in enumerate(KLINE_COLUMNS[:n])}
+    return pa.table(cols)
+
+
 def _read_klines(ctx: LoadContext) -> pa.Table:
     from dea.data.loaders.tabular import read_bytes, read_csv
 
     if ctx.path.suffix.lower() in (".feather", ".parquet", ".arrow", ".ipc"):
         return read_any(ctx)
     raw = read_bytes(ctx.path)
+    rest = rest_klines_table(raw)
+    if rest is not None:
+        ctx.line_offset = None
+        ctx.report.add("rest_klines", 1, None, "Binance REST kline response (JSON lists): columns named by position", "read")
+        return rest.append_column(ROW_COLUMN, pa.array(np.arange(rest.num_rows, dtype=np.int64)))
     first = raw.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
     if not headerless_klines(first):
         return read_any(ctx)
