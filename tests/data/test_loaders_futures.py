@@ -95,6 +95,25 @@ def test_binance_funding_rest_json_and_csv(tmp_path, load):
     assert t["interval_ns"].to_pylist() == [8 * NS_PER_HOUR] * 2 and t["instrument"][0].as_py() == "BTCUSDT"
 
 
+def test_binance_premium_index_snapshots_as_mark_and_index(tmp_path, load):
+    """Polled /fapi/v1/premiumIndex responses: mark and index price; their lastFundingRate is only
+    the predicted rate, so reading them as funding is refused; other JSON records are not skipped."""
+    path = tmp_path / "BTCUSDT-premiumIndex.json"
+    path.write_text(json.dumps([{"symbol": "BTCUSDT", "markPrice": str(42000 + k), "indexPrice": str(41990 + k),
+                                 "lastFundingRate": "0.0001", "nextFundingTime": 1704096000000, "time": 1704067200000 + k * 60_000}
+                                for k in range(3)]))
+    d = detect(path)
+    assert (d.format, d.kinds) == ("binance_funding", ("mark",))
+    r = load("binance_funding", "mark", path)
+    assert r.table["mark_price"].to_pylist() == [42000, 42001, 42002] and r.table["index_price"].to_pylist() == [41990, 41991, 41992]
+    assert r.table["ts_event"][1].as_py() == T0 + 60 * 10**9 and r.report.count("nan") == 0
+    with pytest.raises(DataError, match="lastFundingRate is the rate predicted for the next settlement"):
+        load("binance_funding", "funding", path)
+    other = tmp_path / "orders.json"
+    other.write_text(json.dumps([{"orderId": 1}]))
+    assert detect(other).status == "unknown"
+
+
 def test_binance_premium_and_mark_kline_csv(tmp_path, load):
     head = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"
     rows = lambda vals: "".join(  # noqa: E731

@@ -149,6 +149,10 @@ def _rest_dump(path: Path) -> Detection | None:
         return _data(path, "binance_funding", ("funding",), note="Binance REST funding-rate dump (fundingTime/fundingRate)")
     if b'"sumOpenInterest"' in head or b'"openInterest"' in head:
         return _data(path, "open_interest", ("open_interest",), note="REST open-interest dump")
+    if b'"markPrice"' in head and b'"indexPrice"' in head and b'"lastFundingRate"' in head:
+        return _data(path, "binance_funding", ("mark",), note="Binance REST premiumIndex snapshots (mark and index price)")
+    if head.startswith(b"[{"):
+        return Detection(path, "unknown", "a JSON list of records that is not a REST dump DEA reads (funding, open interest, klines, premiumIndex)")
     return None
 
 

@@ -185,7 +185,8 @@ def load_binance_funding(ctx: LoadContext) -> pa.Table:
     """Binance funding history (REST JSON/CSV or data.binance.vision CSV) as funding or mark."""
     ctx.options(NoOptions)
     table = read_rest_or_table(ctx)
-    tcol = ctx.src.timestamp.column or first_present(table, ["fundingTime", "calc_time", "funding_time"])
+    snapshot = first_present(table, ["lastFundingRate"]) is not None  # /fapi/v1/premiumIndex polls
+    tcol = ctx.src.timestamp.column or first_present(table, ["fundingTime", "calc_time", "funding_time"] + (["time"] if snapshot else []))
     if tcol is None:
         ctx.fail("no fundingTime / calc_time column; set the source's timestamp.column")
     t = column(table, tcol, ctx, "time")
@@ -195,8 +196,17 @@ def load_binance_funding(ctx: LoadContext) -> pa.Table:
     if ctx.kind == "mark":
         pcol = ctx.column("mark_price", "markPrice")
         price = to_float64(column(table, pcol, ctx, "mark price"), pcol, ctx)
-        return mark_rows(ctx, table, ts, ts + ctx.lag_ns, price, "mark_price", instrument)
+        out = mark_rows(ctx, table, ts, ts + ctx.lag_ns, price, "mark_price", instrument)
+        icol = ctx.src.columns.get("index_price") or first_present(table, ["indexPrice"])
+        if icol is not None:  # premiumIndex snapshots carry both prices
+            ctx.nan_exempt.discard("index_price")
+            index = to_float64(column(table, icol, ctx, "index price"), icol, ctx)
+            out = out.set_column(out.schema.get_field_index("index_price"), "index_price", index)
+        return out
     rcol = ctx.src.columns.get("rate") or first_present(table, ["fundingRate", "last_funding_rate", "funding_rate"])
+    if rcol is None and snapshot:
+        ctx.fail("a premiumIndex snapshot's lastFundingRate is the rate predicted for the next settlement, not a "
+                 "settled one; read it as kind mark, and funding from /fapi/v1/fundingRate history")
     if rcol is None:
         ctx.fail("no fundingRate / last_funding_rate column; map it with columns: {rate: <column>}")
     rate = to_float64(column(table, rcol, ctx, "rate"), rcol, ctx)
