@@ -73,6 +73,40 @@ def test_reported_policies_replace_with_a_report(stored):
     assert store.read("px", "bars").num_rows == 20
 
 
+@pytest.mark.parametrize(("lines", "message"), [
+    (slice(0, 15), "would lose stored data: it ends at 2024-01-15T00:00:00Z, the stored data at 2024-01-20T00:00:00Z"),
+    (slice(6, 21), "would lose stored data: it starts at 2024-01-07T00:00:00Z, the stored data at 2024-01-01T00:00:00Z"),
+])
+def test_a_replacement_that_loses_the_stored_head_or_tail_is_refused(stored, capsys, lines, message):
+    """A download cut at a line boundary is well formed and keeps most rows, yet loses the stored tail."""
+    cfg, store, manifest, table = stored
+    body = GOOD.splitlines(keepends=True)[1:]
+    (cfg.parent / "px.csv").write_text(GOOD.splitlines(keepends=True)[0] + "".join(body[lines]))
+    capsys.readouterr()
+    assert main(["data", "ingest", "--config", str(cfg)]) == 2
+    assert message in capsys.readouterr().err
+    assert store.manifest() == manifest and store.read("px", "bars").equals(table)
+
+
+def test_a_rolling_window_and_a_lost_series(stored, capsys):
+    cfg, store, _, _ = stored
+    body = GOOD.splitlines(keepends=True)[1:]
+    later = "".join(f"2024-01-{d:02d}T00:00:00Z,{100 + d},{101 + d},{99 + d},{100.5 + d},{10 + d}\n" for d in range(21, 24))
+    (cfg.parent / "px.csv").write_text(GOOD.splitlines(keepends=True)[0] + "".join(body[3:]) + later)
+    assert main(["data", "ingest", "--config", str(cfg)]) == 0  # moved forward: its oldest rows may go
+    assert store.read("px", "bars").num_rows == 20
+    two = "date,symbol,open,high,low,close,volume\n" + "".join(
+        f"2024-01-{d:02d}T00:00:00Z,{s},1,2,0.5,1.5,3\n" for d in range(1, 24) for s in ("X", "Y"))
+    (cfg.parent / "multi").mkdir()
+    cfg2 = _config(cfg.parent / "multi", [{"name": "px2", "kind": "bars", "format": "ohlcv", "path": "px.csv", "step": "1d", "columns": {"instrument": "symbol"}}])
+    (cfg.parent / "multi" / "px.csv").write_text(two)
+    assert main(["data", "ingest", "--config", str(cfg2)]) == 0
+    (cfg.parent / "multi" / "px.csv").write_text(two.replace(",Y,", ",X2,"))
+    capsys.readouterr()
+    assert main(["data", "ingest", "--config", str(cfg2)]) == 2
+    assert "has no rows for 1 stored series (Y)" in capsys.readouterr().err
+
+
 def test_allow_shrink_replaces_explicitly(stored):
     cfg, store, _, _ = stored
     (cfg.parent / "px.csv").write_text("".join(GOOD.splitlines(keepends=True)[:4]))
