@@ -192,3 +192,18 @@ def test_epochs_of_mixed_units_are_refused_not_placed_in_1970(column):
     ctx = _ctx()
     ints = pa.array([1700000000000, 1700000120], pa.int64())
     assert time_ns(pa.table({"ts": ints}), "ts", "ms", ctx, explicit=True).tolist() == [1700000000000 * 10**6, 1700000120 * 10**6]
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(10**8, 2**63 - 1)), min_size=1, max_size=6),
+       as_text=st.booleans())
+def test_fuzz_inferred_epoch_units_only_raise_dea_errors(values, as_text):
+    """Unit inference by magnitude (and its one-unit check) on any integers, as numbers or text."""
+    from dea.data.loaders.coerce import time_ns
+
+    col = pa.array([str(v) for v in values]) if as_text else pa.array(values, pa.int64())
+    try:
+        out = time_ns(pa.table({"ts": col}), "ts", "iso", _ctx(), explicit=False)
+    except DeaError:
+        return
+    assert len(out) == len(values)
