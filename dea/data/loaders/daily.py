@@ -1,7 +1,8 @@
 """Daily exogenous series (sentiment, macro, any dated CSV) -> long ``exogenous`` rows.
 
 A daily value dated D describes day D and is known at the earliest when that day has ended, so
-``available_at = start of D + step (1d unless configured) + publication_lag``; the lag (e.g.
+``available_at = start of D + step + publication_lag``, the step being the configured one, else
+1d, else the dates' typical spacing when longer (weekly or monthly values: :func:`dated_period`); the lag (e.g.
 ``1d`` for FRED's next-business-day publication) is set per source.
 
 Which columns become series: ``series`` (a list of series or file column names) when given,
@@ -51,11 +52,26 @@ from dea.timeutil import NS_PER_DAY, parse_duration
 KINDS = frozenset({"exogenous"})
 
 
+def dated_period(ctx: LoadContext, ts: np.ndarray) -> int:
+    """The period a dated value describes when no ``step`` is configured: one day, or the
+    typical spacing of the dates in whole days when that is longer. A weekly value stamped at its
+    week's start read as daily would be visible six days before its week is over (look-ahead);
+    read this way it is visible when the week ends (reported as ``period_inferred``)."""
+    u = np.unique(ts)
+    if len(u) < 3:
+        return NS_PER_DAY
+    days = max(1, int(round(float(np.median(np.diff(u))) / NS_PER_DAY)))
+    if days > 1:
+        ctx.report.add("period_inferred", 1, None,
+                       f"dates every {days}d: each value is available at the end of its {days}-day period (set step to override)", "used")
+    return days * NS_PER_DAY
+
+
 def day_available(ctx: LoadContext, ts: np.ndarray) -> np.ndarray:
     """End of the period the row describes plus the publication lag."""
     if ctx.src.step is None:
         start = ts - np.mod(ts, NS_PER_DAY)
-        return start + NS_PER_DAY + ctx.lag_ns
+        return start + dated_period(ctx, start) + ctx.lag_ns
     return ts + parse_duration(ctx.src.step) + ctx.lag_ns
 
 

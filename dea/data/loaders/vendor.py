@@ -12,7 +12,8 @@
 
 Time: a configured ``step`` means each value describes the period starting at its stamp, so it
 is available at ``ts + step + publication_lag``; without it, a file whose stamps are all
-midnights is read as daily values (step 1d, reported as ``step_inferred``) and any other file
+midnights is read as daily values (step 1d, reported as ``step_inferred``; weekly or monthly
+dates get their spacing, see :func:`dea.data.loaders.daily.dated_period`) and any other file
 as snapshots, available at ``ts + publication_lag``.
 """
 
@@ -41,8 +42,12 @@ def _period(ctx: LoadContext, ts: np.ndarray) -> int:
     if ctx.src.step is not None:
         return parse_duration(ctx.src.step)
     if len(ts) and np.all(np.mod(ts, NS_PER_DAY) == 0):
-        ctx.report.add("step_inferred", 1, None, "every stamp is a midnight: daily values, available at the day's end", "used")
-        return NS_PER_DAY
+        from dea.data.loaders.daily import dated_period
+
+        period = dated_period(ctx, ts)
+        if period == NS_PER_DAY:
+            ctx.report.add("step_inferred", 1, None, "every stamp is a midnight: daily values, available at the day's end", "used")
+        return period
     return 0
 
 
