@@ -220,7 +220,30 @@ def test_vendor_normalised_level_is_refused_through_the_generic_loader(tmp_path,
     """The generic ``daily`` format would take a Google Trends level as it is (look-ahead, unflagged)."""
     path = tmp_path / "google_trends_BTC.csv"
     _trends(path, np.linspace(10.0, 50.0, 40))
-    with pytest.raises(DataError, match="Google Trends export: column 'bitcoin' is scaled by the provider.*look-ahead"):
+    with pytest.raises(DataError, match="column .bitcoin. is a Google Trends level, scaled by the provider.*look-ahead"):
         load("daily", "exogenous", path)
     ratios = load("daily", "exogenous", path, series=["trend_log_return"]).table  # scale-free: allowed
     assert set(ratios["series"].to_pylist()) == {"trend_log_return"} and ratios.num_rows == 40
+
+
+def test_social_search_volume_is_rescaled_causally(shared_data, tmp_path, load):
+    """The btc_social Google Trends ``Search Volume`` (pytrends, scaled over its whole window) is
+    rescaled causally: a value does not change when later data is cut off; raw it is marked look-ahead."""
+    src = shared_data / "sentiment/btc_social_2014_2021/indirect__google_trends.csv"
+    short = tmp_path / "indirect__google_trends.csv"
+    short.write_text("".join(src.read_text().splitlines(keepends=True)[:401]))
+    full, cut = (load("social", "exogenous", p) for p in (src, short))
+    assert full.report.get("causal_rescale") and set(full.table["series"].to_pylist()) == {"google_trends"}
+    np.testing.assert_array_equal(full.table["value"].to_numpy()[:400], cut.table["value"].to_numpy())
+    raw = np.loadtxt(src, delimiter=",", skiprows=1, usecols=1)
+    assert not np.allclose(full.table["value"].to_numpy(), raw)  # not the provider's levels
+    kept = load("social", "exogenous", src, options={"trends_level": "raw_lookahead"})
+    np.testing.assert_allclose(kept.table["value"].to_numpy(), raw)
+    assert kept.report.get("lookahead")
+    from dea.data.config import SourceConfig
+    from dea.data.loaders.daily import lookahead_series
+
+    assert "google_trends" in lookahead_series(SourceConfig(name="s", kind="exogenous", format="social", path="x",
+                                                            options={"trends_level": "raw_lookahead"}))
+    with pytest.raises(DataError, match="'Search Volume' is a Google Trends level"):
+        load("daily", "exogenous", src)
