@@ -82,11 +82,13 @@ class CoverageReport:
 
     funding: tuple[FundingCoverage, ...] = ()
     exogenous: tuple[SeriesCoverage, ...] = ()
+    lookahead: tuple[tuple[str, str], ...] = ()  # (series label, source) kept with vendor whole-window scaling
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "funding": [{**asdict(f), "imputed_share": round(f.imputed_share, 6)} for f in self.funding],
             "exogenous": [{**asdict(s), "filled_share": round(s.filled_share, 6)} for s in self.exogenous],
+            "lookahead": [{"series": k, "source": v} for k, v in self.lookahead],
         }
 
     def metrics(self) -> dict[str, float]:
@@ -99,6 +101,7 @@ class CoverageReport:
             out[f"coverage.funding.{key}.uncharged_rows"] = float(f.uncharged_rows)
         for s in self.exogenous:
             out[f"coverage.exogenous.{_metric_key(s.series)}.filled_share"] = s.filled_share
+        out["coverage.lookahead_series"] = float(len(self.lookahead))
         return out
 
     def notes(self, min_share: float = 0.0) -> list[str]:
@@ -119,6 +122,9 @@ class CoverageReport:
                     f"{s.series}: {s.filled_rows} of {s.rows} clock rows without a value ({100 * s.filled_share:.1f} %; "
                     f"{s.before_start} before it starts, {s.after_end} after it ends) -> filled by the missing policy"
                 )
+        for series, source in self.lookahead:
+            lines.append(f"LOOK-AHEAD ACCEPTED: {series} (source {source}) keeps the vendor's whole-window scaling; "
+                         "its past values depend on data after them")
         return lines
 
     def format(self) -> str:
@@ -134,6 +140,9 @@ class CoverageReport:
             rows = [[s.series, s.source, f"{100 * s.filled_share:.1f}%", str(s.before_start), str(s.after_end),
                      f"{(s.first or '-')[:10]} .. {(s.last or '-')[:10]}"] for s in self.exogenous]
             parts.append(format_table(rows, ["series", "source", "filled", "rows before start", "rows after end", "available"]))
+        if self.lookahead:
+            parts.append("look-ahead accepted (vendor whole-window scaling kept): "
+                         + ", ".join(f"{k} ({v})" for k, v in self.lookahead))
         return "\n\n".join(parts) if parts else "coverage: complete (no funding or exogenous series)"
 
 
@@ -146,7 +155,8 @@ def coverage_report(panel: "Panel") -> CoverageReport:
     cov = panel.report.get("coverage", {}) if isinstance(panel.report, dict) else {}
     funding = tuple(FundingCoverage(**v) for v in cov.get("funding", {}).values())
     exo = tuple(SeriesCoverage(**v) for v in cov.get("exogenous", {}).values())
-    return CoverageReport(funding, exo)
+    look = panel.report.get("lookahead", {}) if isinstance(panel.report, dict) else {}
+    return CoverageReport(funding, exo, tuple(sorted(look.items())))
 
 
 # ---------------------------------------------------------------------------------- funding

@@ -205,6 +205,10 @@ def test_vendor_normalised_series_has_no_lookahead(tmp_path, load):
 
     p = assemble_panel(cfg.data, {"b": bars, "t": load_source(cfg.data.sources[1], tmp_path).table})
     assert p.report["lookahead"] == {"trend@BTC": "t"}
+    rep = coverage_report(p)  # what training prints, logs to MLflow and puts in the tearsheet
+    assert rep.lookahead == (("trend@BTC", "t"),) and rep.metrics()["coverage.lookahead_series"] == 1.0
+    assert any(n.startswith("LOOK-AHEAD ACCEPTED: trend@BTC (source t)") for n in rep.notes())
+    assert "look-ahead accepted" in rep.format()
 
 
 def test_funding_none_is_listed_as_uncharged():
