@@ -159,12 +159,15 @@ def _rest_dump(path: Path) -> Detection | None:
 def _rest_klines(path: Path) -> Detection | None:
     from dea.data.loaders.futures import candle_type, kind_of_candle, rest_klines_table
 
-    table = rest_klines_table(_head_bytes(path, 64 << 20))
+    try:
+        table = rest_klines_table(_head_bytes(path, 64 << 20))
+    except Exception as exc:  # noqa: BLE001 - detection never raises (corrupt gzip, zlib errors ...)
+        return Detection(path, "unknown", f"unreadable: {type(exc).__name__}: {str(exc)[:120]}")
     if table is None:
         return Detection(path, "unknown", "a JSON list of lists that is not a Binance kline response (11 or 12 fields per row)")
     try:
         candle, why = candle_type(path, table)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - as above
         return Detection(path, "unknown", f"Binance REST klines with unreadable values: {str(exc)[:100]}")
     return _data(path, "binance_klines", (kind_of_candle(candle),), note=f"Binance REST kline response, {candle} candles: {why}")
 

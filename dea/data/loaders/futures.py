@@ -14,9 +14,13 @@ candle type is decided here, from the file name and confirmed by the values
 - Binance funding history (REST ``/fapi/v1/fundingRate`` JSON or CSV: ``symbol, fundingTime,
   fundingRate[, markPrice]``; data.binance.vision CSV: ``calc_time, funding_interval_hours,
   last_funding_rate``) as ``funding`` (and ``mark`` from ``markPrice``).
-- Binance mark / index / premium-index kline CSVs (``open_time, open, high, low, close, volume,
-  close_time, ...``): mark or index prices as ``mark``; the premium index as the exogenous
-  series ``premium_index`` of the symbol.
+- Binance REST ``/fapi/v1/premiumIndex`` snapshots (JSON list: ``markPrice, indexPrice,
+  lastFundingRate, time``) as ``mark`` with both prices; their ``lastFundingRate`` is only the
+  predicted rate, so reading them as ``funding`` is refused.
+- Binance kline CSVs (``open_time, open, high, low, close, volume, close_time, ...``; the older
+  data.binance.vision files have no header line, the 2025 spot files stamp in microseconds) and
+  the REST kline responses (JSON lists of lists): trade klines as ``bars``, mark or index prices
+  as ``mark``, the premium index as the exogenous series ``premium_index`` of the symbol.
 """
 
 from __future__ import annotations

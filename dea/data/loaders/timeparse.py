@@ -5,13 +5,16 @@ every row. The rules, applied to a whole column at once:
 
 - an explicit ``timestamp.format`` (strptime codes, e.g. ``%d.%m.%Y``) is used as given;
 - text that is all integers/decimals is an epoch, its unit found from the magnitude
-  (s / ms / us / ns, dates 1973..2286), or ``YYYYMMDD`` when it has eight digits;
+  (s / ms / us / ns, dates 1973..2286), or ``YYYYMMDD`` when it has eight digits; a column
+  whose values are not all of that one unit (a row in seconds among milliseconds would land in
+  1970) is refused (:func:`check_one_unit`; integer columns too);
 - numeric dates with ``.``, ``/`` or ``-`` separators and parts that need not be zero-padded
   (``2009.10.5``, ``5/10/2009``, ``05.10.2009 13:00``): year first is read Y-M-D; year last is
   read day-first or month-first only when some row proves it (a first part above 12 means
   day-first, a second part above 12 month-first); a column where both readings fit every row is
   refused and asks for ``timestamp.format`` (never a guess);
-- anything else is ISO 8601 (``T`` or space, fractional seconds, ``Z``/``+hh:mm`` offsets),
+- anything else is ISO 8601 (``T`` or space, fractional seconds, ``Z``/``+hh:mm`` offsets, or
+  the zone as a word: ``13:00 UTC``, ``13:00 GMT``),
   then, failing that, a textual date (``Jan 5 2020``) read month-first;
 - naive times are UTC; offsets are converted to UTC, but a column that mixes offsets (or mixes
   offset and naive times) is refused: a file whose rows disagree on their clock cannot be
