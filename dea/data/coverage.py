@@ -14,8 +14,9 @@ Funding policies (``Instrument.funding_missing``), applied at the settlement ins
 instrument's interval grid (phase taken from its real settlements) that fall on the clock and
 have no real, finite rate within half an interval:
 
-- ``error`` (default): a clock outside the history, or a gap longer than ``max_gap_steps``
-  intervals, is a :class:`~dea.errors.MissingFundingError`;
+- ``error`` (default): a clock outside the history, or any settlement instant on the clock
+  without a real rate, is a :class:`~dea.errors.MissingFundingError` (a short gap is not
+  tolerated: uncharged, it would be a silent zero);
 - ``impute_median``: the median of the other perpetuals' real rates at the same instant (an
   instant no other perpetual has a real rate for is still an error);
 - ``{rate: X}``: the constant X (e.g. the venue's default 0.0001 per 8h);
@@ -81,11 +82,13 @@ class CoverageReport:
 
     funding: tuple[FundingCoverage, ...] = ()
     exogenous: tuple[SeriesCoverage, ...] = ()
+    lookahead: tuple[tuple[str, str], ...] = ()  # (series label, source) kept with vendor whole-window scaling
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "funding": [{**asdict(f), "imputed_share": round(f.imputed_share, 6)} for f in self.funding],
             "exogenous": [{**asdict(s), "filled_share": round(s.filled_share, 6)} for s in self.exogenous],
+            "lookahead": [{"series": k, "source": v} for k, v in self.lookahead],
         }
 
     def metrics(self) -> dict[str, float]:
@@ -98,6 +101,7 @@ class CoverageReport:
             out[f"coverage.funding.{key}.uncharged_rows"] = float(f.uncharged_rows)
         for s in self.exogenous:
             out[f"coverage.exogenous.{_metric_key(s.series)}.filled_share"] = s.filled_share
+        out["coverage.lookahead_series"] = float(len(self.lookahead))
         return out
 
     def notes(self, min_share: float = 0.0) -> list[str]:
@@ -118,6 +122,9 @@ class CoverageReport:
                     f"{s.series}: {s.filled_rows} of {s.rows} clock rows without a value ({100 * s.filled_share:.1f} %; "
                     f"{s.before_start} before it starts, {s.after_end} after it ends) -> filled by the missing policy"
                 )
+        for series, source in self.lookahead:
+            lines.append(f"LOOK-AHEAD ACCEPTED: {series} (source {source}) keeps the vendor's whole-window scaling; "
+                         "its past values depend on data after them")
         return lines
 
     def format(self) -> str:
@@ -133,6 +140,9 @@ class CoverageReport:
             rows = [[s.series, s.source, f"{100 * s.filled_share:.1f}%", str(s.before_start), str(s.after_end),
                      f"{(s.first or '-')[:10]} .. {(s.last or '-')[:10]}"] for s in self.exogenous]
             parts.append(format_table(rows, ["series", "source", "filled", "rows before start", "rows after end", "available"]))
+        if self.lookahead:
+            parts.append("look-ahead accepted (vendor whole-window scaling kept): "
+                         + ", ".join(f"{k} ({v})" for k, v in self.lookahead))
         return "\n\n".join(parts) if parts else "coverage: complete (no funding or exogenous series)"
 
 
@@ -145,7 +155,8 @@ def coverage_report(panel: "Panel") -> CoverageReport:
     cov = panel.report.get("coverage", {}) if isinstance(panel.report, dict) else {}
     funding = tuple(FundingCoverage(**v) for v in cov.get("funding", {}).values())
     exo = tuple(SeriesCoverage(**v) for v in cov.get("exogenous", {}).values())
-    return CoverageReport(funding, exo)
+    look = panel.report.get("lookahead", {}) if isinstance(panel.report, dict) else {}
+    return CoverageReport(funding, exo, tuple(sorted(look.items())))
 
 
 # ---------------------------------------------------------------------------------- funding

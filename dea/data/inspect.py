@@ -197,6 +197,9 @@ def _reporting(src: SourceConfig) -> SourceConfig:
 
 
 def _entry_from_result(name: str, fmt: str, res: LoadResult, by_series: bool, note: str = "") -> DatasetEntry:
+    if res.table.num_rows == 0:
+        # loaded, but nothing in it (a header-only file): listed as refused, never as a dataset
+        return DatasetEntry(name, res.path, "refused", fmt, res.kind, note=f"{res.path}: no data rows (a header only); nothing to load")
     return DatasetEntry(
         dataset=name, path=res.path, status="loaded", format=fmt, kind=res.kind, note=note,
         fingerprint=res.fingerprint, summaries=summarize(res.table, res.kind, name, fmt, res.report, by_series),
@@ -233,6 +236,11 @@ def inspect_path(path: str | Path, by_series: bool = False) -> Inspection:
     result = Inspection()
     for f in files:
         result.entries.extend(inspect_file(detect(f), by_series))
+    if path.is_file():
+        # a file named on its own that DEA cannot read is refused (exit 2), not merely listed
+        for e in result.entries:
+            if e.status == "unrecognised":
+                e.status, e.note = "refused", f"{path}: not recognised as a data file: {e.note}"
     return result
 
 

@@ -24,8 +24,7 @@ Alignment rules (all vectorised numpy; pyarrow is only touched through the loade
   rates whose settlement instant falls in (t - step, t] (accounting for the backtest: event
   time, not publication time; no feature may read it). Spot/futures: 0 (no funding exists).
   A perpetual declared ``funding: none``: rate NaN, settled 0. A perpetual with a funding
-  source must be covered by it over the whole clock, without gaps longer than
-  ``max_gap_steps`` intervals: otherwise :class:`~dea.errors.MissingFundingError`, never a
+  source must have a settlement at every instant of its interval grid on the clock: otherwise :class:`~dea.errors.MissingFundingError`, never a
   silent zero -- unless the instrument's ``funding_missing`` policy says how to fill the missing
   settlements (:mod:`dea.data.coverage`; what it filled is in ``report["coverage"]``).
 - **Coverage**: ``report["coverage"]`` = ``{"funding": {symbol: ...}, "exogenous": {series: ...}}``;
@@ -646,19 +645,18 @@ def _check_coverage(symbol: str, src, ts: np.ndarray, interval: int, clock: np.n
             "move data.clock.start/end inside the funding history, set the instrument's funding_missing "
             "(impute_median | {rate: X} | from_first) or declare 'funding: none'"
         )
-    inside = (ts >= clock[0] - step - interval) & (ts <= clock[-1] + interval)
-    t_in = ts[inside]
-    if len(t_in) >= 2:
-        gaps = np.diff(t_in)
-        big = gaps > src.max_gap_steps * interval
-        if big.any():
-            g = int(np.argmax(big))
-            raise MissingFundingError(
-                f"instrument {symbol!r}: funding source {src.name!r} has no settlement between {iso(int(t_in[g]))} "
-                f"and {iso(int(t_in[g + 1]))} (gap {format_duration(int(gaps[g]))} > {src.max_gap_steps:g} x "
-                f"interval {format_duration(int(interval))}); funding there is unknown, not zero "
-                "(funding_missing: impute_median or {rate: X} fills such gaps explicitly)"
-            )
+    from dea.data.coverage import missing_settlements
+
+    # every settlement instant on the clock must have its rate: even one missing settlement
+    # charged as 0 would be a silent zero (a tolerated "short gap" used to be exactly that)
+    missing = missing_settlements(ts, clock, step, interval)
+    if len(missing):
+        raise MissingFundingError(
+            f"instrument {symbol!r}: funding source {src.name!r} has no settlement at {iso(int(missing[0]))}"
+            + (f" and {len(missing) - 1} more settlement instants on the clock" if len(missing) > 1 else "")
+            + f" (interval {format_duration(int(interval))}); funding there is unknown, not zero "
+            "(funding_missing: impute_median or {rate: X} fills missing settlements explicitly and reports them)"
+        )
 
 
 # ----------------------------------------------------------------------------------- order book

@@ -54,7 +54,7 @@ LOADERS: dict[str, LoaderSpec] = {
         futures.load_binance_funding, frozenset({"funding", "mark"}), "Binance funding history (REST JSON / CSV)"
     ),
     "binance_klines": LoaderSpec(
-        futures.load_binance_klines, frozenset({"bars", "mark", "exogenous"}), "Binance kline CSV (mark / index / premium index)"
+        futures.load_binance_klines, frozenset({"bars", "mark", "exogenous"}), "Binance kline CSV with or without header, or REST kline JSON (trades / mark / index / premium index)"
     ),
     "bitmex_funding": LoaderSpec(funding.load_bitmex_funding, frozenset({"funding"}), "BitMEX funding history"),
     "deribit_funding": LoaderSpec(

@@ -20,7 +20,10 @@ Why it is built this way:
   fingerprint in its metadata differs from the manifest's) and re-ingestion repairs it.
 - Concurrent writers are serialised with an advisory lock on ``<root>/.lock`` (POSIX).
 - Cannot lose data: an empty result is never stored, and replacing a dataset by one with less
-  than half its rows is refused (:class:`ShrinkRefused`) unless ``allow_shrink`` is given;
+  than half its rows, one that ends earlier than the stored data (or starts later without
+  ending later: a rolling window may move on), or one that lacks a stored instrument / series
+  is refused (:class:`ShrinkRefused`) unless ``allow_shrink``
+  is given;
   :meth:`DataStore.ingest_sources` stores the tables that come from one file all or nothing
   (a capture whose book is refused keeps its old trades and quotes too).
 """
@@ -252,6 +255,45 @@ class DataStore:
             raise ShrinkRefused(
                 f"source {name!r} ({result.path}): {rows:,} {result.kind} rows would replace {old_rows:,} stored rows "
                 f"(less than {SHRINK_REFUSED_BELOW:.0%}); refusing to lose data (pass --allow-shrink to replace it)"
+            )
+        if old_rows:
+            self._check_coverage_kept(name, result, old)
+
+    def _check_coverage_kept(self, name: str, result: LoadResult, old: dict[str, Any]) -> None:
+        """A replacement must still cover every stored series over at least its stored time range:
+        a file cut short at a line boundary (an interrupted download) is well formed and can keep
+        more than half its rows, yet it loses the stored tail."""
+        import pyarrow.compute as pc
+
+        from dea.data.validate import KEY_COLUMNS
+
+        new = result.table
+        lo, hi = pc.min(new["ts_event"]).as_py(), pc.max(new["ts_event"]).as_py()
+        lost = []
+        ends_earlier = old.get("end_ns") is not None and hi < int(old["end_ns"])
+        moved_on = old.get("end_ns") is not None and hi > int(old["end_ns"])
+        # a window that moved forward (a rolling download) may drop its oldest rows; nothing else may
+        if old.get("start_ns") is not None and lo > int(old["start_ns"]) and not moved_on:
+            lost.append(f"it starts at {iso(lo)}, the stored data at {old['start']}")
+        if ends_earlier:
+            lost.append(f"it ends at {iso(hi)}, the stored data at {old['end']}")
+        keys = KEY_COLUMNS[result.kind]
+        try:
+            stored = pq.read_table(self.path_of(name, result.kind), columns=list(keys))
+        except (pa.ArrowException, OSError):
+            stored = None  # an unreadable stored file is replaced (re-ingestion repairs it)
+        if stored is not None and stored.num_rows:
+            def labels(t: pa.Table) -> set[str]:
+                cols = [t[k].to_pylist() for k in keys]
+                return {"@".join(str(v) for v in row if v) for row in zip(*cols)}
+
+            gone = sorted(labels(stored) - labels(new.select(list(keys))))
+            if gone:
+                lost.append(f"it has no rows for {len(gone)} stored series ({', '.join(gone[:5])})")
+        if lost:
+            raise ShrinkRefused(
+                f"source {name!r} ({result.path}): the new {result.kind} table would lose stored data: " + "; ".join(lost)
+                + " (pass --allow-shrink to replace it anyway)"
             )
 
     def _entry(self, result: LoadResult, table: pa.Table, path: Path) -> dict[str, Any]:

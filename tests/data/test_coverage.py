@@ -14,7 +14,7 @@ from dea.config import load_config, validate_config
 from dea.data.coverage import coverage_report
 from dea.data.panel import assemble_panel, build_panel
 from dea.data.schema import conform
-from dea.errors import ConfigError, MissingFundingError
+from dea.errors import ConfigError, DataError, MissingFundingError
 from dea.timeutil import NS_PER_HOUR, parse_timestamp
 
 T0 = parse_timestamp("2024-01-01T00:00:00Z")
@@ -50,6 +50,36 @@ def _late_start(policy):
     tables["fB"] = _funding("B", hours, [3e-4, 4e-4, 5e-4, 6e-4, 7e-4, 8e-4, 9e-4])
     tables["fC"] = _funding("C", hours[3:], [-1e-4, -2e-4, -3e-4, -4e-4])
     return assemble_panel(cfg.data, tables)
+
+
+def _gap_in_c(policy):
+    """Like :func:`_late_start`, but C's funding lacks the 16:00 and 24:00 settlements (a two-interval hole)."""
+    insts = [{"symbol": s, "kind": "perpetual", "funding": f"f{s}", "funding_interval": "8h",
+              **({"funding_missing": policy} if s == "C" else {})} for s in "ABC"]
+    srcs = [{"name": f"b{s}", "kind": "bars", "format": "ohlcv", "path": "x", "instrument": s} for s in "ABC"]
+    srcs += [{"name": f"f{s}", "kind": "funding", "format": "funding", "path": "x", "instrument": s} for s in "ABC"]
+    cfg = validate_config({"data": {"instruments": insts, "sources": srcs,
+                                    "clock": {"step": "1h", "start": "2024-01-01T01:00:00", "end": "2024-01-03T00:00:00"}},
+                           "features": {"set": [{"name": "logret"}]}})
+    hours = [0, 8, 16, 24, 32, 40, 48]
+    tables = {f"b{s}": _bars(s, 50) for s in "ABC"}
+    tables["fA"] = _funding("A", hours, [1e-4] * 7)
+    tables["fB"] = _funding("B", hours, [3e-4] * 7)
+    tables["fC"] = _funding("C", [0, 8, 32, 40, 48], [-1e-4] * 5)
+    return assemble_panel(cfg.data, tables)
+
+
+@pytest.mark.parametrize("policy", ["error", "from_first"])
+def test_a_short_interior_funding_gap_is_never_charged_as_zero(policy):
+    with pytest.raises(MissingFundingError, match=r"'C'.*no settlement at 2024-01-01T16:00:00Z and 1 more"):
+        _gap_in_c(policy)
+
+
+def test_a_short_interior_funding_gap_is_imputed_and_counted():
+    p = _gap_in_c("impute_median")
+    assert _settled_c(p) == pytest.approx({8: -1e-4, 16: 2e-4, 24: 2e-4, 32: -1e-4, 40: -1e-4, 48: -1e-4})
+    (c,) = [f for f in coverage_report(p).funding if f.instrument == "C"]
+    assert (c.imputed, c.settlements) == (2, 4)
 
 
 def _settled_c(panel) -> dict[int, float]:
@@ -175,6 +205,10 @@ def test_vendor_normalised_series_has_no_lookahead(tmp_path, load):
 
     p = assemble_panel(cfg.data, {"b": bars, "t": load_source(cfg.data.sources[1], tmp_path).table})
     assert p.report["lookahead"] == {"trend@BTC": "t"}
+    rep = coverage_report(p)  # what training prints, logs to MLflow and puts in the tearsheet
+    assert rep.lookahead == (("trend@BTC", "t"),) and rep.metrics()["coverage.lookahead_series"] == 1.0
+    assert any(n.startswith("LOOK-AHEAD ACCEPTED: trend@BTC (source t)") for n in rep.notes())
+    assert "look-ahead accepted" in rep.format()
 
 
 def test_funding_none_is_listed_as_uncharged():
@@ -184,3 +218,36 @@ def test_funding_none_is_listed_as_uncharged():
                            "features": {"set": [{"name": "logret"}]}})
     rep = coverage_report(assemble_panel(cfg.data, {"b": _bars("X", 8)}))
     assert rep.notes() == ["X: declared 'funding: none': no funding charged on any of its 5 clock rows"]
+
+
+def test_vendor_normalised_level_is_refused_through_the_generic_loader(tmp_path, load):
+    """The generic ``daily`` format would take a Google Trends level as it is (look-ahead, unflagged)."""
+    path = tmp_path / "google_trends_BTC.csv"
+    _trends(path, np.linspace(10.0, 50.0, 40))
+    with pytest.raises(DataError, match="column .bitcoin. is a Google Trends level, scaled by the provider.*look-ahead"):
+        load("daily", "exogenous", path)
+    ratios = load("daily", "exogenous", path, series=["trend_log_return"]).table  # scale-free: allowed
+    assert set(ratios["series"].to_pylist()) == {"trend_log_return"} and ratios.num_rows == 40
+
+
+def test_social_search_volume_is_rescaled_causally(shared_data, tmp_path, load):
+    """The btc_social Google Trends ``Search Volume`` (pytrends, scaled over its whole window) is
+    rescaled causally: a value does not change when later data is cut off; raw it is marked look-ahead."""
+    src = shared_data / "sentiment/btc_social_2014_2021/indirect__google_trends.csv"
+    short = tmp_path / "indirect__google_trends.csv"
+    short.write_text("".join(src.read_text().splitlines(keepends=True)[:401]))
+    full, cut = (load("social", "exogenous", p) for p in (src, short))
+    assert full.report.get("causal_rescale") and set(full.table["series"].to_pylist()) == {"google_trends"}
+    np.testing.assert_array_equal(full.table["value"].to_numpy()[:400], cut.table["value"].to_numpy())
+    raw = np.loadtxt(src, delimiter=",", skiprows=1, usecols=1)
+    assert not np.allclose(full.table["value"].to_numpy(), raw)  # not the provider's levels
+    kept = load("social", "exogenous", src, options={"trends_level": "raw_lookahead"})
+    np.testing.assert_allclose(kept.table["value"].to_numpy(), raw)
+    assert kept.report.get("lookahead")
+    from dea.data.config import SourceConfig
+    from dea.data.loaders.daily import lookahead_series
+
+    assert "google_trends" in lookahead_series(SourceConfig(name="s", kind="exogenous", format="social", path="x",
+                                                            options={"trends_level": "raw_lookahead"}))
+    with pytest.raises(DataError, match="'Search Volume' is a Google Trends level"):
+        load("daily", "exogenous", src)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from dea.cli.main import main
+from dea.data.inspect import inspect_path
 from dea.data.store import DataStore
 
 GOOD = "date,open,high,low,close,volume\n" + "".join(
@@ -72,6 +73,40 @@ def test_reported_policies_replace_with_a_report(stored):
     assert store.read("px", "bars").num_rows == 20
 
 
+@pytest.mark.parametrize(("lines", "message"), [
+    (slice(0, 15), "would lose stored data: it ends at 2024-01-15T00:00:00Z, the stored data at 2024-01-20T00:00:00Z"),
+    (slice(6, 21), "would lose stored data: it starts at 2024-01-07T00:00:00Z, the stored data at 2024-01-01T00:00:00Z"),
+])
+def test_a_replacement_that_loses_the_stored_head_or_tail_is_refused(stored, capsys, lines, message):
+    """A download cut at a line boundary is well formed and keeps most rows, yet loses the stored tail."""
+    cfg, store, manifest, table = stored
+    body = GOOD.splitlines(keepends=True)[1:]
+    (cfg.parent / "px.csv").write_text(GOOD.splitlines(keepends=True)[0] + "".join(body[lines]))
+    capsys.readouterr()
+    assert main(["data", "ingest", "--config", str(cfg)]) == 2
+    assert message in capsys.readouterr().err
+    assert store.manifest() == manifest and store.read("px", "bars").equals(table)
+
+
+def test_a_rolling_window_and_a_lost_series(stored, capsys):
+    cfg, store, _, _ = stored
+    body = GOOD.splitlines(keepends=True)[1:]
+    later = "".join(f"2024-01-{d:02d}T00:00:00Z,{100 + d},{101 + d},{99 + d},{100.5 + d},{10 + d}\n" for d in range(21, 24))
+    (cfg.parent / "px.csv").write_text(GOOD.splitlines(keepends=True)[0] + "".join(body[3:]) + later)
+    assert main(["data", "ingest", "--config", str(cfg)]) == 0  # moved forward: its oldest rows may go
+    assert store.read("px", "bars").num_rows == 20
+    two = "date,symbol,open,high,low,close,volume\n" + "".join(
+        f"2024-01-{d:02d}T00:00:00Z,{s},1,2,0.5,1.5,3\n" for d in range(1, 24) for s in ("X", "Y"))
+    (cfg.parent / "multi").mkdir()
+    cfg2 = _config(cfg.parent / "multi", [{"name": "px2", "kind": "bars", "format": "ohlcv", "path": "px.csv", "step": "1d", "columns": {"instrument": "symbol"}}])
+    (cfg.parent / "multi" / "px.csv").write_text(two)
+    assert main(["data", "ingest", "--config", str(cfg2)]) == 0
+    (cfg.parent / "multi" / "px.csv").write_text(two.replace(",Y,", ",X2,"))
+    capsys.readouterr()
+    assert main(["data", "ingest", "--config", str(cfg2)]) == 2
+    assert "has no rows for 1 stored series (Y)" in capsys.readouterr().err
+
+
 def test_allow_shrink_replaces_explicitly(stored):
     cfg, store, _, _ = stored
     (cfg.parent / "px.csv").write_text("".join(GOOD.splitlines(keepends=True)[:4]))
@@ -110,6 +145,37 @@ def test_inspect_file_exit_status(tmp_path, capsys):
     good = tmp_path / "ok.csv"
     good.write_text(GOOD)
     assert main(["data", "inspect", str(good)]) == 0
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("header_only.csv", b"date,open,high,low,close,volume\n", "header_only.csv: the file has no data rows (a header only)"),
+    ("btc_hash_rate.csv", b"Date,Data\n", "btc_hash_rate.csv: no data rows (a header only)"),
+    ("empty.csv", b"", "empty.csv: not recognised as a data file: the file is empty"),
+    ("noise.csv", bytes(range(256)) * 4, "noise.csv: not recognised as a data file: not UTF-8 text"),
+])
+def test_inspect_refuses_an_unreadable_file_named_on_its_own(tmp_path, capsys, name, content, message):
+    """A file given by name that yields nothing exits 2 with the reason; in a folder scan it is listed."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["data", "inspect", str(path)]) == 2
+    out = capsys.readouterr().out
+    assert "refused (exit status 2):" in out and message in out, out
+    (tmp_path / "ok.csv").write_text(GOOD)
+    statuses = {e.dataset: e.status for e in inspect_path(tmp_path).entries}
+    assert statuses["ok.csv"] == "loaded"
+    assert statuses[name] == ("unrecognised" if name in ("empty.csv", "noise.csv") else "refused")
+
+
+def test_mixed_epoch_units_are_refused_and_store_unchanged(stored, capsys):
+    cfg, store, manifest, table = stored
+    ms = [1704067200000 + d * 86_400_000 for d in range(20)]
+    rows = [f"{t},1,2,0.5,1.5,3\n" for t in ms]
+    rows[7] = f"{ms[7] // 1000},1,2,0.5,1.5,3\n"  # one row written in seconds
+    (cfg.parent / "px.csv").write_text("timestamp,open,high,low,close,volume\n" + "".join(rows))
+    capsys.readouterr()
+    assert main(["data", "ingest", "--config", str(cfg)]) == 2
+    assert "line 9: timestamp column 'timestamp' mixes epoch units" in capsys.readouterr().err
+    assert store.manifest() == manifest and store.read("px", "bars").equals(table)
 
 
 def test_paths_resolve_against_the_config_folder(tmp_path, capsys, monkeypatch):

@@ -121,3 +121,19 @@ def test_generic_daily(write, load):
     assert list(t.series.unique()) == ["alpha"] and set(t.entity) == {"BTC"}
     assert np.isnan(t.value.iloc[1])
     assert (t.available_at - t.ts_event == NS_PER_DAY + 2 * NS_PER_HOUR).all()
+
+
+@pytest.mark.parametrize(("fmt", "text"), [
+    ("daily", "date,metric\n2024-01-01,1\n2024-01-08,2\n2024-01-15,3\n2024-01-22,4\n"),
+    ("date_data", "Date,Data\n2024.1.1,1\n2024.1.8,2\n2024.1.15,3\n2024.1.22,4\n"),
+])
+def test_weekly_dated_values_are_known_when_their_week_ends(write, load, fmt, text):
+    """Read as daily, a weekly value stamped at its week's start would be visible 6 days early."""
+    r = load(fmt, "exogenous", write("weekly_metric.csv", text))
+    ts = r.table["ts_event"].to_numpy()
+    np.testing.assert_array_equal(r.table["available_at"].to_numpy() - ts, np.full(4, 7 * NS_PER_DAY))
+    assert "dates every 7d" in r.report.get("period_inferred")[0].detail
+    daily = load(fmt, "exogenous", write("daily_metric.csv", text.replace(".8,", ".2,").replace("-08,", "-02,")
+                                          .replace(".15,", ".3,").replace("-15,", "-03,").replace(".22,", ".4,").replace("-22,", "-04,")))
+    np.testing.assert_array_equal(daily.table["available_at"].to_numpy() - daily.table["ts_event"].to_numpy(), np.full(4, NS_PER_DAY))
+    assert not daily.report.get("period_inferred")

@@ -95,6 +95,25 @@ def test_binance_funding_rest_json_and_csv(tmp_path, load):
     assert t["interval_ns"].to_pylist() == [8 * NS_PER_HOUR] * 2 and t["instrument"][0].as_py() == "BTCUSDT"
 
 
+def test_binance_premium_index_snapshots_as_mark_and_index(tmp_path, load):
+    """Polled /fapi/v1/premiumIndex responses: mark and index price; their lastFundingRate is only
+    the predicted rate, so reading them as funding is refused; other JSON records are not skipped."""
+    path = tmp_path / "BTCUSDT-premiumIndex.json"
+    path.write_text(json.dumps([{"symbol": "BTCUSDT", "markPrice": str(42000 + k), "indexPrice": str(41990 + k),
+                                 "lastFundingRate": "0.0001", "nextFundingTime": 1704096000000, "time": 1704067200000 + k * 60_000}
+                                for k in range(3)]))
+    d = detect(path)
+    assert (d.format, d.kinds) == ("binance_funding", ("mark",))
+    r = load("binance_funding", "mark", path)
+    assert r.table["mark_price"].to_pylist() == [42000, 42001, 42002] and r.table["index_price"].to_pylist() == [41990, 41991, 41992]
+    assert r.table["ts_event"][1].as_py() == T0 + 60 * 10**9 and r.report.count("nan") == 0
+    with pytest.raises(DataError, match="lastFundingRate is the rate predicted for the next settlement"):
+        load("binance_funding", "funding", path)
+    other = tmp_path / "orders.json"
+    other.write_text(json.dumps([{"orderId": 1}]))
+    assert detect(other).status == "unknown"
+
+
 def test_binance_premium_and_mark_kline_csv(tmp_path, load):
     head = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"
     rows = lambda vals: "".join(  # noqa: E731
@@ -111,6 +130,47 @@ def test_binance_premium_and_mark_kline_csv(tmp_path, load):
     mark.write_text(head + rows([42000.5, 42010.0, 41990.0]))
     assert detect(mark).kinds == ("mark",)
     assert load("binance_klines", "mark", mark).table["mark_price"].to_pylist() == [42000.5, 42010.0, 41990.0]
+
+
+def test_binance_trade_klines_with_without_header_and_in_microseconds(tmp_path, load, capsys):
+    """data.binance.vision kline CSVs: trade bars with a header, older files without one, and the
+    2025 spot files whose times are in microseconds: all detected and read to the same instants."""
+    head = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"
+
+    def rows(scale: int, volume: float) -> str:
+        return "".join(f"{(1704067200000 + k * 3600_000) * scale},{v},{v + 1},{v - 1},{v},{volume},"
+                       f"{(1704067200000 + (k + 1) * 3600_000) * scale - 1},0,60,0,0,0\n" for k, v in enumerate([42000.0, 42010.0, 41990.0]))
+
+    (tmp_path / "trades").mkdir()
+    files = {"BTCUSDT-1h-2024-01.csv": head + rows(1, 12.5), "ETHUSDT-1h-2019-01.csv": rows(1, 3.0),
+             "LTCUSDT-1h-2025-01.csv": head + rows(1000, 5.0)}
+    for name, text in files.items():
+        (tmp_path / "trades" / name).write_text(text)
+    mark = tmp_path / "markPriceKlines" / "BTCUSDT-1h-2019-01.csv"
+    mark.parent.mkdir()
+    mark.write_text(rows(1, 0))
+    hours = [T0 + k * NS_PER_HOUR for k in range(3)]
+    for name in files:
+        d = detect(tmp_path / "trades" / name)
+        assert (d.format, d.kinds) == ("binance_klines", ("bars",)), (name, d.note)
+        r = load("binance_klines", "bars", tmp_path / "trades" / name)
+        assert r.table["ts_event"].to_pylist() == hours and r.table["close"].to_pylist() == [42000.0, 42010.0, 41990.0]
+        assert r.report.count("step_inferred") == 1
+    assert load("binance_klines", "bars", tmp_path / "trades" / "ETHUSDT-1h-2019-01.csv").report.get("no_header")
+    assert detect(mark).kinds == ("mark",)
+    assert load("binance_klines", "mark", mark).table["ts_event"].to_pylist() == [h + NS_PER_HOUR for h in hours]
+    # the REST responses (JSON lists of lists, prices as text) of the same klines
+    rest = [[1704067200000 + k * 3600_000, str(v), str(v), str(v), str(v), "0", 1704067200000 + (k + 1) * 3600_000 - 1, "0", 60, "0", "0", "0"]
+            for k, v in enumerate([1e-4, -2e-4, 5e-5])]
+    prem = tmp_path / "rest" / "BTCUSDT-premiumIndexKlines-1h.json"
+    prem.parent.mkdir()
+    prem.write_text(json.dumps(rest))
+    d = detect(prem)
+    assert (d.format, d.kinds) == ("binance_klines", ("exogenous",)) and "REST kline response" in d.note
+    t = load("binance_klines", "exogenous", prem).table
+    assert t["value"].to_pylist() == [1e-4, -2e-4, 5e-5] and t["ts_event"].to_pylist() == [h + NS_PER_HOUR for h in hours]
+    assert main(["data", "inspect", str(tmp_path)]) == 0
+    assert "unrecognised" not in capsys.readouterr().out
 
 
 def test_websocket_mark_price_stream_as_mark_index_and_funding(tmp_path, load):
@@ -148,7 +208,9 @@ def test_open_interest_dumps_vendor_export_and_feature(tmp_path, load):
     vendor.write_text("Date,Data\n2024.1.1,10\n2024.1.2,20\n2024.1.3,40\n")
     d = detect(vendor)
     assert (d.format, d.kinds) == ("date_data", ("open_interest",))
-    vt = load("date_data", "open_interest", vendor, instrument="BTC").table
+    vr = load("date_data", "open_interest", vendor, instrument="BTC")
+    vt = vr.table
+    assert vr.report.count("nan") == 0  # no notional column in a Date,Data export: NaN by construction, not missing
     assert vt["available_at"][0].as_py() == T0 + 24 * NS_PER_HOUR  # a day's value: known at the day's end
     with pytest.raises(DataError, match="negative open_interest"):
         bad = tmp_path / "neg_open_interest.csv"

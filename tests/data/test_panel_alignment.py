@@ -159,8 +159,11 @@ def test_funding_rate_settled_none_and_spot() -> None:
 def test_funding_outside_coverage_or_gapped_or_nan_is_never_zero() -> None:
     with pytest.raises(MissingFundingError, match="covers settlements"):
         assemble_panel(_funding_cfg("f", clock_end="2024-01-02T12:00:00"), _funding_tables([0, 8, 16, 24], [1e-4] * 4))
-    with pytest.raises(MissingFundingError, match="no settlement between"):
+    with pytest.raises(MissingFundingError, match=r"no settlement at 2024-01-01T08:00:00Z and 2 more settlement instants"):
         assemble_panel(_funding_cfg("f"), _funding_tables([0, 32], [1e-4, 1e-4]))
+    # even one missing settlement (a gap of two intervals) is refused: uncharged it would be a silent zero
+    with pytest.raises(MissingFundingError, match=r"no settlement at 2024-01-01T16:00:00Z \(interval 8h\)"):
+        assemble_panel(_funding_cfg("f"), _funding_tables([0, 8, 24], [1e-4] * 3))
     p = assemble_panel(_funding_cfg("f"), _funding_tables([0, 8, 16, 24], [1e-4, np.nan, 1e-4, 1e-4]))
     assert np.isnan(p.fields["funding_settled"][7, 0])  # unknown settled amount stays unknown
 

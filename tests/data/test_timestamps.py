@@ -52,6 +52,9 @@ D = parse_timestamp
         (["1700000000000", "1700000060000"], ["2023-11-14T22:13:20", "2023-11-14T22:14:20"]),  # epoch ms as text
         (["20240101", "20240102"], ["2024-01-01", "2024-01-02"]),
         (["Jan 5 2020", "Feb 6 2020"], ["2020-01-05", "2020-02-06"]),
+        (["2020-01-01 00:00:00 UTC", "2020-01-02 00:30:00 UTC"], ["2020-01-01T00:00", "2020-01-02T00:30"]),  # zone as a word
+        (["2020.1.5 9:30 GMT", "2020.1.6 9:30Z"], ["2020-01-05T09:30", "2020-01-06T09:30"]),
+        (["2020.1.5 9:30 +01:00", "2020.1.6 10:30 +01:00"], ["2020-01-05T08:30", "2020-01-06T09:30"]),  # offset after a space
     ],
 )
 def test_text_timestamp_styles(values, expected):
@@ -81,6 +84,8 @@ def test_explicit_format_and_ambiguity():
 def test_mixed_offsets_and_unparseable_are_errors_naming_file_row_value():
     with pytest.raises(DataError, match=r"x.csv, line 3: .*mixes timezone offsets.*'2024-01-01T05:00:00\+05:00'"):
         _ns(["2024-01-01T00:00:00+00:00", "2024-01-01T05:00:00+05:00"])
+    with pytest.raises(DataError, match=r"mixes timezone offsets \(\+0000 in its first rows, no offset in"):
+        _ns(["2024-01-01T00:00:00Z", "2024-01-01T01:00:00"])  # aware and naive
     with pytest.raises(DataError, match="mixes timezone offsets"):
         _ns(["2024-01-01T00:00:00", "2024-01-01T01:00:00Z"])  # naive and aware
     with pytest.raises(DataError, match=r"x.csv, line 3: .*'not a date'"):
@@ -122,7 +127,9 @@ def test_date_data_vendor_layout_folder_file_and_config(tmp_path):
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
     panel = build_panel(load_config(tmp_path / "exp.yaml"))
     # value dated D is known at D + 1d: on 10-07 the 10-06 value (2.5); the 10-07 cell is missing
-    np.testing.assert_array_equal(panel.fields["Data"][:, 0], [2.5, 2.5, 4.0])
+    # the generic loader names a Date,Data file's one metric after the file, as date_data does
+    np.testing.assert_array_equal(panel.fields["btc_active_addresses"][:, 0], [2.5, 2.5, 4.0])
+    assert "Data" not in panel.fields
 
 
 # ------------------------------------------------------------------------------- fuzz
@@ -166,5 +173,37 @@ def test_fuzz_number_coercion_only_raises_dea_errors(values):
 
 
 def test_text_epochs_out_of_range_are_refused():
-    with pytest.raises(DataError, match=r"line 3: .*'9000000000000000000'.*outside the years"):
+    with pytest.raises(DataError, match=r"line 3: .*'9300000000000000000'.*outside the years"):
+        _ns(["1700000000000000000", "9300000000000000000", "1700000060000000000"])
+    with pytest.raises(DataError, match=r"line 3: .*mixes epoch units: most values are s but 9000000000000000000"):
         _ns(["1700000000", "9000000000000000000", "1700000060"])
+
+
+@pytest.mark.parametrize("column", [pa.array([1700000000000, 1700000060000, 1700000120, 1700000180000], pa.int64()),
+                                    pa.array(["1700000000000", "1700000060000", "1700000120", "1700000180000"])])
+def test_epochs_of_mixed_units_are_refused_not_placed_in_1970(column):
+    """One row in seconds among milliseconds would read as 1970-01-20 and be sorted to the front."""
+    from dea.data.loaders.coerce import time_ns
+
+    with pytest.raises(DataError, match=r"x.csv, line 4: .*mixes epoch units: most values are ms but 1700000120 "
+                                        r"\(1 of 4 values\) reads as s; set the source's timestamp.unit"):
+        time_ns(pa.table({"ts": column}), "ts", "iso", _ctx(), explicit=False)
+    # a declared unit is the user's word: no inference, no refusal
+    ctx = _ctx()
+    ints = pa.array([1700000000000, 1700000120], pa.int64())
+    assert time_ns(pa.table({"ts": ints}), "ts", "ms", ctx, explicit=True).tolist() == [1700000000000 * 10**6, 1700000120 * 10**6]
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(10**8, 2**63 - 1)), min_size=1, max_size=6),
+       as_text=st.booleans())
+def test_fuzz_inferred_epoch_units_only_raise_dea_errors(values, as_text):
+    """Unit inference by magnitude (and its one-unit check) on any integers, as numbers or text."""
+    from dea.data.loaders.coerce import time_ns
+
+    col = pa.array([str(v) for v in values]) if as_text else pa.array(values, pa.int64())
+    try:
+        out = time_ns(pa.table({"ts": col}), "ts", "iso", _ctx(), explicit=False)
+    except DeaError:
+        return
+    assert len(out) == len(values)

@@ -61,6 +61,8 @@ def resolve_step(ctx: LoadContext, ts: np.ndarray, codes: np.ndarray | None = No
     order = np.argsort(ts, kind="stable") if codes is None else np.lexsort((ts, codes))
     step = infer_step(ts[order], (np.zeros(len(ts), dtype=np.int64) if codes is None else codes)[order])
     if step is None:
+        if len(ts) == 0:
+            ctx.fail("the file has no data rows (a header only); nothing to load")
         ctx.fail("cannot infer the bar step from fewer than two distinct timestamps; set the source's step")
     ctx.report.add("step_inferred", 1, None, f"bar step {format_duration(step)} inferred from the median spacing", "used")
     return step

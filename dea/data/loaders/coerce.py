@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dea.data.loaders.context import LoadContext
-from dea.data.loaders.timeparse import epoch_unit, parse_text_times
+from dea.data.loaders.timeparse import check_one_unit, epoch_unit, parse_text_times
 from dea.timeutil import NS_PER_DAY, NS_PER_MS, NS_PER_S, NS_PER_US
 
 NUMBER_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
@@ -183,6 +183,7 @@ def time_ns(table: pa.Table, name: str, unit: str, ctx: LoadContext, explicit: b
     if not explicit and unit == "iso":
         guess = infer_epoch_unit(col)
         if guess is not None:
+            check_one_unit(_combine(col).to_numpy(zero_copy_only=False), guess, name, ctx)
             ctx.report.add(
                 "timestamp_unit_inferred", 1, None, f"column {name!r} read as epoch {guess} from its magnitude", "used"
             )

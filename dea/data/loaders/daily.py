@@ -1,7 +1,8 @@
 """Daily exogenous series (sentiment, macro, any dated CSV) -> long ``exogenous`` rows.
 
 A daily value dated D describes day D and is known at the earliest when that day has ended, so
-``available_at = start of D + step (1d unless configured) + publication_lag``; the lag (e.g.
+``available_at = start of D + step + publication_lag``, the step being the configured one, else
+1d, else the dates' typical spacing when longer (weekly or monthly values: :func:`dated_period`); the lag (e.g.
 ``1d`` for FRED's next-business-day publication) is set per source.
 
 Which columns become series: ``series`` (a list of series or file column names) when given,
@@ -51,11 +52,26 @@ from dea.timeutil import NS_PER_DAY, parse_duration
 KINDS = frozenset({"exogenous"})
 
 
+def dated_period(ctx: LoadContext, ts: np.ndarray) -> int:
+    """The period a dated value describes when no ``step`` is configured: one day, or the
+    typical spacing of the dates in whole days when that is longer. A weekly value stamped at its
+    week's start read as daily would be visible six days before its week is over (look-ahead);
+    read this way it is visible when the week ends (reported as ``period_inferred``)."""
+    u = np.unique(ts)
+    if len(u) < 3:
+        return NS_PER_DAY
+    days = max(1, int(round(float(np.median(np.diff(u))) / NS_PER_DAY)))
+    if days > 1:
+        ctx.report.add("period_inferred", 1, None,
+                       f"dates every {days}d: each value is available at the end of its {days}-day period (set step to override)", "used")
+    return days * NS_PER_DAY
+
+
 def day_available(ctx: LoadContext, ts: np.ndarray) -> np.ndarray:
     """End of the period the row describes plus the publication lag."""
     if ctx.src.step is None:
         start = ts - np.mod(ts, NS_PER_DAY)
-        return start + NS_PER_DAY + ctx.lag_ns
+        return start + dated_period(ctx, start) + ctx.lag_ns
     return ts + parse_duration(ctx.src.step) + ctx.lag_ns
 
 
@@ -134,8 +150,36 @@ def _load(ctx: LoadContext, preset_time: str | None, entity: str, rename: Callab
 
 
 def load_daily(ctx: LoadContext) -> pa.Table:
-    """Generic dated CSV (one row per day, one column per series)."""
-    return _load(ctx, None, "")
+    """Generic dated CSV (one row per day, one column per series).
+
+    A vendor ``Date,Data`` file (one metric) names its series after the file, as the
+    ``date_data`` format does. A Google Trends export read this way would bring in its level
+    with the provider's whole-window scaling (look-ahead) unflagged, so its level is refused
+    here (see :func:`load_google_trends`).
+    """
+    ctx.options(NoOptions)
+    table = read_any(ctx)
+    tcol, ts = event_time(ctx, table, None)
+    values = [c for c in table.column_names if c not in (tcol, ROW_COLUMN)]
+    if len(values) == 1 and values[0].lower() in ("data", "value") and not ctx.src.columns and ctx.src.series is None:
+        series = {snake(file_stem(ctx.path)): values[0]}
+    else:
+        series = select_series(ctx, table, tcol)
+    _refuse_trends_level(ctx, table, series)
+    return long_exogenous(ctx, table, ts, day_available(ctx, ts), series, ctx.src.entity or "")
+
+
+def _refuse_trends_level(ctx: LoadContext, table: pa.Table, series: dict[str, str]) -> None:
+    """Refuse a Google Trends level (a ``google_trends`` file's term column, or a ``Search Volume``)."""
+    trends = "google_trends" in file_stem(ctx.path).lower() or {"trend_relative_diff", "trend_log_return"} & set(table.column_names)
+    level = [c for c in series.values() if c.lower() in TRENDS_COLUMNS or (trends and not c.startswith("trend"))]
+    if trends and level:
+        ctx.fail(
+            f"column {level[0]!r} is a Google Trends level, scaled by the provider over the whole file's "
+            "window, so a past value depends on later data (look-ahead); use format: google_trends (or social for "
+            "the btc_social files), which rescale it causally (options to accept the look-ahead explicitly), or "
+            "leave it out with series: [...]"
+        )
 
 
 def load_fred(ctx: LoadContext) -> pa.Table:
@@ -196,23 +240,44 @@ def load_google_trends(ctx: LoadContext) -> pa.Table:
     series = select_series(ctx, table, tcol, rename)
     level = series.get("trend")
     if level is not None and opts.level == "causal":
-        order = np.argsort(ts, kind="stable")
-        raw = to_float64(column(table, level, ctx, "trend"), level, ctx).to_numpy(zero_copy_only=False)
-        scaled = np.empty_like(raw)
-        scaled[order] = causal_rescale(raw[order], opts.anchor_days)
-        table = table.set_column(table.schema.get_field_index(level), level, pa.array(scaled))
-        ctx.report.add("causal_rescale", 1, None, f"{level!r} divided by its first {opts.anchor_days} days' mean (provider scaling is look-ahead)", "rescaled")
+        table = _rescale_column(ctx, table, ts, level, opts.anchor_days)
     out = long_exogenous(ctx, table, ts, day_available(ctx, ts), series, ctx.src.entity or trends_entity(ctx))
     if level is not None and opts.level == "raw_lookahead":
         ctx.report.add("lookahead", 1, None, f"{level!r} keeps the provider's whole-window scaling", "marked look-ahead")
     return out
 
 
+def _rescale_column(ctx: LoadContext, table: pa.Table, ts: np.ndarray, name: str, anchor: int) -> pa.Table:
+    """``table`` with column ``name`` rescaled causally (:func:`causal_rescale`, in time order)."""
+    order = np.argsort(ts, kind="stable")
+    raw = to_float64(column(table, name, ctx, name), name, ctx).to_numpy(zero_copy_only=False)
+    scaled = np.empty_like(raw)
+    scaled[order] = causal_rescale(raw[order], anchor)
+    ctx.report.add("causal_rescale", 1, None, f"{name!r} divided by its first {anchor} days' mean (provider scaling is look-ahead)", "rescaled")
+    return table.set_column(table.schema.get_field_index(name), name, pa.array(scaled))
+
+
+# Social-data columns that are Google Trends levels (pytrends "Search Volume", stitched and scaled
+# over the whole download window), and the series names the social loader gives them.
+TRENDS_COLUMNS = ("search volume", "search_volume")
+SOCIAL_TRENDS_SERIES = ["search_volume", "google_trends"]
+
+
 def lookahead_series(src: "SourceConfig") -> list[str]:
     """Series a source declares look-ahead (Google Trends levels read with ``level: raw_lookahead``)."""
     if src.format == "google_trends" and src.options.get("level") == "raw_lookahead":
         return ["trend"]
+    if src.format == "social" and src.options.get("trends_level") == "raw_lookahead":
+        return list(SOCIAL_TRENDS_SERIES)
     return []
+
+
+class SocialOptions(StrictModel):
+    """``trends_level``: a Google Trends search-volume column is rescaled ``causal``-ly (default) or
+    kept with the provider's scaling and marked look-ahead (``raw_lookahead``), as for Google Trends."""
+
+    trends_level: Literal["causal", "raw_lookahead"] = "causal"
+    anchor_days: int = Field(default=30, ge=1)
 
 
 def social_name(path_stem: str) -> str:
@@ -220,10 +285,19 @@ def social_name(path_stem: str) -> str:
 
 
 def load_social(ctx: LoadContext) -> pa.Table:
-    """btc_social_2014_2021 sentiment / volume / index CSVs."""
-    ctx.options(NoOptions)
+    """btc_social_2014_2021 sentiment / volume / index CSVs.
+
+    Its Google Trends ``Search Volume`` (in ``indirect__google_trends.csv`` and
+    ``final_dataset.csv``) is scaled by the provider over the whole window: rescaled causally
+    unless ``options.trends_level: raw_lookahead`` (then marked look-ahead)."""
+    opts = ctx.options(SocialOptions)
     table = read_any(ctx)
     tcol, ts = event_time(ctx, table, None)
+    for c in [c for c in table.column_names if c.lower() in TRENDS_COLUMNS]:
+        if opts.trends_level == "causal":
+            table = _rescale_column(ctx, table, ts, c, opts.anchor_days)
+        else:
+            ctx.report.add("lookahead", 1, None, f"{c!r} keeps the provider's whole-window scaling", "marked look-ahead")
     value_cols = [c for c in table.column_names if c not in (tcol, ROW_COLUMN)]
     stem = social_name(file_stem(ctx.path))
 

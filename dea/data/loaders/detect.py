@@ -53,6 +53,10 @@ def _columns(path: Path) -> list[str] | None:
 
         return list(pq.read_schema(path).names)
     line = _first_line(path)
+    from dea.data.loaders.futures import KLINE_COLUMNS, headerless_klines
+
+    if headerless_klines(line):
+        return KLINE_COLUMNS[: len(line.split(b","))]
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -67,6 +71,15 @@ def _data(path: Path, fmt: str, kinds: tuple[str, ...], note: str = "", **option
 
 
 def _from_columns(path: Path, cols: list[str]) -> Detection:
+    """The detection of :func:`_match_columns`, with the reason stated when the rule gave none."""
+    det = _match_columns(path, cols)
+    if det.status == "data" and not det.note:
+        shown = ", ".join(cols[:6]) + (", ..." if len(cols) > 6 else "")
+        det = Detection(det.path, det.status, f"recognised by its columns ({shown})", det.format, det.kinds, det.options)
+    return det
+
+
+def _match_columns(path: Path, cols: list[str]) -> Detection:
     s = set(cols)
     low = {c.lower() for c in cols}
     name = path.name.lower()
@@ -130,11 +143,33 @@ def _rest_dump(path: Path) -> Detection | None:
         return None
     if not head.startswith(b"["):
         return None
+    if head.startswith(b"[["):
+        return _rest_klines(path)
     if b'"fundingRate"' in head and b'"fundingTime"' in head:
         return _data(path, "binance_funding", ("funding",), note="Binance REST funding-rate dump (fundingTime/fundingRate)")
     if b'"sumOpenInterest"' in head or b'"openInterest"' in head:
         return _data(path, "open_interest", ("open_interest",), note="REST open-interest dump")
+    if b'"markPrice"' in head and b'"indexPrice"' in head and b'"lastFundingRate"' in head:
+        return _data(path, "binance_funding", ("mark",), note="Binance REST premiumIndex snapshots (mark and index price)")
+    if head.startswith(b"[{"):
+        return Detection(path, "unknown", "a JSON list of records that is not a REST dump DEA reads (funding, open interest, klines, premiumIndex)")
     return None
+
+
+def _rest_klines(path: Path) -> Detection | None:
+    from dea.data.loaders.futures import candle_type, kind_of_candle, rest_klines_table
+
+    try:
+        table = rest_klines_table(_head_bytes(path, 64 << 20))
+    except Exception as exc:  # noqa: BLE001 - detection never raises (corrupt gzip, zlib errors ...)
+        return Detection(path, "unknown", f"unreadable: {type(exc).__name__}: {str(exc)[:120]}")
+    if table is None:
+        return Detection(path, "unknown", "a JSON list of lists that is not a Binance kline response (11 or 12 fields per row)")
+    try:
+        candle, why = candle_type(path, table)
+    except Exception as exc:  # noqa: BLE001 - as above
+        return Detection(path, "unknown", f"Binance REST klines with unreadable values: {str(exc)[:100]}")
+    return _data(path, "binance_klines", (kind_of_candle(candle),), note=f"Binance REST kline response, {candle} candles: {why}")
 
 
 def _head_bytes(path: Path, size: int = 4 << 20) -> bytes:
@@ -164,7 +199,11 @@ def _head_table(path: Path, rows: int = 5000):  # noqa: ANN202 - pyarrow table
     opener = gzip.open if magic == b"\x1f\x8b" else open
     with opener(path, "rb") as fh:  # type: ignore[operator]
         head = b"".join(fh.readline(1 << 16) for _ in range(rows + 1)).lstrip(b"\xef\xbb\xbf")
-    return pacsv.read_csv(io.BytesIO(head))
+    from dea.data.loaders.futures import KLINE_COLUMNS, headerless_klines
+
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    names = KLINE_COLUMNS[: len(first.split(b","))] if headerless_klines(first) else None
+    return pacsv.read_csv(io.BytesIO(head), read_options=pacsv.ReadOptions(column_names=names))
 
 
 def _ohlc(path: Path, low: set[str]) -> Detection:
@@ -224,5 +263,16 @@ def detect(path: Path) -> Detection:
     except Exception as exc:  # noqa: BLE001 - pyarrow raises its own types for foreign files
         return Detection(path, "unknown", f"unreadable: {type(exc).__name__}: {str(exc)[:120]}")
     if not cols:
+        try:
+            head = _head_bytes(path, 1 << 16)
+        except (OSError, EOFError) as exc:
+            return Detection(path, "unknown", f"unreadable: {str(exc)[:120]}")
+        if not head.strip():
+            return Detection(path, "unknown", "the file is empty")
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # not just a multi-byte character cut at the end
+                return Detection(path, "unknown", f"not UTF-8 text (byte {head[exc.start]:#04x} at offset {exc.start}) and not a table format DEA reads")
         return Detection(path, "unknown", "no header of comma-separated column names")
     return _from_columns(path, cols)

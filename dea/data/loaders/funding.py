@@ -130,6 +130,8 @@ def load_funding(ctx: LoadContext) -> pa.Table:
         order = np.lexsort((ts, codes))
         step = infer_step(ts[order], codes[order])
         if step is None:
+            if len(ts) == 0:
+                ctx.fail("the file has no data rows (a header only); nothing to load")
             ctx.fail("cannot infer the funding interval from fewer than two settlements; set options.interval")
         interval = step
         ctx.report.add("interval_inferred", 1, None, f"funding interval {format_duration(step)} from the median spacing", "used")

@@ -14,9 +14,13 @@ candle type is decided here, from the file name and confirmed by the values
 - Binance funding history (REST ``/fapi/v1/fundingRate`` JSON or CSV: ``symbol, fundingTime,
   fundingRate[, markPrice]``; data.binance.vision CSV: ``calc_time, funding_interval_hours,
   last_funding_rate``) as ``funding`` (and ``mark`` from ``markPrice``).
-- Binance mark / index / premium-index kline CSVs (``open_time, open, high, low, close, volume,
-  close_time, ...``): mark or index prices as ``mark``; the premium index as the exogenous
-  series ``premium_index`` of the symbol.
+- Binance REST ``/fapi/v1/premiumIndex`` snapshots (JSON list: ``markPrice, indexPrice,
+  lastFundingRate, time``) as ``mark`` with both prices; their ``lastFundingRate`` is only the
+  predicted rate, so reading them as ``funding`` is refused.
+- Binance kline CSVs (``open_time, open, high, low, close, volume, close_time, ...``; the older
+  data.binance.vision files have no header line, the 2025 spot files stamp in microseconds) and
+  the REST kline responses (JSON lists of lists): trade klines as ``bars``, mark or index prices
+  as ``mark``, the premium index as the exogenous series ``premium_index`` of the symbol.
 """
 
 from __future__ import annotations
@@ -185,7 +189,8 @@ def load_binance_funding(ctx: LoadContext) -> pa.Table:
     """Binance funding history (REST JSON/CSV or data.binance.vision CSV) as funding or mark."""
     ctx.options(NoOptions)
     table = read_rest_or_table(ctx)
-    tcol = ctx.src.timestamp.column or first_present(table, ["fundingTime", "calc_time", "funding_time"])
+    snapshot = first_present(table, ["lastFundingRate"]) is not None  # /fapi/v1/premiumIndex polls
+    tcol = ctx.src.timestamp.column or first_present(table, ["fundingTime", "calc_time", "funding_time"] + (["time"] if snapshot else []))
     if tcol is None:
         ctx.fail("no fundingTime / calc_time column; set the source's timestamp.column")
     t = column(table, tcol, ctx, "time")
@@ -195,8 +200,17 @@ def load_binance_funding(ctx: LoadContext) -> pa.Table:
     if ctx.kind == "mark":
         pcol = ctx.column("mark_price", "markPrice")
         price = to_float64(column(table, pcol, ctx, "mark price"), pcol, ctx)
-        return mark_rows(ctx, table, ts, ts + ctx.lag_ns, price, "mark_price", instrument)
+        out = mark_rows(ctx, table, ts, ts + ctx.lag_ns, price, "mark_price", instrument)
+        icol = ctx.src.columns.get("index_price") or first_present(table, ["indexPrice"])
+        if icol is not None:  # premiumIndex snapshots carry both prices
+            ctx.nan_exempt.discard("index_price")
+            index = to_float64(column(table, icol, ctx, "index price"), icol, ctx)
+            out = out.set_column(out.schema.get_field_index("index_price"), "index_price", index)
+        return out
     rcol = ctx.src.columns.get("rate") or first_present(table, ["fundingRate", "last_funding_rate", "funding_rate"])
+    if rcol is None and snapshot:
+        ctx.fail("a premiumIndex snapshot's lastFundingRate is the rate predicted for the next settlement, not a "
+                 "settled one; read it as kind mark, and funding from /fapi/v1/fundingRate history")
     if rcol is None:
         ctx.fail("no fundingRate / last_funding_rate column; map it with columns: {rate: <column>}")
     rate = to_float64(column(table, rcol, ctx, "rate"), rcol, ctx)
@@ -211,10 +225,69 @@ def load_binance_funding(ctx: LoadContext) -> pa.Table:
     return funding_table(ctx, table, ts, rate, interval, instrument)
 
 
+KLINE_COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time",
+                 "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore"]
+_NUMBER = re.compile(rb"^\s*-?\d+(\.\d*)?([eE][+-]?\d+)?\s*$")
+
+
+def headerless_klines(first_line: bytes) -> bool:
+    """A Binance kline CSV without its header line (data.binance.vision files before 2022):
+    11 or 12 numeric cells, the first an epoch in ms or us."""
+    cells = first_line.strip().split(b",")
+    return len(cells) in (11, 12) and all(_NUMBER.match(c) for c in cells) and cells[0].strip().isdigit() and 13 <= len(cells[0].strip()) <= 16
+
+
+def rest_klines_table(raw: bytes) -> pa.Table | None:
+    """A Binance REST kline response (``/fapi/v1/klines``, ``markPriceKlines``, ``indexPriceKlines``,
+    ``premiumIndexKlines``: a JSON list of 11/12-element lists) as a table of text cells, or None."""
+    if not raw.lstrip().startswith(b"[["):
+        return None
+    try:
+        rows = json.loads(raw)
+    except ValueError:
+        return None
+    if not rows or not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        return None
+    n = len(rows[0])
+    if n not in (11, 12) or any(len(r) != n for r in rows):
+        return None
+    cols = {name: pa.array([None if r[k] is None else str(r[k]) for r in rows], pa.string()) for k, name in enumerate(KLINE_COLUMNS[:n])}
+    return pa.table(cols)
+
+
+def _read_klines(ctx: LoadContext) -> pa.Table:
+    from dea.data.loaders.tabular import read_bytes, read_csv
+
+    if ctx.path.suffix.lower() in (".feather", ".parquet", ".arrow", ".ipc"):
+        return read_any(ctx)
+    raw = read_bytes(ctx.path)
+    rest = rest_klines_table(raw)
+    if rest is not None:
+        ctx.line_offset = None
+        ctx.report.add("rest_klines", 1, None, "Binance REST kline response (JSON lists): columns named by position", "read")
+        return rest.append_column(ROW_COLUMN, pa.array(np.arange(rest.num_rows, dtype=np.int64)))
+    first = raw.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    if not headerless_klines(first):
+        return read_any(ctx)
+    n = len(first.split(b","))
+    ctx.report.add("no_header", 1, None, f"Binance kline CSV without a header line: columns {KLINE_COLUMNS[0]} .. {KLINE_COLUMNS[n - 1]}", "named by position")
+    return read_csv(ctx, data=raw, column_names=KLINE_COLUMNS[:n])
+
+
+def _kline_time(ctx: LoadContext, table: pa.Table) -> np.ndarray:
+    """open_time in ns: the configured unit, else ms or us from the magnitude (Binance spot files
+    switched to microseconds in 2025), every row checked to be of the same unit."""
+    from dea.data.loaders.coerce import time_ns
+
+    explicit = "unit" in ctx.src.timestamp.model_fields_set
+    return time_ns(table, "open_time", ctx.src.timestamp.unit if explicit else "iso", ctx, explicit=explicit)
+
+
 def load_binance_klines(ctx: LoadContext) -> pa.Table:
-    """Binance mark / index / premium-index kline CSV (``open_time ... close_time``)."""
+    """Binance mark / index / premium-index kline CSV (``open_time ... close_time``, with or without
+    the header line)."""
     ctx.options(NoOptions)
-    table = read_any(ctx)
+    table = _read_klines(ctx)
     if first_present(table, ["open_time"]) is None:
         cols = [c for c in table.column_names if c != ROW_COLUMN]
         ctx.fail(f"no 'open_time' column; Binance kline CSVs have open_time, open, high, low, close, volume, close_time (found {cols[:8]})")
@@ -222,14 +295,14 @@ def load_binance_klines(ctx: LoadContext) -> pa.Table:
     want = {"bars": "futures", "mark": ("mark", "index"), "exogenous": "premiumIndex"}.get(ctx.kind)
     if want is None or candle not in (want if isinstance(want, tuple) else (want,)):
         ctx.fail(f"this is a Binance {candle!r} kline file ({why}), not {ctx.kind}; declare kind {_KIND_OF[candle]}")
-    unit = ctx.src.timestamp.unit if "unit" in ctx.src.timestamp.model_fields_set else "ms"
-    ts = to_ns(column(table, "open_time", ctx, "time"), "open_time", unit, ctx)
-    step = resolve_step(ctx, ts, None, step_from_name(ctx.path))
+    ts = _kline_time(ctx, table)
     instrument = instrument_of(ctx, table, file_stem(ctx.path).split("-")[0])
+    if ctx.kind == "bars":
+        return load_bars(ctx, default_time="open_time", default_instrument=instrument if isinstance(instrument, str) else "",
+                         step_hint=step_from_name(ctx.path), table=table, ts=ts)
+    step = resolve_step(ctx, ts, None, step_from_name(ctx.path))
     close = to_float64(column(table, "close", ctx, "close"), "close", ctx)
     if ctx.kind == "exogenous":
         return premium_rows(ctx, table, ts + step, close, instrument)
-    if ctx.kind == "bars":
-        return load_bars(ctx, default_time="open_time", default_instrument=instrument if isinstance(instrument, str) else "", step_hint=step, table=table)
     at = ts + step
     return mark_rows(ctx, table, at, at + ctx.lag_ns, close, "mark_price" if candle == "mark" else "index_price", instrument)

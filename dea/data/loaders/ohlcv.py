@@ -38,13 +38,16 @@ def _instrument(ctx: LoadContext, table: pa.Table, default: str) -> str | pa.Arr
 
 
 def load_bars(
-    ctx: LoadContext, *, default_time: str | None, default_instrument: str, step_hint: int | None, table: pa.Table | None = None
+    ctx: LoadContext, *, default_time: str | None, default_instrument: str, step_hint: int | None,
+    table: pa.Table | None = None, ts: np.ndarray | None = None,
 ) -> pa.Table:
-    """Bars from ``table`` (read from ``ctx.path`` when not given)."""
+    """Bars from ``table`` (read from ``ctx.path`` when not given); ``ts``: the row times when the
+    caller has already read them (in int64 ns UTC)."""
     if table is None:
         ctx.options(NoOptions)
         table = read_any(ctx)
-    _, ts = event_time(ctx, table, default_time)
+    if ts is None:
+        _, ts = event_time(ctx, table, default_time)
     n = table.num_rows
     values: dict[str, pa.Array] = {}
     for name in ("open", "high", "low", "close", "volume"):

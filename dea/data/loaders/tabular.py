@@ -126,8 +126,11 @@ def _resolve_duplicates(table: pa.Table, copies: dict[str, list[str]], ctx: Load
     return table
 
 
-def read_csv(ctx: LoadContext, delimiter: str = ",", data: bytes | None = None) -> pa.Table:
-    """Parse a CSV file (optionally gzip'd) with vectorised pyarrow.csv; types are inferred."""
+def read_csv(ctx: LoadContext, delimiter: str = ",", data: bytes | None = None, column_names: list[str] | None = None) -> pa.Table:
+    """Parse a CSV file (optionally gzip'd) with vectorised pyarrow.csv; types are inferred.
+
+    ``column_names``: the file has no header line and its columns are these (row 0 is line 1).
+    """
     raw = read_bytes(ctx.path) if data is None else data
     raw = strip_bom(raw, ctx)
     if not raw.strip():
@@ -137,7 +140,11 @@ def read_csv(ctx: LoadContext, delimiter: str = ",", data: bytes | None = None) 
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise DataFormatError(f"{ctx.path}, line {line}: not UTF-8 text (byte {raw[exc.start]:#04x})") from None
-    names, copies = _dedupe(_header(raw, ctx, delimiter))
+    if column_names is None:
+        names, copies = _dedupe(_header(raw, ctx, delimiter))
+    else:
+        names, copies = list(column_names), {}
+        ctx.line_offset = 1
     bad_line: list[int | None] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -147,7 +154,7 @@ def read_csv(ctx: LoadContext, delimiter: str = ",", data: bytes | None = None) 
     def parse(as_text: list[str]) -> pa.Table:
         return pacsv.read_csv(
             io.BytesIO(raw),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=0 if column_names else 1, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 null_values=NULL_VALUES, strings_can_be_null=True, quoted_strings_can_be_null=True,

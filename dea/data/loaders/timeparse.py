@@ -5,13 +5,16 @@ every row. The rules, applied to a whole column at once:
 
 - an explicit ``timestamp.format`` (strptime codes, e.g. ``%d.%m.%Y``) is used as given;
 - text that is all integers/decimals is an epoch, its unit found from the magnitude
-  (s / ms / us / ns, dates 1973..2286), or ``YYYYMMDD`` when it has eight digits;
+  (s / ms / us / ns, dates 1973..2286), or ``YYYYMMDD`` when it has eight digits; a column
+  whose values are not all of that one unit (a row in seconds among milliseconds would land in
+  1970) is refused (:func:`check_one_unit`; integer columns too);
 - numeric dates with ``.``, ``/`` or ``-`` separators and parts that need not be zero-padded
   (``2009.10.5``, ``5/10/2009``, ``05.10.2009 13:00``): year first is read Y-M-D; year last is
   read day-first or month-first only when some row proves it (a first part above 12 means
   day-first, a second part above 12 month-first); a column where both readings fit every row is
   refused and asks for ``timestamp.format`` (never a guess);
-- anything else is ISO 8601 (``T`` or space, fractional seconds, ``Z``/``+hh:mm`` offsets),
+- anything else is ISO 8601 (``T`` or space, fractional seconds, ``Z``/``+hh:mm`` offsets, or
+  the zone as a word: ``13:00 UTC``, ``13:00 GMT``),
   then, failing that, a textual date (``Jan 5 2020``) read month-first;
 - naive times are UTC; offsets are converted to UTC, but a column that mixes offsets (or mixes
   offset and naive times) is refused: a file whose rows disagree on their clock cannot be
@@ -32,7 +35,7 @@ if TYPE_CHECKING:  # pandas is imported inside the parsers: reading the canonica
 
 _NUMERIC = re.compile(r"^\s*[+-]?\d+(\.\d*)?\s*$")
 _DMY = r"^\s*(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})(?:(?:[ T]+)(.*))?\s*$"
-_OFFSET = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?\s*$"
+_OFFSET = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(Z|z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?\s*$"
 _EPOCH_BOUNDS = (("ns", 1e17), ("us", 1e14), ("ms", 1e11), ("s", 1e8))
 _UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
@@ -43,6 +46,24 @@ def epoch_unit(magnitude: float) -> str | None:
         if lo <= magnitude < lo * 1e2:
             return unit
     return None
+
+
+def check_one_unit(v: np.ndarray, unit: str, name: str, ctx: LoadContext, shown: np.ndarray | None = None) -> None:
+    """Refuse a column whose epochs are not all of the unit inferred from its median: a few
+    seconds among milliseconds would otherwise land in 1970 and be sorted silently to the front."""
+    mag = np.abs(np.asarray(v, dtype=np.float64))
+    lo = dict(_EPOCH_BOUNDS)[unit]
+    odd = np.isfinite(mag) & ((mag < lo) | (mag >= lo * 1e2))
+    if odd.any():
+        i = int(np.argmax(odd))
+        value = str(shown[i] if shown is not None else v[i])[:40]
+        other = epoch_unit(float(mag[i]))
+        ctx.fail(
+            f"timestamp column {name!r} mixes epoch units: most values are {unit} but {value} "
+            f"({int(odd.sum())} of {len(mag)} values) {'reads as ' + other if other else 'fits no epoch unit of the same era'}; "
+            "set the source's timestamp.unit if the column is really one unit",
+            row=i,
+        )
 
 
 def parse_text_times(values: np.ndarray, name: str, ctx: LoadContext, fmt: str | None = None) -> np.ndarray:
@@ -78,6 +99,7 @@ def _text_epoch(s: pd.Series, name: str, ctx: LoadContext) -> np.ndarray:
             f"timestamp column {name!r} holds numbers ({s.iloc[0]!r}...) whose magnitude fits no epoch unit; "
             "set the source's timestamp.unit (s, ms, us, ns) or timestamp.format"
         )
+    check_one_unit(v, unit, name, ctx, s.to_numpy())
     ns = v * _UNIT_NS[unit]
     bad = ~np.isfinite(ns) | (np.abs(ns) >= 9.2e18)
     if bad.any():
@@ -135,7 +157,9 @@ def _parse_numeric_dates(s: pd.Series, parts: pd.DataFrame, name: str, ctx: Load
         i = int(np.argmax(bad.to_numpy())) if bad.any() else int(np.argmax(year_last.to_numpy()))
         ctx.fail(f"timestamp column {name!r}: cannot tell the year in {s.iloc[i]!r}; set timestamp.format", row=i)
     iso = y.map("{:04d}".format) + "-" + m.map("{:02d}".format) + "-" + d.map("{:02d}".format)
-    rest = parts[4].fillna("")
+    # "13:00 UTC", "13:00 GMT", "13:00 +01:00": the zone written as a word or after a space
+    rest = parts[4].fillna("").str.strip()
+    rest = rest.str.replace(r"\s*(?:UTC|GMT|utc|gmt)$", "Z", regex=True).str.replace(r"\s+([+-]\d{2}(?::?\d{2})?)$", r"\1", regex=True)
     iso = iso.where(rest == "", iso + "T" + rest.str.strip())
     return pd.to_datetime(iso, utc=True, format="ISO8601", errors="coerce"), how
 
@@ -145,7 +169,7 @@ def _check_offsets(s: pd.Series, name: str, ctx: LoadContext) -> None:
     timed = s.str.contains(r"\d:\d{2}", regex=True)
     if not timed.any():
         return
-    norm = off[timed].fillna("naive").str.upper().str.replace("UTC", "Z").str.replace(":", "", regex=False)
+    norm = off[timed].fillna("naive").str.upper().str.replace("UTC", "Z").str.replace("GMT", "Z").str.replace(":", "", regex=False)
     norm = norm.where(~norm.isin(["Z", "+00", "+0000", "-0000", "-00"]), "+0000")
     norm = norm.where(norm.str.len() != 3, norm + "00")
     kinds = norm.unique()
@@ -161,7 +185,7 @@ def _check_offsets(s: pd.Series, name: str, ctx: LoadContext) -> None:
 
 
 def _show(offset: str) -> str:
-    return "no offset" if offset == "naive" else offset
+    return "no offset" if offset.lower() == "naive" else offset
 
 
 def _to_ns(s: pd.Series, parsed: pd.Series, name: str, ctx: LoadContext, how: str) -> np.ndarray:

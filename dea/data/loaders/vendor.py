@@ -12,7 +12,8 @@
 
 Time: a configured ``step`` means each value describes the period starting at its stamp, so it
 is available at ``ts + step + publication_lag``; without it, a file whose stamps are all
-midnights is read as daily values (step 1d, reported as ``step_inferred``) and any other file
+midnights is read as daily values (step 1d, reported as ``step_inferred``; weekly or monthly
+dates get their spacing, see :func:`dea.data.loaders.daily.dated_period`) and any other file
 as snapshots, available at ``ts + publication_lag``.
 """
 
@@ -41,8 +42,12 @@ def _period(ctx: LoadContext, ts: np.ndarray) -> int:
     if ctx.src.step is not None:
         return parse_duration(ctx.src.step)
     if len(ts) and np.all(np.mod(ts, NS_PER_DAY) == 0):
-        ctx.report.add("step_inferred", 1, None, "every stamp is a midnight: daily values, available at the day's end", "used")
-        return NS_PER_DAY
+        from dea.data.loaders.daily import dated_period
+
+        period = dated_period(ctx, ts)
+        if period == NS_PER_DAY:
+            ctx.report.add("step_inferred", 1, None, "every stamp is a midnight: daily values, available at the day's end", "used")
+        return period
     return 0
 
 
@@ -91,6 +96,7 @@ def load_date_data(ctx: LoadContext) -> pa.Table:
     _, ts = event_time(ctx, table)
     value = to_float64(column(table, vcol, ctx, "value"), vcol, ctx)
     if ctx.kind == "open_interest":
+        ctx.nan_exempt.add("open_interest_value")  # a Date,Data export has no notional column
         return _oi_table(ctx, table, ts, value, nan_array(table.num_rows), instrument_of(ctx, table, file_stem(ctx.path).split("-")[0]))
     series = ctx.src.series[0] if ctx.src.series else snake(file_stem(ctx.path))
     if ctx.src.series and len(ctx.src.series) != 1:
