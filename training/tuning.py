@@ -125,7 +125,11 @@ def open_study(cfg: ExperimentConfig, storage: str, study: str, seed_offset: int
         load_if_exists=True,
     )
     if st.metric_names != [tc.metric]:  # the dashboard and plots then say "sharpe", not "Objective 0"
-        st.set_metric_names([tc.metric])
+        import warnings
+
+        with warnings.catch_warnings():  # "experimental since 3.2": stable in practice, noise to a user
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            st.set_metric_names([tc.metric])
     return st
 
 

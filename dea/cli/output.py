@@ -31,7 +31,11 @@ NOISY_LOGGERS: tuple[str, ...] = (
     "urllib3",
     "matplotlib",
     "numba",
+    "onnxscript",  # the exporter's optimiser: "Removed 7 unused nodes", "Skipping constant folding ..."
+    "onnx_ir",
 )
+#: a warning repeated this often (same logger, template and subject) is then only counted
+REPEATS_SHOWN = 3
 _HANDLER_NAME = "dea-cli"
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
@@ -42,6 +46,34 @@ class _DropTorchvisionNote(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.name.startswith("torch.onnx") and "torchvision is not installed" in str(record.msg))
+
+
+class RepeatedWarnings(logging.Filter):
+    """Show a repeated warning ``shown`` times, then say that further ones are held back.
+
+    A replay that starts before an instrument existed quarantines every missing bar of years of
+    history: a thousand identical warnings bury the rest of the log. Two warnings are "the same"
+    when logger, message template and first argument (the subject, e.g. "bar close of BTC
+    rejected by guard 'missing'") agree. Nothing is lost: the counts are in each command's summary
+    and journal, and ``--verbose`` (which does not install this filter) shows every line."""
+
+    def __init__(self, shown: int = REPEATS_SHOWN) -> None:
+        super().__init__()
+        self.shown = shown
+        self.counts: dict[tuple[str, str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        key = (record.name, str(record.msg), str(args[0]) if args else "")
+        n = self.counts.get(key, 0) + 1
+        self.counts[key] = n
+        if n == self.shown + 1:
+            subject = key[2] or key[1]
+            record.msg, record.args = "%s: further warnings like this are not shown (--verbose shows them)", (subject,)
+            return True
+        return n <= self.shown
 
 
 class _Format(logging.Formatter):
@@ -78,6 +110,8 @@ def configure_logging(level: int = NORMAL, stream: TextIO | None = None) -> None
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(_Format())
     handler.addFilter(_DropTorchvisionNote())
+    if level != VERBOSE:
+        handler.addFilter(RepeatedWarnings())
     root.addHandler(handler)
     root.setLevel({QUIET: logging.WARNING, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}[level])
     third_party = logging.DEBUG if level == VERBOSE else logging.WARNING
@@ -167,5 +201,5 @@ def finish_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = plain_text(parser.description)
 
 
-__all__ = ["QUIET", "NORMAL", "VERBOSE", "add_output_flags", "configure_logging", "finish_parser", "plain_text",
+__all__ = ["QUIET", "NORMAL", "VERBOSE", "RepeatedWarnings", "add_output_flags", "configure_logging", "finish_parser", "plain_text",
            "subparsers_of", "verbosity"]
