@@ -53,7 +53,7 @@ class Progress:
     ``with Progress("walk-forward", total=4, unit="fold") as p: ... p.advance(detail="...")``.
     ``interactive`` forces the terminal bar on or off (default: ``stream`` is a terminal and
     tqdm is installed); ``min_interval`` (seconds) thins the log lines of very many short steps
-    (replay) while the first and last step are always reported; ``clock`` is injectable so the
+    (replay) to one per interval, the last step always reported; ``clock`` is injectable so the
     estimate can be tested without sleeping.
     """
 
@@ -81,7 +81,8 @@ class Progress:
         self._log = logger or logging.getLogger(LOGGER_NAME)
         self._clock = clock
         self._start = clock()
-        self._last_line = -math.inf
+        # with a minimum interval, a fast loop reports only its end: no line for its first step
+        self._last_line = self._start if min_interval > 0 else -math.inf
         self._stream = stream if stream is not None else sys.stderr
         self._bar: Any = None
         wanted = self._log.isEnabledFor(logging.INFO)
@@ -132,7 +133,7 @@ class Progress:
             return
         now = self._clock()
         last = self.total is not None and self.done >= self.total
-        if self.done == n or last or now - self._last_line >= self.min_interval:
+        if last or now - self._last_line >= self.min_interval:
             self._last_line = now
             self._log.info(self.line(detail))
 

@@ -33,7 +33,7 @@ import numpy as np
 import yaml
 
 from dea.config.experiment import ExperimentConfig, config_hash
-from dea.progress import Progress
+from dea.progress import Progress, track
 from dea.timeutil import iso
 from training.evaluation import StrategyResult, compare, evaluate_strategy, stitch
 from training.fit import FoldFit, fit_fold
@@ -391,7 +391,7 @@ def _baseline_targets(
     start, stop = folds[0].fold.test[0], folds[-1].fold.test[1]
     target_vol = cfg.risk.vol_target.target_annual
     out: dict[str, np.ndarray] = {}
-    for name in cfg.training.baselines:
+    for name in track(cfg.training.baselines, "baselines", unit="baseline", detail=str):
         if name in FORECAST_BASELINES:
             blocks = [
                 (fr.fold.test[0], fr.fold.test[1],
