@@ -178,7 +178,7 @@ def input_datasets(cfg: ExperimentConfig, prepared: PreparedData) -> list[InputD
 def _plan_text(cfg: ExperimentConfig, prepared: PreparedData, folds: Sequence[Fold]) -> str:
     """The run description's first part: what is trained on what."""
     clock = prepared.data.market.clock
-    return (f"**{cfg.name}**: `{cfg.model.kind}` policy ({_fold_plan(cfg, resolve_candidates(cfg))}) on "
+    return (f"**{cfg.name}**: {_fold_plan(cfg, resolve_candidates(cfg))}, on "
             f"{', '.join(prepared.panel.instruments)}, {len(prepared.data.feature_names)} features, "
             f"{len(clock)} decisions {iso(int(clock[0]))[:10]} .. {iso(int(clock[-1]))[:10]}, "
             f"{len(folds)} purged walk-forward folds; objective {cfg.objective.loss}.")
@@ -648,7 +648,7 @@ def train(
         tracker.log_metrics(parent, {
             **{f"{POLICY}.{k}": v for k, v in strategies[POLICY].metrics.items()},
             **{f"{name}.{k}": s.metrics[k] for name, s in strategies.items() if name != POLICY
-               for k in HEADLINE_METRICS if k in s.metrics},
+               for k in (("sharpe",) if name.endswith("_raw") else HEADLINE_METRICS) if k in s.metrics},
             **{f"policy_vs.{name}.sharpe_diff": d.to_dict("sharpe_diff").get("sharpe_diff", float("nan"))
                for name, d in significance.items()},
         })
