@@ -190,3 +190,29 @@ def test_repeated_warnings_are_counted_not_repeated() -> None:
     assert kept == ["BTC missing at t: quarantined", "BTC missing at t: quarantined", "ETH missing at t: quarantined",
                     "BTC missing: further warnings like this are not shown (--verbose shows them)", False]
     assert all(f.filter(rec("BTC missing", logging.ERROR)) for _ in range(5))  # errors are never held back
+
+
+def test_a_fit_in_a_log_is_one_line_and_lightning_banners_are_gone(repo_root, tmp_path, monkeypatch, caplog) -> None:
+    """Output not a terminal: no progress bar frames, one INFO line per fit, one DEBUG line per
+    epoch, and none of Lightning's GPU/TPU/litlogger banners."""
+    from dea.config import load_config
+    from training.fit import fit_fold
+    from training.prepare import prepare_data
+    from training.splits import walk_forward_folds
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(repo_root / "tests" / "tuning" / "tiny_sim.yaml", ["training.progress_bar=true"])
+    prepared = prepare_data(cfg)
+    tc = cfg.training
+    fold = walk_forward_folds(prepared.data.usable, tc.splits, min_fit=tc.seq_len, clock=prepared.data.market.clock)[0]
+    with caplog.at_level(logging.DEBUG):
+        fit = fit_fold(cfg, prepared.data, fold, label="fold 0 test")
+    fit_lines = [r for r in caplog.records if r.name == "dea.progress.fit"]
+    epochs = [r.getMessage() for r in fit_lines if r.levelno == logging.DEBUG]
+    summary = [r.getMessage() for r in fit_lines if r.levelno == logging.INFO]
+    assert len(epochs) == len(fit.history) >= 1 and epochs[0].startswith(f"fold 0 test: epoch 1/{tc.epochs} ")
+    assert len(summary) == 1 and summary[0].startswith(f"fold 0 test: {len(fit.history)} epochs in ")
+    assert f"best epoch {fit.best_epoch + 1} " in summary[0]
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    for banner in ("GPU available", "TPU available", "litlogger", "max_epochs="):
+        assert banner not in text

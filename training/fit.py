@@ -139,15 +139,13 @@ class FitLines(Callback):
 @contextlib.contextmanager
 def quiet_lightning_banners() -> Iterator[None]:
     """Hold Lightning's rank-zero info lines (repeated for every fold and seed, and saying nothing
-    about the run) back to warnings while a trainer is built and fits; ``--verbose`` (a DEBUG
-    root logger) keeps them."""
-    if logging.getLogger().isEnabledFor(logging.DEBUG):
-        yield
-        return
+    about the run) back to warnings while a trainer is built and fits. Kept only when someone
+    asked for them by name: ``dea --verbose`` sets those loggers to DEBUG."""
     loggers = [logging.getLogger(n) for n in _BANNER_LOGGERS]
     before = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+        if lg.level != logging.DEBUG:
+            lg.setLevel(logging.WARNING)
     try:
         yield
     finally:

@@ -601,6 +601,9 @@ def tune(
     """
     if trials < 1 or jobs < 1:
         raise ConfigError(f"--trials ({trials}) and --jobs ({jobs}) must be >= 1")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.DEBUG if verbosity > 0 else optuna.logging.WARNING)
     config = Path(config)
     cfg = load_config(config, list(overrides))
     check_space(cfg)

@@ -68,6 +68,7 @@ def test_a_trial_stopped_by_sigterm_is_marked_failed(tiny_config, tmp_path, monk
     assert run.info.status == "FAILED" and run.data.tags["dea.trial_state"] == "FAIL"
 
 
+@pytest.mark.slow
 def test_documented_tune_command_runs_on_the_demo_config(repo_root, tmp_path, monkeypatch, capsys) -> None:
     """`dea tune --config configs/demo.yaml` as documented (one cheap trial: 1 epoch, 1 seed)."""
     monkeypatch.chdir(tmp_path)
