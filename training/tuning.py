@@ -277,6 +277,7 @@ class Objective:
             tags={"dea.trial": str(trial.number), "optuna.study_name": trial.study.study_name},
             description=f"Optuna trial #{trial.number} of study {trial.study.study_name!r}: "
             + ", ".join(f"{k}={v}" for k, v in params.items()),
+            source="dea tune",
         )
         if run:
             trial.set_user_attr(RUN_ATTR, run)
@@ -311,6 +312,7 @@ def parent_run_id(study: Any, tracker: Any, cfg: ExperimentConfig, storage: str)
         description=f"Optuna study {study.study_name!r} of experiment {cfg.name!r}: {cfg.tuning.direction} "
         f"{cfg.tuning.metric} of the out-of-sample walk-forward backtest over "
         + ", ".join(cfg.tuning.space) + ". One child run per trial.",
+        source="dea tune",
     )
     tracker.log_params(run, {f"space.{k}": json.dumps(v.model_dump()) for k, v in cfg.tuning.space.items()})
     study.set_user_attr(PARENT_ATTR, run)

@@ -76,6 +76,23 @@ class RepeatedWarnings(logging.Filter):
         return n <= self.shown
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at each record (not the object it was at set-up), so
+    a later redirect — a test's capture, a caller's ``contextlib.redirect_stderr`` — is honoured
+    and a closed capture is never written to."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 class _Format(logging.Formatter):
     """Plain text for INFO and DEBUG (they read as the command's own lines); level and source
     for warnings and errors, so a reader can tell a problem from a progress line."""
@@ -106,7 +123,7 @@ def configure_logging(level: int = NORMAL, stream: TextIO | None = None) -> None
     for h in list(root.handlers):
         if h.get_name() == _HANDLER_NAME:
             root.removeHandler(h)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(_Format())
     handler.addFilter(_DropTorchvisionNote())
