@@ -534,7 +534,7 @@ def _path_fields(raw: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     for extra in (raw.get("stress") or {}).get("extra") or []:
         if isinstance(extra, dict) and isinstance(extra.get("source"), str):
             out.append((extra, "source"))
-    for section, key in (("retrain", "tuned_config"), ("serving", "secrets_file")):
+    for section, key in (("retrain", "tuned_config"), ("serving", "secrets_file"), ("execution", "cost_fragment")):
         sec = raw.get(section) or {}
         if isinstance(sec.get(key), str):
             out.append((sec, key))
