@@ -35,6 +35,7 @@ import numpy as np
 from dea.config.experiment import ExperimentConfig
 from dea.config.stress import Scenario
 from dea.errors import DataError
+from dea.progress import track
 from dea.stress.library import build_scenario, select
 from dea.stress.metrics import Limits, ReplayRecord, StressResult, summarise
 from dea.stress.path import MarketPath, path_from_prices
@@ -459,7 +460,8 @@ def run_stress(
     where = Path(workdir) if workdir is not None else Path(tmp.name)
     where.mkdir(parents=True, exist_ok=True)
     try:
-        replays = [replay_scenario(cfg, Path(model_path), tables, base, p, win, where) for p in paths]
+        replays = [replay_scenario(cfg, Path(model_path), tables, base, p, win, where)
+                   for p in track(paths, "stress", unit="scenario", detail=lambda p: p.name)]
     finally:
         if tmp is not None:
             tmp.cleanup()

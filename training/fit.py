@@ -7,10 +7,13 @@ config, data and seed give bit-identical weights and metrics.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
+import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +23,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from dea.config import ExperimentConfig
+from dea.progress import format_duration, is_terminal
 from training.datamodule import FoldDataModule, TrainingData
 from training.lightning_module import PolicyLearner
 from training.policies import Policy, build_policy, spec_from_config
@@ -88,6 +92,72 @@ class EpochHistory(Callback):
             self.on_epoch(trainer.current_epoch, row)
 
 
+log = logging.getLogger("dea.progress.fit")
+
+#: Lightning's per-trainer banners (GPU/TPU available, the litlogger tip, "max_epochs reached")
+_BANNER_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+def _metric_text(row: dict[str, float], keys: Sequence[str] = ("train_loss", "val_loss", "val_sharpe")) -> str:
+    return " ".join(f"{k} {row[k]:.3f}" for k in keys if k in row)
+
+
+class FitLines(Callback):
+    """Training progress for a log: one line per fit (INFO) and one per epoch (DEBUG, shown by
+    ``--verbose``) instead of Lightning's bar, which a file receives as ``\\r``-redrawn frames."""
+
+    def __init__(self, label: str, max_epochs: int, monitor: str) -> None:
+        self.label = label
+        self.max_epochs = max_epochs
+        self.monitor = monitor
+        self.epochs = 0
+        self.best: tuple[float, int, dict[str, float]] | None = None
+        self._t0 = time.perf_counter()
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        row = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        self.epochs = trainer.current_epoch + 1
+        value = row.get(self.monitor)
+        if value is not None and np.isfinite(value) and (self.best is None or value < self.best[0]):
+            self.best = (value, trainer.current_epoch, row)
+        log.debug("%s: epoch %d/%d %s", self.label, self.epochs, self.max_epochs, _metric_text(row))
+
+    def summary(self) -> str:
+        took = format_duration(time.perf_counter() - self._t0)
+        if self.best is None:
+            return f"{self.label}: {self.epochs} epochs in {took}, no finite {self.monitor}"
+        _, epoch, row = self.best
+        return f"{self.label}: {self.epochs} epochs in {took}, best epoch {epoch + 1} ({_metric_text(row)})"
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        log.info(self.summary())
+
+
+@contextlib.contextmanager
+def quiet_lightning_banners() -> Iterator[None]:
+    """Hold Lightning's rank-zero info lines (repeated for every fold and seed, and saying nothing
+    about the run) back to warnings while a trainer is built and fits. Kept only when someone
+    asked for them by name: ``dea --verbose`` sets those loggers to DEBUG."""
+    loggers = [logging.getLogger(n) for n in _BANNER_LOGGERS]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        if lg.level != logging.DEBUG:
+            lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, before):
+            lg.setLevel(level)
+
+
+def live_bar_wanted(progress_bar: bool) -> bool:
+    """Lightning's live bar only on a terminal (it writes to stdout) and when progress is shown."""
+    return progress_bar and is_terminal(sys.stdout) and logging.getLogger("dea.progress").isEnabledFor(logging.INFO)
+
+
 def fit_fold(
     cfg: ExperimentConfig,
     data: TrainingData,
@@ -96,8 +166,11 @@ def fit_fold(
     seed: int | None = None,
     extra_callbacks: Sequence[Callback] = (),
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    label: str | None = None,
 ) -> FoldFit:
-    """Train a fresh policy on ``fold`` and return it with its best validation weights."""
+    """Train a fresh policy on ``fold`` and return it with its best validation weights.
+
+    ``label`` names the fit in progress lines (default ``fold <i> seed <s>``)."""
     tc = cfg.training
     seed = tc.seed + fold.index if seed is None else seed
     torch.set_num_threads(tc.num_threads)
@@ -140,6 +213,9 @@ def fit_fold(
     history = EpochHistory(on_epoch)
     callbacks: list[Callback] = [EarlyStopping(monitor=tc.monitor, patience=tc.patience, mode="min"), best, history]
     callbacks.extend(extra_callbacks)
+    live = live_bar_wanted(tc.progress_bar) if "enable_progress_bar" not in tc.trainer else bool(tc.trainer["enable_progress_bar"])
+    if not live:
+        callbacks.append(FitLines(label or f"fold {fold.index} seed {seed}", tc.epochs, tc.monitor))
     trainer_opts: dict[str, Any] = {
         "accelerator": "cpu",
         "devices": 1,
@@ -149,16 +225,16 @@ def fit_fold(
         "enable_checkpointing": False,
         "logger": False,
         "enable_model_summary": False,
-        "enable_progress_bar": tc.progress_bar,
+        "enable_progress_bar": live,
         "num_sanity_val_steps": 0,
         "gradient_clip_val": tc.gradient_clip,
     }
     trainer_opts.update(tc.trainer)
-    trainer = L.Trainer(callbacks=callbacks, **trainer_opts)
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
+    with quiet_lightning_banners(), warnings.catch_warnings():
         # lightning 2.6 + torch 2.13: a deprecation inside lightning's own pytree helper
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        trainer = L.Trainer(callbacks=callbacks, **trainer_opts)
         trainer.fit(learner, datamodule=dm)
     elapsed = time.perf_counter() - t0
     if best.state is not None:

@@ -34,6 +34,7 @@ import yaml
 
 from dea.config.experiment import ExperimentConfig, config_hash
 from dea.data.coverage import coverage_report
+from dea.progress import Progress, track
 from dea.timeutil import iso
 from training.evaluation import StrategyResult, compare, evaluate_strategy, stitch
 from training.fit import FoldFit, fit_fold
@@ -49,7 +50,7 @@ from training.candidates import (
     selection_pbo,
 )
 from training.splits import Fold, final_fold, walk_forward_folds
-from training.tracking import Tracker, flatten, git_commit, package_versions, ui_hint
+from training.tracking import InputData, Tracker, git_commit, key_params, package_versions, ui_hint
 
 log = logging.getLogger(__name__)
 
@@ -133,26 +134,92 @@ def fit_policy(
     fold: Fold,
     seed: int,
     on_epoch: Callable[[str, int, dict[str, float]], None] | None = None,
+    label: str | None = None,
 ) -> tuple[Any, list[FoldFit]]:
     """Train the fold's policy: one member, or ``model.ensemble`` members from spread seeds
     wrapped in a :class:`training.ensemble.PolicyEnsemble` (mean target + dispersion).
     ``on_epoch(prefix, epoch, metrics)`` is called after every epoch (prefix ``""`` or
-    ``"member<i>_"``)."""
+    ``"member<i>_"``). ``label`` names the fits in progress lines (default ``fold <i>``)."""
 
     def hook(prefix: str) -> Callable[[int, dict[str, float]], None] | None:
         return None if on_epoch is None else (lambda epoch, row: on_epoch(prefix, epoch, row))
 
     k = cfg.model.ensemble if cfg.model.kind not in ("base", "forecast") else 1  # deterministic kinds
+    label = label or f"fold {fold.index}"
     if k == 1:
-        fit = fit_fold(cfg, prepared.data, fold, seed=seed, on_epoch=hook(""))
+        fit = fit_fold(cfg, prepared.data, fold, seed=seed, on_epoch=hook(""), label=label)
         return fit.policy, [fit]
     from training.ensemble import PolicyEnsemble, member_seeds
 
     fits = [
-        fit_fold(cfg, prepared.data, fold, seed=s, on_epoch=hook(f"member{i}_"))
+        fit_fold(cfg, prepared.data, fold, seed=s, on_epoch=hook(f"member{i}_"), label=f"{label} member {i + 1}/{k}")
         for i, s in enumerate(member_seeds(seed, k))
     ]
     return PolicyEnsemble([f.policy for f in fits]), fits
+
+
+#: a baseline's metrics logged to MLflow (the full table is the run's report/metrics.csv)
+HEADLINE_METRICS = ("sharpe", "annual_return", "annual_vol", "max_drawdown", "turnover")
+
+
+def input_datasets(cfg: ExperimentConfig, prepared: PreparedData) -> list[InputData]:
+    """Every configured source (its content fingerprint, where it was read from) and the panel
+    they were aligned into (the fingerprint the ONNX model carries), as MLflow datasets."""
+    from dea.data.sources import source_fingerprint
+
+    out = [
+        InputData(src.name, source_fingerprint(src, cfg.base_dir), src.kind,
+                  uri=None if src.format == "sim" else str(cfg.resolve_path(src.path)))
+        for src in cfg.data.sources
+    ]
+    out.append(InputData(f"{cfg.name}-panel", prepared.data_fingerprint, "panel", rows=len(prepared.panel)))
+    return out
+
+
+def _plan_text(cfg: ExperimentConfig, prepared: PreparedData, folds: Sequence[Fold]) -> str:
+    """The run description's first part: what is trained on what."""
+    clock = prepared.data.market.clock
+    return (f"**{cfg.name}**: {_fold_plan(cfg, resolve_candidates(cfg))}, on "
+            f"{', '.join(prepared.panel.instruments)}, {len(prepared.data.feature_names)} features, "
+            f"{len(clock)} decisions {iso(int(clock[0]))[:10]} .. {iso(int(clock[-1]))[:10]}, "
+            f"{len(folds)} purged walk-forward folds; objective {cfg.objective.loss}.")
+
+
+def _result_text(strategies: dict[str, StrategyResult], start: int, stop: int, clock: np.ndarray,
+                 onnx_path: Path | None, registered: Any) -> str:
+    """The run description's second part: how it did out of sample, and what was exported."""
+    m = strategies[POLICY].metrics
+
+    def fmt(d: dict[str, Any], k: str, pct: bool = False) -> str:
+        v = d.get(k, float("nan"))
+        return f"{v:.1%}" if pct else f"{v:.2f}"
+
+    others = {n: s for n, s in strategies.items() if n != POLICY and not n.endswith("_raw")}
+    best = max(others, key=lambda n: others[n].metrics.get("sharpe", float("-inf")), default=None)
+    text = (f"Out of sample {iso(int(clock[start]))[:10]} .. {iso(int(clock[stop - 1]))[:10]}, after costs: "
+            f"Sharpe {fmt(m, 'sharpe')}, annual return {fmt(m, 'annual_return', True)}, "
+            f"max drawdown {fmt(m, 'max_drawdown', True)}")
+    if best is not None:
+        text += f"; best baseline {best}: Sharpe {fmt(others[best].metrics, 'sharpe')}"
+    text += "."
+    if registered is not None:
+        text += f" Exported to ONNX and registered as {registered.name} v{registered.version} (challenger)."
+    elif onnx_path is not None:
+        text += " Exported to ONNX."
+    return text
+
+
+def _fold_plan(cfg: ExperimentConfig, candidates: Sequence[Candidate]) -> str:
+    """What each fold trains, for the progress log: model kind, members, candidates, epochs."""
+    k = cfg.model.ensemble if cfg.model.kind not in ("base", "forecast") else 1
+    parts = [f"model {cfg.model.kind}"]
+    if k > 1:
+        parts.append(f"{k}-seed ensemble")
+    if len(candidates) > 1:
+        parts.append(f"{len(candidates)} candidates")
+    if cfg.model.kind not in ("base", "forecast"):
+        parts.append(f"up to {cfg.training.epochs} epochs each")
+    return ", ".join(parts)
 
 
 def _prefix(c: Candidate, candidates: Sequence[Candidate]) -> str:
@@ -325,7 +392,7 @@ def _baseline_targets(
     start, stop = folds[0].fold.test[0], folds[-1].fold.test[1]
     target_vol = cfg.risk.vol_target.target_annual
     out: dict[str, np.ndarray] = {}
-    for name in cfg.training.baselines:
+    for name in track(cfg.training.baselines, "baselines", unit="baseline", detail=str):
         if name in FORECAST_BASELINES:
             blocks = [
                 (fr.fold.test[0], fr.fold.test[1],
@@ -432,13 +499,16 @@ def train(
             "dea.git_commit": git_commit(),
             "dea.model_kind": cfg.model.kind,
         },
+        description=_plan_text(cfg, prepared, folds) + "\n\n*Running.*",
+        source="dea train",
     )
     status = "FAILED"
     try:
         resolved = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
         (out_dir / "config.resolved.yaml").write_text(resolved)
         tracker.log_text(parent, resolved, "config/config.resolved.yaml")
-        tracker.log_params(parent, flatten(cfg.to_dict()))
+        tracker.log_params(parent, key_params(cfg, n_features=len(data.feature_names)))
+        tracker.log_datasets(parent, input_datasets(cfg, prepared))
         tracker.set_tags(
             parent,
             {
@@ -456,13 +526,19 @@ def train(
         candidates = resolve_candidates(cfg)
         selections: list[Selection] = []
         cand_test: list[np.ndarray] = []
+        progress = Progress("walk-forward", total=len(folds), unit="fold")
+        log.info("walk-forward: %d folds, %s", len(folds), _fold_plan(cfg, candidates))
         for fold in folds:
-            child = tracker.start_run(f"{cfg.name}-fold{fold.index}", parent_id=parent, tags={"dea.fold": str(fold.index)})
+            child = tracker.start_run(
+                f"{cfg.name}-fold{fold.index}", parent_id=parent, tags={"dea.fold": str(fold.index)}, source="dea train",
+                description=f"Walk-forward fold {fold.index} of {cfg.name}: trained on rows {fold.fit[0]}:{fold.fit[1]}, "
+                f"validated on {fold.val[0]}:{fold.val[1]}, tested on {fold.test[0]}:{fold.test[1]}.")
             try:
                 seed = tc.seed + fold.index
                 sel, trained = select(
                     candidates,
-                    lambda c: fit_policy(c.cfg, prepared, fold, seed, _epoch_logger(tracker, child, _prefix(c, candidates))),
+                    lambda c: fit_policy(c.cfg, prepared, fold, seed, _epoch_logger(tracker, child, _prefix(c, candidates)),
+                                         label=f"fold {fold.index}" + (f" [{c.label}]" if len(candidates) > 1 else "")),
                     data,
                     fold,
                 )
@@ -483,6 +559,9 @@ def train(
                 tracker.end_run(child, "FAILED")
                 raise
             fold_results.append(fr)
+            progress.advance(detail=f"fold {fold.index}: validation Sharpe {sel.scores[sel.chosen]:.2f}"
+                             + (f", chose {fr.candidate}" if len(candidates) > 1 else ""))
+        progress.close()
         timings["walk_forward_s"] = time.perf_counter() - t0
 
         # -- out-of-sample evaluation ------------------------------------------------------------
@@ -525,7 +604,7 @@ def train(
             ffold = final_fold(data.usable, tc.splits, min_fit=tc.window_steps, clock=data.market.clock,
                                step_ns=prepared.panel.step_ns)
             final_policy, _ = fit_policy(final_candidate.cfg, prepared, ffold, tc.seed + len(folds),
-                                         _epoch_logger(tracker, parent, "final_"))
+                                         _epoch_logger(tracker, parent, "final_"), label="final model")
         else:
             ffold = fold_results[-1].fold
             final_policy = fold_results[-1].policy
@@ -569,14 +648,19 @@ def train(
                     "oos_exposures", "oos_equity"):
             if key in paths:
                 tracker.log_artifact(parent, paths[key], "report")
-        tracker.log_metrics(
-            parent,
-            {f"{name}.{k}": v for name, s in strategies.items() for k, v in s.metrics.items()},
-        )
-        tracker.log_metrics(parent, {f"policy_vs.{name}.{k}": v for name, d in significance.items()
-                                     for k, v in d.to_dict("sharpe_diff").items()})
+        # the policy's full metric set; a baseline's headline numbers (all of them are in
+        # report/metrics.csv); the policy's Sharpe against each baseline
+        tracker.log_metrics(parent, {
+            **{f"{POLICY}.{k}": v for k, v in strategies[POLICY].metrics.items()},
+            **{f"{name}.{k}": s.metrics[k] for name, s in strategies.items() if name != POLICY
+               for k in (("sharpe",) if name.endswith("_raw") else HEADLINE_METRICS) if k in s.metrics},
+            **{f"policy_vs.{name}.{k}": v for name, d in significance.items()  # the difference and its CI
+               for k, v in d.to_dict("sharpe_diff").items() if k != "sharpe_diff_se"},
+        })
         timings["total_s"] = time.perf_counter() - t_start
         tracker.log_metrics(parent, {f"time_{k}": v for k, v in timings.items()})
+        tracker.set_description(parent, _plan_text(cfg, prepared, folds) + "\n\n"
+                                + _result_text(strategies, oos_start, oos_stop, data.market.clock, onnx_path, registered))
         status = "FINISHED"
     finally:
         tracker.end_run(parent, status)

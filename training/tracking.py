@@ -6,6 +6,14 @@ must not have runs leak into each other. :class:`Tracker` talks to one ``MlflowC
 explicit run ids and batches everything through ``log_batch`` (STACK_NOTES: one call per batch
 instead of one round trip per value, which matters against a server).
 
+What the fluent API would add is added here the way MLflow itself does it: every run starts with
+``mlflow.tracking.context.registry.resolve_tags`` (``mlflow.user``, ``mlflow.source.name`` and
+``.type``, the git commit when the entry point is in a repository), then DEA's own source
+(``dea train``), the commit of the checkout DEA runs from (``mlflow.source.git.commit``) and a
+description (``mlflow.note.content``, the run page's text). Inputs are logged as MLflow
+datasets (:meth:`Tracker.log_datasets`) whose digest is DEA's fingerprint, so the run page names
+the data it was trained on.
+
 Default store: ``sqlite:///<cwd>/mlflow.db`` (embedded, no server); ``mlflow ui
 --backend-store-uri sqlite:///mlflow.db`` opens it.
 """
@@ -17,6 +25,7 @@ import math
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -61,6 +70,28 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+#: the handful of settings a reader compares runs by (the whole config is the run's
+#: config/config.resolved.yaml artifact); the tuned keys of ``tuning.space`` are added
+KEY_PARAMS = (
+    "model.kind", "model.hidden", "model.ensemble", "model.base.kind", "model.base.target_vol",
+    "objective.loss", "objective.turnover_penalty", "training.lr", "training.weight_decay", "training.epochs",
+    "training.batch_size", "training.seq_len", "training.seed", "training.splits.scheme", "training.splits.n_folds",
+    "data.clock.step", "costs.fee_side", "costs.half_spread_bps", "costs.impact.model", "risk.max_gross",
+)
+
+
+def key_params(cfg: Any, n_features: int | None = None) -> dict[str, str]:
+    """The run's MLflow params: :data:`KEY_PARAMS`, the tuned keys, the instruments and the
+    number of features — not hundreds of flattened config leaves."""
+    flat = flatten(cfg.to_dict())
+    keys = list(KEY_PARAMS) + [k for k in cfg.tuning.space if k not in KEY_PARAMS]
+    out = {k: flat[k] for k in keys if k in flat}
+    out["instruments"] = ",".join(i.symbol for i in cfg.data.instruments)
+    if n_features is not None:
+        out["n_features"] = str(n_features)
+    return out
+
+
 def git_commit(repo: Path | None = None) -> str:
     """HEAD commit of the repository holding DEA (``+dirty`` if the tree has changes)."""
     where = repo or Path(__file__).resolve().parents[1]
@@ -84,6 +115,47 @@ def package_versions(packages: Iterable[str] = PACKAGES) -> dict[str, str]:
             out[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
             out[p] = "not installed"
+    return out
+
+
+DIGEST_LEN = 36  # MLflow's dataset digest column
+
+
+@dataclass(frozen=True)
+class InputData:
+    """One input of a run, as MLflow's Datasets panel shows it."""
+
+    name: str
+    fingerprint: str  # DEA's content fingerprint (SHA-256 hex)
+    kind: str  # bars, funding, exogenous, panel, ...
+    uri: str | None = None  # where it was read from (None: generated, e.g. the simulator)
+    rows: int | None = None
+
+
+def run_context_tags(
+    tags: Mapping[str, Any] | None = None,
+    *,
+    parent_id: str | None = None,
+    description: str | None = None,
+    source: str | None = None,
+) -> dict[str, str]:
+    """The tags ``mlflow.start_run`` would set (MLflow's context registry: user, source, git)
+    with DEA's source and commit on top, then the caller's tags."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    out = dict(resolve_tags({}))
+    commit = git_commit()
+    if commit != "unknown":
+        out["mlflow.source.git.commit"] = commit.removesuffix("+dirty")
+        out["dea.git_dirty"] = str(commit.endswith("+dirty")).lower()
+    if source:
+        out["mlflow.source.name"] = source
+        out["mlflow.source.type"] = "LOCAL"
+    if parent_id:
+        out["mlflow.parentRunId"] = parent_id
+    if description:
+        out["mlflow.note.content"] = description
+    out.update({k: str(v)[:MAX_PARAM_LEN] for k, v in (tags or {}).items()})
     return out
 
 
@@ -128,14 +200,50 @@ class Tracker:
                 raise ConfigError(f"MLflow tracking store {self.uri!r} is not usable: {exc}") from None
         return self._experiment_id
 
-    def start_run(self, name: str, *, parent_id: str | None = None, tags: Mapping[str, str] | None = None) -> str:
+    def start_run(
+        self,
+        name: str,
+        *,
+        parent_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        description: str | None = None,
+        source: str | None = None,
+    ) -> str:
+        """Create a run with MLflow's context tags (user, source, git commit) plus ``tags``;
+        ``description`` becomes the run page's note, ``source`` (e.g. ``dea train``) its source."""
         if not self.enabled:
             return ""
-        all_tags = dict(tags or {})
-        if parent_id:
-            all_tags["mlflow.parentRunId"] = parent_id
-        run = self.client.create_run(self._experiment(), run_name=name, tags=all_tags)
+        run = self.client.create_run(
+            self._experiment(), run_name=name, tags=run_context_tags(tags, parent_id=parent_id, description=description,
+                                                                     source=source)
+        )
         return run.info.run_id
+
+    def set_description(self, run_id: str, text: str) -> None:
+        """The run page's description (``mlflow.note.content``, Markdown)."""
+        self.set_tags(run_id, {"mlflow.note.content": text})
+
+    def log_datasets(self, run_id: str, datasets: Iterable[InputData], context: str = "training") -> None:
+        """Log inputs as MLflow datasets (the run page's Datasets panel): name, digest (DEA's
+        fingerprint, shortened to MLflow's 36-character column; the full one is a tag), source."""
+        if not (self.enabled and run_id):
+            return
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.data.sources import CodeDatasetSource, LocalArtifactDatasetSource
+        from mlflow.entities import DatasetInput, InputTag
+
+        inputs = []
+        for d in datasets:
+            src = (LocalArtifactDatasetSource(d.uri) if d.uri
+                   else CodeDatasetSource({"mlflow.source.name": f"dea {d.kind}"}))
+            ds = MetaDataset(source=src, name=d.name, digest=d.fingerprint[:DIGEST_LEN])
+            tags = [InputTag("mlflow.data.context", context), InputTag("dea.fingerprint", d.fingerprint),
+                    InputTag("dea.kind", d.kind)]
+            if d.rows is not None:
+                tags.append(InputTag("dea.rows", str(d.rows)))
+            inputs.append(DatasetInput(ds._to_mlflow_entity(), tags))
+        if inputs:
+            self.client.log_inputs(run_id, datasets=inputs)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         if self.enabled and run_id:

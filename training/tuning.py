@@ -43,11 +43,14 @@ import yaml
 from dea.config.experiment import ExperimentConfig, apply_overrides, canonical_json, load_config, validate_config
 from dea.config.learning import SearchParam
 from dea.errors import ConfigError
+from dea.progress import Progress
 
 log = logging.getLogger(__name__)
 
 PARENT_ATTR = "dea.mlflow_parent_run_id"
 METRICS_ATTR = "dea.metrics"
+#: trial user attribute holding the trial's MLflow run id (the dashboard shows it beside the trial)
+RUN_ATTR = "mlflow_run_id"
 #: sections whose change requires rebuilding the data (features, costs) for a trial
 DATA_SECTIONS = ("data", "features", "costs")
 
@@ -68,19 +71,28 @@ def storage_url(url: str | None, out_dir: Path) -> str:
 
 
 def open_storage(url: str) -> Any:
-    """RDB storage with a heartbeat: a crashed worker's running trial fails and is retried."""
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    """RDB storage with a heartbeat: a crashed worker's running trial fails and is retried.
+
+    ``RetryHeartbeatStaleTrialCallback`` is Optuna's current name (``RetryFailedTrialCallback``
+    is deprecated since 4.9); both it and ``heartbeat_interval`` are flagged experimental, which
+    says nothing to a user, so that warning is held back here."""
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     if url.startswith("sqlite"):
         return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     try:
-        return RDBStorage(
-            url,
-            heartbeat_interval=30,
-            grace_period=120,
-            heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1),
-            engine_kwargs={"pool_pre_ping": True},
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return RDBStorage(
+                url,
+                heartbeat_interval=30,
+                grace_period=120,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                engine_kwargs={"pool_pre_ping": True},
+            )
     except Exception as exc:  # SQLAlchemy / driver errors: say which storage and why
         raise ConfigError(f"cannot open Optuna storage {_redact(url)}: {type(exc).__name__}: {exc}") from None
 
@@ -104,7 +116,7 @@ def open_study(cfg: ExperimentConfig, storage: str, study: str, seed_offset: int
         if tc.pruner == "median"
         else optuna.pruners.NopPruner()
     )
-    return optuna.create_study(
+    st = optuna.create_study(
         storage=open_storage(storage),
         study_name=study,
         direction=tc.direction,
@@ -112,6 +124,13 @@ def open_study(cfg: ExperimentConfig, storage: str, study: str, seed_offset: int
         pruner=pruner,
         load_if_exists=True,
     )
+    if st.metric_names != [tc.metric]:  # the dashboard and plots then say "sharpe", not "Objective 0"
+        import warnings
+
+        with warnings.catch_warnings():  # "experimental since 3.2": stable in practice, noise to a user
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            st.set_metric_names([tc.metric])
+    return st
 
 
 # ------------------------------------------------------------------------------------ search space
@@ -233,6 +252,7 @@ class Objective:
         self.cfg = cfg
         self.tracker = tracker
         self.parent_run = parent_run
+        self.started: list[int] = []  # trial numbers this worker began (to fail them if stopped)
         self._prepared: dict[str, Any] = {}
 
     def prepared(self, cfg: ExperimentConfig) -> Any:
@@ -247,10 +267,20 @@ class Objective:
     def __call__(self, trial: Any) -> float:
         import optuna
 
+        self.started.append(trial.number)
         trial.set_user_attr("dea.worker", f"{socket.gethostname()}:{os.getpid()}")
         params = suggest(trial, self.cfg.tuning.space)
         cfg = spawn_safe(self.cfg.with_overrides(params))
-        run = self.tracker.start_run(f"trial-{trial.number}", parent_id=self.parent_run, tags={"dea.trial": str(trial.number)})
+        run = self.tracker.start_run(
+            f"trial-{trial.number}",
+            parent_id=self.parent_run,
+            tags={"dea.trial": str(trial.number), "optuna.study_name": trial.study.study_name},
+            description=f"Optuna trial #{trial.number} of study {trial.study.study_name!r}: "
+            + ", ".join(f"{k}={v}" for k, v in params.items()),
+            source="dea tune",
+        )
+        if run:
+            trial.set_user_attr(RUN_ATTR, run)
         self.tracker.log_params(run, params)
         t0 = time.perf_counter()
         try:
@@ -276,7 +306,14 @@ def parent_run_id(study: Any, tracker: Any, cfg: ExperimentConfig, storage: str)
     existing = study.user_attrs.get(PARENT_ATTR)
     if existing or not tracker.enabled:
         return existing or ""
-    run = tracker.start_run(f"tune-{study.study_name}", tags={"dea.study": study.study_name, "dea.storage": _redact(storage)})
+    run = tracker.start_run(
+        f"tune-{study.study_name}",
+        tags={"dea.study": study.study_name, "optuna.study_name": study.study_name, "dea.storage": _redact(storage)},
+        description=f"Optuna study {study.study_name!r} of experiment {cfg.name!r}: {cfg.tuning.direction} "
+        f"{cfg.tuning.metric} of the out-of-sample walk-forward backtest over "
+        + ", ".join(cfg.tuning.space) + ". One child run per trial.",
+        source="dea tune",
+    )
     tracker.log_params(run, {f"space.{k}": json.dumps(v.model_dump()) for k, v in cfg.tuning.space.items()})
     study.set_user_attr(PARENT_ATTR, run)
     time.sleep(0.2)  # two workers starting together: the last writer wins, the other follows it
@@ -295,6 +332,7 @@ class WorkerArgs:
     trials: int
     tracking_uri: str | None
     seed_offset: int = 0
+    verbosity: int = 0  # dea.cli.output level, re-applied in spawned worker processes
 
 
 def run_worker(args: WorkerArgs) -> int:
@@ -306,7 +344,8 @@ def run_worker(args: WorkerArgs) -> int:
 
     from training.tracking import Tracker
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna's own per-trial INFO lines are replaced by the progress lines below (with time left)
+    optuna.logging.set_verbosity(optuna.logging.DEBUG if args.verbosity > 0 else optuna.logging.WARNING)
     cfg = load_config(args.config, list(args.overrides))
     torch.set_num_threads(cfg.training.num_threads)
     # seed: the job index here, plus the trials already in the study (a worker joining later
@@ -316,12 +355,63 @@ def run_worker(args: WorkerArgs) -> int:
     tracker = Tracker(args.tracking_uri or cfg.tracking.uri, cfg.tracking.experiment, enabled=cfg.tracking.enabled)
     parent = parent_run_id(study, tracker, cfg, args.storage)
     stop = MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    before = len(study.get_trials(deepcopy=False))
-    study.optimize(Objective(cfg, tracker, parent), n_trials=args.trials, callbacks=[stop], catch=(ValueError,), gc_after_trial=True)
-    return len(study.get_trials(deepcopy=False)) - before
+    before = study.get_trials(deepcopy=False)
+    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in before)
+    progress = Progress(f"tuning {args.study}", total=max(0, args.trials - finished), unit="trial")
+    objective = Objective(cfg, tracker, parent)
+    try:
+        study.optimize(objective, n_trials=args.trials, callbacks=[stop, TrialLines(progress, cfg.tuning.metric)],
+                       catch=(ValueError,), gc_after_trial=True)
+    except BaseException:
+        # a stop signal (dea's CommandInterrupted is a BaseException) unwinds past Optuna, which
+        # only marks a trial failed for Exception and KeyboardInterrupt: without this the
+        # interrupted trial would stay RUNNING for ever in the shared study
+        fail_running(study, objective.started)
+        raise
+    finally:
+        progress.close()
+    return len(study.get_trials(deepcopy=False)) - len(before)
+
+
+class TrialLines:
+    """Optuna callback: one progress line per finished trial (its value and the best so far)."""
+
+    def __init__(self, progress: Progress, metric: str) -> None:
+        self.progress = progress
+        self.metric = metric
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        from optuna.trial import TrialState
+
+        if trial.state == TrialState.COMPLETE:
+            what = f"trial #{trial.number} {self.metric} {trial.value:.3f}"
+            try:
+                best = study.best_trial
+                what += f", best #{best.number} {best.value:.3f}"
+            except ValueError:  # no complete trial yet in a multi-worker study
+                pass
+        else:
+            what = f"trial #{trial.number} {trial.state.name.lower()}"
+        self.progress.advance(detail=what)
+
+
+def fail_running(study: Any, numbers: Sequence[int]) -> list[int]:
+    """Mark this worker's trials that are still RUNNING as FAIL; return their numbers."""
+    from optuna.trial import TrialState
+
+    failed = []
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    for n in numbers:
+        if n in by_number:
+            study.tell(n, state=TrialState.FAIL)
+            failed.append(n)
+    return failed
 
 
 def _worker_entry(args: WorkerArgs) -> int:  # top-level for multiprocessing's spawn
+    from dea.cli.output import configure_logging
+
+    configure_logging(args.verbosity)  # a spawned process starts with no logging set up
     return run_worker(args)
 
 
@@ -342,6 +432,7 @@ class TuneSummary:
     deflated_sharpe: float = float("nan")
     best_config: Path | None = None
     parent_run: str = ""
+    overrides: tuple[str, ...] = ()
 
     def format(self) -> str:
         lines = [
@@ -364,7 +455,9 @@ class TuneSummary:
         if others:
             lines.append(f"  out of sample: {others}")
         if self.best_config:
-            lines.append(f"best config: {self.best_config}  (dea train --config {self.best_config})")
+            sets = "".join(f" --set {o}" for o in self.overrides)
+            lines.append(f"best config: {self.best_config}  (dea train --config {self.best_config}{sets})")
+        lines.append(dashboard_hint(self.storage))
         return "\n".join(lines)
 
 
@@ -420,26 +513,75 @@ def summarise(study: Any, cfg: ExperimentConfig, storage: str) -> TuneSummary:
 
 
 # ------------------------------------------------------------------------------------ best config
-_PATH_KEYS = ("path",)
+def _rebase(value: str, src_dir: Path, dst_dir: Path) -> str:
+    """A relative path written against ``src_dir``, re-expressed against ``dst_dir`` (still
+    relative, so the checkout can move); absolute and ``~`` paths are left as written."""
+    p = Path(value)
+    if p.is_absolute() or value.startswith("~"):
+        return value
+    return Path(os.path.relpath((src_dir / p).resolve(), dst_dir.resolve())).as_posix()
 
 
-def best_config_yaml(config_path: Path, overrides: Sequence[str], params: Mapping[str, Any]) -> str:
-    """The source YAML with the CLI overrides and the best values applied, relative source
-    paths made absolute (so the file trains from wherever it is written), validated."""
-    raw = yaml.safe_load(Path(config_path).read_text(encoding="utf-8-sig"))
-    if overrides:
-        apply_overrides(raw, list(overrides))
+def _path_fields(raw: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """(mapping, key) of every file path in a raw config that resolves against its folder."""
+    out: list[tuple[dict[str, Any], str]] = []
+    data = raw.get("data") or {}
+    if isinstance(data.get("store"), str):
+        out.append((data, "store"))
+    for src in data.get("sources") or []:
+        if isinstance(src.get("path"), str) and src.get("format") != "sim":
+            out.append((src, "path"))
+    for extra in (raw.get("stress") or {}).get("extra") or []:
+        if isinstance(extra, dict) and isinstance(extra.get("source"), str):
+            out.append((extra, "source"))
+    for section, key in (("retrain", "tuned_config"), ("serving", "secrets_file"), ("execution", "cost_fragment")):
+        sec = raw.get(section) or {}
+        if isinstance(sec.get(key), str):
+            out.append((sec, key))
+    return out
+
+
+def best_config_yaml(
+    config_path: Path,
+    overrides: Sequence[str],
+    params: Mapping[str, Any],
+    out_dir: Path | None = None,
+) -> str:
+    """The base config plus the best trial's values — what ``dea train --config best.yaml`` runs.
+
+    Not baked in: the ``--set`` overrides of the tuning command (listed in the header, with the
+    command that repeats them: they were a choice for the search, e.g. fewer epochs, not part of
+    the experiment). Paths stay relative as the user wrote them, re-expressed against the folder
+    ``best.yaml`` is written to (``out_dir``, default the config's own folder) so they name the same
+    files; absolute paths stay absolute. Validated before it is returned.
+    """
+    config_path = Path(config_path)
+    raw = yaml.safe_load(config_path.read_text(encoding="utf-8-sig"))
     apply_overrides(raw, dict(params))
-    base = Path(config_path).resolve().parent
-    for src in raw.get("data", {}).get("sources", []) or []:
-        p = src.get("path")
-        if isinstance(p, str) and src.get("format") != "sim" and not Path(p).expanduser().is_absolute():
-            src["path"] = str((base / p).resolve())
-    validate_config(raw, base, f"best config for {config_path}")
-    head = f"# written by dea tune from {config_path}; best trial values:\n" + "".join(
-        f"#   {k}: {v}\n" for k, v in params.items()
-    )
-    return head + yaml.safe_dump(raw, sort_keys=False)
+    src_dir = config_path.resolve().parent
+    dst_dir = Path(out_dir).resolve() if out_dir is not None else src_dir
+    if dst_dir != src_dir:
+        for mapping, key in _path_fields(raw):
+            mapping[key] = _rebase(mapping[key], src_dir, dst_dir)
+    validate_config(raw, dst_dir, f"best config for {config_path}")
+    head = [f"# written by dea tune: {config_path} plus the best trial's values:"]
+    head += [f"#   {k}: {v}" for k, v in params.items()]
+    if overrides:
+        head.append("# the tuning run also had these --set overrides, not written here:")
+        head += [f"#   --set {o}" for o in overrides]
+    if dst_dir != src_dir:
+        head.append(f"# relative paths are relative to this file's folder (they name the files {config_path.name} names)")
+    return "\n".join(head) + "\n" + yaml.safe_dump(raw, sort_keys=False)
+
+
+def dashboard_hint(storage: str) -> str:
+    """How to open the study in optuna-dashboard (and how to install it when it is missing)."""
+    import importlib.util
+
+    line = f"dashboard: optuna-dashboard {_redact(storage)}"
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        line += "  (install it with: pip install -e '.[dashboard]')"
+    return line
 
 
 # ------------------------------------------------------------------------------------ entry point
@@ -453,6 +595,7 @@ def tune(
     overrides: Sequence[str] = (),
     tracking_uri: str | None = None,
     out_dir: str | Path | None = None,
+    verbosity: int = 0,
 ) -> TuneSummary:
     """Run (or join) a study with ``jobs`` local worker processes; return the study's summary.
 
@@ -460,6 +603,9 @@ def tune(
     """
     if trials < 1 or jobs < 1:
         raise ConfigError(f"--trials ({trials}) and --jobs ({jobs}) must be >= 1")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.DEBUG if verbosity > 0 else optuna.logging.WARNING)
     config = Path(config)
     cfg = load_config(config, list(overrides))
     check_space(cfg)
@@ -473,7 +619,8 @@ def tune(
 
     st = open_study(cfg, url, name)
     parent_run_id(st, Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment, enabled=cfg.tracking.enabled), cfg, url)
-    args = WorkerArgs(str(config.resolve()), tuple(overrides), url, name, trials, tracking_uri)
+    args = WorkerArgs(str(config.resolve()), tuple(overrides), url, name, trials, tracking_uri, verbosity=verbosity)
+    log.info("tuning: study %r, %d trials over %s, %s", name, trials, ", ".join(cfg.tuning.space), dashboard_hint(url))
     if jobs == 1:
         run_worker(args)
     else:
@@ -481,9 +628,10 @@ def tune(
         with ctx.Pool(jobs) as pool:
             pool.map(_worker_entry, [dataclasses.replace(args, seed_offset=k) for k in range(jobs)])
     summary = summarise(st, cfg, url)
+    summary.overrides = tuple(overrides)
     if summary.best_number is not None:
         path = out / "best.yaml"
-        path.write_text(best_config_yaml(config, overrides, summary.best_params))
+        path.write_text(best_config_yaml(config, overrides, summary.best_params, out_dir=out))
         summary.best_config = path
         _log_summary(cfg, tracking_uri, summary)
     (out / "summary.txt").write_text(summary.format() + "\n")
@@ -512,6 +660,8 @@ __all__ = [
     "TuneSummary",
     "WorkerArgs",
     "best_config_yaml",
+    "dashboard_hint",
+    "fail_running",
     "check_space",
     "open_study",
     "pruning_callback",

@@ -27,8 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "demo.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "demo.yaml",
+                   help="experiment YAML (default configs/demo.yaml of this checkout)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value for every step, e.g. --set training.epochs=3 (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>-<time>)")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)")
     p.set_defaults(handler=_handle)
@@ -38,15 +40,23 @@ def _banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
 
+def _output_flags(args: argparse.Namespace) -> list[str]:
+    """The demo's --quiet/--verbose, passed on to the commands it runs (each sets up logging)."""
+    if getattr(args, "quiet", False):
+        return ["--quiet"]
+    return ["--verbose"] * int(getattr(args, "verbose", 0) or 0)
+
+
 def _handle(args: argparse.Namespace) -> int:
     from dea.cli.main import main as dea_main
     from dea.config import load_config
     from dea.timeutil import iso
 
     common = ["--config", str(args.config)] + [f"--set={o}" for o in args.overrides]
+    flags = _output_flags(args)
 
     _banner(f"1/3 ingest: dea data ingest --config {args.config}")
-    code = dea_main(["data", "ingest", *common])
+    code = dea_main([*flags, "data", "ingest", *common])
     if code:
         return code
 
@@ -71,4 +81,4 @@ def _handle(args: argparse.Namespace) -> int:
         "--start", iso(int(start)), "--end", iso(int(end)), "--journal", str(journal), "--log-format", "text",
     ]
     _banner("3/3 replay held-out data through the live loop: dea " + " ".join(serve_argv))
-    return dea_main(serve_argv)
+    return dea_main([*flags, *serve_argv])

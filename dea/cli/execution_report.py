@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("journal", type=Path, help="SQLite journal / execution store with exec_* tables")
     p.add_argument("--out", type=Path, default=Path("execution_report"), help="folder for CSV, JSON and plots")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="write the CSV and JSON only, no PNG plots")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI if set)")
     p.add_argument("--experiment", default="dea-execution", help="MLflow experiment name")
     p.add_argument("--calibrate", type=Path, default=None, metavar="FRAGMENT", help="write a calibrated cost fragment")

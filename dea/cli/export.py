@@ -21,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_export)
 
     q = subparsers.add_parser("promote", help="move a registered model's `champion` alias to a version")
-    q.add_argument("--model", required=True, metavar="NAME")
-    q.add_argument("--version", required=True, metavar="N")
+    q.add_argument("--model", required=True, metavar="NAME", help="registered model name")
+    q.add_argument("--version", required=True, metavar="N", help="registry version to promote")
     q.add_argument("--alias", default="champion", help="alias to move (default champion)")
     _tracking_args(q)
     q.set_defaults(handler=_promote)

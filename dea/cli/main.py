@@ -4,6 +4,8 @@ Each sub-command lives in its own module under :mod:`dea.cli` exposing ``registe
 heavy imports (pandas, torch, mlflow, training, serving) happen inside the command handlers so
 ``dea --help`` stays fast and ``dea`` never imports ``training``/``serving`` at module level.
 Errors derived from :class:`dea.errors.DeaError` are printed as one clear message (exit 2).
+Output: ``-q/--quiet`` and ``-v/--verbose`` work on every command (before or after its name) and
+set the one logging setup of :mod:`dea.cli.output`; ``dea --version`` names the installed version.
 
 Interruptions: while a command runs, SIGTERM, SIGINT and SIGHUP raise :class:`CommandInterrupted`
 (a ``BaseException``, so no ``except Exception`` swallows it), which unwinds the command (a
@@ -86,10 +88,22 @@ def stop_signals_raise() -> Iterator[None]:
             signal.signal(s, h if h is not None else signal.SIG_DFL)
 
 
+def _version() -> str:
+    from dea import __version__
+
+    return f"dea {__version__} (Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from dea.cli.output import add_output_flags, finish_parser
+
     parser = argparse.ArgumentParser(
-        prog="dea", description="DEA: learn and serve exposure-allocation policies for crypto derivatives"
+        prog="dea",
+        description="DEA: learn and serve exposure-allocation policies for crypto derivatives",
+        epilog="Run 'dea COMMAND --help' for a command's options. Start with 'dea demo'.",
     )
+    parser.add_argument("--version", action="version", version=_version(), help="print the version and exit")
+    add_output_flags(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -99,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    finish_parser(parser)
     return parser
 
 
@@ -108,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1
+    from dea.cli.output import configure_logging, verbosity
+
+    configure_logging(verbosity(args))
     try:
         with stop_signals_raise():
             result = args.handler(args)

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="MLflow tracking URI (default: tracking.uri from the config, else sqlite:///mlflow.db in the cwd)",
     )
     p.add_argument("--out", type=Path, default=None, help="folder for run outputs (default runs/<name>-<time>)")
-    p.add_argument("--no-progress", action="store_true", help="hide Lightning's progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no live bar on a terminal: one line per fit instead, as in a log")
     p.set_defaults(handler=_handle)
 
 
@@ -43,10 +44,6 @@ def _handle(args: argparse.Namespace) -> int:
         overrides.append("training.progress_bar=false")
     cfg = load_config(args.config, overrides)
 
-    import logging
-
-    # one line per fold about absent GPUs/TPUs and a cloud-logger tip is noise in a CLI
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     from training.pipeline import train
     from training.report import format_summary
 

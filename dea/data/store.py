@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from dea.data.config import SourceConfig
 from dea.data.schema import SCHEMAS
 from dea.data.sources import LoadResult, load_source, source_fingerprint
+from dea.progress import track
 from dea.errors import DataError, DeaError
 from dea.timeutil import iso
 
@@ -340,7 +341,12 @@ class DataStore:
                 key = (f"missing:{src.name}",)
             groups.setdefault(key, []).append(i)
         out: list[IngestOutcome | DeaError | None] = [None] * len(sources)
-        for idx in groups.values():
+
+        def done(idx: list[int]) -> str:  # the progress line's note, once the group is through
+            return ", ".join(f"{sources[i].name} {'refused' if isinstance(out[i], DeaError) else out[i].status}"
+                             for i in idx)
+
+        for idx in track(list(groups.values()), "ingest", unit="file", detail=done):
             loaded: dict[int, LoadResult] = {}
             failed: tuple[str, DeaError] | None = None
             for i in idx:

@@ -23,6 +23,7 @@ from dea.errors import FeatureError
 from dea.features import registry
 from dea.features.base import ACCOUNTING_FIELDS, BatchData, Feature, FeatureStream, Input
 from dea.features.config import FeaturesConfig
+from dea.progress import track
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -296,7 +297,7 @@ class FeatureSet:
         data = BatchData(clock=clock, fields=panel.fields, series=panel.series, instruments=self.instruments)
         values = np.empty((T, len(self.names)))
         pos = 0
-        for f in self.features:
+        for f in track(self.features, "features", unit="feature", detail=lambda f: f.name, min_interval=10.0):
             out = f.batch(data)
             k = len(f.columns())
             if out.shape != (T, k):

@@ -44,7 +44,9 @@ def test_parent_run_records_config_hashes_commit_seeds_and_versions(tracked_run)
     assert tags["dea.version.torch"].startswith("2.")
     assert params["model.kind"] == "gru"
     assert params["training.splits.n_folds"] == "2"
-    assert params["data.instruments.0.symbol"] == "SIM0"
+    assert params["instruments"].split(",") == [i.symbol for i in cfg.data.instruments]
+    # a short list of key params; the whole config is one artifact
+    assert len(params) <= 30 and not any(k.startswith("data.sources.") for k in params)
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"config", "report", "model"} <= artifacts
     report = {a.path for a in client.list_artifacts(result.run_id, "report")}
@@ -52,6 +54,29 @@ def test_parent_run_records_config_hashes_commit_seeds_and_versions(tracked_run)
     # final metrics of the policy and every baseline
     assert run.data.metrics["policy.sharpe"] == pytest.approx(result.metrics["policy"]["sharpe"])
     assert "ridge.sharpe" in run.data.metrics
+    assert not any(k.startswith("ridge.") and k.split(".", 1)[1] not in ("sharpe", "annual_return", "annual_vol", "max_drawdown", "turnover")
+                   for k in run.data.metrics)
+
+
+def test_run_page_shows_source_commit_user_description_and_datasets(tracked_run):
+    from dea.data.sources import source_fingerprint
+
+    cfg, result, client = tracked_run
+    run = client.get_run(result.run_id)
+    tags = run.data.tags
+    assert tags["mlflow.source.name"] == "dea train" and tags["mlflow.source.type"] == "LOCAL"
+    assert tags["mlflow.user"]
+    assert tags["mlflow.source.git.commit"] == tags["dea.git_commit"].removesuffix("+dirty")
+    note = tags["mlflow.note.content"]
+    assert cfg.model.kind in note and "Out of sample" in note
+    assert f"Sharpe {result.metrics['policy']['sharpe']:.2f}" in note
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {s.name for s in cfg.data.sources} | {f"{cfg.name}-panel"}
+    panel = inputs[f"{cfg.name}-panel"]
+    assert panel.dataset.digest == result.data_fingerprint[:36]
+    assert {t.key: t.value for t in panel.tags}["dea.fingerprint"] == result.data_fingerprint
+    src = cfg.data.sources[0]
+    assert {t.key: t.value for t in inputs[src.name].tags}["dea.fingerprint"] == source_fingerprint(src, cfg.base_dir)
 
 
 def test_one_child_run_per_fold_with_epoch_history(tracked_run):

@@ -3,15 +3,19 @@ worker processes joining one study."""
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
 
+import optuna
 import pytest
 import yaml
 from mlflow import MlflowClient
+from optuna.trial import TrialState
 
 from dea.cli.main import main
 from dea.config import load_config
-from training.tuning import open_study, storage_url, tune
+from training.tuning import RUN_ATTR, open_study, storage_url, tune
 
 
 def _children(uri: str, parent: str) -> list:
@@ -32,6 +36,55 @@ def test_tune_locally_writes_best_yaml_and_child_runs(tiny_config, tmp_path) -> 
     assert len(runs) == s.n_complete + s.n_pruned + s.n_failed
     assert {r.data.tags["dea.trial_state"] for r in runs} <= {"COMPLETE", "PRUNED"}
     assert "deflated Sharpe" in s.format()
+    # the dashboard names the metric; each trial links to its MLflow run; the parent names the study
+    study = optuna.load_study(study_name=s.study, storage=s.storage)
+    assert study.metric_names == ["sharpe"]
+    by_id = {r.info.run_id: r for r in runs}
+    for t in study.trials:
+        run = by_id[t.user_attrs[RUN_ATTR]]
+        assert run.data.tags["dea.trial"] == str(t.number)
+    parent = MlflowClient(uri).get_run(s.parent_run)
+    assert parent.data.tags["optuna.study_name"] == s.study
+    assert parent.data.tags["mlflow.note.content"].startswith(f"Optuna study {s.study!r}")
+    assert f"optuna-dashboard {s.storage}" in s.format()
+
+
+def test_a_trial_stopped_by_sigterm_is_marked_failed(tiny_config, tmp_path, monkeypatch) -> None:
+    """SIGTERM during a trial: dea exits 143 and the trial is FAIL in the study, not RUNNING."""
+    import training.tuning as tuning
+
+    def killed_mid_trial(cfg, prepared, trial=None):
+        os.kill(os.getpid(), signal.SIGTERM)  # dea's handler raises CommandInterrupted here
+        raise AssertionError("the stop signal did not interrupt the trial")
+
+    monkeypatch.setattr(tuning, "walk_forward_value", killed_mid_trial)
+    out = tmp_path / "out"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = main(["tune", "--config", str(tiny_config), "--trials", "3", "--out", str(out), "--tracking-uri", uri])
+    assert code == 128 + signal.SIGTERM
+    study = optuna.load_study(study_name="dea-study", storage=storage_url(None, out))
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    run = MlflowClient(uri).get_run(study.trials[0].user_attrs[RUN_ATTR])
+    assert run.info.status == "FAILED" and run.data.tags["dea.trial_state"] == "FAIL"
+
+
+@pytest.mark.slow
+def test_documented_tune_command_runs_on_the_demo_config(repo_root, tmp_path, monkeypatch, capsys) -> None:
+    """`dea tune --config configs/demo.yaml` as documented (one cheap trial: 1 epoch, 1 seed)."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    cheap = ["training.epochs=1", "model.ensemble=1", "training.splits.n_folds=2"]
+    code = main(["tune", "--config", str(repo_root / "configs" / "demo.yaml"), "--trials", "1", "--out", str(out),
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *[f"--set={o}" for o in cheap]])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "best trial #0: sharpe" in text and "dashboard: optuna-dashboard sqlite:///" in text
+    assert "dea train --config" in text and "--set training.epochs=1" in text
+    best = load_config(out / "best.yaml")
+    base = load_config(repo_root / "configs" / "demo.yaml")
+    assert best.training.epochs == base.training.epochs  # the cheap --set is not baked in
+    study = optuna.load_study(study_name="demo", storage=storage_url(None, out))
+    assert best.training.lr == pytest.approx(study.best_params["training.lr"])
 
 
 @pytest.mark.postgres

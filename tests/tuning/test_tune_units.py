@@ -52,17 +52,47 @@ def test_pruning_reports_along_the_walk_forward() -> None:
     assert list(study.trials[-1].intermediate_values) == [5]
 
 
-def test_best_config_is_ready_to_train(tmp_path, repo_root) -> None:
+def test_best_config_is_the_base_plus_the_best_values(tmp_path, repo_root) -> None:
     src = repo_root / "configs" / "demo.yaml"
-    text = best_config_yaml(src, ["training.epochs=2"], {"training.lr": 0.004, "model.hidden.0": 12})
-    out = tmp_path / "elsewhere" / "best.yaml"
-    out.parent.mkdir()
-    out.write_text(text)
-    cfg = load_config(out)  # loads from another folder: source paths were made absolute
-    assert cfg.training.lr == 0.004 and cfg.model.hidden[0] == 12 and cfg.training.epochs == 2
+    out = tmp_path / "elsewhere"
+    out.mkdir()
+    text = best_config_yaml(src, ["training.epochs=2"], {"training.lr": 0.004, "model.hidden.0": 12}, out_dir=out)
+    (out / "best.yaml").write_text(text)
+    base = load_config(src)
+    cfg = load_config(out / "best.yaml")  # loads from another folder: relative paths were re-based
+    assert cfg.training.lr == 0.004 and cfg.model.hidden[0] == 12
+    # the --set of the tuning run is not baked in; the header names it
+    assert cfg.training.epochs == base.training.epochs != 2
+    assert "--set training.epochs=2" in text
     raw = yaml.safe_load(text)
-    assert all(s["path"].startswith("/") for s in raw["data"]["sources"])
-    assert cfg.resolve_path(raw["data"]["sources"][0]["path"]).is_file()
+    paths = [s["path"] for s in raw["data"]["sources"]] + [raw["data"]["store"]]
+    assert not any(p.startswith("/") for p in paths), paths
+    for mine, theirs in zip(cfg.data.sources, base.data.sources):
+        assert cfg.resolve_path(mine.path) == base.resolve_path(theirs.path) and cfg.resolve_path(mine.path).is_file()
+    assert cfg.resolve_path(cfg.data.store) == base.resolve_path(base.data.store)
+    # written beside its base, the paths are exactly as the user wrote them
+    beside = yaml.safe_load(best_config_yaml(src, [], {"training.lr": 0.004}))
+    assert [s["path"] for s in beside["data"]["sources"]] == [s["path"] for s in yaml.safe_load(src.read_text())["data"]["sources"]]
+
+
+@pytest.mark.parametrize("name", ["demo", "sim", "perps_5m"])
+def test_every_bundled_config_has_a_space_that_fits(name, repo_root) -> None:
+    """Values drawn anywhere in each bundled space make a valid config (not only the low end)."""
+    cfg = load_config(repo_root / "configs" / f"{name}.yaml")
+    assert len(cfg.tuning.space) >= 3 and cfg.tuning.study == name
+    check_space(cfg)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(5):
+        params = suggest(study.ask(), cfg.tuning.space)
+        trial_cfg = cfg.with_overrides(params)
+        for key, value in params.items():
+            node = trial_cfg.to_dict()
+            for part in key.split("."):
+                node = node[int(part)] if isinstance(node, list) else node[part]
+            assert node == pytest.approx(value)
+    for key, p in cfg.tuning.space.items():
+        if p.log:
+            assert p.high / p.low >= 10, f"{key}: a log range should span at least a decade"
 
 
 def test_deflated_sharpe_falls_with_the_number_of_trials() -> None:
