@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="override a config value for every step, e.g. --set training.epochs=3 (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>-<time>)")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    p.add_argument("--readme", type=Path, default=None, metavar="README.md",
+                   help="also write the out-of-sample table into this file's generated 'demo' results block")
     p.set_defaults(handler=_handle)
 
 
@@ -68,6 +70,11 @@ def _handle(args: argparse.Namespace) -> int:
 
     result = train(cfg, tracking_uri=args.tracking_uri, out_dir=args.out)
     print(format_summary(result))
+    if args.readme is not None:
+        from training.report import results_block, update_results_block
+
+        changed = update_results_block(args.readme, "demo", "dea demo --readme README.md", results_block(result))
+        print(f"{args.readme}: demo results block {'updated' if changed else 'unchanged'}")
     onnx_path = result.paths.get("onnx")
     if onnx_path is None:
         print("no ONNX model was exported (training.export_onnx or tracking disabled): skipping the replay")
