@@ -130,8 +130,11 @@ def _check_symbols(symbols: list[str], cfg: ExperimentConfig) -> None:
 
 
 def load_model(source: str, cfg: ExperimentConfig, spec: Any, tracking_uri: str | None) -> tuple[PolicyRunner, ModelSlot, ModelWatcher | None]:
-    runner = PolicyRunner.load(source, spec, tracking_uri=tracking_uri)
-    slot = ModelSlot(runner, lambda src: PolicyRunner.load(src, spec, tracking_uri=tracking_uri))
+    """Load and verify the model (digest, signature per ``serving``), and the hot-swap slot that
+    verifies every replacement the same way."""
+    trust = cfg.serving.trust_policy()
+    runner = PolicyRunner.load(source, spec, tracking_uri=tracking_uri, trust=trust)
+    slot = ModelSlot(runner, lambda src: PolicyRunner.load(src, spec, tracking_uri=tracking_uri, trust=trust))
     watcher = None
     if cfg.serving.model_poll is not None:
         interval = parse_duration(cfg.serving.model_poll) / 1e9

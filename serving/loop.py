@@ -45,6 +45,7 @@ from dea.features.missing import RowPreparer, input_names
 from dea.guards import MarketGuard, apply_actions, merge_action
 from dea.risk.engine import RiskDecision, RiskEngine
 from dea.timeutil import iso, parse_duration, parse_timestamp
+from serving.audit_hash import as_model_inputs, input_digest
 from serving.books import OrderBooks
 from serving.events import BarEvent, BookMsg, ExogEvent, FundingEvent, FundingRateEvent, MarkEvent, Tick
 from serving.exchanges.base import ExecFill, OrderAck
@@ -110,6 +111,7 @@ class LoopSummary:
     model_swaps: int = 0
     reconciled: int = 0
     resent: int = 0
+    cancelled: int = 0
     halted: bool = False
     equity: float = math.nan
     first_decision: int | None = None
@@ -150,8 +152,11 @@ class LiveLoop:
         order_books: bool | None = None,
         trade_from: int | None = None,
         clock: Callable[[], int] | None = None,
+        allow_model_change: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.trust = cfg.serving.trust_policy()
+        self.allow_model_change = allow_model_change
         self.instruments = tuple(cfg.data.instruments)
         self.symbols = tuple(cfg.data.symbols)
         self.n = len(self.symbols)
@@ -228,7 +233,7 @@ class LiveLoop:
 
     # -- model -----------------------------------------------------------------------------------
     def _loader(self, source: str) -> PolicyRunner:
-        return PolicyRunner.load(source, self.spec)
+        return PolicyRunner.load(source, self.spec, trust=self.trust)
 
     def _check_model(self, runner: PolicyRunner) -> None:
         from dea.onnx_contract import check_compatible
@@ -251,7 +256,7 @@ class LiveLoop:
             j.set_cash(self.initial_equity)
             j.save_state("model", self.slot.current.describe())
             j.record_event("start", {"model": self.slot.current.describe(), "exchange": getattr(self.exchange, "name", "?")})
-            self.metrics.set_model(self.slot.current.version, self.slot.current.source)
+            self.metrics.set_model(self.slot.current.version, self.slot.current.source, self.slot.current.sha256)
             return
         self.initial_equity = float(st.meta.get("initial_equity", self.initial_equity))
         acc = Account(self.n, self.initial_equity)
@@ -269,12 +274,29 @@ class LiveLoop:
             self._open[o.client_id] = o
             if o.status == "sent":
                 self.pend_q[o.index] += o.qty
+        self._check_model_identity(st.model)
         self.resume_after = st.last_decision_t
         j.record_event("restart", {"last_decision": st.last_decision_t, "open_orders": len(st.open_orders),
                                    "model": self.slot.current.describe()})
-        self.metrics.set_model(self.slot.current.version, self.slot.current.source)
+        self.metrics.set_model(self.slot.current.version, self.slot.current.source, self.slot.current.sha256)
         log.info("restart: %d decisions journaled, last at %s, %d open orders", st.decisions,
                  iso(st.last_decision_t) if st.last_decision_t else None, len(st.open_orders))
+
+    def _check_model_identity(self, journaled: dict[str, Any] | None) -> None:
+        """A restart must serve the model the journal was written with (same SHA-256), unless the
+        operator says otherwise (``--allow-model-change``), and then the change is journaled."""
+        cur = self.slot.current
+        was = (journaled or {}).get("sha256")
+        if was == cur.sha256:
+            return
+        what = (f"journal {self.journal.path} was written by model {(journaled or {}).get('version')!r} "
+                f"(sha256 {was}); this restart loads {cur.version!r} (sha256 {cur.sha256})")
+        if not self.allow_model_change:
+            raise ModelError(f"{what}: refusing to continue with a different model; pass --allow-model-change "
+                             "to switch models on this journal (the change is journaled)")
+        log.warning("%s: model change allowed (--allow-model-change)", what)
+        self.journal.record_event("model_change", {"from": journaled, "to": cur.describe()})
+        self.journal.save_state("model", cur.describe())
 
     def reconcile(self, now: int) -> None:
         """Bring journal, mirror and venue into agreement (open orders, missed fills, positions)."""
@@ -287,18 +309,25 @@ class LiveLoop:
             self._venue_fresh = False
             self._silent = False
             self.journal.record_event("venue_restored", {"positions": list(self.account.qty), "pending": len(pending)}, now)
+        unseen: list[OrderRow] = []
         for cid, o in list(self._open.items()):
             ack = ex.lookup(cid, o.instrument)
             if ack.status == "unknown":
                 if o.status == "sent":
                     # the journal says it was accepted but the venue has no record: log it
                     self.journal.record_event("reconcile", {"order": cid, "problem": "venue has no record of a sent order"}, now)
-                order = Order(o.instrument, o.index, o.qty, o.t_decision, o.t_due, o.price_ref, cid)
-                acks = self._submit([order], np.array(self.raw_px))
-                self.summary.resent += 1
-                self.journal.record_event("resend", {"order": cid, "status": acks[0].status}, now)
+                unseen.append(o)
             else:
                 self._on_ack(ack, o)
+        for o, why in self._resend_verdicts(unseen, now):
+            cid = o.client_id
+            if why is not None:
+                self._cancel_journaled(o, why, now)
+                continue
+            order = Order(o.instrument, o.index, o.qty, o.t_decision, o.t_due, o.price_ref, cid)
+            acks = self._submit([order], np.array(self.raw_px))
+            self.summary.resent += 1
+            self.journal.record_event("resend", {"order": cid, "status": acks[0].status}, now)
         self._poll_fills(now)
         venue = ex.positions()
         mine = {s: float(q) for s, q in zip(self.symbols, self.account.qty, strict=True)}
@@ -310,6 +339,67 @@ class LiveLoop:
             self.journal.set_positions({s: q for s, (_, q) in diff.items()}, reason="venue positions differ from the journal")
         self.summary.reconciled += 1
         self.journal.record_event("reconciled", {"open_orders": len(self._open), "position_diffs": len(diff)}, now)
+
+    def _resend_verdicts(self, orders: Sequence[OrderRow], now: int) -> list[tuple[OrderRow, str | None]]:
+        """For each order the venue never saw: None (re-send it) or why it is cancelled instead.
+
+        An order older than ``serving.order_ttl`` was decided on a market that is gone; the rest
+        are re-checked by the risk engine at the current prices and equity as one target (what
+        the positions would be once they fill), on a copy of its state: an order the engine would
+        now cut or block is cancelled, and the next decision trades from the current state."""
+        if not orders:
+            return []
+        ttl = None if self.cfg.serving.order_ttl is None else parse_duration(self.cfg.serving.order_ttl)
+        out: list[tuple[OrderRow, str | None]] = []
+        fresh: list[OrderRow] = []
+        for o in orders:
+            age = now - o.t_decision
+            if ttl is not None and age > ttl:
+                out.append((o, f"expired: decided {age / 1e9:.0f}s before the restart, over serving.order_ttl "
+                               f"{self.cfg.serving.order_ttl}"))
+            else:
+                fresh.append(o)
+        if not fresh:
+            return out
+        acc = self.account
+        e = acc.equity()
+        prices = np.array(self.raw_px)
+        if not (e - e == 0.0) or e <= 0 or not np.isfinite(prices[[o.index for o in fresh]]).all():
+            why = f"risk re-check impossible at restart: equity {e!r}, prices {prices.tolist()}"
+            return out + [(o, why) for o in fresh]
+        cur = acc.exposure(self.pend_q, e)
+        extra = np.zeros(self.n)
+        for o in fresh:
+            extra[o.index] += o.qty
+        target = cur.copy()
+        touched = sorted({o.index for o in fresh})
+        for j in touched:
+            target[j] = (acc.qty[j] + self.pend_q[j] + extra[j]) * prices[j] / e
+        saved = self.risk.state_dict()
+        try:
+            decision = self.risk.apply(now, target, cur, e, prices=prices)
+        finally:
+            self.risk.load_state_dict(saved)
+        allowed = np.asarray(decision.exposure, dtype=np.float64)
+        for o in fresh:
+            j = o.index
+            want, got = target[j] - cur[j], allowed[j] - cur[j]
+            cut = decision.halted or abs(got - want) > max(1e-9, 1e-6 * abs(want))
+            rules = ",".join(sorted({i.rule for i in decision.interventions})) or "halted"
+            out.append((o, f"risk re-check at restart cut it ({rules}): target {target[j]:.6g}, allowed "
+                           f"{allowed[j]:.6g}" if cut else None))
+        return out
+
+    def _cancel_journaled(self, o: OrderRow, why: str, now: int) -> None:
+        """Cancel an order the venue never saw: journaled as cancelled, never sent."""
+        self._open.pop(o.client_id, None)
+        if o.status == "sent":
+            self.pend_q[o.index] -= o.qty
+        self.journal.update_order(o.client_id, "cancelled", reason=why)
+        self.journal.record_event("cancel_unsent", {"order": o.client_id, "reason": why}, now)
+        self.summary.cancelled += 1
+        self.metrics.orders.labels("cancelled").inc()
+        log.warning("restart: order %s not re-sent: %s", o.client_id, why)
 
     # -- events ----------------------------------------------------------------------------------
     def run(self, feed: Iterable[Any], *, max_events: int | None = None, max_decisions: int | None = None) -> LoopSummary:
@@ -560,7 +650,8 @@ class LiveLoop:
             t, model_version=runner.version, action=action, target=target, allowed=decision.exposure, equity=e,
             orders=rows,
             detail={"rules": [i.rule for i in decision.interventions], "age_ns": age, "halted": decision.halted,
-                    **({"halt_reason": self._halt_reason} if decision.halted and self._halt_reason else {})},
+                    **({"halt_reason": self._halt_reason} if decision.halted and self._halt_reason else {}),
+                    **self._audit_fields(runner, x, cur)},
             risk_state=self.risk.state_dict(),
         )
         for r in rows:
@@ -579,6 +670,16 @@ class LiveLoop:
             reasons = [i.reason for i in decision.interventions] + ([self._halt_reason] if self._halt_reason else [])
             self.journal.record_event("kill_switch", {"reasons": reasons}, t)
             log.error("risk kill switch engaged at %s: trading halted (flat) until reset: %s", iso(t), "; ".join(reasons))
+
+    def _audit_fields(self, runner: PolicyRunner, x: np.ndarray, cur: np.ndarray) -> dict[str, Any]:
+        """What ``dea audit`` needs to re-derive this decision: the model's digest, the hash of the
+        exact float32 input vector (features, exposure) and, with ``serving.journal_inputs``, the
+        vector itself."""
+        fx, fe = as_model_inputs(x, cur)
+        out: dict[str, Any] = {"model_sha256": runner.sha256, "input_sha256": input_digest(fx, fe)}
+        if self.cfg.serving.journal_inputs:
+            out["inputs"] = {"features": fx.tolist(), "exposure": fe.tolist()}
+        return out
 
     def _guard_actions(self, action: str, target: np.ndarray, cur: np.ndarray) -> tuple[str, np.ndarray]:
         """The queued guard actions (hold / de-risk / halt) applied to this decision's target."""
@@ -739,7 +840,7 @@ class LiveLoop:
     def _on_swap(self, runner: PolicyRunner, t: int) -> None:
         self.summary.model_swaps += 1
         self.metrics.model_swaps.labels("ok").inc()
-        self.metrics.set_model(runner.version, runner.source)
+        self.metrics.set_model(runner.version, runner.source, runner.sha256)
         self.journal.save_state("model", runner.describe())
         self.journal.record_event("model_swap", runner.describe(), t)
         log.info("model swapped to %s (version %s) at %s", runner.source, runner.version, iso(t))
