@@ -113,13 +113,15 @@ class LoopSummary:
     resent: int = 0
     cancelled: int = 0
     halted: bool = False
+    stopped: str | None = None  # why the loop stopped before its feed ended (signal, lost lease)
     equity: float = math.nan
     first_decision: int | None = None
     last_decision: int | None = None
     wall_s: float = 0.0
+    report: dict[str, Any] | None = None  # the human summary (serving.summary), set by run_serve
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "report"}
 
 
 class LiveLoop:
@@ -216,6 +218,10 @@ class LiveLoop:
         # target) on every usable decision before the risk engine; they may scale the target.
         self.monitors: list[Callable[[int, np.ndarray, str, np.ndarray], tuple[str, np.ndarray]]] = []
         self.summary = LoopSummary()
+        #: set (e.g. by a SIGTERM handler) to stop after the current event: see :meth:`run`
+        self.stop_event: Any = None
+        #: a :class:`serving.lease.LeaseKeeper` whose ``lost`` flag stops the loop
+        self.lease: Any = None
         self.resume_after: int | None = None
         self._reconciled = False
         self._pending_events = 0
@@ -256,7 +262,7 @@ class LiveLoop:
             j.set_cash(self.initial_equity)
             j.save_state("model", self.slot.current.describe())
             j.record_event("start", {"model": self.slot.current.describe(), "exchange": getattr(self.exchange, "name", "?")})
-            self.metrics.set_model(self.slot.current.version, self.slot.current.source, self.slot.current.sha256)
+            self.metrics.set_model(self.slot.current.version, self.slot.current.source, getattr(self.slot.current, "sha256", None))
             return
         self.initial_equity = float(st.meta.get("initial_equity", self.initial_equity))
         acc = Account(self.n, self.initial_equity)
@@ -278,7 +284,7 @@ class LiveLoop:
         self.resume_after = st.last_decision_t
         j.record_event("restart", {"last_decision": st.last_decision_t, "open_orders": len(st.open_orders),
                                    "model": self.slot.current.describe()})
-        self.metrics.set_model(self.slot.current.version, self.slot.current.source, self.slot.current.sha256)
+        self.metrics.set_model(self.slot.current.version, self.slot.current.source, getattr(self.slot.current, "sha256", None))
         log.info("restart: %d decisions journaled, last at %s, %d open orders", st.decisions,
                  iso(st.last_decision_t) if st.last_decision_t else None, len(st.open_orders))
 
@@ -287,10 +293,11 @@ class LiveLoop:
         operator says otherwise (``--allow-model-change``), and then the change is journaled."""
         cur = self.slot.current
         was = (journaled or {}).get("sha256")
-        if was == cur.sha256:
+        sha = getattr(cur, "sha256", None)
+        if was == sha:
             return
         what = (f"journal {self.journal.path} was written by model {(journaled or {}).get('version')!r} "
-                f"(sha256 {was}); this restart loads {cur.version!r} (sha256 {cur.sha256})")
+                f"(sha256 {was}); this restart loads {cur.version!r} (sha256 {sha})")
         if not self.allow_model_change:
             raise ModelError(f"{what}: refusing to continue with a different model; pass --allow-model-change "
                              "to switch models on this journal (the change is journaled)")
@@ -432,6 +439,13 @@ class LiveLoop:
                 n += 1
                 if max_events is not None and n >= max_events:
                     return self._finish(t_wall)
+                if self.stop_event is not None and self.stop_event.is_set():
+                    self.shutdown(str(getattr(self.stop_event, "reason", "stop requested")))
+                    return self._finish(t_wall)
+                if self.lease is not None and self.lease.lost is not None:
+                    self.summary.stopped = f"lease lost: {self.lease.lost}"
+                    log.error("journal lease lost, stopping without trading: %s", self.lease.lost)
+                    return self._finish(t_wall)
             # a recorded feed ends: decide up to the end of the clock
             while self.clock_end is not None and self.next_t is not None and self.next_t <= self.clock_end:
                 self._decide(self.next_t, time.perf_counter_ns())
@@ -439,6 +453,39 @@ class LiveLoop:
         finally:
             self.summary.events += n
         return self._finish(t_wall)
+
+    def shutdown(self, reason: str) -> None:
+        """A clean stop (SIGTERM/SIGINT) between two events: open orders are left at the venue or
+        cancelled (``serving.shutdown_orders``), and the stop is journaled."""
+        mode = self.cfg.serving.shutdown_orders
+        cancelled, left = 0, 0
+        if mode == "cancel":
+            cancel = getattr(self.exchange, "cancel_order", None)
+            for cid, o in list(self._open.items()):
+                if o.status == "new":  # journaled, never sent: it never will be
+                    self._cancel_journaled(o, f"shutdown ({reason}): cancelled before sending", self.next_t or 0)
+                    cancelled += 1
+                    continue
+                if cancel is None:
+                    left += 1
+                    continue
+                try:
+                    ack = cancel(cid, o.instrument)
+                except DeaError as exc:
+                    log.error("shutdown: cannot cancel %s: %s", cid, exc)
+                    left += 1
+                    continue
+                if getattr(ack, "status", "") in ("cancelled", "canceled", "rejected"):
+                    self._cancel_journaled(o, f"shutdown ({reason}): cancelled at the venue", self.next_t or 0)
+                    cancelled += 1
+                else:
+                    left += 1
+        else:
+            left = len(self._open)
+        self.summary.stopped = reason
+        self.journal.record_event("shutdown", {"reason": reason, "orders": mode, "cancelled": cancelled,
+                                               "left_open": left}, self.next_t)
+        log.info("shutdown (%s): %d open orders cancelled, %d left open", reason, cancelled, left)
 
     def _finish(self, t_wall: float) -> LoopSummary:
         s = self.summary
@@ -676,7 +723,7 @@ class LiveLoop:
         exact float32 input vector (features, exposure) and, with ``serving.journal_inputs``, the
         vector itself."""
         fx, fe = as_model_inputs(x, cur)
-        out: dict[str, Any] = {"model_sha256": runner.sha256, "input_sha256": input_digest(fx, fe)}
+        out: dict[str, Any] = {"model_sha256": getattr(runner, "sha256", None), "input_sha256": input_digest(fx, fe)}
         if self.cfg.serving.journal_inputs:
             out["inputs"] = {"features": fx.tolist(), "exposure": fe.tolist()}
         return out
@@ -840,7 +887,7 @@ class LiveLoop:
     def _on_swap(self, runner: PolicyRunner, t: int) -> None:
         self.summary.model_swaps += 1
         self.metrics.model_swaps.labels("ok").inc()
-        self.metrics.set_model(runner.version, runner.source, runner.sha256)
+        self.metrics.set_model(runner.version, runner.source, getattr(runner, "sha256", None))
         self.journal.save_state("model", runner.describe())
         self.journal.record_event("model_swap", runner.describe(), t)
         log.info("model swapped to %s (version %s) at %s", runner.source, runner.version, iso(t))
