@@ -251,13 +251,12 @@ def verify_model_bytes(
     recorded: list[tuple[str, str]] = []
     if manifest is not None:
         recorded.append(("manifest", manifest.sha256))
-        if manifest.size != len(data):
-            raise ModelError(f"{source}: {len(data)} bytes but the manifest recorded {manifest.size}: tampered or truncated")
     if expected_sha256 is not None:
         recorded.append(("registry tag", expected_sha256))
     for what, want in recorded:
         if want != sha:
-            raise ModelError(f"{source}: SHA-256 {sha} does not match the {what} ({want}): the model file was "
+            size = f" ({len(data)} bytes, recorded {manifest.size})" if manifest is not None and what == "manifest" else ""
+            raise ModelError(f"{source}: SHA-256 {sha} does not match the {what} ({want}){size}: the model file was "
                              "modified after export; refusing to load it")
     if not recorded and trust.require_digest:
         raise ModelError(f"{source}: no recorded SHA-256 (no {MANIFEST_SUFFIX} beside it, no {TAG_SHA256} registry "
