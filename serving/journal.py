@@ -240,9 +240,11 @@ class Journal:
                         (now, now + self._lease_ttl, self._holder, self._epoch, now),
                     ).rowcount
                     if n != 1:
+                        row = self._db.execute("SELECT holder, epoch, expires_ns FROM lease WHERE id=1").fetchone()
                         self._db.execute("ROLLBACK")
                         raise LeaseHeldError(f"{self.path}: this process ({self._holder}) lost the journal lease "
-                                             f"(now {self.lease()}); stopping without journaling or sending")
+                                             f"(now held by {row[0] if row else None}, epoch {row[1] if row else None}); "
+                                             "stopping without journaling or sending")
                 counts = [self._db.execute(sql, args).rowcount for sql, args in statements]
                 self._db.execute("COMMIT")
                 return counts
