@@ -537,6 +537,11 @@ class Journal:
             for r in rows
         ]
 
+    def decision_target(self, t_ns: int) -> list[float | None] | None:
+        """The pre-risk target journaled for the decision at ``t_ns`` (None: no such decision)."""
+        rows = self._query("SELECT target FROM decisions WHERE t_ns=?", (int(t_ns),))
+        return json.loads(rows[0][0]) if rows else None
+
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT t_ns, kind, detail FROM events"
         args: tuple[Any, ...] = ()

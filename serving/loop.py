@@ -59,6 +59,8 @@ from serving.runner import LiveSpec, PolicyRunner
 log = logging.getLogger("dea.serving.loop")
 
 CrashHook = Callable[[str, int], None]
+#: a re-sent order may exceed what the risk re-check allows by at most this much exposure (1 bp)
+RECHECK_ABS_TOL = 1e-4
 
 
 def resolve_latency_ns(cfg: ExperimentConfig) -> int:
@@ -375,26 +377,31 @@ class LiveLoop:
             why = f"risk re-check impossible at restart: equity {e!r}, prices {prices.tolist()}"
             return out + [(o, why) for o in fresh]
         cur = acc.exposure(self.pend_q, e)
+        # the decision's own (pre-risk) target goes through the engine again: its rules are not
+        # idempotent (a drawdown brake applied to an already-braked exposure would brake twice)
+        t_last = max(o.t_decision for o in fresh)
+        journaled = self.journal.decision_target(t_last)
+        target = np.array([math.nan if v is None else float(v) for v in journaled], dtype=np.float64) \
+            if journaled is not None and len(journaled) == self.n else np.full(self.n, math.nan)
         extra = np.zeros(self.n)
         for o in fresh:
             extra[o.index] += o.qty
-        target = cur.copy()
-        touched = sorted({o.index for o in fresh})
-        for j in touched:
-            target[j] = (acc.qty[j] + self.pend_q[j] + extra[j]) * prices[j] / e
         saved = self.risk.state_dict()
         try:
             decision = self.risk.apply(now, target, cur, e, prices=prices)
         finally:
             self.risk.load_state_dict(saved)
         allowed = np.asarray(decision.exposure, dtype=np.float64)
+        rules = ",".join(sorted({i.rule for i in decision.interventions})) or "none"
         for o in fresh:
             j = o.index
-            want, got = target[j] - cur[j], allowed[j] - cur[j]
-            cut = decision.halted or abs(got - want) > max(1e-9, 1e-6 * abs(want))
-            rules = ",".join(sorted({i.rule for i in decision.interventions})) or "halted"
-            out.append((o, f"risk re-check at restart cut it ({rules}): target {target[j]:.6g}, allowed "
-                           f"{allowed[j]:.6g}" if cut else None))
+            want = extra[j] * prices[j] / e  # the exposure change the unsent orders would make
+            got = allowed[j] - cur[j]  # the change the engine allows now
+            # the engine's state already holds decision t (EWMA, peak equity): allow what that
+            # moves by, 1 % of the order or 1 bp of equity, and no more
+            ok = not decision.halted and want * got > 0 and abs(got) >= abs(want) - max(0.01 * abs(want), RECHECK_ABS_TOL)
+            out.append((o, None if ok else f"risk re-check at restart cut it (rules: {rules}): the orders would "
+                                           f"move exposure by {want:.6g}, the engine now allows {got:.6g}"))
         return out
 
     def _cancel_journaled(self, o: OrderRow, why: str, now: int) -> None:

@@ -93,11 +93,16 @@ def test_a_resend_first_passes_the_risk_engine_at_current_prices(sim, tmp_path):
     t_crash, unsent = _crash_after_journal(cfg, tables, model, tmp_path / "j.sqlite", venue)
     # the same restart point, but the risk limits are now far tighter: re-sending would breach them
     tight = cfg.with_overrides(["risk.max_exposure=0.001"])
+    held = Journal(tmp_path / "j.sqlite").load().positions
     loop, replay = _loop(tight, tables, model, tmp_path / "j.sqlite", venue)
     summary = loop.run(replay.events(loop.panel))
-    assert summary.resent == 0 and summary.cancelled == len(unsent)
-    reasons = {o.client_id: o.reason for o in loop.journal.orders() if o.status == "cancelled"}
-    assert all("risk re-check at restart" in reasons[o.client_id] for o in unsent)
+    assert summary.cancelled >= 1 and summary.cancelled + summary.resent == len(unsent)
+    by_id = {o.client_id: o for o in loop.journal.orders()}
+    for o in unsent:
+        if by_id[o.client_id].status == "cancelled":
+            assert "risk re-check at restart cut it" in by_id[o.client_id].reason
+        else:  # only an order that reduces the position toward the new cap may still go out
+            assert o.qty * held.get(o.instrument, 0.0) < 0 and abs(o.qty) <= abs(held[o.instrument]) + 1e-12
     # with the original limits the same orders pass the re-check and are re-sent (nothing lost)
     venue2 = _venue(cfg)
     _, unsent2 = _crash_after_journal(cfg, tables, model, tmp_path / "k.sqlite", venue2)
