@@ -181,6 +181,10 @@ class JournalState:
         return self.last_decision_t is None and not self.positions and self.cash is None
 
 
+def _funding_key(ts: int, instrument: str) -> str:
+    return f"funding:{int(ts)}:{instrument}"
+
+
 def _dumps(obj: Any) -> str:
     """Compact JSON (orjson: fast enough for every decision; NaN becomes null, never a number)."""
     return orjson.dumps(obj, default=_default, option=orjson.OPT_SERIALIZE_NUMPY).decode()
@@ -431,16 +435,32 @@ class Journal:
     def set_cash(self, cash: float) -> None:
         self._tx([("INSERT INTO account(key, value) VALUES('cash', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (float(cash),))])
 
-    def record_funding(self, ts: int, instrument: str, index: int, paid: float) -> None:
-        """A funding settlement: the account paid ``paid`` (negative: received)."""
-        self._tx(
-            [
-                ("INSERT INTO ledger(kind, fill_id, client_id, ts, instrument, idx, qty, price, fee, spread, impact, "
-                 "amount, liquidation) VALUES('funding', NULL, NULL, ?, ?, ?, 0, 0, 0, 0, 0, ?, 0)",
-                 (int(ts), instrument, int(index), float(paid))),
-                ("UPDATE account SET value=value-? WHERE key='cash'", (float(paid),)),
-            ]
-        )
+    def record_funding(self, ts: int, instrument: str, index: int, paid: float) -> bool:
+        """A funding settlement: the account paid ``paid`` (negative: received). Returns False
+        when this settlement was already journaled (nothing changes)."""
+        # keyed like a fill (``funding:<ts>:<instrument>``): one settlement is journaled once
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO ledger(kind, fill_id, client_id, ts, instrument, idx, qty, price, fee, "
+                    "spread, impact, amount, liquidation) VALUES('funding', ?, NULL, ?, ?, ?, 0, 0, 0, 0, 0, ?, 0)",
+                    (_funding_key(ts, instrument), int(ts), instrument, int(index), float(paid)),
+                )
+                if cur.rowcount == 1:
+                    self._db.execute("UPDATE account SET value=value-? WHERE key='cash'", (float(paid),))
+                self._db.execute("COMMIT")
+                return cur.rowcount == 1
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def funding_recorded(self, ts: int, instrument: str) -> bool:
+        """Whether the settlement of ``instrument`` at ``ts`` is already in the ledger."""
+        rows = self._query("SELECT 1 FROM ledger WHERE fill_id=? OR (kind='funding' AND fill_id IS NULL AND ts=? "
+                           "AND instrument=?) LIMIT 1", (_funding_key(ts, instrument), int(ts), instrument))
+        return bool(rows)
 
     def set_positions(self, positions: Mapping[str, float], *, reason: str) -> None:
         """Overwrite positions (reconciliation with the venue) and log the correction."""

@@ -700,6 +700,7 @@ class LiveLoop:
         self._observe(t, t1 - t0, t2 - recv_ns, action, decision, e, age)
         rows = [OrderRow(o.client_id, o.t_decision, o.t_due, o.instrument, o.index, o.qty, o.price_ref, "new")
                 for o in orders]
+        self._hook("before_journal", t)  # market, fills and funding at t are journaled; the decision is not
         self.journal.record_decision(
             t, model_version=runner.version, action=action, target=target, allowed=decision.exposure, equity=e,
             orders=rows,
@@ -815,6 +816,11 @@ class LiveLoop:
             for j in self.funded:
                 r = float(settled[j])
                 if r != 0.0 and r == r:
+                    if self.journal.funding_recorded(t, self.symbols[j]):
+                        # settled and journaled before a crash that came before this decision was
+                        # journaled: the mirror (rebuilt from the ledger) and a venue restored from
+                        # it already hold it; settling again would charge it twice
+                        continue
                     if on_market is not None:
                         on_market(BtFunding(t, j, r))
                         self._poll_fills(t)

@@ -110,6 +110,41 @@ def test_a_resend_first_passes_the_risk_engine_at_current_prices(sim, tmp_path):
     assert loop2.run(replay2.events(loop2.panel)).resent == len(unsent2)
 
 
+def _state(journal):
+    j = Journal(journal)
+    fills = [(f.client_id, f.ts, f.qty, f.price, f.fee) for f in j.fills()]
+    funding = [(e.ts, e.index, e.amount) for e in j.ledger() if e.kind == "funding"]
+    decisions = [(d["t_ns"], d["target"], d["allowed"], d["equity"]) for d in j.decisions()]
+    return fills, funding, decisions
+
+
+@pytest.mark.parametrize("new_venue", [False, True])
+def test_a_crash_after_funding_settled_but_before_the_decision_charges_it_once(sim, tmp_path, new_venue):
+    """Funding at t is journaled before the decision at t; a crash between the two must not make
+    the restarted loop settle the same funding again (found by the failover benchmark)."""
+    cfg, tables, model, _ = sim
+    ref, replay = _loop(cfg, tables, model, tmp_path / "ref.sqlite", _venue(cfg))
+    ref.run(replay.events(ref.panel))
+    settled = sorted({e.ts for e in ref.journal.ledger() if e.kind == "funding"})
+    assert len(settled) >= 3
+    target = settled[len(settled) // 2]
+
+    def hook(where, t):
+        if where == "before_journal" and t == target:
+            raise Crash(t)
+
+    venue = _venue(cfg)
+    loop, replay = _loop(cfg, tables, model, tmp_path / "j.sqlite", venue, hook=hook)
+    with pytest.raises(Crash):
+        loop.run(replay.events(loop.panel))
+    loop.journal.close()
+    assert any(e.kind == "funding" and e.ts == target for e in Journal(tmp_path / "j.sqlite").ledger())
+    loop2, replay2 = _loop(cfg, tables, model, tmp_path / "j.sqlite", _venue(cfg) if new_venue else venue)
+    loop2.run(replay2.events(loop2.panel))
+    assert _state(tmp_path / "j.sqlite") == _state(tmp_path / "ref.sqlite")
+    assert loop2.account.equity() == ref.account.equity()
+
+
 def test_stop_event_finishes_the_event_journals_and_cancels_unsent_orders(sim, tmp_path):
     cfg, tables, model, _ = sim
     import threading
