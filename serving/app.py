@@ -130,8 +130,11 @@ def _check_symbols(symbols: list[str], cfg: ExperimentConfig) -> None:
 
 
 def load_model(source: str, cfg: ExperimentConfig, spec: Any, tracking_uri: str | None) -> tuple[PolicyRunner, ModelSlot, ModelWatcher | None]:
-    runner = PolicyRunner.load(source, spec, tracking_uri=tracking_uri)
-    slot = ModelSlot(runner, lambda src: PolicyRunner.load(src, spec, tracking_uri=tracking_uri))
+    """Load and verify the model (digest, signature per ``serving``), and the hot-swap slot that
+    verifies every replacement the same way."""
+    trust = cfg.serving.trust_policy()
+    runner = PolicyRunner.load(source, spec, tracking_uri=tracking_uri, trust=trust)
+    slot = ModelSlot(runner, lambda src: PolicyRunner.load(src, spec, tracking_uri=tracking_uri, trust=trust))
     watcher = None
     if cfg.serving.model_poll is not None:
         interval = parse_duration(cfg.serving.model_poll) / 1e9
@@ -185,42 +188,81 @@ def run_serve(
     end: str | None = None,
     tracking_uri: str | None = None,
     metrics_port: int | None = None,
+    metrics_host: str | None = None,
+    allow_model_change: bool = False,
+    standby: bool = False,
+    stop_event: Any = None,
 ) -> LoopSummary:
-    """What ``dea serve`` does; returns the loop's summary."""
+    """What ``dea serve`` does; returns the loop's summary (``.report``: the human summary).
+
+    The journal's lease is taken before anything is written to it: a second writer is refused
+    (:class:`serving.journal.LeaseHeldError`), a ``standby`` waits (model loaded and verified)
+    until the lease expires, then starts like a restart (journal loaded, venue reconciled).
+    ``stop_event`` (a ``threading.Event``, set by the CLI's SIGTERM/SIGINT handler) stops the
+    loop cleanly after the current event."""
     from dea.features.featureset import FeatureSet
+    from serving.lease import LeaseKeeper
+    from serving.summary import serve_report
 
     fs = FeatureSet.from_config(cfg.features, cfg.data.symbols)
     spec = live_spec(cfg, fs)
-    _, slot, watcher = load_model(model, cfg, spec, tracking_uri)
-    ex = build_exchange(exchange, cfg)
+    runner, slot, watcher = load_model(model, cfg, spec, tracking_uri)
     journal_path = Path(journal) if journal else Path(cfg.serving.journal)
-    t_start = parse_timestamp(start) if start else None
-    t_end = parse_timestamp(end) if end else None
-    metrics = LoopMetrics(cfg.data.symbols)
-    port = metrics_port if metrics_port is not None else cfg.serving.metrics_port
-    server = metrics.serve(port) if port is not None else None
-    sync = cfg.serving.journal_sync.upper()
+    jr = Journal(journal_path, synchronous=cfg.serving.journal_sync.upper())
+    keeper = LeaseKeeper(jr, parse_duration(cfg.serving.lease_ttl))
+    if standby:
+        if keeper.wait(stop=(lambda: stop_event is not None and stop_event.is_set())) is None:
+            jr.close()
+            summary = LoopSummary(stopped=str(getattr(stop_event, "reason", "stopped while on standby")))
+            summary.report = {"standby": "stopped before taking over", "stopped": summary.stopped}
+            return summary
+    else:
+        keeper.acquire()
+    ex = None
+    server = None
     try:
+        ex = build_exchange(exchange, cfg)
+        t_start = parse_timestamp(start) if start else None
+        t_end = parse_timestamp(end) if end else None
+        metrics = LoopMetrics(cfg.data.symbols)
+        port = metrics_port if metrics_port is not None else cfg.serving.metrics_port
+        host = metrics_host or cfg.serving.metrics_host
+        server = metrics.serve(port, host) if port is not None else None
+        common = dict(feature_set=fs, metrics=metrics, allow_model_change=allow_model_change)
         if feed == "replay" or feed.startswith("replay:"):
             events, kwargs = build_replay(feed, cfg, start=t_start, end=t_end)
-            loop = LiveLoop(cfg, slot, ex, Journal(journal_path, synchronous=sync), feature_set=fs, metrics=metrics,
-                            trade_from=t_start, **kwargs)
+            loop = LiveLoop(cfg, slot, ex, jr, trade_from=t_start, **common, **kwargs)
             source = events(loop)
         else:
-            loop = LiveLoop(cfg, slot, ex, Journal(journal_path, synchronous=sync), feature_set=fs, metrics=metrics)
+            loop = LiveLoop(cfg, slot, ex, jr, **common)
             source = build_live_feed(feed, cfg, loop)
+        loop.lease, loop.stop_event = keeper, stop_event
+        address = f"http://{host}:{server.server_port}/metrics" if server is not None else None
+        ident = runner.describe()
+        log.info(
+            "serving model %s version %s sha256 %s | feed %s | venue %s | journal %s | metrics %s%s",
+            ident["model_name"], ident["version"], ident["sha256"], feed, exchange, journal_path, address or "off",
+            " | took over as standby" if standby else "",
+            extra={"event": "start", "model_name": ident["model_name"], "model_version": ident["version"],
+                   "sha256": ident["sha256"], "feed": feed, "venue": exchange, "metrics": address,
+                   "journal": str(journal_path), "lease_holder": keeper.holder},
+        )
         guard_drift(loop, cfg, slot.current, metrics)
         if watcher is not None:
             watcher.start()
         try:
-            return loop.run(source, max_events=max_events)
+            summary = loop.run(source, max_events=max_events)
         finally:
             stop = getattr(source, "stop", None)
             if stop is not None:
                 stop()
+        summary.report = serve_report(jr, summary, step_ns=loop.step, model=slot.current.describe())
+        return summary
     finally:
         if watcher is not None:
             watcher.stop()
         if server is not None:
             server.shutdown()
-        ex.close()
+        if ex is not None:
+            ex.close()
+        keeper.release()

@@ -159,11 +159,22 @@ def registry_probe(name: str, alias: str, tracking_uri: str | None) -> Callable[
 
 
 def file_probe(path: str) -> Callable[[], str]:
-    """Probe for :class:`ModelWatcher`: a file's mtime and size (atomic replace changes both)."""
+    """Probe for :class:`ModelWatcher`: a file's mtime and size (atomic replace changes both), and
+    its manifest's: a deploy that replaces the model and its manifest one after the other is
+    retried when the second lands (a model checked against the old manifest is refused)."""
     import os
+
+    from dea.model_artifact import manifest_path
+
+    side = manifest_path(path)
 
     def probe() -> str:
         st = os.stat(path)
-        return f"{st.st_mtime_ns}:{st.st_size}"
+        try:
+            ms = os.stat(side)
+            m = f"{ms.st_mtime_ns}:{ms.st_size}"
+        except FileNotFoundError:
+            m = "-"
+        return f"{st.st_mtime_ns}:{st.st_size}/{m}"
 
     return probe

@@ -86,6 +86,13 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL,
     written_ns INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS lease (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    heartbeat_ns INTEGER NOT NULL,
+    expires_ns INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS guard_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     t_ns INTEGER NOT NULL,
@@ -99,6 +106,20 @@ CREATE TABLE IF NOT EXISTS guard_events (
 """
 
 OPEN_STATUSES = ("new", "sent")
+
+
+class LeaseHeldError(JournalError):
+    """Another live writer holds the journal's lease: this process must not trade on it."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The journal's single-writer lease: who holds it, since which takeover, until when."""
+
+    holder: str
+    epoch: int
+    heartbeat_ns: int
+    expires_ns: int
 
 
 @dataclass(frozen=True)
@@ -160,6 +181,10 @@ class JournalState:
         return self.last_decision_t is None and not self.positions and self.cash is None
 
 
+def _funding_key(ts: int, instrument: str) -> str:
+    return f"funding:{int(ts)}:{instrument}"
+
+
 def _dumps(obj: Any) -> str:
     """Compact JSON (orjson: fast enough for every decision; NaN becomes null, never a number)."""
     return orjson.dumps(obj, default=_default, option=orjson.OPT_SERIALIZE_NUMPY).decode()
@@ -193,6 +218,9 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{self.path}: not a usable SQLite journal: {exc}") from None
         self._lock = threading.Lock()
+        self._holder: str | None = None
+        self._epoch = 0
+        self._lease_ttl = 0
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
@@ -200,11 +228,27 @@ class Journal:
             raise JournalError(f"{self.path}: journal schema {version}, this DEA writes {SCHEMA_VERSION}")
 
     # -- plumbing ----------------------------------------------------------------------------------
-    def _tx(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
-        """Run statements in one IMMEDIATE transaction; returns each statement's rowcount."""
+    def _tx(self, statements: Sequence[tuple[str, Sequence[Any]]], *, fenced: bool = False) -> list[int]:
+        """Run statements in one IMMEDIATE transaction; returns each statement's rowcount.
+
+        ``fenced``: the transaction also renews this process's lease and is rolled back (a
+        :class:`LeaseHeldError`) when the lease is no longer ours: a writer that stalled past its
+        expiry while a standby took over cannot journal (and so cannot send) another order."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                if fenced and self._holder is not None:
+                    now = time.time_ns()
+                    n = self._db.execute(
+                        "UPDATE lease SET heartbeat_ns=?, expires_ns=? WHERE id=1 AND holder=? AND epoch=? AND expires_ns>=?",
+                        (now, now + self._lease_ttl, self._holder, self._epoch, now),
+                    ).rowcount
+                    if n != 1:
+                        row = self._db.execute("SELECT holder, epoch, expires_ns FROM lease WHERE id=1").fetchone()
+                        self._db.execute("ROLLBACK")
+                        raise LeaseHeldError(f"{self.path}: this process ({self._holder}) lost the journal lease "
+                                             f"(now held by {row[0] if row else None}, epoch {row[1] if row else None}); "
+                                             "stopping without journaling or sending")
                 counts = [self._db.execute(sql, args).rowcount for sql, args in statements]
                 self._db.execute("COMMIT")
                 return counts
@@ -212,6 +256,65 @@ class Journal:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+
+    # -- single writer: the lease -----------------------------------------------------------------
+    def lease(self) -> Lease | None:
+        rows = self._query("SELECT holder, epoch, heartbeat_ns, expires_ns FROM lease WHERE id=1")
+        return Lease(*rows[0]) if rows else None
+
+    def try_acquire_lease(self, holder: str, ttl_ns: int) -> Lease | None:
+        """Take the lease atomically when it is free or expired (or already ours); None when a
+        live writer holds it. A takeover bumps the epoch, which fences the previous holder."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                now = time.time_ns()
+                row = self._db.execute("SELECT holder, epoch, expires_ns FROM lease WHERE id=1").fetchone()
+                if row is not None and row[0] != holder and row[2] >= now:
+                    self._db.execute("ROLLBACK")
+                    return None
+                epoch = (row[1] if row is not None else 0) + (0 if row is not None and row[0] == holder else 1)
+                self._db.execute(
+                    "INSERT INTO lease(id, holder, epoch, heartbeat_ns, expires_ns) VALUES(1,?,?,?,?) "
+                    "ON CONFLICT(id) DO UPDATE SET holder=excluded.holder, epoch=excluded.epoch, "
+                    "heartbeat_ns=excluded.heartbeat_ns, expires_ns=excluded.expires_ns",
+                    (holder, epoch, now, now + int(ttl_ns)),
+                )
+                self._db.execute("INSERT INTO events(t_ns, kind, detail, written_ns) VALUES(?,?,?,?)",
+                                 (None, "lease_acquired", _dumps({"holder": holder, "epoch": epoch,
+                                                                  "previous": None if row is None else row[0]}), now))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        self._holder, self._epoch, self._lease_ttl = holder, epoch, int(ttl_ns)
+        return Lease(holder, epoch, now, now + int(ttl_ns))
+
+    def acquire_lease(self, holder: str, ttl_ns: int) -> Lease:
+        """:meth:`try_acquire_lease` or a :class:`LeaseHeldError` naming the holder."""
+        got = self.try_acquire_lease(holder, ttl_ns)
+        if got is None:
+            cur = self.lease()
+            left = (cur.expires_ns - time.time_ns()) / 1e9 if cur else 0.0
+            raise LeaseHeldError(
+                f"{self.path}: journal is held by a live writer {cur.holder if cur else '?'} (lease renewed "
+                f"{(time.time_ns() - cur.heartbeat_ns) / 1e9 if cur else 0:.1f}s ago, expires in {left:.1f}s); refusing "
+                "to trade on it. Run `dea serve --standby` to take over when it stops."
+            )
+        return got
+
+    def renew_lease(self) -> None:
+        """Heartbeat (raises :class:`LeaseHeldError` when the lease was lost)."""
+        if self._holder is not None:
+            self._tx([], fenced=True)
+
+    def release_lease(self) -> None:
+        """Give the lease up (clean shutdown): a standby may take over at once."""
+        if self._holder is None:
+            return
+        self._tx([("UPDATE lease SET expires_ns=0 WHERE id=1 AND holder=? AND epoch=?", (self._holder, self._epoch))])
+        self._holder = None
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -274,7 +377,7 @@ class Journal:
         if risk_state is not None:
             stmts.append(self._state_stmt("risk", risk_state, now))
         try:
-            self._tx(stmts)
+            self._tx(stmts, fenced=True)
         except sqlite3.IntegrityError as exc:
             raise JournalError(f"{self.path}: decision at t={t_ns} or one of its orders is already journaled: {exc}") from None
 
@@ -332,16 +435,32 @@ class Journal:
     def set_cash(self, cash: float) -> None:
         self._tx([("INSERT INTO account(key, value) VALUES('cash', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (float(cash),))])
 
-    def record_funding(self, ts: int, instrument: str, index: int, paid: float) -> None:
-        """A funding settlement: the account paid ``paid`` (negative: received)."""
-        self._tx(
-            [
-                ("INSERT INTO ledger(kind, fill_id, client_id, ts, instrument, idx, qty, price, fee, spread, impact, "
-                 "amount, liquidation) VALUES('funding', NULL, NULL, ?, ?, ?, 0, 0, 0, 0, 0, ?, 0)",
-                 (int(ts), instrument, int(index), float(paid))),
-                ("UPDATE account SET value=value-? WHERE key='cash'", (float(paid),)),
-            ]
-        )
+    def record_funding(self, ts: int, instrument: str, index: int, paid: float) -> bool:
+        """A funding settlement: the account paid ``paid`` (negative: received). Returns False
+        when this settlement was already journaled (nothing changes)."""
+        # keyed like a fill (``funding:<ts>:<instrument>``): one settlement is journaled once
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO ledger(kind, fill_id, client_id, ts, instrument, idx, qty, price, fee, "
+                    "spread, impact, amount, liquidation) VALUES('funding', ?, NULL, ?, ?, ?, 0, 0, 0, 0, 0, ?, 0)",
+                    (_funding_key(ts, instrument), int(ts), instrument, int(index), float(paid)),
+                )
+                if cur.rowcount == 1:
+                    self._db.execute("UPDATE account SET value=value-? WHERE key='cash'", (float(paid),))
+                self._db.execute("COMMIT")
+                return cur.rowcount == 1
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def funding_recorded(self, ts: int, instrument: str) -> bool:
+        """Whether the settlement of ``instrument`` at ``ts`` is already in the ledger."""
+        rows = self._query("SELECT 1 FROM ledger WHERE fill_id=? OR (kind='funding' AND fill_id IS NULL AND ts=? "
+                           "AND instrument=?) LIMIT 1", (_funding_key(ts, instrument), int(ts), instrument))
+        return bool(rows)
 
     def set_positions(self, positions: Mapping[str, float], *, reason: str) -> None:
         """Overwrite positions (reconciliation with the venue) and log the correction."""
@@ -437,6 +556,11 @@ class Journal:
              "allowed": json.loads(r[4]), "equity": r[5], "detail": json.loads(r[6] or "{}")}
             for r in rows
         ]
+
+    def decision_target(self, t_ns: int) -> list[float | None] | None:
+        """The pre-risk target journaled for the decision at ``t_ns`` (None: no such decision)."""
+        rows = self._query("SELECT target FROM decisions WHERE t_ns=?", (int(t_ns),))
+        return json.loads(rows[0][0]) if rows else None
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT t_ns, kind, detail FROM events"

@@ -45,6 +45,7 @@ from dea.features.missing import RowPreparer, input_names
 from dea.guards import MarketGuard, apply_actions, merge_action
 from dea.risk.engine import RiskDecision, RiskEngine
 from dea.timeutil import iso, parse_duration, parse_timestamp
+from serving.audit_hash import as_model_inputs, input_digest
 from serving.books import OrderBooks
 from serving.events import BarEvent, BookMsg, ExogEvent, FundingEvent, FundingRateEvent, MarkEvent, Tick
 from serving.exchanges.base import ExecFill, OrderAck
@@ -58,6 +59,8 @@ from serving.runner import LiveSpec, PolicyRunner
 log = logging.getLogger("dea.serving.loop")
 
 CrashHook = Callable[[str, int], None]
+#: a re-sent order may exceed what the risk re-check allows by at most this much exposure (1 bp)
+RECHECK_ABS_TOL = 1e-4
 
 
 def resolve_latency_ns(cfg: ExperimentConfig) -> int:
@@ -110,14 +113,17 @@ class LoopSummary:
     model_swaps: int = 0
     reconciled: int = 0
     resent: int = 0
+    cancelled: int = 0
     halted: bool = False
+    stopped: str | None = None  # why the loop stopped before its feed ended (signal, lost lease)
     equity: float = math.nan
     first_decision: int | None = None
     last_decision: int | None = None
     wall_s: float = 0.0
+    report: dict[str, Any] | None = None  # the human summary (serving.summary), set by run_serve
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "report"}
 
 
 class LiveLoop:
@@ -150,8 +156,11 @@ class LiveLoop:
         order_books: bool | None = None,
         trade_from: int | None = None,
         clock: Callable[[], int] | None = None,
+        allow_model_change: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.trust = cfg.serving.trust_policy()
+        self.allow_model_change = allow_model_change
         self.instruments = tuple(cfg.data.instruments)
         self.symbols = tuple(cfg.data.symbols)
         self.n = len(self.symbols)
@@ -211,6 +220,10 @@ class LiveLoop:
         # target) on every usable decision before the risk engine; they may scale the target.
         self.monitors: list[Callable[[int, np.ndarray, str, np.ndarray], tuple[str, np.ndarray]]] = []
         self.summary = LoopSummary()
+        #: set (e.g. by a SIGTERM handler) to stop after the current event: see :meth:`run`
+        self.stop_event: Any = None
+        #: a :class:`serving.lease.LeaseKeeper` whose ``lost`` flag stops the loop
+        self.lease: Any = None
         self.resume_after: int | None = None
         self._reconciled = False
         self._pending_events = 0
@@ -228,7 +241,7 @@ class LiveLoop:
 
     # -- model -----------------------------------------------------------------------------------
     def _loader(self, source: str) -> PolicyRunner:
-        return PolicyRunner.load(source, self.spec)
+        return PolicyRunner.load(source, self.spec, trust=self.trust)
 
     def _check_model(self, runner: PolicyRunner) -> None:
         from dea.onnx_contract import check_compatible
@@ -251,7 +264,7 @@ class LiveLoop:
             j.set_cash(self.initial_equity)
             j.save_state("model", self.slot.current.describe())
             j.record_event("start", {"model": self.slot.current.describe(), "exchange": getattr(self.exchange, "name", "?")})
-            self.metrics.set_model(self.slot.current.version, self.slot.current.source)
+            self.metrics.set_model(self.slot.current.version, self.slot.current.source, getattr(self.slot.current, "sha256", None))
             return
         self.initial_equity = float(st.meta.get("initial_equity", self.initial_equity))
         acc = Account(self.n, self.initial_equity)
@@ -269,12 +282,30 @@ class LiveLoop:
             self._open[o.client_id] = o
             if o.status == "sent":
                 self.pend_q[o.index] += o.qty
+        self._check_model_identity(st.model)
         self.resume_after = st.last_decision_t
         j.record_event("restart", {"last_decision": st.last_decision_t, "open_orders": len(st.open_orders),
                                    "model": self.slot.current.describe()})
-        self.metrics.set_model(self.slot.current.version, self.slot.current.source)
+        self.metrics.set_model(self.slot.current.version, self.slot.current.source, getattr(self.slot.current, "sha256", None))
         log.info("restart: %d decisions journaled, last at %s, %d open orders", st.decisions,
                  iso(st.last_decision_t) if st.last_decision_t else None, len(st.open_orders))
+
+    def _check_model_identity(self, journaled: dict[str, Any] | None) -> None:
+        """A restart must serve the model the journal was written with (same SHA-256), unless the
+        operator says otherwise (``--allow-model-change``), and then the change is journaled."""
+        cur = self.slot.current
+        was = (journaled or {}).get("sha256")
+        sha = getattr(cur, "sha256", None)
+        if was == sha:
+            return
+        what = (f"journal {self.journal.path} was written by model {(journaled or {}).get('version')!r} "
+                f"(sha256 {was}); this restart loads {cur.version!r} (sha256 {sha})")
+        if not self.allow_model_change:
+            raise ModelError(f"{what}: refusing to continue with a different model; pass --allow-model-change "
+                             "to switch models on this journal (the change is journaled)")
+        log.warning("%s: model change allowed (--allow-model-change)", what)
+        self.journal.record_event("model_change", {"from": journaled, "to": cur.describe()})
+        self.journal.save_state("model", cur.describe())
 
     def reconcile(self, now: int) -> None:
         """Bring journal, mirror and venue into agreement (open orders, missed fills, positions)."""
@@ -287,18 +318,25 @@ class LiveLoop:
             self._venue_fresh = False
             self._silent = False
             self.journal.record_event("venue_restored", {"positions": list(self.account.qty), "pending": len(pending)}, now)
+        unseen: list[OrderRow] = []
         for cid, o in list(self._open.items()):
             ack = ex.lookup(cid, o.instrument)
             if ack.status == "unknown":
                 if o.status == "sent":
                     # the journal says it was accepted but the venue has no record: log it
                     self.journal.record_event("reconcile", {"order": cid, "problem": "venue has no record of a sent order"}, now)
-                order = Order(o.instrument, o.index, o.qty, o.t_decision, o.t_due, o.price_ref, cid)
-                acks = self._submit([order], np.array(self.raw_px))
-                self.summary.resent += 1
-                self.journal.record_event("resend", {"order": cid, "status": acks[0].status}, now)
+                unseen.append(o)
             else:
                 self._on_ack(ack, o)
+        for o, why in self._resend_verdicts(unseen, now):
+            cid = o.client_id
+            if why is not None:
+                self._cancel_journaled(o, why, now)
+                continue
+            order = Order(o.instrument, o.index, o.qty, o.t_decision, o.t_due, o.price_ref, cid)
+            acks = self._submit([order], np.array(self.raw_px))
+            self.summary.resent += 1
+            self.journal.record_event("resend", {"order": cid, "status": acks[0].status}, now)
         self._poll_fills(now)
         venue = ex.positions()
         mine = {s: float(q) for s, q in zip(self.symbols, self.account.qty, strict=True)}
@@ -310,6 +348,72 @@ class LiveLoop:
             self.journal.set_positions({s: q for s, (_, q) in diff.items()}, reason="venue positions differ from the journal")
         self.summary.reconciled += 1
         self.journal.record_event("reconciled", {"open_orders": len(self._open), "position_diffs": len(diff)}, now)
+
+    def _resend_verdicts(self, orders: Sequence[OrderRow], now: int) -> list[tuple[OrderRow, str | None]]:
+        """For each order the venue never saw: None (re-send it) or why it is cancelled instead.
+
+        An order older than ``serving.order_ttl`` was decided on a market that is gone; the rest
+        are re-checked by the risk engine at the current prices and equity as one target (what
+        the positions would be once they fill), on a copy of its state: an order the engine would
+        now cut or block is cancelled, and the next decision trades from the current state."""
+        if not orders:
+            return []
+        ttl = None if self.cfg.serving.order_ttl is None else parse_duration(self.cfg.serving.order_ttl)
+        out: list[tuple[OrderRow, str | None]] = []
+        fresh: list[OrderRow] = []
+        for o in orders:
+            age = now - o.t_decision
+            if ttl is not None and age > ttl:
+                out.append((o, f"expired: decided {age / 1e9:.0f}s before the restart, over serving.order_ttl "
+                               f"{self.cfg.serving.order_ttl}"))
+            else:
+                fresh.append(o)
+        if not fresh:
+            return out
+        acc = self.account
+        e = acc.equity()
+        prices = np.array(self.raw_px)
+        if not (e - e == 0.0) or e <= 0 or not np.isfinite(prices[[o.index for o in fresh]]).all():
+            why = f"risk re-check impossible at restart: equity {e!r}, prices {prices.tolist()}"
+            return out + [(o, why) for o in fresh]
+        cur = acc.exposure(self.pend_q, e)
+        # the decision's own (pre-risk) target goes through the engine again: its rules are not
+        # idempotent (a drawdown brake applied to an already-braked exposure would brake twice)
+        t_last = max(o.t_decision for o in fresh)
+        journaled = self.journal.decision_target(t_last)
+        target = np.array([math.nan if v is None else float(v) for v in journaled], dtype=np.float64) \
+            if journaled is not None and len(journaled) == self.n else np.full(self.n, math.nan)
+        extra = np.zeros(self.n)
+        for o in fresh:
+            extra[o.index] += o.qty
+        saved = self.risk.state_dict()
+        try:
+            decision = self.risk.apply(now, target, cur, e, prices=prices)
+        finally:
+            self.risk.load_state_dict(saved)
+        allowed = np.asarray(decision.exposure, dtype=np.float64)
+        rules = ",".join(sorted({i.rule for i in decision.interventions})) or "none"
+        for o in fresh:
+            j = o.index
+            want = extra[j] * prices[j] / e  # the exposure change the unsent orders would make
+            got = allowed[j] - cur[j]  # the change the engine allows now
+            # the engine's state already holds decision t (EWMA, peak equity): allow what that
+            # moves by, 1 % of the order or 1 bp of equity, and no more
+            ok = not decision.halted and want * got > 0 and abs(got) >= abs(want) - max(0.01 * abs(want), RECHECK_ABS_TOL)
+            out.append((o, None if ok else f"risk re-check at restart cut it (rules: {rules}): the orders would "
+                                           f"move exposure by {want:.6g}, the engine now allows {got:.6g}"))
+        return out
+
+    def _cancel_journaled(self, o: OrderRow, why: str, now: int) -> None:
+        """Cancel an order the venue never saw: journaled as cancelled, never sent."""
+        self._open.pop(o.client_id, None)
+        if o.status == "sent":
+            self.pend_q[o.index] -= o.qty
+        self.journal.update_order(o.client_id, "cancelled", reason=why)
+        self.journal.record_event("cancel_unsent", {"order": o.client_id, "reason": why}, now)
+        self.summary.cancelled += 1
+        self.metrics.orders.labels("cancelled").inc()
+        log.warning("restart: order %s not re-sent: %s", o.client_id, why)
 
     # -- events ----------------------------------------------------------------------------------
     def run(self, feed: Iterable[Any], *, max_events: int | None = None, max_decisions: int | None = None) -> LoopSummary:
@@ -342,6 +446,13 @@ class LiveLoop:
                 n += 1
                 if max_events is not None and n >= max_events:
                     return self._finish(t_wall)
+                if self.stop_event is not None and self.stop_event.is_set():
+                    self.shutdown(str(getattr(self.stop_event, "reason", "stop requested")))
+                    return self._finish(t_wall)
+                if self.lease is not None and self.lease.lost is not None:
+                    self.summary.stopped = f"lease lost: {self.lease.lost}"
+                    log.error("journal lease lost, stopping without trading: %s", self.lease.lost)
+                    return self._finish(t_wall)
             # a recorded feed ends: decide up to the end of the clock
             while self.clock_end is not None and self.next_t is not None and self.next_t <= self.clock_end:
                 self._decide(self.next_t, time.perf_counter_ns())
@@ -349,6 +460,39 @@ class LiveLoop:
         finally:
             self.summary.events += n
         return self._finish(t_wall)
+
+    def shutdown(self, reason: str) -> None:
+        """A clean stop (SIGTERM/SIGINT) between two events: open orders are left at the venue or
+        cancelled (``serving.shutdown_orders``), and the stop is journaled."""
+        mode = self.cfg.serving.shutdown_orders
+        cancelled, left = 0, 0
+        if mode == "cancel":
+            cancel = getattr(self.exchange, "cancel_order", None)
+            for cid, o in list(self._open.items()):
+                if o.status == "new":  # journaled, never sent: it never will be
+                    self._cancel_journaled(o, f"shutdown ({reason}): cancelled before sending", self.next_t or 0)
+                    cancelled += 1
+                    continue
+                if cancel is None:
+                    left += 1
+                    continue
+                try:
+                    ack = cancel(cid, o.instrument)
+                except DeaError as exc:
+                    log.error("shutdown: cannot cancel %s: %s", cid, exc)
+                    left += 1
+                    continue
+                if getattr(ack, "status", "") in ("cancelled", "canceled", "rejected"):
+                    self._cancel_journaled(o, f"shutdown ({reason}): cancelled at the venue", self.next_t or 0)
+                    cancelled += 1
+                else:
+                    left += 1
+        else:
+            left = len(self._open)
+        self.summary.stopped = reason
+        self.journal.record_event("shutdown", {"reason": reason, "orders": mode, "cancelled": cancelled,
+                                               "left_open": left}, self.next_t)
+        log.info("shutdown (%s): %d open orders cancelled, %d left open", reason, cancelled, left)
 
     def _finish(self, t_wall: float) -> LoopSummary:
         s = self.summary
@@ -556,11 +700,13 @@ class LiveLoop:
         self._observe(t, t1 - t0, t2 - recv_ns, action, decision, e, age)
         rows = [OrderRow(o.client_id, o.t_decision, o.t_due, o.instrument, o.index, o.qty, o.price_ref, "new")
                 for o in orders]
+        self._hook("before_journal", t)  # market, fills and funding at t are journaled; the decision is not
         self.journal.record_decision(
             t, model_version=runner.version, action=action, target=target, allowed=decision.exposure, equity=e,
             orders=rows,
             detail={"rules": [i.rule for i in decision.interventions], "age_ns": age, "halted": decision.halted,
-                    **({"halt_reason": self._halt_reason} if decision.halted and self._halt_reason else {})},
+                    **({"halt_reason": self._halt_reason} if decision.halted and self._halt_reason else {}),
+                    **self._audit_fields(runner, x, cur)},
             risk_state=self.risk.state_dict(),
         )
         for r in rows:
@@ -579,6 +725,16 @@ class LiveLoop:
             reasons = [i.reason for i in decision.interventions] + ([self._halt_reason] if self._halt_reason else [])
             self.journal.record_event("kill_switch", {"reasons": reasons}, t)
             log.error("risk kill switch engaged at %s: trading halted (flat) until reset: %s", iso(t), "; ".join(reasons))
+
+    def _audit_fields(self, runner: PolicyRunner, x: np.ndarray, cur: np.ndarray) -> dict[str, Any]:
+        """What ``dea audit`` needs to re-derive this decision: the model's digest, the hash of the
+        exact float32 input vector (features, exposure) and, with ``serving.journal_inputs``, the
+        vector itself."""
+        fx, fe = as_model_inputs(x, cur)
+        out: dict[str, Any] = {"model_sha256": getattr(runner, "sha256", None), "input_sha256": input_digest(fx, fe)}
+        if self.cfg.serving.journal_inputs:
+            out["inputs"] = {"features": fx.tolist(), "exposure": fe.tolist()}
+        return out
 
     def _guard_actions(self, action: str, target: np.ndarray, cur: np.ndarray) -> tuple[str, np.ndarray]:
         """The queued guard actions (hold / de-risk / halt) applied to this decision's target."""
@@ -660,6 +816,11 @@ class LiveLoop:
             for j in self.funded:
                 r = float(settled[j])
                 if r != 0.0 and r == r:
+                    if self.journal.funding_recorded(t, self.symbols[j]):
+                        # settled and journaled before a crash that came before this decision was
+                        # journaled: the mirror (rebuilt from the ledger) and a venue restored from
+                        # it already hold it; settling again would charge it twice
+                        continue
                     if on_market is not None:
                         on_market(BtFunding(t, j, r))
                         self._poll_fills(t)
@@ -739,7 +900,7 @@ class LiveLoop:
     def _on_swap(self, runner: PolicyRunner, t: int) -> None:
         self.summary.model_swaps += 1
         self.metrics.model_swaps.labels("ok").inc()
-        self.metrics.set_model(runner.version, runner.source)
+        self.metrics.set_model(runner.version, runner.source, getattr(runner, "sha256", None))
         self.journal.save_state("model", runner.describe())
         self.journal.record_event("model_swap", runner.describe(), t)
         log.info("model swapped to %s (version %s) at %s", runner.source, runner.version, iso(t))

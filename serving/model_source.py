@@ -27,6 +27,8 @@ class ResolvedModel:
     uri: str
     path: Path
     version: str | None  # registry version when it came from the registry
+    sha256: str | None = None  # the registry version's dea.sha256 tag (checked against the bytes)
+    signature: str | None = None  # the registry version's dea.signature tag
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,24 @@ def resolve_model(source: str, *, tracking_uri: str | None = None, cache_dir: st
                 shutil.rmtree(staging, ignore_errors=True)
         onnx_file = _find_onnx(target)
         assert onnx_file is not None
-    return ResolvedModel(source, onnx_file, version)
+    sha = sig = None
+    if ref is not None:
+        sha, sig = version_digest(ref.name, str(version), tracking_uri=tracking_uri)
+    return ResolvedModel(source, onnx_file, version, sha, sig)
+
+
+def version_digest(name: str, version: str, *, tracking_uri: str | None = None) -> tuple[str | None, str | None]:
+    """The ``dea.sha256`` and ``dea.signature`` tags of a registry version (None where absent).
+
+    Read at every resolve, not cached with the download: the cached bytes are re-verified
+    against the registry's record each time they are loaded."""
+    from dea.model_artifact import TAG_SHA256, TAG_SIGNATURE
+
+    try:
+        tags = dict(_client(tracking_uri).get_model_version(name, version).tags or {})
+    except Exception as exc:
+        raise ModelError(f"registry: cannot read the tags of models:/{name}/{version}: {exc}") from None
+    return tags.get(TAG_SHA256), tags.get(TAG_SIGNATURE)
 
 
 def _find_onnx(folder: Path) -> Path | None:

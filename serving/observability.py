@@ -44,7 +44,8 @@ class LoopMetrics:
         self.target = Gauge("dea_target_exposure", "exposure allowed by risk at the last decision", ["instrument"], registry=r)
         self.equity = Gauge("dea_equity", "account equity (quote currency)", registry=r)
         self.pnl = Gauge("dea_pnl", "equity minus initial equity", registry=r)
-        self.model_version = Gauge("dea_model_info", "loaded model (value 1)", ["version", "source"], registry=r)
+        self.model_version = Gauge("dea_model_info", "loaded model (value 1)", ["version", "source", "sha256"],
+                                   registry=r)
         self.model_swaps = Counter("dea_model_swaps_total", "model hot swaps", ["outcome"], registry=r)
         self.feed_staleness = Gauge("dea_feed_staleness_seconds", "age of the oldest input at the last decision", registry=r)
         self.halted = Gauge("dea_halted", "1 while the risk kill switch halts trading", registry=r)
@@ -64,10 +65,10 @@ class LoopMetrics:
             self.events_per_second.set(self._window_n / (now - self._window_t))
             self._window_t, self._window_n = now, 0
 
-    def set_model(self, version: str, source: str) -> None:
+    def set_model(self, version: str, source: str, sha256: str | None = None) -> None:
         if self._current_model is not None:
             self.model_version.remove(*self._current_model)
-        self._current_model = (str(version), str(source))
+        self._current_model = (str(version), str(source), str(sha256 or ""))
         self.model_version.labels(*self._current_model).set(1)
 
     def child(self, metric: Any, label: str) -> Any:

@@ -21,6 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from dea.errors import ModelError
+from dea.model_artifact import LAX, TrustPolicy, read_manifest, sha256_hex, verify_model_bytes
 from dea.onnx_contract import (
     INPUT_EXPOSURE,
     INPUT_FEATURES,
@@ -92,6 +93,8 @@ class PolicyRunner:
                 raise ModelError(f"{source}: model has no input {required!r} (inputs: {sorted(inputs)})")
         if OUTPUT_TARGET not in outputs:
             raise ModelError(f"{source}: model has no output {OUTPUT_TARGET!r} (outputs: {sorted(outputs)})")
+        #: SHA-256 of the model bytes (set by the constructors that read them)
+        self.sha256: str | None = None
         self.n_features = len(metadata.feature_names)
         self.n_instruments = len(metadata.instruments)
         _check_width(inputs[INPUT_FEATURES], self.n_features, "dea.feature_names", source)
@@ -123,6 +126,7 @@ class PolicyRunner:
             self._state_out = np.zeros((1, h), dtype=np.float32)
             self._binding.bind_cpu_input(INPUT_STATE, self._state_in)
             self._bind_out(OUTPUT_STATE, self._state_out)
+        self._caps = _caps_of(metadata, source)
         self._f_row = self.features[0]  # row views, made once (decide is on the hot path)
         self._e_row = self.exposure[0]
         # The public ``InferenceSession.run_with_iobinding`` wraps the C call with WebGPU graph
@@ -139,22 +143,50 @@ class PolicyRunner:
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def from_path(cls, path: str | Path, expect: LiveSpec | None = None, *, version: str | None = None) -> PolicyRunner:
-        """Open an ONNX file, check its metadata against ``expect`` and smoke-test it."""
+    def from_path(
+        cls,
+        path: str | Path,
+        expect: LiveSpec | None = None,
+        *,
+        version: str | None = None,
+        trust: TrustPolicy = LAX,
+        expected_sha256: str | None = None,
+        signature: str | None = None,
+    ) -> PolicyRunner:
+        """Open an ONNX file, verify its bytes, check its metadata against ``expect``, smoke-test it.
+
+        The bytes are read once, checked against the sidecar manifest (always, when there is one)
+        and ``expected_sha256`` (a registry tag), then handed to onnxruntime: what is verified is
+        exactly what runs. ``trust`` says whether a digest / signature is required (default: a
+        recorded digest is checked, a missing one tolerated -- tools; serving passes its policy).
+        """
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-        return cls.from_bytes(path.read_bytes(), expect, source=str(path), version=version)
+        data = path.read_bytes()
+        sha = verify_model_bytes(data, str(path), trust, manifest=read_manifest(path),
+                                 expected_sha256=expected_sha256, signature=signature)
+        return cls.from_bytes(data, expect, source=str(path), version=version, sha256=sha)
 
     @classmethod
     def from_bytes(
-        cls, data: bytes, expect: LiveSpec | None = None, *, source: str = "<bytes>", version: str | None = None
+        cls,
+        data: bytes,
+        expect: LiveSpec | None = None,
+        *,
+        source: str = "<bytes>",
+        version: str | None = None,
+        sha256: str | None = None,
     ) -> PolicyRunner:
         try:
             session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{source}: onnxruntime cannot load the model: {exc}") from None
-        meta = PolicyMetadata.from_props(session.get_modelmeta().custom_metadata_map, source)
+        try:
+            props = session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError as exc:  # a flipped byte in a metadata string
+            raise ModelError(f"{source}: model metadata is not valid UTF-8 ({exc}); the file is corrupt") from None
+        meta = PolicyMetadata.from_props(props, source)
         if expect is not None:
             check_compatible(
                 meta,
@@ -164,6 +196,7 @@ class PolicyRunner:
                 source=source,
             )
         runner = cls(session, meta, source, version)
+        runner.sha256 = sha256 if sha256 is not None else sha256_hex(data)
         runner.verify()
         return runner
 
@@ -175,12 +208,16 @@ class PolicyRunner:
         *,
         tracking_uri: str | None = None,
         cache_dir: str | Path | None = None,
+        trust: TrustPolicy = LAX,
     ) -> PolicyRunner:
-        """Load from a file path or a registry URI (``models:/NAME@champion``, ``models:/NAME/3``)."""
+        """Load from a file path or a registry URI (``models:/NAME@champion``, ``models:/NAME/3``),
+        verifying the bytes under ``trust`` (the registry version's ``dea.sha256`` tag and/or the
+        manifest beside the file)."""
         from serving.model_source import resolve_model
 
         resolved = resolve_model(str(source), tracking_uri=tracking_uri, cache_dir=cache_dir)
-        runner = cls.from_path(resolved.path, expect, version=resolved.version)
+        runner = cls.from_path(resolved.path, expect, version=resolved.version, trust=trust,
+                               expected_sha256=resolved.sha256, signature=resolved.signature)
         runner.source = str(source)
         return runner
 
@@ -188,6 +225,8 @@ class PolicyRunner:
     def infer(self) -> np.ndarray:
         """Run on the current buffers; returns :attr:`target` ``[1, N]`` (a reused buffer)."""
         self._run()
+        if self._caps is not None:
+            np.clip(self.target, -self._caps, self._caps, out=self.target)
         if self._state_in is not None:
             np.copyto(self._state_in, self._state_out)
         return self.target
@@ -197,6 +236,8 @@ class PolicyRunner:
         np.copyto(self._f_row, features, casting="same_kind")
         np.copyto(self._e_row, exposure, casting="same_kind")
         self._run()
+        if self._caps is not None:  # the model's own caps (dea.exposure_caps); NaN stays NaN
+            np.clip(self.target, -self._caps, self._caps, out=self.target)
         if self._state_in is not None:
             np.copyto(self._state_in, self._state_out)
         return self.target
@@ -238,12 +279,34 @@ class PolicyRunner:
             "source": self.source,
             "model_name": m.model_name,
             "version": self.version,
+            "sha256": self.sha256,
             "model_version": m.model_version,
             "feature_spec_hash": m.feature_spec_hash,
             "config_hash": m.config_hash,
             "recurrent": self.is_recurrent,
             "dispersion": self.dispersion is not None,
         }
+
+
+def _caps_of(meta: PolicyMetadata, source: str) -> np.ndarray | None:
+    """``dea.exposure_caps`` as a per-instrument bound on |target| (None: the export set none).
+
+    Enforced by the runner, so a model never emits more than it was trained and evaluated with;
+    the risk engine's own limits apply on top."""
+    if meta.exposure_caps is None:
+        return None
+    caps = []
+    for sym in meta.instruments:
+        try:
+            c = meta.cap_for(sym)
+        except (TypeError, ValueError):
+            raise ModelError(f"{source}: dea.exposure_caps {meta.exposure_caps!r} is not a number or "
+                             "{symbol: number}") from None
+        caps.append(np.inf if c is None else c)
+    arr = np.asarray(caps, dtype=np.float32)
+    if not (arr >= 0).all():  # NaN or negative
+        raise ModelError(f"{source}: dea.exposure_caps must be >= 0 per instrument, got {meta.exposure_caps!r}")
+    return arr.reshape(1, -1)
 
 
 def _check_width(node: object, expected: int, meta_key: str, source: str) -> None:

@@ -169,6 +169,7 @@ def export_policy_report(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    write_model_manifest(path, meta)
     log.info(
         "exported %s v%s to %s (parity max |diff| %.3g on %d rows)",
         model_name, model_version, path, max_diff, int(validation[0].shape[0]),
@@ -181,6 +182,19 @@ def export_policy_report(
         max_abs_diff=max_diff,
         n_validation=int(validation[0].shape[0]),
     )
+
+
+def write_model_manifest(path: str | Path, meta: PolicyMetadata) -> Any:
+    """(Re)write ``<path>.manifest.json``: the SHA-256 of the file's final bytes, the git commit,
+    and an Ed25519 signature when ``DEA_MODEL_SIGNING_KEY`` / ``DEA_MODEL_SIGNING_KEY_FILE`` is
+    set. Call after every write to the file (the exporter does; so does metadata stamping)."""
+    from dea.model_artifact import git_commit, signing_key_from_env, write_manifest
+
+    key = signing_key_from_env()
+    manifest = write_manifest(path, model_name=meta.model_name, model_version=meta.model_version,
+                              git_commit=git_commit(Path(__file__).parent), signing_key=key)
+    log.info("model %s: sha256 %s%s", path, manifest.sha256, " (signed)" if key is not None else "")
+    return manifest
 
 
 def parity_gate(

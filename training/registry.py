@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from dea.errors import ModelError
+from dea.model_artifact import TAG_GIT_COMMIT, TAG_SHA256, TAG_SIGNATURE
 from dea.onnx_contract import PolicyMetadata
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,21 @@ def read_metadata(onnx_path: str | Path) -> PolicyMetadata:
     return PolicyMetadata.from_props(sess.get_modelmeta().custom_metadata_map, str(onnx_path))
 
 
+def artifact_tags(onnx_path: Path) -> dict[str, str]:
+    """Registry tags naming the artefact: ``dea.sha256`` of its bytes, ``dea.git_commit`` and, when
+    the manifest carries one, ``dea.signature``. The manifest beside the file (written at export)
+    must match the bytes: a file modified after export is never registered."""
+    from dea.model_artifact import LAX, git_commit, read_manifest, verify_model_bytes
+
+    manifest = read_manifest(onnx_path)
+    sha = verify_model_bytes(onnx_path.read_bytes(), str(onnx_path), LAX, manifest=manifest)
+    commit = (manifest.git_commit if manifest is not None else None) or git_commit(Path(__file__).parent)
+    tags = {TAG_SHA256: sha, TAG_GIT_COMMIT: commit or "unknown"}
+    if manifest is not None and manifest.signature:
+        tags[TAG_SIGNATURE] = manifest.signature
+    return tags
+
+
 def _signature_and_example(onnx_path: Path) -> tuple[Any, dict[str, np.ndarray]]:
     import onnxruntime as ort
     from mlflow.models import ModelSignature
@@ -130,7 +146,11 @@ def register_policy(
     onnx_path = Path(onnx_path)
     meta = read_metadata(onnx_path)
     signature, example = _signature_and_example(onnx_path)
+    identity = artifact_tags(onnx_path)
     model = onnx.load(str(onnx_path))
+    if model.SerializeToString() != onnx_path.read_bytes():  # MLflow stores the re-serialised proto
+        raise ModelError(f"{onnx_path}: the ONNX bytes do not survive a protobuf round trip; the registered "
+                         "artefact would not match the recorded SHA-256")
     with tracking(tracking_uri):
         if experiment is not None and run_id is None and mlflow.active_run() is None:
             mlflow.set_experiment(experiment)
@@ -154,12 +174,13 @@ def register_policy(
         version = mlflow.register_model(
             info.model_uri,
             registered_model,
-            tags={k: v[:5000] for k, v in meta.to_props().items()},
+            tags={**{k: v[:5000] for k, v in meta.to_props().items()}, **identity},
         )
         client = mlflow.MlflowClient()
         if alias:
             client.set_registered_model_alias(registered_model, alias, str(version.version))
-    log.info("registered %s version %s (%s) alias=%s", registered_model, version.version, info.model_uri, alias)
+    log.info("registered %s version %s (%s) alias=%s sha256=%s", registered_model, version.version, info.model_uri,
+             alias, identity[TAG_SHA256])
     return RegisteredPolicy(
         name=registered_model,
         version=str(version.version),

@@ -220,9 +220,14 @@ def embed_drift_reference(
 
 def stamp_metadata(onnx_path: Path, props: dict[str, str]) -> None:
     """Add metadata properties to an exported ONNX file in place (atomically). The graph is not
-    touched, so the parity the exporter verified still holds."""
+    touched, so the parity the exporter verified still holds; the manifest is rewritten for the
+    new bytes (a stale digest would make serving refuse the model)."""
     import onnx
 
+    from dea.model_artifact import LAX, read_manifest, verify_model_bytes
+
+    # never re-bless a file that changed since export: its current manifest must still hold
+    verify_model_bytes(Path(onnx_path).read_bytes(), str(onnx_path), LAX, manifest=read_manifest(onnx_path))
     model = onnx.load(str(onnx_path))
     existing = {p.key: p for p in model.metadata_props}
     for k, v in props.items():
@@ -236,6 +241,11 @@ def stamp_metadata(onnx_path: Path, props: dict[str, str]) -> None:
         fh.write(model.SerializeToString())
     os.chmod(tmp, mode)  # mkstemp makes 0600; keep the exported file's permissions
     os.replace(tmp, onnx_path)
+    # the bytes changed: the manifest (digest, signature) must describe the final file
+    from dea.onnx_contract import PolicyMetadata
+    from training.export import write_model_manifest
+
+    write_model_manifest(onnx_path, PolicyMetadata.from_props({p.key: p.value for p in model.metadata_props}, str(onnx_path)))
 
 
 # ------------------------------------------------------------------------------------ evaluation

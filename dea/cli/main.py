@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dea.cli.train",
     "dea.cli.export",
     "dea.cli.serve",
+    "dea.cli.audit",
     "dea.cli.tune",
     "dea.cli.retrain",
     "dea.cli.drift",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dea.config.base import StrictModel, duration_field
+from dea.model_artifact import TrustPolicy
 
 
 class ServingConfig(StrictModel):
@@ -27,6 +28,9 @@ class ServingConfig(StrictModel):
     derisk_factor: float = Field(default=0.5, ge=0, le=1)
     max_feature_age: str | None = None
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = Field(
+        default="127.0.0.1", min_length=1, description="address the Prometheus endpoint binds (0.0.0.0: all interfaces)"
+    )
     testnet: bool = True
     secrets_file: str | None = None
     model_poll: str | None = Field(
@@ -42,4 +46,36 @@ class ServingConfig(StrictModel):
     client_id_prefix: str = Field(default="dea", pattern=r"^[A-Za-z0-9_.:-]{1,8}$")
     tick: str = Field(default="1s", description="live feeds: how often a quiet feed still advances the clock")
 
-    _dur = duration_field("max_feature_age", "model_poll", "tick")
+    # verified models (dea.model_artifact): the SHA-256 of the ONNX bytes is checked before every load
+    require_digest: bool = Field(
+        default=True, description="refuse a model with no recorded SHA-256 (manifest beside the file or registry tag)"
+    )
+    require_signature: bool = Field(default=False, description="refuse a model without a valid Ed25519 signature")
+    model_public_keys: tuple[str, ...] = Field(
+        default=(), description="Ed25519 public keys (PEM or base64 of the 32 raw bytes) that may sign models"
+    )
+    # restarts and shutdown
+    order_ttl: str | None = Field(
+        default="5m", description="on restart, journaled orders older than this are cancelled, not re-sent (None: no limit)"
+    )
+    shutdown_orders: Literal["leave", "cancel"] = Field(
+        default="leave", description="on SIGTERM/SIGINT: leave open orders at the venue or cancel them"
+    )
+    # single writer: the journal's lease
+    lease_ttl: str = Field(default="15s", description="a writer that has not renewed its journal lease this long is gone")
+    # audit trail
+    journal_inputs: bool = Field(
+        default=False, description="store each decision's model input vector in the journal (not only its hash)"
+    )
+
+    _dur = duration_field("max_feature_age", "model_poll", "tick", "order_ttl", "lease_ttl")
+
+    @model_validator(mode="after")
+    def _signature_keys(self) -> ServingConfig:
+        if self.require_signature and not self.model_public_keys:
+            raise ValueError("serving.require_signature needs serving.model_public_keys (the keys that may sign)")
+        return self
+
+    def trust_policy(self) -> TrustPolicy:
+        """What a model's bytes must satisfy before serving loads them."""
+        return TrustPolicy(self.require_digest, self.require_signature, tuple(self.model_public_keys))

@@ -90,13 +90,24 @@ class PaperExchange:
         from dea.config.accounts import resolve_accounts as _resolve
 
         self._cash_spot = [i.kind == "spot" and not a.margin for i, a in zip(instruments, _resolve(instruments, accounts))]
+        self._seen_now: set[tuple[str, int]] = set()  # bars/settlements applied at last_ts
 
     # -- market ------------------------------------------------------------------------------------
     def on_market(self, ev: MarketEvent) -> None:
-        """A market event (backtest event types). Events older than the venue's clock are ignored."""
+        """A market event (backtest event types). Events older than the venue's clock are ignored,
+        and so is a bar or funding settlement delivered again at the venue's current instant (a
+        loop that crashed after sending it and before journaling its decision sends it again;
+        settling it twice would charge funding twice and fill due orders on a repeated bar)."""
         if self.last_ts is not None and ev.ts < self.last_ts:
             return
+        if ev.ts != self.last_ts:
+            self._seen_now.clear()
         self.last_ts = ev.ts
+        if isinstance(ev, (BarEvent, FundingEvent)):
+            key = (type(ev).__name__, getattr(ev, "index", -1))
+            if key in self._seen_now:
+                return
+            self._seen_now.add(key)
         self.venue.on_event(ev)
         self._collect()
         if isinstance(ev, BarEvent):

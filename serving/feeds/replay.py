@@ -29,7 +29,7 @@ import numpy as np
 from dea.book.binance import parse_capture_line
 from dea.config.experiment import ExperimentConfig
 from dea.data.config import DataConfig
-from dea.errors import DataError
+from dea.errors import DataError, DeaError
 from dea.timeutil import parse_duration, parse_timestamp
 from serving.events import BarEvent, BookMsg, ExogEvent, FundingEvent, MarkEvent
 from serving.market_state import StreamingPanel, median_step
@@ -49,6 +49,7 @@ def load_tables(cfg: ExperimentConfig, *, store: str | Path | None = None) -> di
         ds = DataStore(store)
     for src in cfg.data.sources:
         if ds is not None and ds.entry(src.name, src.kind) is not None:
+            check_store_current(ds, src, cfg)
             tables[src.name] = ds.read(src.name, src.kind)
             continue
         try:
@@ -61,6 +62,27 @@ def load_tables(cfg: ExperimentConfig, *, store: str | Path | None = None) -> di
                 f"where that extra is installed (dea data ingest --config ...) and replay the store"
             ) from exc
     return tables
+
+
+def check_store_current(ds: Any, src: Any, cfg: ExperimentConfig) -> None:
+    """Refuse to replay a stored dataset that no longer matches the config's source.
+
+    The store's fingerprint (content hash of the source files + loader options) must equal the
+    fingerprint of the source as the config describes it now: a source file that changed, went
+    missing, or whose format/options changed means the store is stale, and replaying it would
+    serve data the config does not describe."""
+    from dea.data.sources import source_fingerprint
+
+    hint = "run `dea data ingest --config CONFIG` (this config) to refresh the store"
+    try:
+        want = source_fingerprint(src, cfg.base_dir)
+    except DeaError as exc:
+        raise DataError(f"replay: store {ds.root} holds source {src.name!r}, but the config's source cannot be "
+                        f"read to check it is current ({exc}); {hint}") from None
+    have = ds.fingerprint(src.name, src.kind)
+    if have != want:
+        raise DataError(f"replay: store {ds.root} is stale for source {src.name!r} (stored fingerprint {have[:12]}, "
+                        f"the config's source now {want[:12]}); {hint}")
 
 
 class TableReplay:

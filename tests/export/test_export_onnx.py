@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from dea.errors import ExportError
+from dea.model_artifact import ENV_SIGNING_KEY, TrustPolicy, read_manifest, sha256_hex
 from dea.onnx_contract import FORMAT_VERSION, PolicyMetadata
 from training.export import export_policy, export_policy_report
 from training.policies import PolicySpec, build_policy
@@ -61,7 +62,11 @@ def test_mlp_export_is_one_file_with_contract_names_metadata_and_parity(tmp_path
     path = tmp_path / "models" / "policy.onnx"
     report = _export(policy, path)
     assert report.path == path and path.is_file()
-    assert sorted(p.name for p in path.parent.iterdir()) == ["policy.onnx"]  # no .data sidecar, no temp
+    # no .data sidecar, no temp; the manifest records the SHA-256 of the final bytes
+    assert sorted(p.name for p in path.parent.iterdir()) == ["policy.onnx", "policy.onnx.manifest.json"]
+    manifest = read_manifest(path)
+    assert manifest.sha256 == sha256_hex(path.read_bytes()) and manifest.size == path.stat().st_size
+    assert manifest.model_version == "7" and manifest.signature is None
     model = onnx.load(str(path))
     assert [i.name for i in model.graph.input] == ["features", "exposure"]
     assert [o.name for o in model.graph.output] == ["target_exposure"]
@@ -150,7 +155,8 @@ def test_parity_gate_failure_keeps_an_existing_good_file(tmp_path):
     with pytest.raises(ExportError):
         export_policy(_DriftingModule(), **_kw(good, path))
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.onnx", "p.onnx.manifest.json"]
+    assert read_manifest(path).sha256 == sha256_hex(before)  # the manifest still describes the good file
 
 
 def test_width_mismatch_and_wrong_outputs_are_refused(tmp_path):
@@ -189,3 +195,39 @@ def test_optional_dispersion_output_is_exported(tmp_path):
     f, e = _inputs(_policy("mlp"), 4, 5)
     tgt, disp = sess.run(None, {"features": f, "exposure": e})
     assert tgt.shape == disp.shape == (4, 2) and (disp >= 0).all()
+
+
+def test_the_manifest_follows_metadata_stamping_and_signs_with_the_env_key(tmp_path, monkeypatch):
+    """retrain/pipeline stamp the drift reference into the file after export: the manifest must
+    describe the final bytes, or serving would refuse the model it just trained."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from serving.runner import PolicyRunner
+    from training.retrain import stamp_metadata
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    monkeypatch.setenv(ENV_SIGNING_KEY, base64.b64encode(raw).decode())
+    pub = base64.b64encode(key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                         serialization.PublicFormat.Raw)).decode()
+    path = tmp_path / "policy.onnx"
+    _export(_policy("mlp"), path)
+    before = read_manifest(path)
+    assert before.signature
+    assert before.git_commit is None or len(before.git_commit) == 40
+    stamp_metadata(path, {"dea.drift_reference": "{}"})
+    after = read_manifest(path)
+    assert after.sha256 != before.sha256 and after.sha256 == sha256_hex(path.read_bytes())
+    trust = TrustPolicy(require_signature=True, public_keys=(pub,))
+    assert PolicyRunner.from_path(path, trust=trust).sha256 == after.sha256
+    # a file changed behind the exporter's back is never re-blessed by a later stamp
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    from dea.errors import ModelError
+
+    with pytest.raises(ModelError, match="does not match the manifest"):
+        stamp_metadata(path, {"dea.drift_reference": "{}"})

@@ -207,3 +207,24 @@ def test_dea_export_run_rebuilds_from_what_dea_train_logs(store, tmp_path, repo_
     assert "registered dea-sim-rebuilt version 1 @challenger" in capsys.readouterr().out
     runner = PolicyRunner.from_path(tmp_path / "re" / "policy.onnx", LiveSpec.of(names, fs.spec_hash, cfg.data.symbols))
     assert runner.metadata.model_version == f"run-{run.info.run_id}"
+
+
+def test_registered_versions_carry_the_digest_and_a_tampered_download_is_refused(tmp_path, store, first):
+    import mlflow
+
+    from dea.model_artifact import TAG_GIT_COMMIT, TAG_SHA256, TrustPolicy, read_manifest
+
+    tracking_uri = store[1]
+    mv = mlflow.MlflowClient(tracking_uri=tracking_uri).get_model_version("dea-test-policy", first.registered.version)
+    assert mv.tags[TAG_SHA256] == read_manifest(first.path).sha256
+    assert mv.tags[TAG_GIT_COMMIT] == "unknown" or len(mv.tags[TAG_GIT_COMMIT]) == 40
+    uri = f"models:/dea-test-policy/{first.registered.version}"
+    cache = tmp_path / "cache"
+    runner = PolicyRunner.load(uri, tracking_uri=tracking_uri, cache_dir=cache, trust=TrustPolicy())
+    assert runner.sha256 == mv.tags[TAG_SHA256]  # the registry stores exactly the exported bytes
+    cached = next(cache.rglob("*.onnx"))
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    cached.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match the registry tag"):
+        PolicyRunner.load(uri, tracking_uri=tracking_uri, cache_dir=cache, trust=TrustPolicy())

@@ -91,6 +91,8 @@ def build_onnx_policy(
     dispersion: bool = False,
     version: str = "1",
     nan_above: float | None = None,
+    manifest: bool = True,
+    caps: float | dict[str, float] | None = 1.0,
 ) -> Path:
     """A small policy graph written with ``onnx.helper`` (no torch: fast, and usable where torch
     must not be imported). Same contract as an export: raw ``features`` scaled inside the graph,
@@ -161,13 +163,17 @@ def build_onnx_policy(
     model.ir_version = 8
     meta = PolicyMetadata(
         feature_names=tuple(feature_names), feature_spec_hash=spec_hash, instruments=tuple(instruments),
-        exposure_caps=1.0, model_name="dea-test", model_version=version, train_window="2023-01-01/2024-01-01",
+        exposure_caps=caps, model_name="dea-test", model_version=version, train_window="2023-01-01/2024-01-01",
         config_hash="test", data_fingerprint="test",
     )
     helper.set_model_props(model, meta.to_props())
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
+    if manifest:  # what a DEA export writes beside the file: serving refuses a model without it
+        from dea.model_artifact import write_manifest
+
+        write_manifest(path, model_name="dea-test", model_version=version)
     return path
 
 

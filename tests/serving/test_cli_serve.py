@@ -25,8 +25,15 @@ def test_dea_serve_replays_held_out_bars_after_a_warm_up(bars_config_path, bars_
         "--journal", str(tmp_path / "j.sqlite"), "--start", "2024-02-26", "--log-format", "text",
     ])
     assert code == 0
-    s = _summary(capsys)
+    report = _summary(capsys)
+    s = report["this_run"]
     assert s["warmup_decisions"] > 100 and s["decisions"] > 50 and s["fills"] > 0
+    # the summary is in human units: ISO times, PnL %, costs, the model's digest
+    assert s["first_decision"] == "2024-02-26T00:00:00Z" and report["account"]["first_decision"] == s["first_decision"]
+    acc = report["account"]
+    assert abs(acc["pnl_pct"] - 100 * (acc["equity"] / acc["initial_equity"] - 1)) < 1e-9
+    assert report["costs"]["total"] > 0 and report["costs"]["total_bps"] > 0 and acc["sharpe"] is not None
+    assert len(report["model"]["sha256"]) == 64
     decisions = Journal(tmp_path / "j.sqlite").decisions()
     assert decisions[0]["t_ns"] == parse_timestamp("2024-02-26") and decisions[0]["action"] == "model"
 
@@ -61,7 +68,7 @@ serving: {journal_sync: normal, model_poll: null}
     args = ["serve", "--config", str(cfg_path), "--model", str(model), "--feed", f"replay:{folder}",
             "--journal", str(tmp_path / "j.sqlite"), "--max-events", "15000", "--log-format", "text"]
     assert dea_main(args) == 0
-    s = _summary(capsys)
+    s = _summary(capsys)["this_run"]
     assert s["events"] == 15000 and s["decisions"] > 5  # the folder's BTCUSDT USDT-M capture was picked
 
     wrong = build_onnx_policy(tmp_path / "wrong.onnx", fs.names, ["ETHUSDT"], spec_hash=fs.spec_hash)
@@ -74,8 +81,8 @@ serving: {journal_sync: normal, model_poll: null}
 def test_metrics_endpoint_serves_the_loop_metrics():
     m = LoopMetrics(["BTCUSDT"])
     m.decision_latency.observe(7e-6)
-    m.set_model("3", "models:/x@champion")
-    m.set_model("4", "models:/x@champion")  # a swap replaces the info series
+    m.set_model("3", "models:/x@champion", "a" * 64)
+    m.set_model("4", "models:/x@champion", "b" * 64)  # a swap replaces the info series
     m.set_vector(m.exposure, [0.25])
     server = m.serve(0)
     try:
@@ -84,5 +91,6 @@ def test_metrics_endpoint_serves_the_loop_metrics():
     finally:
         server.shutdown()
     assert 'dea_decision_latency_seconds_bucket{le="1e-05"} 1.0' in text
-    assert 'dea_model_info{source="models:/x@champion",version="4"} 1.0' in text and 'version="3"' not in text
+    assert f'dea_model_info{{sha256="{"b" * 64}",source="models:/x@champion",version="4"}} 1.0' in text
+    assert 'version="3"' not in text
     assert 'dea_exposure{instrument="BTCUSDT"} 0.25' in text

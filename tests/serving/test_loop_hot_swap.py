@@ -61,7 +61,8 @@ def test_swap_takes_effect_at_the_next_decision_and_a_bad_model_is_refused(bars_
     swaps = loop.journal.events("model_swap")
     assert len(swaps) == 1 and swaps[0]["detail"]["recurrent"] is True
     assert swaps[0]["t_ns"] == min(t for t, v in versions if v == "2")
-    assert 'dea_model_info{source="' in loop.metrics.render().decode()
+    info = [ln for ln in loop.metrics.render().decode().splitlines() if ln.startswith("dea_model_info{")]
+    assert len(info) == 1 and f'sha256="{slot.current.sha256}"' in info[0] and 'source="' in info[0]
 
 
 class _FakePro:

@@ -11,6 +11,7 @@ import pytest
 from serving_helpers import build_onnx_policy
 
 from dea.errors import ModelError
+from dea.model_artifact import manifest_path
 from serving.hotswap import ModelSlot, ModelWatcher, file_probe
 from serving.runner import LiveSpec, PolicyRunner
 
@@ -137,7 +138,12 @@ def test_file_watcher_swaps_in_a_replaced_file(tmp_path):
     watcher = ModelWatcher(slot, probe, lambda _token: str(live_path), initial=probe())
     assert watcher.poll_once() is False
     build_onnx_policy(tmp_path / "staged.onnx", NAMES, INSTR, spec_hash="spec-1", seed=5, version="2")
-    (tmp_path / "staged.onnx").replace(live_path)  # an atomic deploy
+    # a deploy: the model, then its manifest (the watcher retries when the second lands)
+    (tmp_path / "staged.onnx").replace(live_path)
+    assert watcher.poll_once() is True
+    slot.join(5)
+    assert slot.swap_if_ready() is None and "does not match the manifest" in slot.last_error
+    manifest_path(tmp_path / "staged.onnx").replace(manifest_path(live_path))
     assert watcher.poll_once() is True
     slot.join(5)
     assert slot.swap_if_ready() is not None and slot.current.version == "2"
