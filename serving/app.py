@@ -88,7 +88,8 @@ def build_exchange(spec: str, cfg: ExperimentConfig) -> Any:
             if cfg.serving.impact_k is None:
                 raise ConfigError("paper exchange: costs.impact.k is null (estimated in backtests); set serving.impact_k")
             k = [cfg.serving.impact_k] * len(cfg.data.symbols)
-        return PaperExchange(cfg.data.instruments, cfg.costs, latency_ns=resolve_latency_ns(cfg), impact_k=k)
+        return PaperExchange(cfg.data.instruments, cfg.costs, latency_ns=resolve_latency_ns(cfg), impact_k=k,
+                             accounts=cfg.accounts)
     if spec.startswith("ccxt:"):
         from serving.exchanges.ccxt_exchange import CcxtExchange
         from serving.secrets import load_credentials

@@ -182,7 +182,7 @@ class LiveLoop:
         self.input_names = list(self.fs.names)
         self._prepare = RowPreparer(self.missing, self.input_names)
         self.age_names = [inp.name for inp in self.fs.inputs()] + ["price"]
-        self.risk = RiskEngine(cfg.risk, self.instruments)
+        self.risk = RiskEngine(cfg.risk, self.instruments, cfg.accounts)
         self.order_spec = OrderSpec.from_instruments(self.instruments)
         self.id_prefix = cfg.serving.client_id_prefix
         self.charge_funding = cfg.costs.funding == "charge"
