@@ -130,6 +130,12 @@ def configure_logging(level: int = NORMAL, stream: TextIO | None = None) -> None
     if level != VERBOSE:
         handler.addFilter(RepeatedWarnings())
     root.addHandler(handler)
+    # a library's logging.config call (fileConfig / dictConfig with disable_existing_loggers, as
+    # Alembic migrations run by MLflow do) disables every logger that existed before it: DEA's own
+    # loggers must not go silent after an in-process `dea` command created an MLflow store
+    for name, lg in list(logging.root.manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger) and name.split(".")[0] in ("dea", "training", "serving"):
+            lg.disabled = False
     root.setLevel({QUIET: logging.WARNING, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}[level])
     third_party = logging.DEBUG if level == VERBOSE else logging.WARNING
     # MLflow installs its own handler and level when imported (later, lazily): its documented
