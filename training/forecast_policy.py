@@ -58,7 +58,7 @@ def fit_forecast_policy(policy: Policy, cfg: ExperimentConfig, data: TrainingDat
     history: list[dict[str, float]] = []
     if not policy.partial_adjustment:
         return history
-    best = (-np.inf, float(torch.sigmoid(policy.trade_logit[0])))
+    best = (-np.inf, float(torch.sigmoid(policy.trade_logit[0].detach())))
     for rate in TRADE_RATES:
         with torch.no_grad():
             policy.trade_logit.fill_(math.log(rate / (1.0 - rate)))
