@@ -114,7 +114,7 @@ def write_outputs(
             w.writerow([iso(int(clock[t])), *(f"{wealth[n][k]:.6f}" for n in names)])
     paths["oos_equity"] = p
     paths.update(_tearsheet(out_dir / "tearsheet", strategies, start, stop, cfg,
-                            fold_starts=[int(clock[fr.fold.test[0]]) for fr in folds]))
+                            fold_starts=[int(clock[fr.fold.test[0]]) for fr in folds], significance=significance))
     return paths
 
 
@@ -149,15 +149,16 @@ def _json_default(o: Any) -> Any:
 
 def _tearsheet(
     out_dir: Path, strategies: Mapping[str, "StrategyResult"], start: int, stop: int, cfg: "ExperimentConfig",
-    fold_starts: Sequence[int] = (),
+    fold_starts: Sequence[int] = (), significance: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """The backtest tearsheet (PNG + HTML) of the out-of-sample span, the policy first."""
+    """The backtest tearsheet (PNG + HTML) of the out-of-sample span, the policy first; its
+    metrics table carries the policy's Sharpe difference and CI against each row."""
     from training.metrics_adapter import tearsheet
 
     return tearsheet(
         out_dir,
         {n: s.backtest for n, s in strategies.items()},
-        {n: s.metrics for n, s in strategies.items()},
+        table_metrics({n: s.metrics for n, s in strategies.items()}, significance),
         start,
         stop,
         title=f"{cfg.name}: walk-forward out of sample, after costs",

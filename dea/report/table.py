@@ -12,6 +12,8 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("annual_return", "annual return", "pct"),
     ("annual_vol", "annual vol", "pct"),
     ("sharpe", "Sharpe", "num"),
+    ("sharpe_diff", "policy Sharpe minus this", "num"),  # with its stationary-bootstrap CI, when given
+    ("diff_ci", "95% CI of the difference (* = distinguishable)", "text"),
     ("sortino", "Sortino", "num"),
     ("calmar", "Calmar", "num"),
     ("max_drawdown", "max drawdown", "pct"),
@@ -47,6 +49,8 @@ def format_value(value: float | None, kind: str) -> str:
         return f"{value:.0f}"
     if kind == "money":
         return f"{value:,.0f}"
+    if kind == "text":
+        return str(value)
     return f"{value:.3f}"
 
 

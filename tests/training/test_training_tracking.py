@@ -51,6 +51,11 @@ def test_parent_run_records_config_hashes_commit_seeds_and_versions(tracked_run)
     assert {"config", "report", "model"} <= artifacts
     report = {a.path for a in client.list_artifacts(result.run_id, "report")}
     assert {"report/tearsheet.png", "report/tearsheet.html", "report/metrics.csv"} <= report
+    # the tearsheet's table carries the policy's Sharpe difference to each baseline with its CI
+    page = result.paths["tearsheet_html"].read_text()
+    d = result.significance["ridge"]
+    assert "95% CI of the difference" in page and f"[{d.lo:+.2f}, {d.hi:+.2f}]" in page
+    assert run.data.metrics["policy_vs.ridge.sharpe_diff_lo"] == pytest.approx(d.lo)
     # final metrics of the policy and every baseline
     assert run.data.metrics["policy.sharpe"] == pytest.approx(result.metrics["policy"]["sharpe"])
     assert "ridge.sharpe" in run.data.metrics
