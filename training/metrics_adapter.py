@@ -81,14 +81,15 @@ def deflated_sharpe_of(result: BacktestResult, start: int, stop: int, *, n_trial
 
 
 def tearsheet(out_dir: Path, results: Mapping[str, BacktestResult], metrics: Mapping[str, Mapping[str, float]],
-              start: int, stop: int, title: str, fold_starts: Sequence[int] = ()) -> dict[str, Path]:
+              start: int, stop: int, title: str, fold_starts: Sequence[int] = (),
+              notes: Sequence[str] = ()) -> dict[str, Path]:
     """Tearsheet PNG + HTML (+ the interactive page with the report extra) of the out-of-sample
     span (policy first); ``fold_starts``: int-ns starts of the test blocks, marked on the charts."""
     from dea.report import write_tearsheet
 
     sliced = {n: oos_slice(r, start, stop) for n, r in results.items()}
     paths = write_tearsheet(sliced, out_dir, title, metrics={n: dict(metrics[n]) for n in results},
-                            fold_starts=fold_starts)
+                            fold_starts=fold_starts, run_notes=notes)
     out = {"tearsheet_png": Path(paths["png"]), "tearsheet_html": Path(paths["html"])}
     if "interactive" in paths:
         out["tearsheet_interactive"] = Path(paths["interactive"])

@@ -479,6 +479,7 @@ def train(
     torch.set_num_threads(cfg.training.num_threads)
     out_dir = Path(out_dir) if out_dir is not None else _default_out_dir(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
+    log.info("dea train %s: writing outputs to %s", cfg.name, out_dir)
     tc = cfg.training
 
     t0 = time.perf_counter()

@@ -114,7 +114,8 @@ def write_outputs(
             w.writerow([iso(int(clock[t])), *(f"{wealth[n][k]:.6f}" for n in names)])
     paths["oos_equity"] = p
     paths.update(_tearsheet(out_dir / "tearsheet", strategies, start, stop, cfg,
-                            fold_starts=[int(clock[fr.fold.test[0]]) for fr in folds], significance=significance))
+                            fold_starts=[int(clock[fr.fold.test[0]]) for fr in folds], significance=significance,
+                            notes=notes))
     return paths
 
 
@@ -149,7 +150,7 @@ def _json_default(o: Any) -> Any:
 
 def _tearsheet(
     out_dir: Path, strategies: Mapping[str, "StrategyResult"], start: int, stop: int, cfg: "ExperimentConfig",
-    fold_starts: Sequence[int] = (), significance: Mapping[str, Any] | None = None,
+    fold_starts: Sequence[int] = (), significance: Mapping[str, Any] | None = None, notes: Sequence[str] = (),
 ) -> dict[str, Path]:
     """The backtest tearsheet (PNG + HTML) of the out-of-sample span, the policy first; its
     metrics table carries the policy's Sharpe difference and CI against each row."""
@@ -163,6 +164,7 @@ def _tearsheet(
         stop,
         title=f"{cfg.name}: walk-forward out of sample, after costs",
         fold_starts=fold_starts,
+        notes=notes,
     )
 
 

@@ -69,6 +69,7 @@ def _handle(args: argparse.Namespace) -> int:
         cfg = cfg.with_overrides([f"backtest.engine={args.engine}"])
     if (args.n_trials is None) != (args.trials_sharpe_var is None):
         raise ConfigError("--n-trials and --trials-sharpe-var go together")
+    print(f"dea backtest {cfg.name}: writing the tearsheet and series to {args.out or Path('backtests') / cfg.name}", flush=True)
     panel = build_panel(cfg)
     market = prepare_market(panel, cfg.data.instruments, cfg.costs)
     a, b = _span(market.clock, args.start, args.end)

@@ -328,13 +328,16 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 def write_tearsheet(results: Mapping[str, BacktestResult], out_dir: str | Path, title: str,
                     metrics: Mapping[str, Mapping[str, float]] | None = None, *,
-                    fold_starts: Sequence[int] = (), interactive: bool = True) -> dict[str, Path]:
+                    fold_starts: Sequence[int] = (), interactive: bool = True,
+                    run_notes: Sequence[str] = ()) -> dict[str, Path]:
     """Write ``tearsheet.png``, ``tearsheet.html``, ``metrics.json`` and (with plotly installed and
     ``interactive``) ``tearsheet_interactive.html`` into ``out_dir``.
 
     ``results``: strategy name -> result, the policy under review first. ``metrics``: precomputed
     :func:`~dea.metrics.compute_metrics` per name (computed here when absent). ``fold_starts``:
-    int-ns start times of the walk-forward test blocks (marked on the charts). Returns the paths
+    int-ns start times of the walk-forward test blocks (marked on the charts). ``run_notes``: notes
+    about the run as a whole (data coverage, selection, low volatility), listed with the
+    strategies' own notes so the page says what the console said. Returns the paths
     under the keys ``png``, ``html``, ``metrics`` and, when written, ``interactive``.
     """
     if not results:
@@ -360,7 +363,7 @@ def write_tearsheet(results: Mapping[str, BacktestResult], out_dir: str | Path, 
               for n, r in results.items() for e in r.events]
     rules = sorted({rule for r in results.values() for rule in r.interventions})
     inter_rows = [[rule, *(f"{results[n].interventions.get(rule, 0):,}" for n in results)] for rule in rules]
-    notes = [[n, note] for n, r in results.items() for note in r.notes]
+    notes = [["run", note] for note in run_notes] + [[n, note] for n, r in results.items() for note in r.notes]
     embedded = base64.b64encode(png.read_bytes()).decode("ascii")
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     first = results[panels.primary]

@@ -3,6 +3,7 @@ reproduce and audit the run, the exported model registered as ``challenger``."""
 
 from __future__ import annotations
 
+import html
 import json
 
 import numpy as np
@@ -56,6 +57,8 @@ def test_parent_run_records_config_hashes_commit_seeds_and_versions(tracked_run)
     d = result.significance["ridge"]
     assert "95% CI of the difference" in page and f"[{d.lo:+.2f}, {d.hi:+.2f}]" in page
     assert run.data.metrics["policy_vs.ridge.sharpe_diff_lo"] == pytest.approx(d.lo)
+    # and the run's notes (selection, data coverage) as the console printed them
+    assert result.notes and all(html.escape(n) in page for n in result.notes)
     # final metrics of the policy and every baseline
     assert run.data.metrics["policy.sharpe"] == pytest.approx(result.metrics["policy"]["sharpe"])
     assert "ridge.sharpe" in run.data.metrics
