@@ -73,7 +73,10 @@ def resolve_latency_ns(cfg: ExperimentConfig) -> int:
 def live_spec(cfg: ExperimentConfig, fs: FeatureSet) -> LiveSpec:
     """What the model must have been trained on: model inputs (features + missing indicators),
     the feature spec hash and the instruments, in order."""
-    return LiveSpec.of(input_names(fs.names, cfg.features.missing), fs.spec_hash, cfg.data.symbols)
+    from dea.risk.engine import contract_terms
+
+    return LiveSpec.of(input_names(fs.names, cfg.features.missing), fs.spec_hash, cfg.data.symbols,
+                       contract_terms(cfg.data.instruments, cfg.accounts, cfg.risk))
 
 
 def feature_age_ns(age: dict[str, Any], names: Sequence[str]) -> float | None:

@@ -12,10 +12,11 @@ order trades confidently on garbage, which is worse than not trading.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -44,6 +45,7 @@ class LiveSpec:
     feature_names: tuple[str, ...] | None = None
     feature_spec_hash: str | None = None
     instruments: tuple[str, ...] | None = None
+    instrument_terms: Mapping[str, Mapping[str, Any]] | None = None  # dea.risk.engine.contract_terms
 
     @classmethod
     def of(
@@ -51,11 +53,13 @@ class LiveSpec:
         feature_names: Sequence[str] | None = None,
         feature_spec_hash: str | None = None,
         instruments: Sequence[str] | None = None,
+        instrument_terms: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> LiveSpec:
         return cls(
             None if feature_names is None else tuple(feature_names),
             feature_spec_hash,
             None if instruments is None else tuple(instruments),
+            instrument_terms,
         )
 
 
@@ -193,6 +197,7 @@ class PolicyRunner:
                 feature_names=expect.feature_names,
                 feature_spec_hash=expect.feature_spec_hash,
                 instruments=expect.instruments,
+                instrument_terms=expect.instrument_terms,
                 source=source,
             )
         runner = cls(session, meta, source, version)

@@ -116,8 +116,11 @@ def export_policy_report(
     validation_inputs: Sequence[Any],
     path: str | Path,
     tolerance: float = PARITY_TOLERANCE,
+    instrument_terms: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ExportReport:
-    """:func:`export_policy`, returning the full :class:`ExportReport` (parity figure included)."""
+    """:func:`export_policy`, returning the full :class:`ExportReport` (parity figure included).
+    ``instrument_terms``: the contracts the model was trained for (``dea.instrument_terms``), so a
+    runner refuses it on other contracts."""
     import torch
 
     path = Path(path)
@@ -133,6 +136,7 @@ def export_policy_report(
         train_window=str(train_window),
         config_hash=str(config_hash),
         data_fingerprint=str(data_fingerprint),
+        instrument_terms=None if instrument_terms is None else {str(k): dict(v) for k, v in instrument_terms.items()},
     )
     example = _as_tensors(example_inputs, "example_inputs")
     validation = _as_tensors(validation_inputs, "validation_inputs")
@@ -372,6 +376,7 @@ def export_trained_policy(
         example_inputs=tuple(a[:n_example] for a in inputs),
         validation_inputs=inputs,
         path=path,
+        instrument_terms=getattr(policy, "spec", None) and policy.spec.extra.get("instrument_terms"),
     )
 
 

@@ -4,6 +4,8 @@ covered by tests/export; the shared policy by the ensemble export in test_traini
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -50,3 +52,31 @@ def test_policy_kind_exports_with_parity_and_steps_like_torch(kind, tmp_path):
             want, s_t = policy(torch.as_tensor(xs[t]), torch.as_tensor(e), s_t)
         np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
         e = got
+
+
+def test_exported_model_carries_its_contract_terms_and_is_refused_on_other_contracts(tmp_path, repo_root):
+    from dea.config import load_config
+    from dea.errors import ModelError
+    from dea.risk.engine import contract_terms
+    from serving.runner import LiveSpec, PolicyRunner
+    from training.export import export_trained_policy
+    from training.policies import spec_from_config
+
+    cfg = load_config(repo_root / "configs" / "demo.yaml")  # spot in a cash account: long-only
+    names = ("ret@BTC", "ret@ETH", "ret@LTC")
+    policy = build_policy(dataclasses.replace(spec_from_config(cfg, names), kind="linear", base={}, adjust={}))
+    policy.eval()
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    w = np.zeros((8, 3), np.float32)
+    report = export_trained_policy(policy, feature_spec_hash="h", train_window=("a", "b"), config_hash="c",
+                                   data_fingerprint="d", validation_inputs=(x, w), path=tmp_path / "p.onnx",
+                                   model_name="t", model_version="1")
+    terms = contract_terms(cfg.data.instruments, cfg.accounts, cfg.risk)
+    assert terms["BTC"]["kind"] == "spot" and terms["BTC"]["lower"] == 0.0
+    PolicyRunner.load(report.path, expect=LiveSpec.of(names, "h", ("BTC", "ETH", "LTC"), terms))
+    # the same symbols served as perpetuals (shortable) are other contracts: refused
+    perps = load_config(repo_root / "configs" / "demo.yaml",
+                        [f"data.instruments.{i}.{k}" for i in range(3) for k in ("kind=perpetual", "funding=none")])
+    live = contract_terms(perps.data.instruments, perps.accounts, perps.risk)
+    with pytest.raises(ModelError, match="instrument BTC terms differ"):
+        PolicyRunner.load(report.path, expect=LiveSpec.of(names, "h", ("BTC", "ETH", "LTC"), live))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from dea.errors import ModelError
+from dea.risk.engine import contract_terms
 from training.policies.base import Policy, PolicySpec
 from training.policies.feedforward import BasePolicy, ForecastPolicy, LinearPolicy, MLPPolicy, SharedPolicy
 from training.policies.recurrent import AttentionPolicy, GRUPolicy, TCNPolicy
@@ -99,6 +100,7 @@ def spec_from_config(cfg: "ExperimentConfig", feature_names: Sequence[str]) -> P
         adjust={"max_scale": m.adjust.max_scale, "max_tilt": m.adjust.max_tilt,
                 "vol_scaling": m.adjust.vol_scaling},
         periods_per_year=float(ppy),
+        extra={"instrument_terms": contract_terms(cfg.data.instruments, cfg.accounts, cfg.risk)},
     )
 
 
