@@ -121,6 +121,7 @@ def configure_json_logging(level: int = logging.INFO, stream: Any = None) -> log
     """Route the ``dea`` loggers to ``stream`` (default stderr) as JSON lines."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.set_name("dea-json")  # dea.cli.output.configure_logging removes it again by this name
     logger = logging.getLogger("dea")
     logger.handlers[:] = [handler]
     logger.setLevel(level)

@@ -136,6 +136,14 @@ def configure_logging(level: int = NORMAL, stream: TextIO | None = None) -> None
     for name, lg in list(logging.root.manager.loggerDict.items()):
         if isinstance(lg, logging.Logger) and name.split(".")[0] in ("dea", "training", "serving"):
             lg.disabled = False
+    # an earlier `dea serve --log-format json` in this process routed "dea" to its own JSON
+    # handler and stopped propagation: this call's format wins
+    dea_logger = logging.getLogger("dea")
+    for h in list(dea_logger.handlers):
+        if h.get_name() == "dea-json":
+            dea_logger.removeHandler(h)
+            dea_logger.propagate = True
+            dea_logger.setLevel(logging.NOTSET)
     root.setLevel({QUIET: logging.WARNING, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}[level])
     third_party = logging.DEBUG if level == VERBOSE else logging.WARNING
     # MLflow installs its own handler and level when imported (later, lazily): its documented

@@ -37,11 +37,15 @@ def test_nan_output_takes_the_configured_safe_action(bars_cfg, bars_tables, tmp_
     # NaN whenever BTC's last 1h log return (the first feature) is positive: roughly half the time
     model = export_config_policy(cfg, tmp_path / "nan.onnx", seed=3, nan_above=0.0)
     stream = io.StringIO()
-    handler = configure_json_logging(logging.WARNING, stream)
+    dea_logger = logging.getLogger("dea")
+    before = (list(dea_logger.handlers), dea_logger.level, dea_logger.propagate)
+    configure_json_logging(logging.WARNING, stream)
     try:
         loop, summary = _run(cfg, bars_tables, model, tmp_path / "j.sqlite")
-    finally:
-        logging.getLogger("dea").removeHandler(handler)
+    finally:  # the JSON setup replaces "dea"'s handlers and stops propagation: put them back
+        dea_logger.handlers[:] = before[0]
+        dea_logger.setLevel(before[1])
+        dea_logger.propagate = before[2]
     j = loop.journal
     decisions = j.decisions()
     fallback = [d for d in decisions if d["action"] == "fallback:nan_output"]
