@@ -28,4 +28,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) dea_store mlruns mlflow.db artifacts
+	rm -rf $(VENV) dea_store mlruns mlflow.db runs backtests
