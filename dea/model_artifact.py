@@ -139,42 +139,37 @@ def _ed25519() -> Any:
     return ed25519
 
 
-def parse_private_key(text: str | bytes, source: str) -> Any:
-    """An Ed25519 private key: PEM (PKCS8) or the base64 of its 32 raw bytes."""
+def _parse_key(text: str | bytes, source: str, *, private: bool) -> Any:
+    """An Ed25519 key, private (PKCS8 PEM) or public (SubjectPublicKeyInfo PEM), or the base64 of
+    its 32 raw bytes; anything else is a :class:`ModelError` naming ``source``."""
     ed = _ed25519()
     from cryptography.hazmat.primitives import serialization
 
+    kind, cls = ("private", ed.Ed25519PrivateKey) if private else ("public", ed.Ed25519PublicKey)
     raw = text.encode() if isinstance(text, str) else text
     try:
         if raw.lstrip().startswith(b"-----BEGIN"):
-            key = serialization.load_pem_private_key(raw, password=None)
-            if not isinstance(key, ed.Ed25519PrivateKey):
-                raise ModelError(f"{source}: signing key is not an Ed25519 key")
+            key = (serialization.load_pem_private_key(raw, password=None) if private
+                   else serialization.load_pem_public_key(raw))
+            if not isinstance(key, cls):
+                raise ModelError(f"{source}: {'signing' if private else 'public'} key is not an Ed25519 key")
             return key
-        return ed.Ed25519PrivateKey.from_private_bytes(base64.b64decode(raw.strip(), validate=True))
+        decoded = base64.b64decode(raw.strip(), validate=True)
+        return cls.from_private_bytes(decoded) if private else cls.from_public_bytes(decoded)
     except ModelError:
         raise
     except Exception as exc:
-        raise ModelError(f"{source}: not an Ed25519 private key (PEM or base64 of 32 bytes): {exc}") from None
+        raise ModelError(f"{source}: not an Ed25519 {kind} key (PEM or base64 of 32 bytes): {exc}") from None
+
+
+def parse_private_key(text: str | bytes, source: str) -> Any:
+    """An Ed25519 private key: PEM (PKCS8) or the base64 of its 32 raw bytes."""
+    return _parse_key(text, source, private=True)
 
 
 def parse_public_key(text: str, source: str) -> Any:
     """An Ed25519 public key: PEM (SubjectPublicKeyInfo) or the base64 of its 32 raw bytes."""
-    ed = _ed25519()
-    from cryptography.hazmat.primitives import serialization
-
-    raw = text.encode()
-    try:
-        if raw.lstrip().startswith(b"-----BEGIN"):
-            key = serialization.load_pem_public_key(raw)
-            if not isinstance(key, ed.Ed25519PublicKey):
-                raise ModelError(f"{source}: public key is not an Ed25519 key")
-            return key
-        return ed.Ed25519PublicKey.from_public_bytes(base64.b64decode(raw.strip(), validate=True))
-    except ModelError:
-        raise
-    except Exception as exc:
-        raise ModelError(f"{source}: not an Ed25519 public key (PEM or base64 of 32 bytes): {exc}") from None
+    return _parse_key(text, source, private=False)
 
 
 def signing_key_from_env(env: Mapping[str, str] | None = None) -> Any:

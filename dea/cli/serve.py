@@ -61,10 +61,8 @@ def _handle(args: argparse.Namespace) -> int:
     from serving.app import run_serve
     from serving.observability import configure_json_logging
 
-    if args.log_format == "json":
+    if args.log_format == "json":  # text: the handler dea.cli.output.configure_logging installed
         configure_json_logging(logging.INFO)
-    else:
-        logging.basicConfig(level=logging.INFO)
     tracking = args.tracking_uri or cfg.tracking.uri
     with _graceful_stop() as stop:
         summary = run_serve(

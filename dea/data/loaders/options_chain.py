@@ -105,6 +105,12 @@ def _contracts(ctx: LoadContext, names: pa.ChunkedArray, multipliers: Mapping[st
         raise DataFormatError(f"{ctx.file}, {ctx.where(bad)}: {exc}") from None
 
 
+def _contract_columns(c) -> dict[str, object]:  # noqa: ANN001 (the parsed contracts of _contracts)
+    """The contract-term columns every chain layout writes, from the parsed instrument names."""
+    return {"instrument": c.name, "underlying": c.underlying, "expiry_ns": c.expiry_ns, "strike": c.strike,
+            "is_call": c.is_call, "multiplier": c.multiplier, "premium_currency": c.premium_currency}
+
+
 def _fails(name: str, multipliers: Mapping[str, float] | None) -> bool:
     try:
         parse_option_names([name], "deribit", multipliers)
@@ -182,13 +188,7 @@ def load_deribit_ticker(path: str | Path, *, publication_lag: str = "0s", multip
     cols = {
         "ts_event": ts,
         "available_at": ts + parse_duration(publication_lag),
-        "instrument": c.name,
-        "underlying": c.underlying,
-        "expiry_ns": c.expiry_ns,
-        "strike": c.strike,
-        "is_call": c.is_call,
-        "multiplier": c.multiplier,
-        "premium_currency": c.premium_currency,
+        **_contract_columns(c),
         "underlying_price": _num(table, "underlying_price", ctx),
         "index_price": _num(table, "index_price", ctx),
         "interest_rate": _num(table, "interest_rate", ctx),
@@ -225,13 +225,7 @@ def load_tardis_options_chain(
     cols = {
         "ts_event": ts,
         "available_at": local,
-        "instrument": c.name,
-        "underlying": c.underlying,
-        "expiry_ns": c.expiry_ns,
-        "strike": c.strike,
-        "is_call": c.is_call,
-        "multiplier": c.multiplier,
-        "premium_currency": c.premium_currency,
+        **_contract_columns(c),
         "underlying_price": _num(table, "underlying_price", ctx),
         "index_price": np.full(n, np.nan),
         "interest_rate": np.full(n, float(interest_rate)),
