@@ -81,7 +81,50 @@ def build_replay(spec: str, cfg: ExperimentConfig, *, start: int | None, end: in
     return (lambda loop: capture_events(files, until=end)), {"clock_end": end}
 
 
-def build_exchange(spec: str, cfg: ExperimentConfig) -> Any:
+def build_exchange(spec: str, cfg: ExperimentConfig, journal_path: Path | None = None) -> Any:
+    """The venue for ``spec``; with ``execution.algo`` other than ``immediate`` it is wrapped in
+    :class:`serving.exchanges.worked.WorkedExchange` (orders worked as parents by the schedule;
+    the paper venue then fills on the queue-aware simulator), journaling its child orders and
+    parents into ``journal_path``'s execution tables."""
+    from serving.exchanges.worked import needs_worked_exchange
+
+    if needs_worked_exchange(cfg.execution):
+        return _worked_exchange(spec, cfg, journal_path)
+    return _plain_exchange(spec, cfg)
+
+
+def _worked_exchange(spec: str, cfg: ExperimentConfig, journal_path: Path | None) -> Any:
+    from dea.execution.store import ExecutionStore
+    from serving.exchanges.worked import WorkedExchange
+
+    if not any(s.kind == "book" for s in cfg.data.sources):
+        raise ConfigError(f"execution.algo {cfg.execution.algo!r} works orders on the order book: the config needs a "
+                          "data source of kind book (or execution.algo: immediate)")
+    if spec == "paper":
+        adapter = None
+    elif spec.startswith("ccxt:"):
+        adapter = _plain_exchange(spec, cfg)
+        adapter.check_markets(cfg.data.instruments)  # contract size, tick, lot from load_markets
+    else:
+        raise ConfigError(f"unknown exchange {spec!r}: use paper or ccxt:VENUE")
+    store = ExecutionStore(journal_path) if journal_path is not None else None
+    return WorkedExchange(cfg.data.instruments, cfg.execution, adapter=adapter, store=store,
+                          id_prefix=cfg.serving.client_id_prefix)
+
+
+def bind_worked_exchange(ex: Any, loop: LiveLoop, cfg: ExperimentConfig) -> None:
+    """Every child of a worked venue passes a risk engine of its own (same config as the
+    loop's, whose state stays per decision) on the loop's account and prices."""
+    from serving.exchanges.worked import WorkedExchange
+
+    if isinstance(ex, WorkedExchange):
+        from dea.risk.engine import RiskEngine
+
+        engine = RiskEngine(cfg.risk, cfg.data.instruments, cfg.accounts)
+        ex.bind_risk(engine, lambda: loop.account.qty, lambda: loop.account.equity(), lambda: loop.raw_px)
+
+
+def _plain_exchange(spec: str, cfg: ExperimentConfig) -> Any:
     if spec == "paper":
         k = None
         if cfg.costs.impact.k is None:
@@ -222,14 +265,16 @@ def run_serve(
     ex = None
     server = None
     try:
-        ex = build_exchange(exchange, cfg)
+        ex = build_exchange(exchange, cfg, journal_path)
         t_start = parse_timestamp(start) if start else None
         t_end = parse_timestamp(end) if end else None
         metrics = LoopMetrics(cfg.data.symbols)
         port = metrics_port if metrics_port is not None else cfg.serving.metrics_port
         host = metrics_host or cfg.serving.metrics_host
         server = metrics.serve(port, host) if port is not None else None
-        common = dict(feature_set=fs, metrics=metrics, allow_model_change=allow_model_change)
+        common: dict[str, Any] = dict(feature_set=fs, metrics=metrics, allow_model_change=allow_model_change)
+        if hasattr(ex, "on_depth"):
+            common["order_books"] = True  # the worked venue needs the feed's book events
         if feed == "replay" or feed.startswith("replay:"):
             events, kwargs = build_replay(feed, cfg, start=t_start, end=t_end)
             loop = LiveLoop(cfg, slot, ex, jr, trade_from=t_start, **common, **kwargs)
@@ -238,6 +283,7 @@ def run_serve(
             loop = LiveLoop(cfg, slot, ex, jr, **common)
             source = build_live_feed(feed, cfg, loop)
         loop.lease, loop.stop_event = keeper, stop_event
+        bind_worked_exchange(ex, loop, cfg)
         address = f"http://{host}:{server.server_port}/metrics" if server is not None else None
         ident = runner.describe()
         log.info(

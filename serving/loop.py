@@ -174,6 +174,11 @@ class LiveLoop:
         self.slot = model if isinstance(model, ModelSlot) else ModelSlot(model, self._loader)
         self._check_model(self.slot.current)
         self.exchange = exchange
+        # a venue that works orders (serving.exchanges.worked): raw book events and trades, and
+        # the unfilled rest of its parents as the pending quantity
+        self._on_depth = getattr(exchange, "on_depth", None)
+        self._on_tape = getattr(exchange, "on_tape", None)
+        self._in_flight = getattr(exchange, "in_flight", None)
         self.journal = journal
         self.metrics = metrics or LoopMetrics(self.symbols)
         self.hook = crash_hook
@@ -588,9 +593,13 @@ class LiveLoop:
                 if freeze is not None and not self._silent:
                     freeze(j, msg.available_at)  # fills during the gap use the last valid book
             books.on_book(j, ev)
+            if self._on_depth is not None and not self._silent:
+                self._on_depth(j, ev)  # a venue working orders on its own queue model
             self._book_changed(j, msg.available_at, was_valid)
         elif isinstance(ev, Trade):
             books.on_trade(j, ev)
+            if self._on_tape is not None and not self._silent:
+                self._on_tape(j, ev)
             if not books.valid(j):
                 self._venue_trade(j, ev)
 
@@ -676,6 +685,8 @@ class LiveLoop:
         if before is not None:
             before(t)
             self._poll_fills(t)
+        if self._in_flight is not None:  # a venue working parents knows what is still to execute
+            self.pend_q = list(self._in_flight())
         acc = self.account
         e = acc.equity()
         prices = np.array(self.raw_px)

@@ -79,9 +79,12 @@ def _handle(args: argparse.Namespace) -> int:
 def _print(table: list[dict], summary: dict[str, dict[str, float]]) -> None:
     cols = ["parent_id", "algo", "qty", "fill_rate", "total_bps", "spread_bps", "impact_bps", "timing_bps", "fees_bps",
             "opportunity_bps", "modelled_bps"]
-    print("  ".join(f"{c:>14}" for c in cols))
-    for r in table[:50]:
-        print("  ".join(f"{r[c]:>14.3f}" if isinstance(r[c], float) else f"{str(r[c])[-14:]:>14}" for c in cols))
+    shown = table[:50]
+    # text columns as wide as their longest value (a served journal's parent ids are long)
+    width = {c: max([14, len(c)] + [len(str(r[c])) for r in shown if not isinstance(r[c], float)]) for c in cols}
+    print("  ".join(f"{c:>{width[c]}}" for c in cols))
+    for r in shown:
+        print("  ".join(f"{r[c]:>{width[c]}.3f}" if isinstance(r[c], float) else f"{r[c]!s:>{width[c]}}" for c in cols))
     if len(table) > 50:
         print(f"... {len(table) - 50} more parents in execution_report.csv")
     print("\nby algo (notional-weighted, bps):")

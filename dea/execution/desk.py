@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from dea.errors import ExchangeError
 
 from dea.execution.fills import Fill
 from dea.execution.order_types import OrderRequest
@@ -39,19 +42,25 @@ class ExecutionDesk:
         *,
         bound: Callable[[OrderRequest], float] | None = None,
         id_prefix: str = "dea",
+        venues: Sequence[Any] | None = None,
     ) -> None:
+        """``venues``: one venue per instrument with the simulator's interface (a real venue
+        behind :class:`serving.exchanges.order_port.VenueOrderPort`); default: a queue-aware
+        :class:`LimitOrderSimulator` each (backtest, paper venue)."""
         self.instruments = tuple(instruments)
         self.cfg = cfg
         self.id_prefix = id_prefix
         model = QueueModel(cfg.queue_model, cfg.queue_power)
+        if venues is None:
+            venues = [LimitOrderSimulator(maker_fee=i.maker_fee, taker_fee=i.taker_fee, model=model,
+                                          submit_latency_ns=cfg.ns("submit_latency"),
+                                          cancel_latency_ns=cfg.ns("cancel_latency"), lot=i.lot_size)
+                      for i in instruments]
+        elif len(venues) != len(self.instruments):
+            raise ExchangeError(f"execution desk: {len(venues)} venues for {len(self.instruments)} instruments")
         self.executors = [
-            Executor(
-                LimitOrderSimulator(maker_fee=i.maker_fee, taker_fee=i.taker_fee, model=model,
-                                    submit_latency_ns=cfg.ns("submit_latency"), cancel_latency_ns=cfg.ns("cancel_latency"),
-                                    lot=i.lot_size),
-                cfg, lot=i.lot_size, tick=i.tick_size, bound=bound, fee_rate_model=i.taker_fee,
-            )
-            for i in instruments
+            Executor(v, cfg, lot=i.lot_size, tick=i.tick_size, bound=bound, fee_rate_model=i.taker_fee)
+            for i, v in zip(instruments, venues, strict=True)
         ]
         self._seen = [0] * len(self.executors)
 
@@ -60,11 +69,18 @@ class ExecutionDesk:
         self.executors[index].on_message(msg)
         return self._new_fills(index)
 
-    def rebalance(self, ts: int, index: int, qty: float) -> tuple[ParentExecution | None, list[DeskFill]]:
+    def set_bound(self, bound: Callable[[OrderRequest], float] | None) -> None:
+        """The risk check every child passes (parents started from now on)."""
+        for ex in self.executors:
+            ex.bound = bound
+
+    def rebalance(self, ts: int, index: int, qty: float, parent_id: str | None = None,
+                  ) -> tuple[ParentExecution | None, list[DeskFill]]:
         """Work ``qty`` (signed base units, sized against position plus :meth:`in_flight`) from
         ``ts``: the instrument's working parent is cancelled and its unfilled rest carried into
         the new parent, so position + new parent = the new target. Returns the new parent (None when there is no book to price it) and the
-        fills that happened at once."""
+        fills that happened at once. ``parent_id`` names the parent (default from time and
+        symbol; the live loop passes its order's client id)."""
         ex = self.executors[index]
         mid = ex.sim.mid()
         if ex.active is not None:  # ``qty`` was sized with the working parent as pending: it is replaced
@@ -77,7 +93,8 @@ class ExecutionDesk:
         if mid != mid or abs(qty) <= 1e-12:
             return None, self._new_fills(index)
         sym = self.instruments[index].symbol
-        pe = ex.start(ParentOrder(f"{self.id_prefix}-{ts}-{sym}", sym, index, qty, ts, mid, self.id_prefix))
+        pid = parent_id or f"{self.id_prefix}-{ts}-{sym}"
+        pe = ex.start(ParentOrder(pid, sym, index, qty, ts, mid, self.id_prefix))
         return pe, self._new_fills(index)
 
     def advance(self, ts: int) -> list[DeskFill]:
@@ -90,7 +107,15 @@ class ExecutionDesk:
         return out
 
     def in_flight(self) -> list[float]:
+        """Per instrument, what the order generator must count as pending (see
+        :meth:`Executor.in_flight`)."""
         return [ex.in_flight() for ex in self.executors]
+
+    def working(self) -> list[float]:
+        """Per instrument, the signed unfilled size of orders at the venue that no cancel was
+        sent for: with the position, the exposure a new child adds to (the risk bound's base)."""
+        return [sum(o.req.side * o.leaves for o in ex.sim.open_orders() if o.cancel_ts is None)
+                for ex in self.executors]
 
     def mid(self, index: int) -> float:
         return self.executors[index].sim.mid()

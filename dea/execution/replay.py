@@ -82,6 +82,18 @@ def capture_messages(p: "ParsedCapture", start_ns: int | None = None, end_ns: in
     return msgs
 
 
+def book_msg(event, time: int) -> BookMsg:  # noqa: ANN001 - dea.book.events.BookEvent | None
+    """A :class:`dea.book.l2.SyncedBook` callback's ``(event, time)`` as a :class:`BookMsg`:
+    a snapshot or diff just applied to the live book, or None for a gap (the live feed's view of
+    what a capture replay reads from :func:`capture_messages`)."""
+    from dea.book.events import DepthSnapshot
+
+    if event is None:
+        return BookMsg(time, EV_GAP, (), ())
+    kind = EV_SNAPSHOT if isinstance(event, DepthSnapshot) else EV_DIFF
+    return BookMsg(time, kind, tuple(event.bids), tuple(event.asks))
+
+
 def feed(sim: LimitOrderSimulator, msg: CaptureMsg) -> None:
     """Apply one capture message to the simulator."""
     if isinstance(msg, TradeMsg):

@@ -232,24 +232,31 @@ class ParentExecution:
         return [Submit(req)]
 
 
-def risk_bound(engine, index: int, position: Callable[[], Sequence[float]], pending: Callable[[], Sequence[float]],  # noqa: ANN001
+def risk_bound(engine, index: int | None, position: Callable[[], Sequence[float]], pending: Callable[[], Sequence[float]],  # noqa: ANN001
                equity: Callable[[], float], prices: Callable[[], Sequence[float]]) -> Bound:
     """A :data:`Bound` that runs the risk engine (:class:`dea.risk.engine.RiskEngine`) on the
     exposure the child would leave (position + in flight + child) and allows only the part of the
-    child the engine lets through."""
+    child the engine lets through. ``index`` None: the child's own instrument (one bound for a
+    whole desk). ``pending`` must not already count the child (the desk's ``working``: orders at
+    the venue, not the parent's unsent rest).
+
+    The engine is stateful (order-rate ring, covariance, drawdown peak): pass one of its own
+    (same config), not the engine that decides targets, or every child would count as a
+    decision there."""
     import numpy as np
 
     def check(req: OrderRequest) -> float:
+        k = req.index if index is None else index
         px = np.asarray(prices(), dtype=np.float64)
         e = float(equity())
         held = np.asarray(position(), dtype=np.float64) + np.asarray(pending(), dtype=np.float64)
-        if not (e > 0.0 and px[index] > 0.0):
+        if not (e > 0.0 and px[k] > 0.0):
             return 0.0
         cur = held * px / e
         tgt = cur.copy()
-        tgt[index] = (held[index] + req.qty) * px[index] / e
-        allowed_w = float(engine.apply(req.t_decision, tgt, cur, e, prices=px).exposure[index])
-        dq = allowed_w * e / px[index] - held[index]
+        tgt[k] = (held[k] + req.qty) * px[k] / e
+        allowed_w = float(engine.apply(req.t_decision, tgt, cur, e, prices=px).exposure[k])
+        dq = allowed_w * e / px[k] - held[k]
         if dq * req.qty <= 0:
             return 0.0
         return math.copysign(min(abs(dq), abs(req.qty)), req.qty)

@@ -71,6 +71,20 @@ class VenueOrderPort:
         self.adapter.cancel_order(client_id, self.instrument)
         self.advance(ts)
 
+    # market data: the book is the feed's (shared L2Book), updated by its owner; the executor
+    # feeds every message to its venue, so these are the simulator's hooks doing nothing here
+    def on_snapshot(self, ts: int, bids, asks) -> None:  # noqa: ANN001
+        self.now = ts if self.now is None else max(self.now, ts)
+
+    def on_diff(self, ts: int, bids, asks) -> None:  # noqa: ANN001
+        self.now = ts if self.now is None else max(self.now, ts)
+
+    def on_gap(self, ts: int) -> None:
+        self.now = ts if self.now is None else max(self.now, ts)
+
+    def on_trade(self, ts: int, price: float, size: float, aggressor: int) -> None:
+        self.now = ts if self.now is None else max(self.now, ts)
+
     def advance(self, ts: int) -> None:
         """Poll the venue: new fills, then the end state of every order that may have ended."""
         self.now = ts if self.now is None else max(self.now, ts)

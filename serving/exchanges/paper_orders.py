@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dea.book.events import BookEvent, DepthSnapshot, Trade
+from dea.book.events import BookEvent, Trade
 from dea.errors import ExchangeError
 from dea.execution.order_types import OrderRequest
 from dea.execution.queue import FINAL, LimitOrderSimulator, QueueModel
-from dea.execution.replay import EV_DIFF, EV_GAP, EV_SNAPSHOT, BookMsg, TradeMsg, feed
+from dea.execution.replay import TradeMsg, book_msg, feed
 from dea.execution.store import ExecutionStore
 from dea.instruments import Instrument
 from serving.exchanges.base import ExecFill, OrderAck
@@ -65,12 +65,7 @@ class PaperOrderVenue:
     # ------------------------------------------------------------------ market data
     def on_book(self, index: int, event: BookEvent | None, time: int) -> None:
         """SyncedBook callback: the book of ``index`` changed at ``time`` (None: a gap)."""
-        if event is None:
-            msg = BookMsg(time, EV_GAP, (), ())
-        else:
-            kind = EV_SNAPSHOT if isinstance(event, DepthSnapshot) else EV_DIFF
-            msg = BookMsg(time, kind, tuple(event.bids), tuple(event.asks))
-        feed(self.sims[index], msg)
+        feed(self.sims[index], book_msg(event, time))
         self._collect(index)
 
     def on_trade(self, index: int, trade: Trade) -> None:
