@@ -23,7 +23,7 @@ from dea.execution.desk import DeskFill, ExecutionDesk, as_account_fill
 from dea.execution.orders import Order
 from dea.execution.quality import ParentRecord
 from dea.execution.replay import CaptureMsg
-from dea.execution.schedule import ExecutionConfig
+from dea.execution.schedule import ExecutionConfig, risk_bound
 from dea.instruments import Instrument
 from dea.risk.config import RiskConfig
 from dea.timeutil import iso
@@ -33,9 +33,18 @@ class ExecutionBacktester(EventBacktester):
     """:class:`EventBacktester` whose orders are worked on the execution desk."""
 
     def __init__(self, instruments: Sequence[Instrument], costs: CostsConfig, risk: RiskConfig, policy: Policy, *,
-                 execution: ExecutionConfig, **kwargs) -> None:  # noqa: ANN003 - EventBacktester's options
+                 execution: ExecutionConfig, child_risk: bool = True, **kwargs) -> None:  # noqa: ANN003 - EventBacktester's options
+        """``child_risk``: every child order passes a risk engine of its own (same rules as the
+        decisions', :func:`dea.execution.schedule.risk_bound`) on position + working orders +
+        the child, as the live loop's worked venue does."""
         super().__init__(instruments, costs, risk, policy, **kwargs)
         self.desk = ExecutionDesk(instruments, execution)
+        if child_risk:
+            from dea.risk.engine import RiskEngine
+
+            engine = RiskEngine(risk, self.instruments, kwargs.get("accounts"))
+            self.desk.set_bound(risk_bound(engine, None, lambda: self.account.qty, self.desk.working,
+                                           self.account.equity, lambda: self.raw_px))
 
     def on_capture(self, index: int, msg: CaptureMsg) -> None:
         """A book or trade message of instrument ``index`` (time-ordered with everything else)."""
@@ -93,3 +102,33 @@ class ExecutionBacktester(EventBacktester):
 
     def parent_records(self) -> list[ParentRecord]:
         return self.desk.records()
+
+
+def capture_stream(sources: Sequence, symbols: Sequence[str], resolve) -> list[tuple[int, CaptureMsg]]:  # noqa: ANN001
+    """``(instrument index, message)`` of the config's ``book`` sources (Binance websocket
+    captures, ``format: binance_ws``), merged by receive time: what :meth:`ExecutionBacktester.run_capture`
+    replays. ``resolve`` maps a source path to a file (the config's ``resolve_path``)."""
+    import heapq
+
+    from dea.book.capture import parse_capture
+    from dea.data.loaders.binance_ws import book_files, capture_market
+    from dea.errors import ConfigError
+    from dea.execution.replay import capture_messages
+
+    streams = []
+    for s in sources:
+        if s.kind != "book":
+            continue
+        if s.format != "binance_ws":
+            raise ConfigError(f"source {s.name!r}: the execution backtest replays binance_ws captures, not {s.format!r}")
+        path = resolve(s.path)
+        parsed = parse_capture(book_files(path, s.options), capture_market(path, s.options))
+        inst = s.instrument or parsed.symbol
+        if inst not in symbols:
+            raise ConfigError(f"source {s.name!r}: instrument {inst!r} is not one of {list(symbols)}")
+        k = list(symbols).index(inst)
+        msgs = capture_messages(parsed)
+        streams.append([(m.ts, k, m) for m in msgs])
+    if not streams:
+        raise ConfigError("the execution backtest needs a data source of kind book (a binance_ws capture)")
+    return [(k, m) for _, k, m in heapq.merge(*streams, key=lambda x: (x[0], x[1]))]

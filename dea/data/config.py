@@ -89,7 +89,10 @@ class DataConfig(StrictModel):
     instruments: list[Instrument] = Field(min_length=1)
     sources: list[SourceConfig] = Field(min_length=1)
     clock: ClockConfig = Field(default_factory=ClockConfig)
-    price_field: Literal["close", "mark"] = "close"
+    price_field: Literal["close", "mark", "mid"] = Field(
+        default="close",
+        description="execution price: bar close, mark price, or the order book's mid (ob.mid, book sources only)",
+    )
 
     @field_validator("instruments")
     @classmethod

@@ -166,7 +166,7 @@ def assemble_panel(
     _align_funding(data, tables, clock, step, fields, age, report)
     _align_event_sources(data, tables, clock, fields, age, report)
 
-    price_src = "close" if data.price_field == "close" else "mark_price"
+    price_src = {"close": "close", "mark": "mark_price", "mid": "ob.mid"}[data.price_field]
     if price_src not in fields:
         raise DataError(f"data.price_field is {data.price_field!r} but no source provides {price_src!r}")
     fields["price"] = fields[price_src]

@@ -99,8 +99,7 @@ def load_capture(path: Path, kind: str, instrument: str | None, options: dict[st
     if kind not in KINDS:
         raise ConfigError(f"{path}: binance_ws captures hold {list(KINDS)} (and mark/funding from markPriceUpdate), not {kind!r}")
     opts = _options(options, path)
-    previous = _previous_files(path, opts.previous) if kind == "book" else []
-    files = previous + [path]
+    files = book_files(path, options) if kind == "book" else [path]
     # trades and quotes do not depend on the book: a depth gap must not refuse them
     parsed = cached_capture(files, Path(opts.cache_dir) if opts.cache_dir else None, opts.market, kind == "book")
     target = len(files) - 1
@@ -173,6 +172,18 @@ def load_capture(path: Path, kind: str, instrument: str | None, options: dict[st
         report["carried_snapshot_levels"] = int(len(carried["price"]))
     report["gap_markers"] = int(is_gap.sum())
     return _table("book", cols, name, report)
+
+
+def book_files(path: Path, options: dict[str, Any] | None = None) -> list[Path]:
+    """The files a ``book`` source reads, in order: the earlier captures ``options.previous``
+    chains (see :class:`BinanceWsOptions`), then ``path`` (one continuous stream)."""
+    path = Path(path)
+    return _previous_files(path, _options(options, path).previous) + [path]
+
+
+def capture_market(path: Path, options: dict[str, Any] | None = None) -> str:
+    """The sequencing rules ``options.market`` names for the capture at ``path``."""
+    return _options(options, Path(path)).market
 
 
 def _has_snapshot(path: Path) -> bool:
