@@ -103,8 +103,7 @@ def _worked_exchange(spec: str, cfg: ExperimentConfig, journal_path: Path | None
     if spec == "paper":
         adapter = None
     elif spec.startswith("ccxt:"):
-        adapter = _plain_exchange(spec, cfg)
-        adapter.check_markets(cfg.data.instruments)  # contract size, tick, lot from load_markets
+        adapter = _plain_exchange(spec, cfg)  # markets checked against the config there
     else:
         raise ConfigError(f"unknown exchange {spec!r}: use paper or ccxt:VENUE")
     store = ExecutionStore(journal_path) if journal_path is not None else None
@@ -141,7 +140,11 @@ def _plain_exchange(spec: str, cfg: ExperimentConfig) -> Any:
         secrets = cfg.resolve_path(cfg.serving.secrets_file) if cfg.serving.secrets_file else None
         creds = load_credentials(venue, secrets_file=secrets)
         symbols = {s: cfg.serving.venue_symbols.get(s, s) for s in cfg.data.symbols}
-        return CcxtExchange(venue, symbols, credentials=creds, testnet=cfg.serving.testnet)
+        ex = CcxtExchange(venue, symbols, credentials=creds, testnet=cfg.serving.testnet)
+        # contract size, tick, lot and min notional from the venue's load_markets against the
+        # config (a mismatch refuses to start); the contract sizes are adopted for order units
+        ex.check_markets(cfg.data.instruments)
+        return ex
     raise ConfigError(f"unknown exchange {spec!r}: use paper or ccxt:VENUE")
 
 

@@ -223,8 +223,10 @@ class WorkedExchange:
             for rec in recs[self._seen_records[k]:]:
                 self._closed[rec.parent_id] = (rec.status, len(rec.fills))
                 if not rec.fills and rec.parent_id in self._parents:
+                    why = ("replaced by the next target before any fill" if rec.status == "cancelled"
+                           else "ended without a fill (the book ran out)")
                     self._cancelled.append(OrderAck(rec.parent_id, "rejected", rec.parent_id,
-                                                    f"parent {rec.status} without a fill ({self.cfg.algo})"))
+                                                    f"{self.cfg.algo} parent {why}"))
                 if self.store is not None:
                     self.store.record_parent(rec)
             self._seen_records[k] = len(recs)

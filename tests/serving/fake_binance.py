@@ -112,11 +112,20 @@ class FakeBinance:
             return 200, [{"symbol": "BTCUSDT", "brackets": [{"bracket": 1, "initialLeverage": 125, "notionalCap": 50000,
                                                              "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0}]}]
         if path in ("/fapi/v2/positionRisk", "/fapi/v3/positionRisk"):
+            # ccxt drops a position whose entryPrice is 0 (Binance lists flat symbols that way)
             return 200, [{"symbol": "BTCUSDT", "positionAmt": str(self.sim.position / self.contract_size),
-                          "entryPrice": "0", "markPrice": "60000", "unRealizedProfit": "0", "liquidationPrice": "0",
+                          "entryPrice": str(self.entry_price()), "markPrice": "60000", "unRealizedProfit": "0", "liquidationPrice": "0",
                           "leverage": "10", "marginType": "cross", "isolatedMargin": "0", "positionSide": "BOTH",
                           "notional": "0", "updateTime": int(time.time() * 1000)}]
         return 404, {"code": -1000, "msg": f"fake has no {method} {path}"}
+
+    def entry_price(self) -> float:
+        """Average price of the fills in the position's direction (0 when flat)."""
+        pos = self.sim.position
+        if abs(pos) < 1e-12:
+            return 0.0
+        same = [f for f in self.sim.fills if (f.qty > 0) == (pos > 0)]
+        return sum(abs(f.qty) * f.price for f in same) / sum(abs(f.qty) for f in same)
 
     def exchange_info(self) -> dict:
         return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "rateLimits": [], "assets": [],

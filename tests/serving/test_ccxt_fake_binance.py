@@ -152,3 +152,63 @@ def test_schedules_through_the_ccxt_adapter(fake) -> None:  # noqa: ANN001
         twap.wake(T0 + k * s)
     assert [c.t_decision for c in pt.children] == [T0 + 20 * s, T0 + 30 * s]
     assert fake.sim.position == pytest.approx(0.6) and twap.records[-1].status == "done"
+
+
+def test_worked_exchange_through_ccxt_and_a_restart_trades_nothing_twice(fake, tmp_path) -> None:  # noqa: ANN001
+    """The live loop's worked venue over the ccxt adapter: a passive-then-aggressive parent at the
+    fake over HTTP, fills under the parent id, in-flight for the loop; a second process re-sending
+    the same parent regenerates the same child ids and the venue answers with the existing orders."""
+    from dea.book.events import DepthSnapshot
+    from dea.execution.orders import Order
+    from dea.execution.schedule import ExecutionConfig
+    from dea.execution.store import ExecutionStore
+    from serving.exchanges.worked import WorkedExchange
+
+    s = 1_000_000_000
+    cfg = ExecutionConfig(algo="passive_aggressive", passive_timeout="10s")
+    book = DepthSnapshot(T0, T0, 1, ((60000.0, 2.0), (59999.9, 5.0)), ((60000.1, 1.0), (60000.5, 4.0)))
+    parent = Order("BTCUSDT", 0, 1.0, T0, T0, 60000.05, "dea-par-1")
+
+    def process(tag: str):  # noqa: ANN202 - one serving process
+        ex = _adapter(fake)
+        ex.check_markets([_perp()])
+        w = WorkedExchange([_perp()], cfg, adapter=ex, store=ExecutionStore(tmp_path / f"{tag}.sqlite"))
+        w.on_depth(0, book)
+        return w
+
+    w = process("a")
+    assert w.submit([parent])[0].status == "sent"
+    post = fake.sim.orders[_cid(0)]
+    assert post.req.tif == "GTX" and post.req.price == 60000.0 and post.status == "open"
+    fake.trade(60000.0, 2.4, -1)  # the 2 ahead, then 0.4 of ours
+    w.before_decision(T0 + 5 * s)
+    first = w.poll_fills(T0 + 5 * s)
+    assert [(f.client_id, f.qty, f.maker) for f in first] == [("dea-par-1", pytest.approx(0.4), True)]
+    assert w.in_flight() == [pytest.approx(0.6)]  # what the loop counts as pending
+    for k in (11, 11, 12):
+        w.before_decision(T0 + k * s)  # timeout: cancel at the venue, then cross the rest
+    second = w.poll_fills(T0 + 12 * s)
+    assert [(f.qty, f.maker) for f in second] == [(pytest.approx(0.6), False)]
+    assert fake.sim.position == pytest.approx(1.0) and w.positions()["BTCUSDT"] == pytest.approx(1.0)
+    assert w.in_flight() == [pytest.approx(0.0)] and w.lookup("dea-par-1", "BTCUSDT").status == "filled"
+    w.close()
+    kinds = _rows_of(tmp_path / "a.sqlite", "SELECT client_id, kind, tif, status FROM exec_orders ORDER BY client_id")
+    assert kinds == [(_cid(0), "limit", "GTX", "cancelled"), (_cid(1), "market", "GTC", "filled")]
+
+    n_trades, n_requests = len(fake.sim.fills), len(fake.requests)
+    w2 = process("b")  # a restart that re-sends the parent (its ack was never journaled)
+    w2.submit([parent])
+    for k in (5, 11, 11, 12):
+        w2.before_decision(T0 + k * s)
+    again = w2.poll_fills(T0 + 12 * s)
+    assert len(fake.sim.fills) == n_trades and len(fake.requests) > n_requests  # asked, traded nothing
+    # the same fills under the same ids: the journal ignores them as repeats
+    assert sorted(f.fill_id for f in again) == sorted(f.fill_id for f in first + second)
+    w2.close()
+
+
+def _rows_of(path, sql: str) -> list[tuple]:  # noqa: ANN001
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return db.execute(sql).fetchall()
