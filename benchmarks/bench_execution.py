@@ -48,13 +48,23 @@ def _shortfalls(msgs, figures: dict) -> None:  # noqa: ANN001
 
 
 def _passive(msgs, figures: dict) -> None:  # noqa: ANN001
+    """Touch probes under each queue model (fills in the instrument's 0.001 BTC lots), and the
+    same probes through the restatement of hftbacktest's models (benchmarks/hftbacktest_reference.py):
+    how many probes have every fill identical, and the reference's own fill rate and markout."""
+    from benchmarks.hftbacktest_reference import cross_check
     from dea.execution.passive import passive_study
 
-    for st in passive_study(msgs, every_ns=5 * S, ttl_ns=30 * S, size=0.01, markout_ns=5 * S):
+    for st in passive_study(msgs, every_ns=5 * S, ttl_ns=30 * S, size=0.01, markout_ns=5 * S, lot=0.001):
         figures[f"passive_fill_rate.{st.model}"] = round(st.fill_rate, 4)
         figures[f"passive_time_to_fill_s.{st.model}"] = round(st.mean_time_to_fill_s, 3)
         figures[f"passive_markout_5s_bps.{st.model}"] = round(st.markout_bps, 4)
     figures["passive_probes"] = st.probes
+    for model, n in (("risk_averse", 1.0), ("power", 1.0), ("power", 2.0), ("power", 3.0)):
+        r = cross_check(msgs, model, n, every_ns=5 * S, ttl_ns=30 * S, size=0.01, markout_ns=5 * S)
+        name = r["reference"].model
+        figures[f"hftbacktest_ref.identical_probes.{name}"] = f"{r['identical']}/{r['probes']}"
+        figures[f"hftbacktest_ref.fill_rate.{name}"] = round(r["reference"].fill_rate, 4)
+        figures[f"hftbacktest_ref.markout_5s_bps.{name}"] = round(r["reference"].markout_bps, 4)
 
 
 def _latency(msgs, figures: dict) -> None:  # noqa: ANN001

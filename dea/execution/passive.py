@@ -48,9 +48,12 @@ def passive_study(
     size: float = 0.01,
     markout_ns: int = 5_000_000_000,
     submit_latency_ns: int = 0,
+    lot: float = 0.0,
 ) -> list[PassiveStats]:
-    """Post probes on every model's simulator and measure fill rate, time to fill, markout."""
-    sims = [LimitOrderSimulator(model=m, submit_latency_ns=submit_latency_ns) for m in models]
+    """Post probes on every model's simulator and measure fill rate, time to fill, markout.
+    ``lot``: the venue's lot (fills from the queue come in lots, as at the venue and in
+    hftbacktest; 0 = exact sizes)."""
+    sims = [LimitOrderSimulator(model=m, submit_latency_ns=submit_latency_ns, lot=lot) for m in models]
     next_post: int | None = None
     seq = 0
     last = messages[-1].ts if messages else 0
@@ -70,24 +73,35 @@ def passive_study(
                     for sim in sims:
                         sim.submit(msg.ts, req)
             next_post = msg.ts + every_ns
-    times, mids = mid_path(messages)
-    out = []
-    for m, sim in zip(models, sims, strict=True):
-        probes = [o for o in sim.orders.values()]
-        done = [o for o in probes if o.status == "filled"]
-        ttf = [(_last_fill_ts(sim, o.req.client_id) - o.arrive_ts) / 1e9 for o in done]
-        marks = []
-        for f in sim.fills:
-            j = bisect_left(times, f.ts + markout_ns)
-            if j < len(times):
-                s = 1.0 if f.qty > 0 else -1.0
-                marks.append(s * (mids[j] - f.price) / f.price * 1e4)
-        out.append(PassiveStats(
-            m.name, len(probes), len(done) / len(probes) if probes else math.nan,
-            sum(ttf) / len(ttf) if ttf else math.nan, sum(marks) / len(marks) if marks else math.nan, len(sim.fills),
-        ))
-    return out
+    path = mid_path(messages)
+    return [probe_stats(m.name, [(o.req.client_id, o.arrive_ts, o.status == "filled") for o in sim.orders.values()],
+                        [(f.client_id, f.ts, f.qty, f.price) for f in sim.fills], path, markout_ns)
+            for m, sim in zip(models, sims, strict=True)]
 
 
-def _last_fill_ts(sim: LimitOrderSimulator, cid: str) -> int:
-    return max(f.ts for f in sim.fills if f.client_id == cid)
+def probe_stats(
+    model: str,
+    probes: Sequence[tuple[str, int, bool]],
+    fills: Sequence[tuple[str, int, float, float]],
+    path: tuple[Sequence[int], Sequence[float]],
+    markout_ns: int,
+) -> PassiveStats:
+    """Statistics of probes ``(id, posted at, filled in full)`` and their fills ``(id, time,
+    signed qty, price)``: share filled, mean time to the last fill of a filled probe, mean mid
+    markout ``markout_ns`` after each fill on the mid path ``(times, mids)`` (one definition
+    for DEA's simulator and any reference it is compared with)."""
+    times, mids = path
+    last: dict[str, int] = {}
+    for cid, ts, _, _ in fills:
+        last[cid] = max(ts, last.get(cid, ts))
+    ttf = [(last[cid] - t0) / 1e9 for cid, t0, full in probes if full]
+    marks = []
+    for _, ts, qty, price in fills:
+        j = bisect_left(times, ts + markout_ns)
+        if j < len(times):
+            s = 1.0 if qty > 0 else -1.0
+            marks.append(s * (mids[j] - price) / price * 1e4)
+    n_full = sum(1 for p in probes if p[2])
+    return PassiveStats(model, len(probes), n_full / len(probes) if probes else math.nan,
+                        sum(ttf) / len(ttf) if ttf else math.nan, sum(marks) / len(marks) if marks else math.nan,
+                        len(fills))

@@ -39,6 +39,9 @@ from dea.execution.order_types import OrderRequest, clip_reduce_only
 
 OrderStatus = Literal["pending", "open", "filled", "cancelled", "expired", "rejected"]
 FINAL = frozenset(("filled", "cancelled", "expired", "rejected"))
+#: a queue "consumed" by less than this (base units) is float noise of sizes that cancel exactly,
+#: not a fill (hftbacktest rounds the queue to the lot for the same reason)
+QTY_EPS = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +233,19 @@ class LimitOrderSimulator:
             elif lp == price:
                 o.front -= size
                 o.traded_here += size
-                if o.front < 0.0:
+                if self.lot > 0.0:
+                    # venue fills come in lots: the queue must be overrun by half a lot, the fill
+                    # is the overrun rounded up to lots, at most this trade (hftbacktest's rule;
+                    # the overrun is kept, the next trade at the level fills on from there)
+                    if round(o.front / self.lot) < 0:
+                        q = min(math.ceil(-o.front / self.lot - 1e-9) * self.lot, size, o.leaves)
+                        self._fill(o, ts, q, lp, True, mid, lp)
+                elif o.front < -QTY_EPS:
                     q = min(o.leaves, -o.front)
                     o.front = 0.0
                     self._fill(o, ts, q, lp, True, mid, lp)
+                elif o.front < 0.0:  # float noise of a queue consumed exactly: at the front, not filled
+                    o.front = 0.0
 
     def advance(self, ts: int) -> None:
         """Process arrivals, cancels and expiries due at or before ``ts``."""

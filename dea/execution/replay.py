@@ -272,7 +272,8 @@ def run_parents(
     for t0, q in starts:
         sim = LimitOrderSimulator(maker_fee=maker_fee, taker_fee=taker_fee,
                                   model=QueueModel(cfg.queue_model, cfg.queue_power),
-                                  submit_latency_ns=cfg.ns("submit_latency"), cancel_latency_ns=cfg.ns("cancel_latency"))
+                                  submit_latency_ns=cfg.ns("submit_latency"), cancel_latency_ns=cfg.ns("cancel_latency"),
+                                  lot=lot)
         runs.append((t0, q, Executor(sim, cfg, lot=lot, tick=tick, fee_rate_model=taker_fee)))
     pending = list(runs)
     started: set[int] = set()

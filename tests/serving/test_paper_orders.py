@@ -91,7 +91,8 @@ def test_paper_venue_fills_like_the_replay_and_handles_order_types(shared_data, 
     assert venue.positions()["BTCUSDT"] == pytest.approx(sum(f.qty for f in fills))
     # the event replay of the parsed capture gives the same fills for the same script
     msgs = exec_replay.capture_messages(parse_capture(path), end_ns=t_end)
-    ref = LimitOrderSimulator(maker_fee=0.0002, taker_fee=0.0005, model=QueueModel("power", 2.0), submit_latency_ns=5_000_000)
+    ref = LimitOrderSimulator(maker_fee=0.0002, taker_fee=0.0005, model=QueueModel("power", 2.0), submit_latency_ns=5_000_000,
+                              lot=PERP.lot_size)  # the venue quantises queue fills to the lot, so must the replay
     todo = _script(t0)
     for m in msgs:
         while todo and todo[0][0] <= m.ts:
