@@ -183,7 +183,9 @@ class CcxtExchange:
     # -- typed orders (dea.execution.order_types) --------------------------------------------------
     def submit_order(self, req: OrderRequest) -> OrderAck:
         """Send a limit / post-only / IOC / FOK / reduce-only order in contracts (base units /
-        contract size); idempotent on the client id like :meth:`submit`."""
+        contract size); idempotent on the client id like :meth:`submit`. ``expire_ns`` is not
+        sent (venue-side GTD is not portable): :class:`~serving.exchanges.order_port.VenueOrderPort`
+        cancels an expired order through :meth:`cancel_order`."""
         market = self._market(req.instrument)
         try:
             amount = self._to_contracts(req.instrument, req.qty, req.price)

@@ -32,6 +32,7 @@ class PortOrder:
     filled: float = 0.0
     leaves: float = 0.0
     cancel_ts: int | None = None
+    expiring: bool = False  # the cancel was sent because the order's expiry passed
 
 
 class VenueOrderPort:
@@ -86,8 +87,16 @@ class VenueOrderPort:
         self.now = ts if self.now is None else max(self.now, ts)
 
     def advance(self, ts: int) -> None:
-        """Poll the venue: new fills, then the end state of every order that may have ended."""
+        """Poll the venue: new fills, then the end state of every order that may have ended.
+
+        Expiry is kept here, on the caller's clock: an order whose ``expire_ns`` has passed is
+        cancelled at the venue and ends ``expired`` (venue-side GTD is not portable: Binance,
+        for one, refuses a goodTillDate less than 600 s ahead)."""
         self.now = ts if self.now is None else max(self.now, ts)
+        for o in list(self.orders.values()):
+            if o.status not in FINAL and o.cancel_ts is None and o.req.expire_ns is not None and o.req.expire_ns <= ts:
+                o.cancel_ts, o.expiring = ts, True
+                self.adapter.cancel_order(o.req.client_id, self.instrument)
         mid = self.mid()
         for f in self.adapter.poll_fills(ts):
             if f.fill_id in self._seen or f.client_id not in self.orders:
@@ -106,8 +115,10 @@ class VenueOrderPort:
                 continue  # the venue filled more than we have fills for: wait for them
             o.filled, o.leaves = filled, max(abs(o.req.qty) - filled, 0.0)
             end = _VENUE_FINAL.get(status)
+            if end == "cancelled" and o.expiring:
+                end = "expired"
             if end is not None:
-                self._final(o, ts, end)  # type: ignore[arg-type]
+                self._final(o, ts, end, "expiry reached" if end == "expired" else "")  # type: ignore[arg-type]
 
     def open_orders(self) -> list[PortOrder]:
         return [o for o in self.orders.values() if o.status not in FINAL]

@@ -252,3 +252,26 @@ def test_cross_venue_routing_over_two_fake_venues() -> None:
     finally:
         for f in fakes.values():
             f.close()
+
+
+def test_expiry_through_the_ccxt_adapter(fake) -> None:  # noqa: ANN001
+    """A resting GTC limit with an expiry, partly filled, is cancelled at the venue when its
+    expiry passes on the caller's clock and ends expired with its partial fill."""
+    from dea.book.l2 import L2Book
+    from serving.exchanges.order_port import VenueOrderPort
+
+    ex = _adapter(fake)
+    ex.check_markets([_perp()])
+    port = VenueOrderPort(ex, "BTCUSDT", L2Book())
+    s = 1_000_000_000
+    req = OrderRequest("BTCUSDT", 0, 0.5, _cid(0), T0, kind="limit", price=60000.0, tif="GTC", expire_ns=T0 + 5 * s)
+    o = port.submit(T0, req)
+    assert o.status == "open" and fake.sim.orders[_cid(0)].status == "open"
+    fake.trade(60000.0, 2.1, -1)  # 0.1 of ours after the 2 ahead
+    port.advance(T0 + 4 * s)  # before the expiry: still working
+    assert o.status == "open" and o.filled == pytest.approx(0.1)
+    port.advance(T0 + 5 * s)  # expiry: cancelled at the venue over HTTP
+    assert fake.sim.orders[_cid(0)].status == "cancelled"
+    assert o.status == "expired" and o.filled == pytest.approx(0.1) and o.leaves == pytest.approx(0.4)
+    assert port.updates[-1].status == "expired" and port.updates[-1].reason == "expiry reached"
+    assert sum(f.qty for f in port.fills) == pytest.approx(0.1)
