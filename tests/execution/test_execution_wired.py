@@ -181,3 +181,20 @@ def test_worked_venue_bounds_every_child_by_the_risk_engine() -> None:
     ex.close()
     rec = ex.records()[-1]
     assert rec.detail["risk_clipped"] == pytest.approx(8.0 - 4.0 - second, abs=1e-9)
+
+
+def test_serve_restart_on_the_same_journal_trades_nothing_twice(shared_data, tmp_path, capsys) -> None:  # noqa: ANN001
+    cfg_path, model = _setup(tmp_path, shared_data, "passive_aggressive")
+    journal = tmp_path / "j.sqlite"
+    _serve(cfg_path, model, journal, capsys, events=12000)
+    first = {f for (f,) in _rows(journal, "SELECT fill_id FROM exec_fills")}
+    _serve(cfg_path, model, journal, capsys, events=30000)  # a new process resumes the journal
+    kinds = {k for (k,) in _rows(journal, "SELECT kind FROM events")}
+    assert {"restart", "venue_restored", "reconciled"} <= kinds
+    led = _rows(journal, "SELECT COUNT(*), SUM(qty) FROM ledger WHERE kind='fill'")[0]
+    ex = _rows(journal, "SELECT COUNT(*), SUM(qty) FROM exec_fills")[0]
+    assert led[0] == ex[0] > len(first) and led[1] == pytest.approx(ex[1], abs=1e-9)
+    assert first <= {f for (f,) in _rows(journal, "SELECT fill_id FROM exec_fills")}
+    # every child order once, none still working after the run closed
+    kids = _rows(journal, "SELECT status FROM exec_orders")
+    assert kids and all(s in ("filled", "cancelled", "expired", "rejected") for (s,) in kids)
