@@ -7,8 +7,9 @@ through the same rollout the live loop runs); the fold's out-of-sample rollout u
 that validated best. The test block is never looked at, so the choice is honest; the number of
 candidates enters the deflated Sharpe as the number of trials. The default (``candidates: null``)
 is the configured model, the two-stage forecast policy (``model.kind: forecast``, when the policy
-is volatility-sized) and the base alone (``model.kind: base``, when there is one): a learned
-adjustment that does not validate better than a ridge forecast or than its base is not used.
+is volatility-sized; over the base and, when there is one, also without it) and the base alone
+(``model.kind: base``, when there is one): a learned adjustment that does not validate better than
+a ridge forecast or than its base is not used.
 """
 
 from __future__ import annotations
@@ -48,22 +49,37 @@ class Selection:
 
 
 def candidate_label(overrides: dict[str, Any]) -> str:
+    """``{"model.kind": "forecast"}`` -> ``kind=forecast``: each key by its last part, or by its
+    path below the section where two keys share a last part (``kind=forecast,base.kind=none``)."""
     if not overrides:
         return "configured"
-    return ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())
+    last = [k.split(".")[-1] for k in overrides]
+    names = [k.split(".", 1)[-1] if last.count(n) > 1 and k.count(".") > 1 else n for k, n in zip(overrides, last)]
+    return ",".join(f"{n}={v}" for n, v in zip(names, overrides.values()))
 
 
 def default_candidates(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     """The automatic candidate list: the configured model; the two-stage forecast policy where the
-    policy sizes in volatility units (it needs the volatility feature); the base alone where there
-    is a base. Kinds already configured are not listed twice."""
+    policy sizes in volatility units (it needs the volatility feature), over the base and, where
+    there is a base, also alone (volatility-sized, no base); the base alone where there is a base.
+    Kinds already configured are not listed twice.
+
+    Why the forecast without its base: a bounded adjustment over a base carries the base's risk
+    whatever the signal, so where the base earns nothing (a market without a risk premium, or one
+    the base is short of) the signal's Sharpe is diluted by the base's volatility; validation then
+    decides between "base plus adjustment", "signal alone" and "base alone"."""
     m = cfg.model
     out: list[dict[str, Any]] = [{}]
     vol_sized = m.base.kind != "none" or m.adjust.vol_scaling
     if vol_sized and m.kind not in ("forecast", "base"):
         out.append({"model.kind": "forecast"})
-    if m.base.kind != "none" and m.kind != "base":
-        out.append({"model.kind": "base"})
+    if m.base.kind != "none":
+        # alone it may hold what base plus adjustment could: (1 + max_scale) base units + max_tilt
+        tilt = min(5.0, round(m.adjust.max_tilt + 1.0 + m.adjust.max_scale, 6))
+        out.append({"model.kind": "forecast", "model.base.kind": "none", "model.adjust.vol_scaling": True,
+                    "model.adjust.max_tilt": tilt})
+        if m.kind != "base":
+            out.append({"model.kind": "base"})
     return out
 
 

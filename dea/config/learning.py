@@ -65,6 +65,11 @@ class ModelConfig(StrictModel):
     forecast_risk_aversion: float = Field(
         default=1.0, gt=0, description="forecast kind: exposure = forecast Sharpe / risk_aversion, in vol-target units"
     )
+    forecast_pooling: Literal["pooled", "per_instrument"] = Field(
+        default="pooled",
+        description="forecast kind: one set of coefficients per feature stem shared by every instrument "
+        "(pooled: N times the data per coefficient) or a separate regression per instrument on all columns",
+    )
     partial_adjustment: bool = Field(
         default=True,
         description="trade a learned share of the way from the held towards the desired exposure each step",

@@ -168,11 +168,44 @@ def test_candidates_may_not_change_the_inputs(repo_root) -> None:
     with pytest.raises(ConfigError, match="other features"):
         resolve_candidates(cfg)
     ok = resolve_candidates(load_config(repo_root / "configs" / "demo.yaml"))  # automatic candidates
-    assert [c.label for c in ok] == ["configured", "kind=forecast", "kind=base"]
-    assert [c.cfg.model.kind for c in ok] == ["mlp", "forecast", "base"]
+    assert [c.label for c in ok] == ["configured", "kind=forecast",
+                                     "kind=forecast,base.kind=none,vol_scaling=True,max_tilt=2.0", "kind=base"]
+    assert [c.cfg.model.kind for c in ok] == ["mlp", "forecast", "forecast", "base"]
+    # the forecast alone may hold what base plus adjustment could: max_tilt 0.5 + 1 + max_scale 0.5
+    alone = ok[2].cfg.model
+    assert alone.base.kind == "none" and alone.adjust.vol_scaling and alone.adjust.max_tilt == 2.0
     # a configured forecast policy with no base is not listed twice; no base candidate without a base
     plain = load_config(repo_root / "configs" / "demo.yaml", ["model.kind=forecast", "model.base.kind=none"])
     assert [c.label for c in resolve_candidates(plain)] == ["configured"]
     # a policy that is not volatility-sized has no volatility feature for the forecast candidate
     legacy = load_config(repo_root / "configs" / "demo.yaml", ["model.base.kind=none", "model.adjust.vol_scaling=false"])
     assert [c.label for c in resolve_candidates(legacy)] == ["configured"]
+
+
+def test_pooled_forecast_shares_one_coefficient_per_stem_across_instruments() -> None:
+    """Each instrument's target depends on its own 'sig' column with the same slope 0.2 and on a
+    global column with slope -0.1; its 'noise' column is irrelevant. Pooled, the forecast layer
+    puts one slope on every instrument's own column (and none on the others' columns); per
+    instrument, each row is fitted separately on every column."""
+    from training.forecast_policy import ridge_forecast
+
+    rng = np.random.default_rng(0)
+    names = ("sig@A", "sig@B", "sig@C", "noise@A", "noise@B", "noise@C", "macro")
+    inst = ("A", "B", "C")
+    X = rng.standard_normal((4000, 7))
+    y = 0.2 * X[:, :3] - 0.1 * X[:, [6]] + 0.5 * rng.standard_normal((4000, 3))
+    coef, inter, alpha = ridge_forecast(X, y, names, inst, "pooled")
+    assert coef.shape == (3, 7) and inter.shape == (3,) and alpha > 0
+    for i in range(3):
+        assert coef[i, i] == pytest.approx(coef[0, 0]) and coef[i, 6] == pytest.approx(coef[0, 6])
+        others = [j for j in range(3) if j != i]
+        assert np.all(coef[i, others] == 0.0) and np.all(coef[i, [3 + j for j in others]] == 0.0)
+    assert coef[0, 0] == pytest.approx(0.2, abs=0.02) and coef[0, 6] == pytest.approx(-0.1, abs=0.02)
+    assert abs(coef[0, 3]) < 0.03
+    sep, _, _ = ridge_forecast(X, y, names, inst, "per_instrument")
+    assert np.count_nonzero(sep[0, [1, 2]]) == 2  # separate fits give weight to the other instruments' columns
+    # one instrument, or only global columns: the pooled request falls back to the plain fit
+    one, _, _ = ridge_forecast(X[:, :1], y[:, :1], ("sig@A",), ("A",), "pooled")
+    assert one.shape == (1, 1) and one[0, 0] == pytest.approx(0.2, abs=0.03)
+    glob, _, _ = ridge_forecast(X[:, 6:], y, ("macro",), inst, "pooled")
+    assert glob.shape == (3, 1) and np.allclose(glob[:, 0], -0.1, atol=0.04)
