@@ -98,7 +98,8 @@ def build_exchange(spec: str, cfg: ExperimentConfig) -> Any:
         secrets = cfg.resolve_path(cfg.serving.secrets_file) if cfg.serving.secrets_file else None
         creds = load_credentials(venue, secrets_file=secrets)
         symbols = {s: cfg.serving.venue_symbols.get(s, s) for s in cfg.data.symbols}
-        return CcxtExchange(venue, symbols, credentials=creds, testnet=cfg.serving.testnet)
+        return CcxtExchange(venue, symbols, credentials=creds, testnet=cfg.serving.testnet,
+                            options=cfg.serving.venue_config, api_urls=cfg.serving.venue_urls)
     raise ConfigError(f"unknown exchange {spec!r}: use paper or ccxt:VENUE")
 
 
