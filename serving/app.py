@@ -216,7 +216,7 @@ def run_serve(
     if not standby:
         keeper.acquire()
     ex = None
-    server = None
+    servers: list[Any] = []
     try:
         ex = build_exchange(exchange, cfg)
         t_start = parse_timestamp(start) if start else None
@@ -224,7 +224,17 @@ def run_serve(
         metrics = LoopMetrics(cfg.data.symbols)
         port = metrics_port if metrics_port is not None else cfg.serving.metrics_port
         host = metrics_host or cfg.serving.metrics_host
-        server = metrics.serve(port, host) if port is not None else None
+        # a standby on the primary's host would collide on its port: it serves metrics once it took over
+
+        def start_metrics() -> None:
+            if port is not None and not servers:
+                servers.append(metrics.serve(port, host))
+                if standby:
+                    log.info("metrics on http://%s:%s/metrics", host, servers[0].server_port)
+
+        if not standby:
+            start_metrics()
+        server = servers[0] if servers else None
         common: dict[str, Any] = dict(feature_set=fs, metrics=metrics, allow_model_change=allow_model_change)
         make: Any = LiveLoop
         if standby:  # follows the journal and the feed (warm), takes over when the lease expires
@@ -239,6 +249,8 @@ def run_serve(
             loop = make(cfg, slot, ex, jr, **common)
             source = build_live_feed(feed, cfg, loop)
         loop.lease, loop.stop_event = keeper, stop_event
+        if standby:
+            loop.on_takeover = start_metrics
         address = f"http://{host}:{server.server_port}/metrics" if server is not None else None
         ident = runner.describe()
         log.info(
@@ -263,8 +275,8 @@ def run_serve(
     finally:
         if watcher is not None:
             watcher.stop()
-        if server is not None:
-            server.shutdown()
+        for srv in servers:
+            srv.shutdown()
         if ex is not None:
             ex.close()
         keeper.release()

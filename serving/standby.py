@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dea.errors import JournalError
@@ -72,6 +72,8 @@ class StandbyLoop(LiveLoop):
         self.followed = 0  # decisions followed silently
         self.followed_to: int | None = None
         self.took_over_at: int | None = None
+        #: called once the lease is taken (``dea serve`` starts its metrics endpoint there)
+        self.on_takeover: Callable[[], None] | None = None
         self.poll_s = poll_s if poll_s is not None else min(0.05, keeper.ttl_ns / 20e9)
         super().__init__(cfg, model, exchange, _FollowerJournal(journal), **kwargs)  # type: ignore[arg-type]
         # a paper venue in this process sees the followed market from the start (books, impact)
@@ -140,6 +142,8 @@ class StandbyLoop(LiveLoop):
                  self.keeper.holder, self.followed, iso(self.followed_to) if self.followed_to else None,
                  iso(last) if last else None, "warm" if warm else "NOT warm yet",
                  extra={"event": "standby_takeover", **detail})
+        if self.on_takeover is not None:
+            self.on_takeover()
         if not warm:
             log.warning("standby took over before its features were warm (it followed the feed for %d decisions): "
                         "decisions hold (action warmup) until they are", self.followed)
