@@ -117,3 +117,21 @@ def test_standby_reconciles_with_the_venue_at_each_write_ahead_point(venue, tmp_
     assert journal_state(path, fill_times=False) == ref
     assert fake.order_posts() == len(fake.ids) == len(ref["fills"])  # none sent twice, none lost
     assert fake.sim.position == pytest.approx(ref_position)
+
+
+def test_venue_settings_refuse_credentials_and_plain_http_off_loopback():
+    from pydantic import ValidationError
+
+    from dea.config.serving import ServingConfig
+    from dea.errors import ExchangeError
+    from serving.exchanges.ccxt_exchange import CcxtExchange
+
+    with pytest.raises(ValidationError, match=r"must not hold credentials \(\['secret'\]\)"):
+        ServingConfig(venue_config={"secret": "s", "rateLimit": 5})
+    with pytest.raises(ExchangeError, match="urls.api.fapiPrivate = http://gateway.example.com/fapi/v1 is not TLS"):
+        CcxtExchange("binance", {"BTCUSDT": "BTC/USDT:USDT"}, testnet=False,
+                     api_urls={"fapiPrivate": "http://gateway.example.com/fapi/v1"})
+    ex = CcxtExchange("binance", {"BTCUSDT": "BTC/USDT:USDT"}, testnet=True, options={"rateLimit": 7},
+                      api_urls={"fapiPrivate": "https://gateway.example.com/fapi/v1"})
+    assert ex.client.urls["api"]["fapiPrivate"] == "https://gateway.example.com/fapi/v1"  # after the sandbox switch
+    assert ex.client.rateLimit == 7 and ex.client.enableRateLimit is True

@@ -159,3 +159,35 @@ def test_audit_replays_a_recurrent_models_state(setup, tmp_path, capsys):
     rep = audit_journal(path, str(model))
     assert [x["problem"] for x in rep.differences] == ["stored input vector does not match its hash"]
     assert rep.matched == 50 and rep.state_unknown == sum(1 for d in loop.journal.decisions() if d["t_ns"] > t)
+
+
+def test_a_standby_started_too_late_holds_until_warm_and_says_so(setup, tmp_path, caplog):
+    """A standby that joined a live feed a few steps before the crash has no history: it takes
+    over, journals and logs that its features are not warm, and holds (warm-up) instead of
+    deciding on them."""
+    cfg, tables, _ = setup
+    model = export_config_policy(cfg, tmp_path / "m.onnx", seed=5)
+    path = tmp_path / "live.sqlite"
+    t_kill = _primary_dies(cfg, tables, model, path, 200)
+    step = 3600 * 10**9
+    jr = Journal(path, synchronous="NORMAL")
+    keeper = LeaseKeeper(jr, TTL, holder="standby")
+    replay = TableReplay(cfg.data, tables)
+    late = StandbyLoop(cfg, PolicyRunner.from_path(model), _exchange(cfg), jr, keeper=keeper,
+                       native_steps=replay.native_steps, clock_end=replay.clock_end)  # a live clock: from its first event
+    try:
+        with caplog.at_level("WARNING", logger="dea.serving.standby"):
+            late.run(ev for ev in replay.events(late.panel) if ev.available_at > t_kill - 5 * step)
+    finally:
+        keeper.release()
+    took = jr.events("standby_takeover")[0]["detail"]
+    assert took["features_warm"] is False and 1 <= took["followed_decisions"] <= 5
+    assert "before its features were warm" in caplog.text
+    after = [d for d in jr.decisions() if d["t_ns"] > t_kill]
+    holding = [d for d in after if d["action"] == "warmup"]
+    assert after[0]["action"] == "warmup" and len(holding) >= 10
+    # nothing traded on cold features: a held decision has no target; its only orders are the risk
+    # engine's (the gross cap trimming the held book as prices move)
+    traded = {o.t_decision for o in jr.orders()}
+    assert all(d["target"] == [None] * 4 for d in holding)
+    assert all(d["detail"]["rules"] for d in holding if d["t_ns"] in traded)
