@@ -12,7 +12,11 @@ Three families, each row: tried, guarded, errors, lost fills, duplicated orders,
 - failover: ``DEA_BENCH_FAILOVER_KILLS`` (default 10) SIGKILLs of a primary ``dea serve`` at
   random points with a ``--standby`` running (:func:`serving.failover.failover_trial`), each
   compared with an uninterrupted run: lost / duplicated / extra fills, duplicated orders, and
-  decisions that differ (wrong trades).
+  decisions that differ (wrong trades);
+- failover against a venue that outlives the primary: the same kills with ``--exchange
+  ccxt:binance`` on the local fake of Binance USDT-M (``tests/serving/fake_binance.py``, ccxt's
+  real binance class over 127.0.0.1); duplicated orders also count order placements the venue
+  received twice, lost fills also count venue fills missing from the journal.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = ("tried", "guarded", "errors", "lost_fills", "duplicated_orders", "wrong_trades")
-GOALS = {f"{family}_{k}": ("<=", 0) for family in ("market_data", "tampered_models", "failover")
+GOALS = {f"{family}_{k}": ("<=", 0) for family in ("market_data", "tampered_models", "failover", "failover_ccxt")
          for k in ("lost_fills", "duplicated_orders", "wrong_trades")}
 
 
@@ -172,6 +176,38 @@ def _failover(kills: int, tmp: Path) -> dict[str, int]:
     return row
 
 
+def _failover_ccxt(kills: int, tmp: Path) -> dict[str, int]:
+    from serving.failover import failover_trial, reference_run
+    from tests.serving.fake_binance import FAKE_ENV, failover_venue
+
+    tmp = tmp / "ccxt"
+    tmp.mkdir()
+    cfg_path, fake = failover_venue(tmp, ROOT, 500)
+    row = dict.fromkeys(FIELDS, 0)
+    row["took_over"] = 0
+    try:
+        model = _config_policy(cfg_path, tmp / "m.onnx", seed=4)
+        ref = reference_run(cfg_path, model, tmp / "ref.sqlite", exchange="ccxt:binance", env=FAKE_ENV)
+        ref_fills = len(fake.sim.fills)
+        n = len(ref["decisions"])
+        rng = np.random.default_rng(8)
+        for k in range(kills):
+            fake.reset()
+            res = failover_trial(cfg_path, model, tmp / f"kill{k}.sqlite", ref, int(rng.integers(n // 10, (9 * n) // 10)),
+                                 exchange="ccxt:binance", env=FAKE_ENV)
+            row["tried"] += 1
+            row["took_over"] += int(res.took_over)
+            row["guarded"] += int(res.error is None and res.took_over and res.killed_after >= 0)
+            row["errors"] += int(res.error is not None)
+            row["lost_fills"] += res.lost_fills + max(0, ref_fills - len(fake.sim.fills))
+            row["duplicated_orders"] += (res.duplicated_orders + res.duplicated_fills + res.extra_fills
+                                         + fake.order_posts() - len(fake.ids))
+            row["wrong_trades"] += res.wrong_decisions
+    finally:
+        fake.close()
+    return row
+
+
 def run() -> dict[str, float | int | str]:
     seeds = int(os.environ.get("DEA_BENCH_FAULT_SEEDS", "10"))
     kills = int(os.environ.get("DEA_BENCH_FAILOVER_KILLS", "10"))
@@ -189,6 +225,9 @@ def run() -> dict[str, float | int | str]:
             t0 = time.perf_counter()
             rows["failover"] = _failover(kills, Path(tmp))
             out["failover_s"] = round(time.perf_counter() - t0, 2)
+            t0 = time.perf_counter()
+            rows["failover_ccxt"] = _failover_ccxt(kills, Path(tmp))
+            out["failover_ccxt_s"] = round(time.perf_counter() - t0, 2)
     finally:
         logging.disable(logging.NOTSET)
     print("\n  family             " + "  ".join(f"{f:>17}" for f in FIELDS))

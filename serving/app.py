@@ -140,7 +140,8 @@ def _plain_exchange(spec: str, cfg: ExperimentConfig) -> Any:
         secrets = cfg.resolve_path(cfg.serving.secrets_file) if cfg.serving.secrets_file else None
         creds = load_credentials(venue, secrets_file=secrets)
         symbols = {s: cfg.serving.venue_symbols.get(s, s) for s in cfg.data.symbols}
-        ex = CcxtExchange(venue, symbols, credentials=creds, testnet=cfg.serving.testnet)
+        ex = CcxtExchange(venue, symbols, credentials=creds, testnet=cfg.serving.testnet,
+                          options=cfg.serving.venue_config, api_urls=cfg.serving.venue_urls)
         # contract size, tick, lot and min notional from the venue's load_markets against the
         # config (a mismatch refuses to start); the contract sizes are adopted for order units
         ex.check_markets(cfg.data.instruments)
@@ -243,8 +244,9 @@ def run_serve(
     """What ``dea serve`` does; returns the loop's summary (``.report``: the human summary).
 
     The journal's lease is taken before anything is written to it: a second writer is refused
-    (:class:`serving.journal.LeaseHeldError`), a ``standby`` waits (model loaded and verified)
-    until the lease expires, then starts like a restart (journal loaded, venue reconciled).
+    (:class:`serving.journal.LeaseHeldError`); a ``standby`` (:class:`serving.standby.StandbyLoop`)
+    follows the journal and the feed with its features warm, and when the lease expires takes it,
+    loads the journal like a restart, reconciles with the venue and decides on.
     ``stop_event`` (a ``threading.Event``, set by the CLI's SIGTERM/SIGINT handler) stops the
     loop cleanly after the current event."""
     from dea.features.featureset import FeatureSet
@@ -257,16 +259,10 @@ def run_serve(
     journal_path = Path(journal) if journal else Path(cfg.serving.journal)
     jr = Journal(journal_path, synchronous=cfg.serving.journal_sync.upper())
     keeper = LeaseKeeper(jr, parse_duration(cfg.serving.lease_ttl))
-    if standby:
-        if keeper.wait(stop=(lambda: stop_event is not None and stop_event.is_set())) is None:
-            jr.close()
-            summary = LoopSummary(stopped=str(getattr(stop_event, "reason", "stopped while on standby")))
-            summary.report = {"standby": "stopped before taking over", "stopped": summary.stopped}
-            return summary
-    else:
+    if not standby:
         keeper.acquire()
     ex = None
-    server = None
+    servers: list[Any] = []
     try:
         ex = build_exchange(exchange, cfg, journal_path)
         t_start = parse_timestamp(start) if start else None
@@ -274,25 +270,42 @@ def run_serve(
         metrics = LoopMetrics(cfg.data.symbols)
         port = metrics_port if metrics_port is not None else cfg.serving.metrics_port
         host = metrics_host or cfg.serving.metrics_host
-        server = metrics.serve(port, host) if port is not None else None
+        # a standby on the primary's host would collide on its port: it serves metrics once it took over
+
+        def start_metrics() -> None:
+            if port is not None and not servers:
+                servers.append(metrics.serve(port, host))
+                if standby:
+                    log.info("metrics on http://%s:%s/metrics", host, servers[0].server_port)
+
+        if not standby:
+            start_metrics()
+        server = servers[0] if servers else None
         common: dict[str, Any] = dict(feature_set=fs, metrics=metrics, allow_model_change=allow_model_change)
         if hasattr(ex, "on_depth"):
             common["order_books"] = True  # the worked venue needs the feed's book events
+        make: Any = LiveLoop
+        if standby:  # follows the journal and the feed (warm), takes over when the lease expires
+            from serving.standby import StandbyLoop
+
+            make, common["keeper"] = StandbyLoop, keeper
         if feed == "replay" or feed.startswith("replay:"):
             events, kwargs = build_replay(feed, cfg, start=t_start, end=t_end)
-            loop = LiveLoop(cfg, slot, ex, jr, trade_from=t_start, **common, **kwargs)
+            loop = make(cfg, slot, ex, jr, trade_from=t_start, **common, **kwargs)
             source = events(loop)
         else:
-            loop = LiveLoop(cfg, slot, ex, jr, **common)
+            loop = make(cfg, slot, ex, jr, **common)
             source = build_live_feed(feed, cfg, loop)
         loop.lease, loop.stop_event = keeper, stop_event
         bind_worked_exchange(ex, loop, cfg)
+        if standby:
+            loop.on_takeover = start_metrics
         address = f"http://{host}:{server.server_port}/metrics" if server is not None else None
         ident = runner.describe()
         log.info(
             "serving model %s version %s sha256 %s | feed %s | venue %s | journal %s | metrics %s%s",
             ident["model_name"], ident["version"], ident["sha256"], feed, exchange, journal_path, address or "off",
-            " | took over as standby" if standby else "",
+            " | standby: following until the lease expires" if standby else "",
             extra={"event": "start", "model_name": ident["model_name"], "model_version": ident["version"],
                    "sha256": ident["sha256"], "feed": feed, "venue": exchange, "metrics": address,
                    "journal": str(journal_path), "lease_holder": keeper.holder},
@@ -311,8 +324,8 @@ def run_serve(
     finally:
         if watcher is not None:
             watcher.stop()
-        if server is not None:
-            server.shutdown()
+        for srv in servers:
+            srv.shutdown()
         if ex is not None:
             ex.close()
         keeper.release()

@@ -7,9 +7,17 @@ opens the journal read-only, checks every stored vector against its hash (a stor
 was altered is a difference), runs the model on it and compares with the journaled target.
 
 Only decisions whose target *is* the model's output (action ``model``) can be compared exactly;
-guard actions, fallbacks, warm-up and halts are counted by kind. Recurrent models carry hidden
-state across decisions (and restarts reset it), so their decisions cannot be re-derived one at a
-time: auditing one is refused with a clear error rather than reporting made-up differences.
+guard actions, fallbacks, warm-up and halts are counted by kind.
+
+Recurrent models carry hidden state across decisions, so a decision can only be re-derived after
+every earlier step of the same state. Each decision of a recurrent model journals the SHA-256 of
+the state it saw and whether it ran the model (``detail.state``); the audit replays the steps in
+decision order from the journaled inputs, resets where the journal shows a zero state (a restart
+that could not replay, a model swapped back in) and checks its replayed state against the
+journaled digest before every step. A state that differs is a difference; a step it cannot
+replay (no stored vector) leaves the state unknown, and the decisions after it are counted as
+``state_unknown`` until the next reset. :func:`replay_recurrent_state` is the same walk without
+the comparisons: a restarted or standby loop uses it to continue from the primary's state.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from dea.errors import JournalError, ModelError
+from dea.errors import JournalError
 from dea.model_artifact import LAX, TrustPolicy
 from dea.timeutil import iso
 from serving.audit_hash import input_digest
@@ -47,6 +55,9 @@ class AuditReport:
     no_audit_trail: int = 0  # journaled before decisions carried input hashes
     other_model: int = 0  # made by a model with another digest
     not_model_output: dict[str, int] = field(default_factory=dict)  # by action kind
+    recurrent: bool = False
+    replayed_steps: int = 0  # recurrent: model steps replayed to rebuild the hidden state
+    state_unknown: int = 0  # recurrent: decisions after a step that could not be replayed
 
     @property
     def ok(self) -> bool:
@@ -85,6 +96,67 @@ def _floats(values: Any, what: str, t: int) -> np.ndarray:
     return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float32)
 
 
+@dataclass
+class _Walk:
+    """The replay of a recurrent model's state along a journal (see the module docstring)."""
+
+    runner: PolicyRunner
+    zero: str | None = None
+    known: bool = True
+
+    def __post_init__(self) -> None:
+        self.runner.reset_state()
+        self.zero = self.runner.state_digest()
+
+    def before(self, journaled: str) -> str | None:
+        """Align with the state the decision saw: None when aligned, else why not."""
+        mine = self.runner.state_digest()
+        if journaled == mine:
+            self.known = True
+            return None
+        if journaled == self.zero:  # the loop started this state afresh here
+            self.runner.reset_state()
+            self.known = True
+            return None
+        if self.known:
+            self.known = False
+            return "recurrent state differs"
+        return "state unknown"
+
+
+def replay_recurrent_state(runner: PolicyRunner, decisions: list[dict[str, Any]]) -> tuple[int, str | None]:
+    """Advance ``runner``'s hidden state through the journaled ``decisions`` (``Journal.decisions()``
+    order) made by the same model: (steps replayed, None) when the state now equals the state the
+    journal's last step left, else (steps, why not) with the state reset to zero."""
+    walk = _Walk(runner)
+    steps = 0
+    for d in decisions:
+        detail = d.get("detail") or {}
+        st = detail.get("state")
+        if detail.get("model_sha256") != runner.sha256 or not isinstance(st, dict):
+            continue
+        if walk.before(str(st.get("sha256"))) is not None:
+            continue
+        if not st.get("ran"):
+            continue
+        inputs = detail.get("inputs")
+        if inputs is None:
+            walk.known = False
+            continue
+        t = int(d["t_ns"])
+        x, e = _floats(inputs.get("features"), "features", t), _floats(inputs.get("exposure"), "exposure", t)
+        if input_digest(x, e) != detail.get("input_sha256"):
+            walk.known = False
+            continue
+        runner.decide(x, e)
+        steps += 1
+    if not walk.known:
+        runner.reset_state()
+        return steps, ("a step of the journaled recurrent state cannot be replayed (no stored input vector: "
+                       "serving.journal_inputs is off, or a stored vector does not match its hash)")
+    return steps, None
+
+
 def audit_journal(
     journal: str | Path,
     model: str,
@@ -96,10 +168,8 @@ def audit_journal(
     """Re-derive the journaled decisions of ``journal`` with ``model`` (a path or registry URI)."""
     path = Path(journal)
     runner = PolicyRunner.load(model, None, tracking_uri=tracking_uri, trust=trust)
-    if runner.is_recurrent:
-        raise ModelError(f"{model}: a recurrent model's decisions depend on its hidden state across decisions; "
-                         "dea audit re-derives decisions one at a time and supports feed-forward models only")
-    rep = AuditReport(str(path), str(model), runner.sha256)
+    walk = _Walk(runner) if runner.is_recurrent else None
+    rep = AuditReport(str(path), str(model), runner.sha256, recurrent=runner.is_recurrent)
     for t, action, target, detail in _read_decisions(path):
         rep.decisions += 1
         digest = detail.get("input_sha256")
@@ -109,24 +179,50 @@ def audit_journal(
         if detail.get("model_sha256") != runner.sha256:
             rep.other_model += 1
             continue
+        ran = action.startswith("model") or action == "fallback:nan_output"
+        if walk is not None:
+            st = detail.get("state")
+            if not isinstance(st, dict):  # journaled before recurrent decisions carried their state
+                rep.no_audit_trail += 1
+                walk.known = False
+                continue
+            why = walk.before(str(st.get("sha256")))
+            if why == "recurrent state differs":
+                rep.differences.append({"t": iso(t), "problem": "recurrent state before the decision differs from "
+                                                                "the one replayed from the journaled inputs"})
+            if why is not None:
+                rep.state_unknown += 1
+                continue
+            ran = bool(st.get("ran"))
         inputs = detail.get("inputs")
         if inputs is None:
             rep.hash_only += 1
+            if walk is not None and ran:
+                walk.known = False  # this step cannot be replayed: the state after it is unknown
             continue
         x = _floats(inputs.get("features"), "features", t)
         e = _floats(inputs.get("exposure"), "exposure", t)
         if input_digest(x, e) != digest:
             rep.differences.append({"t": iso(t), "problem": "stored input vector does not match its hash"})
-            continue
-        if action != "model":
-            kind = action.split(":")[0]
-            rep.not_model_output[kind] = rep.not_model_output.get(kind, 0) + 1
+            if walk is not None and ran:
+                walk.known = False
             continue
         if x.shape[0] != runner.n_features or e.shape[0] != runner.n_instruments:
             rep.differences.append({"t": iso(t), "problem": f"input widths {x.shape[0]}/{e.shape[0]} do not fit the "
                                                             f"model ({runner.n_features}/{runner.n_instruments})"})
+            if walk is not None and ran:
+                walk.known = False
+            continue
+        if action != "model":
+            kind = action.split(":")[0]
+            rep.not_model_output[kind] = rep.not_model_output.get(kind, 0) + 1
+            if walk is not None and ran:
+                runner.decide(x, e)  # the step still advanced the state
+                rep.replayed_steps += 1
             continue
         out = runner.decide(x, e).ravel().astype(np.float64)
+        if walk is not None:
+            rep.replayed_steps += 1
         want = np.array([math.nan if v is None else float(v) for v in target], dtype=np.float64)
         rep.rederived += 1
         diff = np.abs(out - want)

@@ -3,7 +3,8 @@
 Why a module: ``tests/serving/test_standby.py`` kills a primary ``dea serve`` a couple of times,
 ``python -m benchmarks faults`` many times; both call :func:`failover_trial`, so the benchmark
 measures what the tests assert. A trial starts ``dea serve`` (the primary) on a replay against the
-paper venue, starts ``dea serve --standby`` on the same journal once the primary holds the lease,
+paper venue (or a ccxt venue that outlives the primary: a local fake),
+starts ``dea serve --standby`` on the same journal once the primary holds the lease,
 sends the primary SIGKILL after a random number of journaled decisions, and waits for the standby
 to take over and finish. The journal is then compared with a reference run that was never
 interrupted: every fill and every order must be the same -- none lost, none duplicated, no
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,14 +44,15 @@ class FailoverResult:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def serve_command(config: Path, model: Path, journal: Path, extra: Sequence[str] = ()) -> list[str]:
+def serve_command(config: Path, model: Path, journal: Path, extra: Sequence[str] = (), *,
+                  exchange: str = "paper") -> list[str]:
     return [sys.executable, "-m", "dea", "serve", "--config", str(config), "--model", str(model), "--feed", "replay",
-            "--exchange", "paper", "--journal", str(journal), "--log-format", "text", *extra]
+            "--exchange", exchange, "--journal", str(journal), "--log-format", "text", *extra]
 
 
-def _env() -> dict[str, str]:
+def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     path = os.environ.get("PYTHONPATH", "")
-    return dict(os.environ, PYTHONPATH=str(ROOT) + (os.pathsep + path if path else ""))
+    return dict(os.environ, PYTHONPATH=str(ROOT) + (os.pathsep + path if path else ""), **dict(extra or {}))
 
 
 def _count(journal: Path, sql: str) -> int:
@@ -64,13 +66,15 @@ def _count(journal: Path, sql: str) -> int:
         return 0
 
 
-def journal_state(journal: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Orders, fills and decisions of a journal, comparable between runs."""
+def journal_state(journal: Path, *, fill_times: bool = True) -> dict[str, list[tuple[Any, ...]]]:
+    """Orders, fills and decisions of a journal, comparable between runs. ``fill_times=False``:
+    fills without their time (a real or fake venue stamps them with its wall clock)."""
     db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    ts = "ts, " if fill_times else ""
     try:
         return {
             "orders": db.execute("SELECT client_id, qty, status FROM orders ORDER BY client_id").fetchall(),
-            "fills": db.execute("SELECT client_id, ts, qty, price, fee, spread, impact FROM ledger "
+            "fills": db.execute(f"SELECT client_id, {ts}qty, price, fee, spread, impact FROM ledger "
                                 "WHERE kind='fill' ORDER BY seq").fetchall(),
             "decisions": db.execute("SELECT t_ns, target, allowed, equity FROM decisions ORDER BY t_ns").fetchall(),
         }
@@ -78,13 +82,14 @@ def journal_state(journal: Path) -> dict[str, list[tuple[Any, ...]]]:
         db.close()
 
 
-def reference_run(config: Path, model: Path, journal: Path, extra: Sequence[str] = (), timeout: float = 600) -> dict[str, Any]:
+def reference_run(config: Path, model: Path, journal: Path, extra: Sequence[str] = (), timeout: float = 600, *,
+                  exchange: str = "paper", env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """An uninterrupted run (the expected journal)."""
-    out = subprocess.run(serve_command(config, model, journal, extra), capture_output=True, text=True, env=_env(),
-                         timeout=timeout, check=False)
+    out = subprocess.run(serve_command(config, model, journal, extra, exchange=exchange), capture_output=True,
+                         text=True, env=_env(env), timeout=timeout, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"reference dea serve failed ({out.returncode}): {out.stderr[-3000:]}")
-    return journal_state(journal)
+    return journal_state(journal, fill_times=exchange == "paper")
 
 
 def failover_trial(
@@ -97,11 +102,17 @@ def failover_trial(
     lease_ttl: str = "1s",
     extra: Sequence[str] = (),
     timeout: float = 600,
+    exchange: str = "paper",
+    env: Mapping[str, str] | None = None,
 ) -> FailoverResult:
-    """Primary + standby on ``journal``; SIGKILL the primary after ``kill_after`` decisions."""
+    """Primary + standby on ``journal``; SIGKILL the primary after ``kill_after`` decisions.
+
+    ``exchange``: ``paper`` (each process has its own simulated venue; the standby's takes over
+    the journal's account) or ``ccxt:VENUE`` pointed at a venue that outlives the primary (a local
+    fake in the tests, ``serving.venue_urls``); ``env``: extra environment (its credentials)."""
     args = [*extra, "--set", f"serving.lease_ttl={lease_ttl}"]
-    env = _env()
-    primary = subprocess.Popen(serve_command(config, model, journal, args), stdout=subprocess.DEVNULL,
+    env = _env(env)
+    primary = subprocess.Popen(serve_command(config, model, journal, args, exchange=exchange), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, env=env, text=True)
     standby = None
     try:
@@ -110,7 +121,7 @@ def failover_trial(
             if time.time() > deadline:
                 raise TimeoutError("the primary never took the lease")
             time.sleep(0.01)
-        standby = subprocess.Popen(serve_command(config, model, journal, [*args, "--standby"]),
+        standby = subprocess.Popen(serve_command(config, model, journal, [*args, "--standby"], exchange=exchange),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
         killed = -1
         while primary.poll() is None:
@@ -135,7 +146,7 @@ def failover_trial(
     took_over = "took over as standby" in err
     if rc != 0:
         return FailoverResult(killed, took_over, 0, 0, 0, 0, 0, rc, error=err[-3000:])
-    got = journal_state(journal)
+    got = journal_state(journal, fill_times=exchange == "paper")
     ref_fills, got_fills = Counter(reference["fills"]), Counter(got["fills"])
     lost = sum((ref_fills - got_fills).values())
     extra_fills = sum((got_fills - ref_fills).values())

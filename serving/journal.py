@@ -557,6 +557,11 @@ class Journal:
             for r in rows
         ]
 
+    def last_decision_t(self) -> int | None:
+        """Time of the latest journaled decision (a standby follows the writer by it)."""
+        rows = self._query("SELECT MAX(t_ns) FROM decisions")
+        return None if rows[0][0] is None else int(rows[0][0])
+
     def decision_target(self, t_ns: int) -> list[float | None] | None:
         """The pre-risk target journaled for the decision at ``t_ns`` (None: no such decision)."""
         rows = self._query("SELECT target FROM decisions WHERE t_ns=?", (int(t_ns),))

@@ -46,6 +46,20 @@ class LeaseKeeper:
         self._start()
         return lease
 
+    def try_acquire(self) -> Lease | None:
+        """Take the lease if it is free or expired (a following standby's check); None otherwise.
+
+        Reads first: only an expired or free lease costs a write transaction, so a standby that
+        checks at every decision does not contend with the writer."""
+        cur = self.journal.lease()
+        if cur is not None and cur.holder != self.holder and cur.expires_ns >= time.time_ns():
+            return None
+        got = self.journal.try_acquire_lease(self.holder, self.ttl_ns)
+        if got is not None:
+            log.info("standby %s took over the journal %s (epoch %d)", self.holder, self.journal.path, got.epoch)
+            self._start()
+        return got
+
     def wait(self, *, poll_s: float | None = None, stop: Callable[[], bool] | None = None,
              on_wait: Callable[[Lease | None], None] | None = None) -> Lease | None:
         """Standby: poll until the lease is free or expired, then take it (None if ``stop()``)."""

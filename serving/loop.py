@@ -291,12 +291,29 @@ class LiveLoop:
             if o.status == "sent":
                 self.pend_q[o.index] += o.qty
         self._check_model_identity(st.model)
+        self._replay_recurrent_state()
         self.resume_after = st.last_decision_t
         j.record_event("restart", {"last_decision": st.last_decision_t, "open_orders": len(st.open_orders),
                                    "model": self.slot.current.describe()})
         self.metrics.set_model(self.slot.current.version, self.slot.current.source, getattr(self.slot.current, "sha256", None))
         log.info("restart: %d decisions journaled, last at %s, %d open orders", st.decisions,
                  iso(st.last_decision_t) if st.last_decision_t else None, len(st.open_orders))
+
+    def _replay_recurrent_state(self) -> None:
+        """A restarted recurrent model continues from the state the journal's last step left,
+        replayed from the journaled inputs (:func:`serving.audit.replay_recurrent_state`); when
+        that is impossible it starts from a zero state, and says so (log and journal)."""
+        runner = self.slot.current
+        if not getattr(runner, "is_recurrent", False):
+            return
+        from serving.audit import replay_recurrent_state
+
+        steps, why = replay_recurrent_state(runner, self.journal.decisions())
+        if why is None:
+            log.info("recurrent model: hidden state replayed from %d journaled steps", steps)
+        else:
+            log.warning("recurrent model: %s; the model continues from a zero state", why)
+        self.journal.record_event("recurrent_state", {"replayed_steps": steps, "problem": why})
 
     def _check_model_identity(self, journaled: dict[str, Any] | None) -> None:
         """A restart must serve the model the journal was written with (same SHA-256), unless the
@@ -692,6 +709,7 @@ class LiveLoop:
         prices = np.array(self.raw_px)
         age = feature_age_ns(row.age, self.age_names)
         runner = self.slot.current
+        state0 = (runner.state_digest(), runner.steps) if getattr(runner, "is_recurrent", False) else None
         t0 = time.perf_counter_ns()
         e_orders = e
         if not e - e == 0.0:  # inf/NaN equity: de-risk (flatten) and halt, never an exception out of the loop
@@ -720,7 +738,7 @@ class LiveLoop:
             orders=rows,
             detail={"rules": [i.rule for i in decision.interventions], "age_ns": age, "halted": decision.halted,
                     **({"halt_reason": self._halt_reason} if decision.halted and self._halt_reason else {}),
-                    **self._audit_fields(runner, x, cur)},
+                    **self._audit_fields(runner, x, cur, state0)},
             risk_state=self.risk.state_dict(),
         )
         for r in rows:
@@ -740,14 +758,18 @@ class LiveLoop:
             self.journal.record_event("kill_switch", {"reasons": reasons}, t)
             log.error("risk kill switch engaged at %s: trading halted (flat) until reset: %s", iso(t), "; ".join(reasons))
 
-    def _audit_fields(self, runner: PolicyRunner, x: np.ndarray, cur: np.ndarray) -> dict[str, Any]:
+    def _audit_fields(self, runner: PolicyRunner, x: np.ndarray, cur: np.ndarray,
+                      state0: tuple[str | None, int] | None = None) -> dict[str, Any]:
         """What ``dea audit`` needs to re-derive this decision: the model's digest, the hash of the
-        exact float32 input vector (features, exposure) and, with ``serving.journal_inputs``, the
-        vector itself."""
+        exact float32 input vector (features, exposure), with ``serving.journal_inputs`` the vector
+        itself, and for a recurrent model the digest of the state it saw and whether the model
+        ran (``state``: the audit and a restart replay the state from these)."""
         fx, fe = as_model_inputs(x, cur)
         out: dict[str, Any] = {"model_sha256": getattr(runner, "sha256", None), "input_sha256": input_digest(fx, fe)}
         if self.cfg.serving.journal_inputs:
             out["inputs"] = {"features": fx.tolist(), "exposure": fe.tolist()}
+        if state0 is not None:
+            out["state"] = {"sha256": state0[0], "ran": runner.steps != state0[1]}
         return out
 
     def _guard_actions(self, action: str, target: np.ndarray, cur: np.ndarray) -> tuple[str, np.ndarray]:

@@ -12,6 +12,7 @@ order trades confidently on garbage, which is worse than not trading.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -81,7 +82,9 @@ class PolicyRunner:
     :attr:`exposure` ``[1, N]`` (in place), call :meth:`infer`, read :attr:`target` ``[1, N]``
     (and :attr:`dispersion` when the model has one). :meth:`decide` does the copies for you.
     Recurrent models keep their hidden state between calls (``state_out`` is copied back into
-    ``state_in`` after each step); :meth:`reset_state` zeroes it.
+    ``state_in`` after each step); :meth:`reset_state` zeroes it. :attr:`steps` counts the steps
+    the state has advanced (an audit trail: which decisions ran the model) and
+    :meth:`state_digest` names the state, so a journal can record the state each decision saw.
     """
 
     def __init__(self, session: ort.InferenceSession, metadata: PolicyMetadata, source: str, version: str | None = None) -> None:
@@ -130,6 +133,8 @@ class PolicyRunner:
             self._state_out = np.zeros((1, h), dtype=np.float32)
             self._binding.bind_cpu_input(INPUT_STATE, self._state_in)
             self._bind_out(OUTPUT_STATE, self._state_out)
+        #: model steps that advanced the hidden state (recurrent models; reset_state does not reset it)
+        self.steps = 0
         self._caps = _caps_of(metadata, source)
         self._f_row = self.features[0]  # row views, made once (decide is on the hot path)
         self._e_row = self.exposure[0]
@@ -234,6 +239,7 @@ class PolicyRunner:
             np.clip(self.target, -self._caps, self._caps, out=self.target)
         if self._state_in is not None:
             np.copyto(self._state_in, self._state_out)
+            self.steps += 1
         return self.target
 
     def decide(self, features: np.ndarray, exposure: np.ndarray) -> np.ndarray:
@@ -245,11 +251,21 @@ class PolicyRunner:
             np.clip(self.target, -self._caps, self._caps, out=self.target)
         if self._state_in is not None:
             np.copyto(self._state_in, self._state_out)
+            self.steps += 1
         return self.target
 
     def reset_state(self) -> None:
         if self._state_in is not None:
             self._state_in.fill(0.0)
+
+    def state_digest(self) -> str | None:
+        """SHA-256 of the hidden state the next step will see (None: not recurrent).
+
+        Journaled with each decision of a recurrent model, so ``dea audit`` and a restarting or
+        standby loop can replay the state from the journaled inputs and prove it is the same."""
+        if self._state_in is None:
+            return None
+        return hashlib.sha256(np.ascontiguousarray(self._state_in, dtype=np.float32).tobytes()).hexdigest()
 
     def verify(self) -> None:
         """Smoke test: zero features and exposure must give finite outputs of the right shape."""

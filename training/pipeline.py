@@ -374,7 +374,8 @@ def quality_notes(cfg: ExperimentConfig, strategies: dict[str, StrategyResult], 
     if np.isfinite(vol) and np.isfinite(target) and vol < share * target:
         notes.append(f"LOW VOLATILITY: the policy's out-of-sample volatility {vol:.1%} is below {share:.0%} of {what}")
     chosen = [fr.candidate for fr in folds]
-    notes.append("nested selection chose, per fold: " + ", ".join(f"fold {fr.fold.index}: {fr.candidate}" for fr in folds)
+    rule = " (one-standard-error rule)" if cfg.training.selection_rule == "one_se" else ""
+    notes.append(f"nested selection{rule} chose, per fold: " + ", ".join(f"fold {fr.fold.index}: {fr.candidate}" for fr in folds)
                  if len(set(chosen)) > 1 or len(folds[0].val_scores) > 1 else f"candidate: {chosen[0]}")
     return notes
 
@@ -542,6 +543,7 @@ def train(
                                          label=f"fold {fold.index}" + (f" [{c.label}]" if len(candidates) > 1 else "")),
                     data,
                     fold,
+                    rule=tc.selection_rule,
                 )
                 selections.append(sel)
                 if len(candidates) > 1:  # every candidate's out-of-sample returns, for the PBO only

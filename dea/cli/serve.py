@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-model-change", action="store_true",
                    help="restart on a journal written by a different model (SHA-256); the change is journaled")
     p.add_argument("--standby", action="store_true",
-                   help="hot standby: wait until the journal's writer lease expires, then take over")
+                   help="hot standby: follow the journal and the feed (features warm, nothing sent) until "
+                        "the writer's lease expires, then take over and reconcile with the venue")
     p.add_argument("--raw-summary", action="store_true", help="print the loop's raw counters instead of the summary")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.set_defaults(handler=_handle)

@@ -65,6 +65,11 @@ class ModelConfig(StrictModel):
     forecast_risk_aversion: float = Field(
         default=1.0, gt=0, description="forecast kind: exposure = forecast Sharpe / risk_aversion, in vol-target units"
     )
+    forecast_pooling: Literal["pooled", "per_instrument"] = Field(
+        default="pooled",
+        description="forecast kind: one set of coefficients per feature stem shared by every instrument "
+        "(pooled: N times the data per coefficient) or a separate regression per instrument on all columns",
+    )
     partial_adjustment: bool = Field(
         default=True,
         description="trade a learned share of the way from the held towards the desired exposure each step",
@@ -222,8 +227,11 @@ class TrainingConfig(StrictModel):
         "automatic: the configured model, the two-stage forecast policy (when the policy is volatility-sized) "
         "and the base alone (when there is one)",
     )
-    selection_metric: Literal["val_sharpe", "val_loss"] = Field(
-        default="val_sharpe", description="what nested selection compares on the validation block"
+    selection_rule: Literal["one_se", "best"] = Field(
+        default="one_se",
+        description="nested selection on the validation blocks' net Sharpe: 'best' takes the highest; 'one_se' "
+        "(the one-standard-error rule) the simplest candidate within one standard error of the best's Sharpe "
+        "difference, so that noise on a short validation block does not buy complexity",
     )
     low_vol_share: float = Field(
         default=0.5, ge=0, le=1, description="flag a policy whose out-of-sample vol is below this share of its target"

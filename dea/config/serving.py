@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from dea.config.base import StrictModel, duration_field
 from dea.model_artifact import TrustPolicy
+
+
+_CREDENTIAL_KEYS = frozenset({"apikey", "secret", "password", "uid", "privatekey", "walletaddress", "token"})
 
 
 class ServingConfig(StrictModel):
@@ -39,6 +42,16 @@ class ServingConfig(StrictModel):
     venue_symbols: dict[str, str] = Field(
         default_factory=dict, description="DEA symbol -> venue symbol for ccxt (e.g. BTCUSDT: BTC/USDT:USDT)"
     )
+    venue_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="ccxt endpoint overrides (urls['api'] entries, e.g. fapiPrivate: https://gateway/fapi/v1): a "
+                    "self-hosted gateway or a local fake venue; https/wss required except on loopback",
+    )
+    venue_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra ccxt constructor settings (e.g. options: {defaultType: swap}, rateLimit: 50); "
+                    "credentials never go here (environment or serving.secrets_file)",
+    )
     impact_k: float | None = Field(
         default=None, ge=0, description="paper fills: square-root impact k when costs.impact.k is null (estimated)"
     )
@@ -69,6 +82,14 @@ class ServingConfig(StrictModel):
     )
 
     _dur = duration_field("max_feature_age", "model_poll", "tick", "order_ttl", "lease_ttl")
+
+    @model_validator(mode="after")
+    def _no_credentials_in_venue_config(self) -> ServingConfig:
+        bad = sorted(k for k in self.venue_config if k.lower() in _CREDENTIAL_KEYS)
+        if bad:
+            raise ValueError(f"serving.venue_config must not hold credentials ({bad}): use the environment "
+                             "(DEA_<VENUE>_API_KEY / _API_SECRET) or serving.secrets_file")
+        return self
 
     @model_validator(mode="after")
     def _signature_keys(self) -> ServingConfig:

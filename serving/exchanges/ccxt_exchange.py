@@ -29,7 +29,9 @@ class CcxtExchange:
     """``ccxt.<venue>`` with the loop's order/fill semantics.
 
     ``symbols`` maps DEA instrument symbols to ccxt market symbols (``BTCUSDT`` ->
-    ``BTC/USDT:USDT``); ``client`` injects a ready ccxt-like object (tests, custom setups).
+    ``BTC/USDT:USDT``); ``client`` injects a ready ccxt-like object (tests, custom setups);
+    ``options`` are extra ccxt constructor settings and ``api_urls`` override entries of the
+    client's ``urls['api']`` (checked like every endpoint: TLS except on loopback).
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class CcxtExchange:
         testnet: bool = True,
         client: Any = None,
         options: Mapping[str, Any] | None = None,
+        api_urls: Mapping[str, str] | None = None,
     ) -> None:
         self.name = f"ccxt:{venue}"
         self.symbols = dict(symbols)
@@ -58,6 +61,10 @@ class CcxtExchange:
             client = getattr(ccxt, venue)(config)
             if testnet:
                 client.set_sandbox_mode(True)
+        if api_urls:  # a gateway or a local fake venue (serving.venue_urls), after any sandbox switch
+            urls = dict(getattr(client, "urls", None) or {})
+            urls["api"] = {**dict(urls.get("api") or {}), **dict(api_urls)}
+            client.urls = urls
         check_endpoints(getattr(client, "urls", None), self.name)
         if hasattr(client, "enableRateLimit"):
             client.enableRateLimit = True  # never hammer a venue, whatever the options said

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -22,10 +24,16 @@ TICK, STEP, MIN_NOTIONAL = "0.10", "0.001", "100"
 
 
 class FakeBinance:
-    def __init__(self, *, contract_size: float = 1.0, tick: str = TICK, step: str = STEP) -> None:
+    """``fill_price(client_id)``: market orders fill in full at that price (the book is re-quoted
+    there, deep, just before each one) -- a venue that follows a replayed market, for failover
+    runs whose fills must not depend on how much of a fixed book earlier orders consumed."""
+
+    def __init__(self, *, contract_size: float = 1.0, tick: str = TICK, step: str = STEP,
+                 fill_price: Callable[[str], float] | None = None) -> None:
         self.sim = LimitOrderSimulator(maker_fee=0.0002, taker_fee=0.0005)
         self.sim.on_snapshot(0, [(60000.0, 2.0), (59999.9, 5.0)], [(60000.1, 1.0), (60000.5, 4.0)])
         self.tick, self.step, self.contract_size = tick, step, contract_size
+        self.fill_price = fill_price
         self.requests: list[tuple[float, str, str]] = []
         self.ids: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -79,6 +87,19 @@ class FakeBinance:
                 "fapiData": f"{b}/futures/data", "public": f"{b}/api/v3", "private": f"{b}/api/v3",
                 "sapi": f"{b}/sapi/v1", "dapiPublic": f"{b}/dapi/v1", "dapiPrivate": f"{b}/dapi/v1"}
 
+    def reset(self) -> None:
+        """A fresh venue on the same port: no orders, fills, position or request log."""
+        with self._lock:
+            self.sim = LimitOrderSimulator(maker_fee=0.0002, taker_fee=0.0005)
+            self.sim.on_snapshot(0, [(60000.0, 2.0), (59999.9, 5.0)], [(60000.1, 1.0), (60000.5, 4.0)])
+            self.ids.clear()
+            self.requests.clear()
+
+    def order_posts(self) -> int:
+        """Order placements received (duplicates included): one per client id means none sent twice."""
+        with self._lock:
+            return sum(1 for _, m, p in self.requests if m == "POST" and p == "/fapi/v1/order")
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -112,20 +133,28 @@ class FakeBinance:
             return 200, [{"symbol": "BTCUSDT", "brackets": [{"bracket": 1, "initialLeverage": 125, "notionalCap": 50000,
                                                              "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0}]}]
         if path in ("/fapi/v2/positionRisk", "/fapi/v3/positionRisk"):
-            # ccxt drops a position whose entryPrice is 0 (Binance lists flat symbols that way)
+            # ccxt drops a position whose entry price is not positive (Binance reports none for a flat
+            # one) and reads the side from the signed notional
+            entry = self.entry_price()
             return 200, [{"symbol": "BTCUSDT", "positionAmt": str(self.sim.position / self.contract_size),
-                          "entryPrice": str(self.entry_price()), "markPrice": "60000", "unRealizedProfit": "0", "liquidationPrice": "0",
+                          "entryPrice": str(entry), "markPrice": str(entry or 60000), "unRealizedProfit": "0", "liquidationPrice": "0",
                           "leverage": "10", "marginType": "cross", "isolatedMargin": "0", "positionSide": "BOTH",
-                          "notional": "0", "updateTime": int(time.time() * 1000)}]
+                          "notional": str(self.sim.position * entry), "updateTime": int(time.time() * 1000)}]
         return 404, {"code": -1000, "msg": f"fake has no {method} {path}"}
 
     def entry_price(self) -> float:
-        """Average price of the fills in the position's direction (0 when flat)."""
-        pos = self.sim.position
-        if abs(pos) < 1e-12:
-            return 0.0
-        same = [f for f in self.sim.fills if (f.qty > 0) == (pos > 0)]
-        return sum(abs(f.qty) * f.price for f in same) / sum(abs(f.qty) for f in same)
+        """Average entry price of the open position (0 when flat), as a venue reports it."""
+        pos, entry = 0.0, 0.0
+        for f in self.sim.fills:
+            q = f.qty
+            if pos == 0.0 or (pos > 0) == (q > 0):  # opening or adding: average the price in
+                entry = (entry * abs(pos) + f.price * abs(q)) / (abs(pos) + abs(q))
+            elif abs(q) > abs(pos):  # through flat: the rest opens at the fill price
+                entry = f.price
+            pos += q
+            if abs(pos) < 1e-12:
+                pos, entry = 0.0, 0.0
+        return entry
 
     def exchange_info(self) -> dict:
         return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "rateLimits": [], "assets": [],
@@ -155,6 +184,10 @@ class FakeBinance:
                            price=float(q["price"]) if kind == "limit" else None, tif=tif,
                            reduce_only=q.get("reduceOnly") == "true")
         self.ids[cid] = len(self.ids) + 1
+        if self.fill_price is not None and kind == "market":
+            px, gap = float(self.fill_price(cid)), float(self.tick)
+            bids, asks = ([(px - gap, 1e9)], [(px, 1e9)]) if side > 0 else ([(px, 1e9)], [(px + gap, 1e9)])
+            self.sim.on_snapshot(self._now(), bids, asks)
         o = self.sim.submit(self._now(), req)
         if o.status == "rejected" and tif == "GTX":
             return 400, {"code": -5022, "msg": "Due to the order could not be executed as maker, the Post Only order "
@@ -194,3 +227,74 @@ class FakeBinance:
                         "commissionAsset": "USDT", "time": ms, "positionSide": "BOTH", "buyer": f.qty > 0,
                         "maker": f.maker})
         return out
+
+
+# -- a venue for failover runs: the fake outlives the ``dea serve`` processes that trade on it ------
+#: credentials for ``dea serve --exchange ccxt:binance`` against the fake (it checks none)
+FAKE_ENV = {"DEA_BINANCE_API_KEY": "fake-key", "DEA_BINANCE_API_SECRET": "fake-secret"}
+
+
+def one_perp_sim(tmp: Path, repo_root: Path, n_steps: int) -> dict:
+    """configs/sim.yaml cut to its first perpetual (SIM0, ~30 000: a BTC-like price), ``n_steps``
+    long: the market a failover run trades on this fake (as ``BTC/USDT:USDT``)."""
+    import yaml
+
+    raw = yaml.safe_load((repo_root / "configs" / "sim.yaml").read_text())
+    raw["data"]["instruments"] = [dict(raw["data"]["instruments"][0], lot_size=0.001)]
+    raw["data"]["sources"] = [dict(s, options=dict(s["options"], n_steps=n_steps))
+                              for s in raw["data"]["sources"] if s.get("instrument") in (None, "SIM0")]
+    raw["data"]["store"] = str(tmp / "store")
+    raw["model"]["base"] = {"kind": "none"}
+    raw["model"]["adjust"] = {"vol_scaling": False}
+    raw["serving"] = {"journal_sync": "normal", "model_poll": None}
+    return raw
+
+
+def point_serving_at(raw: dict, fake: FakeBinance, symbol: str) -> dict:
+    """``raw`` (a config mapping) with ``serving`` sending ``symbol``'s orders to ``fake`` through
+    ccxt's binance class: loopback endpoints (``serving.venue_urls``), linear perpetuals only, a
+    1 ms rate limit (a local fake, not a venue to protect)."""
+    serving = dict(raw.get("serving") or {})
+    serving.update(testnet=False, venue_symbols={symbol: "BTC/USDT:USDT"}, venue_urls=fake.urls(),
+                   venue_config={"rateLimit": 1, "options": {"defaultType": "swap", "fetchCurrencies": False,
+                                                             "fetchMarkets": {"types": ["linear"]}}})
+    return {**raw, "serving": serving}
+
+
+def replay_fill_prices(cfg) -> Callable[[str], float]:  # noqa: ANN001 - an ExperimentConfig
+    """``fill_price`` for :class:`FakeBinance`: a loop's market order (client id
+    ``PREFIX-T-SYMBOL``) fills at the last bar close the replay published by its decision time T."""
+    import bisect
+
+    from serving.events import BarEvent
+    from serving.feeds.replay import TableReplay, load_tables
+    from serving.market_state import StreamingPanel
+
+    rep = TableReplay(cfg.data, load_tables(cfg))
+    bars = sorted((ev.available_at, ev.close) for ev in rep.events(StreamingPanel(cfg.data, native_steps=rep.native_steps))
+                  if isinstance(ev, BarEvent) and ev.instrument == 0)
+    times = [t for t, _ in bars]
+
+    def price(client_id: str) -> float:
+        t = int(client_id.split("-")[-2])
+        k = bisect.bisect_right(times, t) - 1
+        if k < 0:
+            raise ValueError(f"no bar published by {t} for {client_id}")
+        return bars[k][1]
+
+    return price
+
+
+def failover_venue(tmp: Path, repo_root: Path, n_steps: int) -> tuple[Path, FakeBinance]:
+    """A running fake that follows :func:`one_perp_sim`'s market, and the config (written under
+    ``tmp``) whose ``dea serve --exchange ccxt:binance`` trades on it (env :data:`FAKE_ENV`)."""
+    import yaml
+
+    from dea.config import load_config
+
+    raw = one_perp_sim(tmp, repo_root, n_steps)
+    (tmp / "plain.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    fake = FakeBinance(fill_price=replay_fill_prices(load_config(tmp / "plain.yaml")))
+    cfg_path = tmp / "ccxt.yaml"
+    cfg_path.write_text(yaml.safe_dump(point_serving_at(raw, fake, "SIM0"), sort_keys=False))
+    return cfg_path, fake

@@ -168,11 +168,92 @@ def test_candidates_may_not_change_the_inputs(repo_root) -> None:
     with pytest.raises(ConfigError, match="other features"):
         resolve_candidates(cfg)
     ok = resolve_candidates(load_config(repo_root / "configs" / "demo.yaml"))  # automatic candidates
-    assert [c.label for c in ok] == ["configured", "kind=forecast", "kind=base"]
-    assert [c.cfg.model.kind for c in ok] == ["mlp", "forecast", "base"]
+    assert [c.label for c in ok] == ["configured", "kind=forecast",
+                                     "kind=forecast,base.kind=none,vol_scaling=True,max_tilt=2.0", "kind=base"]
+    assert [c.cfg.model.kind for c in ok] == ["mlp", "forecast", "forecast", "base"]
+    # the forecast alone may hold what base plus adjustment could: max_tilt 0.5 + 1 + max_scale 0.5
+    alone = ok[2].cfg.model
+    assert alone.base.kind == "none" and alone.adjust.vol_scaling and alone.adjust.max_tilt == 2.0
     # a configured forecast policy with no base is not listed twice; no base candidate without a base
     plain = load_config(repo_root / "configs" / "demo.yaml", ["model.kind=forecast", "model.base.kind=none"])
     assert [c.label for c in resolve_candidates(plain)] == ["configured"]
     # a policy that is not volatility-sized has no volatility feature for the forecast candidate
     legacy = load_config(repo_root / "configs" / "demo.yaml", ["model.base.kind=none", "model.adjust.vol_scaling=false"])
     assert [c.label for c in resolve_candidates(legacy)] == ["configured"]
+
+
+def test_pooled_forecast_shares_one_coefficient_per_stem_across_instruments() -> None:
+    """Each instrument's target depends on its own 'sig' column with the same slope 0.2 and on a
+    global column with slope -0.1; its 'noise' column is irrelevant. Pooled, the forecast layer
+    puts one slope on every instrument's own column (and none on the others' columns); per
+    instrument, each row is fitted separately on every column."""
+    from training.forecast_policy import ridge_forecast
+
+    rng = np.random.default_rng(0)
+    names = ("sig@A", "sig@B", "sig@C", "noise@A", "noise@B", "noise@C", "macro")
+    inst = ("A", "B", "C")
+    X = rng.standard_normal((4000, 7))
+    y = 0.2 * X[:, :3] - 0.1 * X[:, [6]] + 0.5 * rng.standard_normal((4000, 3))
+    coef, inter, alpha = ridge_forecast(X, y, names, inst, "pooled")
+    assert coef.shape == (3, 7) and inter.shape == (3,) and alpha > 0
+    for i in range(3):
+        assert coef[i, i] == pytest.approx(coef[0, 0]) and coef[i, 6] == pytest.approx(coef[0, 6])
+        others = [j for j in range(3) if j != i]
+        assert np.all(coef[i, others] == 0.0) and np.all(coef[i, [3 + j for j in others]] == 0.0)
+    assert coef[0, 0] == pytest.approx(0.2, abs=0.02) and coef[0, 6] == pytest.approx(-0.1, abs=0.02)
+    assert abs(coef[0, 3]) < 0.03
+    sep, _, _ = ridge_forecast(X, y, names, inst, "per_instrument")
+    assert np.count_nonzero(sep[0, [1, 2]]) == 2  # separate fits give weight to the other instruments' columns
+    # one instrument, or only global columns: the pooled request falls back to the plain fit
+    one, _, _ = ridge_forecast(X[:, :1], y[:, :1], ("sig@A",), ("A",), "pooled")
+    assert one.shape == (1, 1) and one[0, 0] == pytest.approx(0.2, abs=0.03)
+    glob, _, _ = ridge_forecast(X[:, 6:], y, ("macro",), inst, "pooled")
+    assert glob.shape == (3, 1) and np.allclose(glob[:, 0], -0.1, atol=0.04)
+
+
+class _Fixed(torch.nn.Module):
+    """A policy holding sign(feature i) * w on instrument i (feature i predicts instrument i)."""
+
+    is_recurrent = False
+    n_instruments = 2
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = w
+
+    def step(self, features, exposure, state):  # noqa: ANN001, ANN201
+        return (features[:, :2] - 1.0).sign() * self.w, None
+
+
+def test_one_standard_error_rule_prefers_the_simpler_candidate_unless_clearly_beaten(make_data) -> None:
+    from training.candidates import Candidate, select, sharpe_difference_se
+    from training.splits import Fold
+
+    fold = Fold(index=0, fit=(0, 800), val=(900, 1200), test=(1300, 1499))
+    cands = [Candidate(label="flat", overrides={}, cfg=None, complexity=0),  # type: ignore[arg-type]
+             Candidate(label="deep", overrides={}, cfg=None, complexity=3),  # type: ignore[arg-type]
+             Candidate(label="forecast", overrides={}, cfg=None, complexity=1)]  # type: ignore[arg-type]
+    pols = {"flat": _Fixed(0.0), "deep": _Fixed(0.5), "forecast": _Fixed(0.5)}
+    strong = make_data(strength=0.3)
+    sel, _ = select(cands, lambda c: (pols[c.label], []), strong, fold, rule="one_se")
+    # a clear signal (Sharpe ~4 against a standard error ~1.1 on 300 daily rows) beats flat; of the two
+    # identical signal candidates (difference 0, standard error 0) the less complex one is taken
+    assert sel.scores[1] == sel.scores[2] > sel.scores[0] + sel.std_errors[0] and sel.chosen == 2
+    assert select(cands, lambda c: (pols[c.label], []), strong, fold, rule="best")[0].chosen == 1
+    weak = make_data(strength=0.02, seed=2)  # validation Sharpe 0.96 after costs: noise level
+    sel, _ = select(cands, lambda c: (pols[c.label], []), weak, fold, rule="one_se")
+    # a noise-level edge: the best score is the signal's, but flat is within one standard error of it
+    assert max(sel.scores) > sel.scores[0] >= max(sel.scores) - sel.std_errors[0] and sel.chosen == 0
+    # the flat candidate's standard error is that of the signal's Sharpe alone: sqrt(periods / n)
+    assert sel.std_errors[0] == pytest.approx(math.sqrt(365.0 / 300), rel=0.01)
+    assert sharpe_difference_se(np.array([1.0, np.nan]), np.array([1.0, 2.0]), 1.0) == math.inf
+    with pytest.raises(ConfigError, match="selection_rule"):
+        select(cands, lambda c: (pols[c.label], []), weak, fold, rule="first")
+
+
+def test_selection_doc_examples_run() -> None:
+    import doctest
+
+    import training.candidates
+
+    assert doctest.testmod(training.candidates).failed == 0
