@@ -75,7 +75,9 @@ def exposure_bounds(
     backtest and the policy's output layer share.
 
     A spot instrument whose account has no margin is long-only and unlevered: [0, min(cap, 1)]
-    (a cash account cannot sell what it does not hold, nor buy more than its equity); everything
+    (a cash account cannot sell what it does not hold, nor buy more than its equity; the sum over
+    cash accounts at several venues is held to the one equity by the account rule of
+    :func:`rules.risk_step`, see :func:`rule_bounds`); everything
     else is [-cap, cap], with ``cap`` from ``risk.max_exposure`` (unbounded without ``risk``).
     Options are refused: they are not linear exposures (:func:`dea.instruments.refuse_options`).
     """
@@ -116,7 +118,9 @@ def rule_bounds(
     (:func:`exposure_bounds`), each instrument's account, the collateral it needs per unit of
     |exposure| (1 for unlevered spot, 1 / leverage otherwise, divided by 1 - haircut: a coin
     posted with a 10 % haircut backs only 90 % of its value), then per account its max gross and
-    max share of equity."""
+    max share of equity. With several accounts the rules also hold the collateral of all of them
+    to the equity (sum need_i |w_i| <= 1): the backtest's one reporting-currency equity is what
+    backs every venue, so two cash accounts cannot each be fully invested in spot."""
     lower, upper = exposure_bounds(instruments, accounts, cfg)
     accs = resolve_accounts(instruments, accounts)
     need = []
@@ -156,13 +160,22 @@ def gross_limit(cfg: RiskConfig, instruments: Sequence[Instrument], accounts: Ac
     n = len(instruments)
     if any(b[2 * n + i] < 0 for i in range(n)):
         return float(min(cfg.max_gross, cfg.max_leverage))  # an account without limits
-    total = 0.0
-    for a in range((len(b) - 4 * n) // 2):
+    n_acc = (len(b) - 4 * n) // 2
+    collateral, free = 0.0, 0.0  # gross of accounts that post collateral, and of those that do not
+    for a in range(n_acc):
         members = [i for i in range(n) if b[2 * n + i] == a]
         need = min(b[3 * n + i] for i in members)
         by_share = b[4 * n + 2 * a + 1] / need if need > 0 else math.inf
-        total += min(b[4 * n + 2 * a], by_share, sum(b[i] for i in members))
-    return float(min(cfg.max_gross, cfg.max_leverage, total))
+        g = min(b[4 * n + 2 * a], by_share, sum(b[i] for i in members))
+        if need > 0:
+            collateral += g
+        else:
+            free += g
+    if n_acc > 1:  # all venues' collateral together is at most the equity (rules.risk_step)
+        needs = [b[3 * n + i] for i in range(n) if b[3 * n + i] > 0]
+        if needs:
+            collateral = min(collateral, 1.0 / min(needs))
+    return float(min(cfg.max_gross, cfg.max_leverage, collateral + free))
 
 
 def risk_params(cfg: RiskConfig) -> np.ndarray:
@@ -228,7 +241,8 @@ def explain(rule: int, value: float, cfg: RiskConfig) -> str:
     if rule == rules.R_CAP:
         return f"{int(value)} instrument(s) clipped to max_exposure (unlevered spot: at most 1)"
     if rule == rules.R_ACCOUNT:
-        return f"account limits (venue max_gross / max_equity_share) scaled an account's exposure by {_fmt(value)}"
+        return (f"account limits (venue max_gross / max_equity_share, or the collateral of all venues above the "
+                f"equity) scaled exposure by {_fmt(value)}")
     if rule == rules.R_GROSS:
         return f"gross exposure {_fmt(value)} above max_gross {cfg.max_gross}: scaled down"
     if rule == rules.R_NET:

@@ -92,3 +92,15 @@ def test_chain_source_options_are_validated(shared_data, tmp_path):  # noqa: ANN
                              path=str(shared_data / "options/deribit_btc_dvol_daily_2023_2024.csv"))
     with pytest.raises(ConfigError, match="needs 'entity'"):
         load_source(no_entity, tmp_path)
+
+
+def test_a_chain_source_beside_bars_is_named_in_the_panel_report(shared_data, tmp_path):  # noqa: ANN001
+    from dea.config import load_config
+    from dea.data.panel import build_panel
+
+    (tmp_path / "px.csv").write_text("date,open,high,low,close,volume\n" + "".join(
+        f"2021-02-{d:02d}T00:00:00Z,{100 + d},{101 + d},{99 + d},{100.5 + d},{10 + d}\n" for d in range(1, 21)))
+    bars = {"name": "px", "kind": "bars", "format": "ohlcv", "path": "px.csv", "instrument": "BTC", "step": "1d"}
+    panel = build_panel(load_config(_config(tmp_path, shared_data, [bars])))
+    assert "option chain snapshots are stored" in panel.report["btc_chain_2021"]["not_joined"]
+    assert "price" in panel.fields
