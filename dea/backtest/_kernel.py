@@ -8,7 +8,7 @@ One pass over the clock does, per step s, what the event replay does event by ev
 2. mark positions at the prices of s (last known price where missing), and
 3. charge funding settled in (s-1, s] on the positions held (longs pay a positive rate; an
    inverse contract, ``lot < 0``, pays on its open contract notional ``N``, tracked as the
-   exchange books it: :func:`_contract_n`);
+   exchange books it: :func:`dea.risk.margin.contract_notional_after`);
 4. liquidation check: equity <= maintenance margin closes everything (taker fee + costs);
    equity <= 0 afterwards is bankruptcy (floored at zero, trading stops);
 5. fills of orders due exactly at s (latency a whole number >= 1 of steps);
@@ -39,12 +39,14 @@ import numpy as np
 
 from dea.execution import fills as _fills
 from dea.execution import orders as _orders
+from dea.risk import margin as _margin
 from dea.risk import rules as _rules
 
 _risk_step = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_rules.risk_step)
 _order_quantity = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_orders.order_quantity)
 _bar_fill_costs = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_fills.bar_fill_costs)
 _walk_book = nb.njit(cache=True, error_model="numpy", _nrt=False)(_fills.walk_book)
+_contract_n = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_margin.contract_notional_after)
 
 NO_TIME = _rules.NO_TIME
 N_RULES = _rules.N_RULES
@@ -74,21 +76,6 @@ def _book_costs(qty, bpx, bsz, apx, asz, fee_rate):
         spread = aq * (mid - best_bid)
         impact = aq * (best_bid - avg)
     return mid, aq * mid * fee_rate, spread, impact
-
-
-@nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
-def _contract_n(n0, q0, q1, px):
-    """Open contract notional of an inverse position after its linear equivalent moved from
-    ``q0`` to ``q1`` at ``px``, as an exchange books it: opening or adding buys ``(q1 - q0) * px``
-    of contracts, reducing closes them pro rata (the entry price ``n0 / q0`` is unchanged),
-    flat is none, a reversal closes all and opens ``q1 * px``."""
-    if q1 == 0.0:
-        return 0.0
-    if q0 == 0.0 or (q0 > 0.0) != (q1 > 0.0):
-        return q1 * px
-    if abs(q1) >= abs(q0):
-        return n0 + (q1 - q0) * px
-    return n0 * (q1 / q0)
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
