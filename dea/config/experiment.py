@@ -187,7 +187,10 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
         if err["type"] == "extra_forbidden":
             lines.append(f"  {loc}: unknown key (not a field of this section)")
         else:
-            lines.append(f"  {loc}: {err['msg']} (got {err.get('input')!r})")
+            got = repr(err.get("input"))
+            # a whole-config check's input is the whole config: the message names what is wrong
+            shown = "" if loc == "<root>" or len(got) > 300 else f" (got {got})"
+            lines.append(f"  {loc}: {err['msg']}{shown}")
     return "\n".join(lines)
 
 
