@@ -88,10 +88,13 @@ def test_chain_source_options_are_validated(shared_data, tmp_path):  # noqa: ANN
     wrong_kind = SourceConfig(name="c", kind="bars", format="deribit_ticker", path=path)
     with pytest.raises(ConfigError, match="produces \\['option_chain'\\]"):
         load_source(wrong_kind, tmp_path)
-    no_entity = SourceConfig(name="d", kind="exogenous", format="deribit_dvol",
-                             path=str(shared_data / "options/deribit_btc_dvol_daily_2023_2024.csv"))
+    # without 'entity' the coin comes from the file name (reported), or the source is refused
+    real = shared_data / "options/deribit_btc_dvol_daily_2023_2024.csv"
+    named = load_source(SourceConfig(name="d", kind="exogenous", format="deribit_dvol", path=str(real)), tmp_path)
+    assert set(named.table["entity"].to_pylist()) == {"BTC"} and named.report.count("entity_inferred") == 1
+    (tmp_path / "dvol.csv").write_bytes(real.read_bytes())
     with pytest.raises(ConfigError, match="needs 'entity'"):
-        load_source(no_entity, tmp_path)
+        load_source(SourceConfig(name="d", kind="exogenous", format="deribit_dvol", path="dvol.csv"), tmp_path)
 
 
 def test_a_chain_source_beside_bars_is_named_in_the_panel_report(shared_data, tmp_path):  # noqa: ANN001
@@ -104,3 +107,34 @@ def test_a_chain_source_beside_bars_is_named_in_the_panel_report(shared_data, tm
     panel = build_panel(load_config(_config(tmp_path, shared_data, [bars])))
     assert "option chain snapshots are stored" in panel.report["btc_chain_2021"]["not_joined"]
     assert "price" in panel.fields
+
+
+@pytest.mark.parametrize("name, fmt, kind", [
+    ("deribit_btc_chain_20210211.csv", "deribit_ticker", "option_chain"),
+    ("deribit_eth_chain_20210211.csv", "deribit_ticker", "option_chain"),
+    ("deribit_btc_chain_20200521.csv", "deribit_ticker", "option_chain"),
+    ("deribit_btc_dvol_daily_2023_2024.csv", "deribit_dvol", "exogenous"),
+])
+def test_inspect_recognises_the_real_option_files(shared_data, name, fmt, kind):  # noqa: ANN001
+    """Before these formats existed a chain dump was read as open interest (and lost 221 rows as
+    'duplicates'); now each file is recognised and every row kept."""
+    from dea.data.inspect import inspect_path
+    from dea.data.loaders.detect import detect
+
+    det = detect(shared_data / "options" / name)
+    assert (det.format, det.kinds) == (fmt, (kind,))
+    entry = inspect_path(shared_data / "options" / name).entries[0]
+    assert entry.status == "loaded" and entry.kind == kind
+    assert entry.report.rows_out == entry.report.rows_in
+    if kind == "option_chain":
+        assert [s.key for s in entry.summaries] == [name.split("_")[1].upper()]  # one line per chain
+    else:
+        assert entry.summaries[0].key == "dvol @ BTC"
+
+
+def test_tardis_options_chain_is_recognised(tmp_path):  # noqa: ANN001
+    from dea.data.loaders.detect import detect
+
+    (tmp_path / "deribit_options_chain_2020-05-22.csv").write_text(TARDIS)
+    det = detect(tmp_path / "deribit_options_chain_2020-05-22.csv")
+    assert (det.format, det.kinds) == ("tardis_options_chain", ("option_chain",))

@@ -33,6 +33,7 @@ readers for callers that hold a file (the overlay backtest, the greeks checks).
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -271,14 +272,20 @@ def load_deribit_dvol(path: str | Path, *, publication_lag: str = "0s") -> tuple
 
 
 def load_deribit_dvol_source(ctx: LoadContext) -> pa.Table:
-    """``format: deribit_dvol`` (kind ``exogenous``, ``entity`` the coin): series ``dvol``, a
-    fraction, stamped by the day's open and known at its close plus ``publication_lag``."""
+    """``format: deribit_dvol`` (kind ``exogenous``, ``entity`` the coin; without it, the one of
+    BTC/ETH the file name names, reported): series ``dvol``, a fraction, stamped by the day's open
+    and known at its close plus ``publication_lag``."""
     ctx.options(NoOptions)
-    if not ctx.src.entity:
-        ctx.fail("a DVOL source needs 'entity' (the coin whose implied volatility it is, e.g. BTC)", cls=ConfigError)
+    entity = ctx.src.entity
+    if not entity:  # Deribit publishes DVOL for BTC and ETH: a file named for one of them says which
+        coins = [t.upper() for t in re.split(r"[-_.]", ctx.path.name.lower()) if t in ("btc", "eth")]
+        if len(coins) != 1:
+            ctx.fail("a DVOL source needs 'entity' (the coin whose implied volatility it is, e.g. BTC)", cls=ConfigError)
+        entity = coins[0]
+        ctx.report.add("entity_inferred", 1, None, f"entity {entity} taken from the file name", "used")
     ts, iv = _dvol_rows(ctx)
     cols = {"ts_event": ts, "available_at": ts + parse_duration("1d") + ctx.lag_ns, "series": "dvol",
-            "entity": ctx.src.entity, "value": iv}
+            "entity": entity, "value": iv}
     return canonical("exogenous", cols, np.arange(len(ts), dtype=np.int64))
 
 
