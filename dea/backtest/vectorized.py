@@ -265,7 +265,9 @@ def kernel_lots(instruments: Sequence[Instrument]) -> np.ndarray:
     instruments, ``-contract_size`` for an inverse contract, whose orders the general kernel
     rounds to whole contracts of that many quote units (:func:`dea.backtest._kernel._inverse_order`;
     the fast kernel does not take inverse contracts) and whose funding it charges on the open contract
-    notional (the ledger's ``rate * N / P`` coins, worth ``rate * N`` in the reporting currency)."""
+    notional (the ledger's ``rate * N / P`` coins, worth ``rate * N`` in the reporting currency).
+    Exact at zero latency; with latency an order is rounded at the decision price and its
+    contracts counted at the fill price (so ``N`` need not stay a whole number of contracts)."""
     return np.array([-i.contract_size if i.inverse else i.lot_size for i in instruments], dtype=np.float64)
 
 
