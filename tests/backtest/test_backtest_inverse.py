@@ -107,7 +107,7 @@ def test_inverse_on_the_real_coinm_capture_matches_the_ledger(shared_data):  # n
     targets = np.round(rng.uniform(-0.8, 0.8, (len(clock), 1)), 3)
     m = replace(market(price, instruments=[INV], funding=fund[:, None], step=step), clock=clock)
     res = backtest(m, targets, costs=FREE, risk=LOOSE, accounts=CM)
-    contracts, ledger_funding, led = _replay_ledger(res, price, fund)
+    contracts, ledger_funding, _ = _replay_ledger(res, price, fund)
     np.testing.assert_allclose(contracts, np.round(contracts), atol=1e-6)  # whole contracts throughout
     assert np.abs(contracts).max() > 1_000
     paid = _funding_usd(res)

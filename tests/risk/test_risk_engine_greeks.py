@@ -81,23 +81,6 @@ def test_no_budgets_means_no_greek_path_and_misuse_is_an_error():
         _engine(max_delta=1.0).apply(T, np.zeros(2), np.zeros(2), 1e6, option_greeks={"ETH": GreekExposure(delta=0.1)})
 
 
-def test_backtests_enforce_the_delta_budget_like_the_live_engine():
-    """The event replay (engine: reference) runs the RiskEngine, so max_delta caps the BTC perp at
-    0.6; the jitted kernel does not run greek budgets and refuses the config instead."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "tests" / "backtest"))
-    from bt_helpers import FREE, market
-    from dea.backtest.vectorized import backtest
-
-    risk = RiskConfig(**LOOSE, greeks={"BTC": {"max_delta": 0.6}})
-    m = market(np.array([[100.0, 10.0], [110.0, 11.0], [121.0, 12.0]]), instruments=[BTC, ETH])
-    res = backtest(m, np.tile([1.0, 1.0], (3, 1)), costs=FREE, risk=risk, engine="reference")
-    np.testing.assert_allclose(res.exposures[0], [0.6, 1.0])
-    with pytest.raises(ConfigError, match="engine: reference"):
-        backtest(m, np.tile([1.0, 1.0], (3, 1)), costs=FREE, risk=risk)
-
-
 def test_an_option_in_data_instruments_is_refused_at_config_load():
     raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     raw["data"]["instruments"].append({"symbol": "BTC-26JUN20-8000-C", "kind": "option", "base": "BTC",

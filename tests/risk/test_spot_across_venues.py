@@ -37,20 +37,3 @@ def test_margin_posted_elsewhere_counts_against_the_same_equity():
     np.testing.assert_allclose(d.exposure, [0.8 / 1.1, 1.5 / 1.1])
     free = RiskEngine(LOOSE, [SPOT_A, PERP])
     assert free.apply(T, np.array([0.8, 1.5]), np.zeros(2), 1e6).exposure.tolist() == [0.8, 1.5]
-
-
-@pytest.mark.parametrize("engine", ["numba", "reference"])
-def test_backtests_apply_it_too(engine: str):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backtest"))
-    from bt_helpers import FREE, market
-    from dea.backtest.vectorized import backtest
-
-    a = SPOT_A.model_copy(update={"taker_fee": 0.0, "maker_fee": 0.0})
-    b = SPOT_B.model_copy(update={"taker_fee": 0.0, "maker_fee": 0.0})
-    res = backtest(market(np.array([[100.0, 100.0], [90.0, 90.0]]), instruments=[a, b]), np.ones((2, 2)),
-                   costs=FREE, risk=LOOSE, engine=engine)
-    np.testing.assert_allclose(res.exposures[0], [0.5, 0.5])
-    assert res.final_equity == pytest.approx(0.9e6)  # fully invested once, not twice
