@@ -7,7 +7,12 @@ polls) when ``../shared/data`` is present, else on a synthetic chain of the same
 - ``implied_vol_chain_us``: implied volatility of every out-of-the-money option's mark;
 - ``aggregate_us``: portfolio greeks per underlying for a 40-position book on two underlyings,
   plus the perpetuals' exposure (per decision, microseconds);
-- ``budget_check_us``: one option order through the greek budgets (per order).
+- ``budget_check_us``: one option order through the greek budgets (per order);
+- ``engine_option_check_us``: the same order through ``RiskEngine.check_option_order`` (the linear
+  exposure of the underlying's perpetuals counted in the delta);
+- ``engine_apply_us`` / ``engine_apply_greeks_us``: one ``RiskEngine.apply`` for two perpetuals
+  without and with ``risk.greeks`` budgets and the book's option greeks (the cost of the budgets
+  per decision is the difference; without budgets the engine never enters the greek code).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-GOALS = {"greeks_chain_us": ("<=", 500.0), "aggregate_us": ("<=", 100.0), "budget_check_us": ("<=", 50.0)}
+GOALS = {"greeks_chain_us": ("<=", 500.0), "aggregate_us": ("<=", 100.0), "budget_check_us": ("<=", 50.0),
+         "engine_option_check_us": ("<=", 50.0)}
 
 
 def _shared() -> Path:
@@ -81,4 +87,18 @@ def run() -> dict[str, object]:
     budgets = GreekBudgetConfig(max_delta=1.5, max_gamma=0.5, max_vega=0.001)
     cur, per = GreekExposure(0.8, 0.01, 0.0005), GreekExposure(-0.02, 0.001, 0.0001)
     out["budget_check_us"] = round(_median_us(lambda: check_option_order(cur, per, 10.0, budgets), repeats=5000), 2)
+    from dea.instruments import Instrument
+    from dea.risk.config import RiskConfig
+    from dea.risk.engine import RiskEngine
+
+    insts = [Instrument(symbol=f"{u}USDT", kind="perpetual", base=u, funding="none") for u in ("BTC", "ETH")]
+    loose = dict(max_exposure=5.0, max_gross=10.0, max_net=10.0, max_leverage=10.0)
+    plain = RiskEngine(RiskConfig(**loose), insts)
+    budgeted = RiskEngine(RiskConfig(**loose, greeks={"BTC": budgets.model_dump()}), insts)
+    target, held = np.array([0.9, -0.2]), np.array([0.8, -0.2])
+    opts = {"BTC": cur}
+    out["engine_option_check_us"] = round(_median_us(lambda: budgeted.check_option_order("BTC", per, 10.0, held, cur), repeats=5000), 2)
+    t0 = 1_700_000_000_000_000_000
+    out["engine_apply_us"] = round(_median_us(lambda: plain.apply(t0, target, held, 1e6), repeats=5000), 2)
+    out["engine_apply_greeks_us"] = round(_median_us(lambda: budgeted.apply(t0, target, held, 1e6, option_greeks=opts), repeats=5000), 2)
     return out

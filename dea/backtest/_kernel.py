@@ -6,12 +6,15 @@ One pass over the clock does, per step s, what the event replay does event by ev
 1. fills of orders due strictly between s-1 and s (latency not a whole number of steps),
    at the price interpolated between the two bars (or the book at s-1), impact coefficient of s-1;
 2. mark positions at the prices of s (last known price where missing), and
-3. charge funding settled in (s-1, s] on the positions held (longs pay a positive rate);
+3. charge funding settled in (s-1, s] on the positions held (longs pay a positive rate; an
+   inverse contract, ``lot < 0``, pays on its open contract notional ``N``, tracked as the
+   exchange books it: :func:`dea.risk.margin.contract_notional_after`);
 4. liquidation check: equity <= maintenance margin closes everything (taker fee + costs);
    equity <= 0 afterwards is bankruptcy (floored at zero, trading stops);
 5. fills of orders due exactly at s (latency a whole number >= 1 of steps);
 6. the decision at s: risk rules (:func:`dea.risk.rules.risk_step`, the live engine's code),
-   order quantities (:func:`dea.execution.orders.order_quantity`), immediate fills when the
+   order quantities (:func:`dea.execution.orders.order_quantity`; whole contracts for an
+   inverse contract, :func:`_inverse_order`), immediate fills when the
    latency is zero;
 7. record equity, returns (net of costs, and gross), costs, turnover, exposures, margin use.
 
@@ -36,18 +39,22 @@ import numpy as np
 
 from dea.execution import fills as _fills
 from dea.execution import orders as _orders
+from dea.risk import margin as _margin
 from dea.risk import rules as _rules
 
 _risk_step = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_rules.risk_step)
 _order_quantity = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_orders.order_quantity)
 _bar_fill_costs = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_fills.bar_fill_costs)
 _walk_book = nb.njit(cache=True, error_model="numpy", _nrt=False)(_fills.walk_book)
+_contract_n = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_margin.contract_notional_after)
 
 NO_TIME = _rules.NO_TIME
 N_RULES = _rules.N_RULES
 
-# rows of the per-instrument totals
-TOT_FEES, TOT_SPREAD, TOT_IMPACT, TOT_FUNDING, TOT_TRADED, TOT_TRADE_CASH = 0, 1, 2, 3, 4, 5
+# rows of the per-instrument totals; TOT_CONTRACT_N is state, not a total: the open contract
+# notional N = sum d * px of an inverse position's fills since it was last flat (0 once flat)
+TOT_FEES, TOT_SPREAD, TOT_IMPACT, TOT_FUNDING, TOT_TRADED, TOT_TRADE_CASH, TOT_CONTRACT_N = 0, 1, 2, 3, 4, 5, 6
+N_TOT = 7
 # event kinds
 EV_LIQUIDATION, EV_BANKRUPT = 1, 2
 # error codes
@@ -72,6 +79,37 @@ def _book_costs(qty, bpx, bsz, apx, asz, fee_rate):
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
+def _inverse_order(target_w, equity, price, held, size, n0, min_notional):
+    """Signed linear-equivalent quantity of an order on an inverse contract, in whole contracts of
+    ``size`` quote units, as the venue takes it: opening, adding, or the new side of a reversal
+    buys ``n * size`` USD of contracts at ``price`` (``n * size / price`` coins); a reduction
+    closes ``n`` contracts at their entry price ``n0 / held``; a full close (target 0, or fewer
+    than one contract wanted on a reversal) closes everything. Rounded toward zero like
+    :func:`dea.execution.orders.order_quantity`; below ``min_notional`` no order unless it closes."""
+    if not (price > 0.0) or not (equity > 0.0):
+        return 0.0
+    if target_w == 0.0:
+        return -held
+    want = target_w * equity / price
+    if held == 0.0 or (want > 0.0) != (held > 0.0):
+        n = math.floor(abs(want) * price / size + 1e-9)
+        d = math.copysign(n * size / price, want) - held
+    elif abs(want) >= abs(held):
+        n = math.floor((abs(want) - abs(held)) * price / size + 1e-9)
+        d = math.copysign(n * size / price, want)
+    else:
+        lot = size * abs(held) / abs(n0) if n0 != 0.0 else size / price
+        n = math.floor((abs(held) - abs(want)) / lot + 1e-9)
+        d = -math.copysign(n * lot, held)
+    scale = abs(held) if abs(held) > abs(d) else abs(d)
+    if abs(d) <= 1e-12 * scale:
+        return 0.0
+    if abs(d) * price < min_notional and held + d != 0.0:
+        return 0.0
+    return d
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
 def _fill(i, d, px, cf, rate, half_spread, q, tot, acc, depth_row, has_book, bpx, bsz, apx, asz):
     """Apply one fill of ``d`` units at reference price ``px`` (or against the book row) to the
     position, the per-instrument totals and ``acc`` = (cash, fees, spread, impact, traded)."""
@@ -86,8 +124,10 @@ def _fill(i, d, px, cf, rate, half_spread, q, tot, acc, depth_row, has_book, bpx
         a = abs(d) * px
     notional = d * px
     acc[0] -= notional + fee + spread + impact
-    qi = q[i] + d
+    q0 = q[i]
+    qi = q0 + d
     q[i] = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
+    tot[TOT_CONTRACT_N, i] = _contract_n(tot[TOT_CONTRACT_N, i], q0, q[i], px)
     tot[TOT_FEES, i] += fee
     tot[TOT_SPREAD, i] += spread
     tot[TOT_IMPACT, i] += impact
@@ -124,8 +164,10 @@ def _execute(dq, pr, cf, rate, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
             a = abs(d) * px
         notional = d * px
         cash -= notional + fee + spread + impact
-        qi = q[i] + d
+        q0 = q[i]
+        qi = q0 + d
         q[i] = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
+        tot[TOT_CONTRACT_N, i] = _contract_n(tot[TOT_CONTRACT_N, i], q0, q[i], px)
         tot[TOT_FEES, i] += fee
         tot[TOT_SPREAD, i] += spread
         tot[TOT_IMPACT, i] += impact
@@ -209,7 +251,8 @@ def simulate(
         while fk < n_fund and fund_t[fk] == s:  # funding moves cash only
             i = fund_i[fk]
             if q[i] != 0.0:
-                paid = q[i] * px[i] * fund_r[fk]
+                # inverse (lot < 0): rate * N / P_mark coins, worth rate * N in the reporting currency
+                paid = (tot[TOT_CONTRACT_N, i] if lot[i] < 0.0 else q[i] * px[i]) * fund_r[fk]
                 acc[0] -= paid
                 c_fund += paid
                 tot[TOT_FUNDING, i] += paid
@@ -292,7 +335,12 @@ def simulate(
             slot = s % K
             for i in range(N):
                 p = prow[i]
-                d = _order_quantity(out[i], e, p, q[i], pend[i], lot[i], min_notional[i])
+                # inverse (lot = -contract_size): whole contracts of contract_size quote units
+                if lot[i] < 0.0:  # inverse: whole contracts of -lot[i] quote units
+                    d = _inverse_order(out[i], e, p, q[i] + pend[i], -lot[i], tot[TOT_CONTRACT_N, i],
+                                       min_notional[i])
+                else:
+                    d = _order_quantity(out[i], e, p, q[i], pend[i], lot[i], min_notional[i])
                 dq[i] = 0.0
                 if d == 0.0:
                     continue

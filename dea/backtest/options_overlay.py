@@ -8,9 +8,10 @@ grid), expiring ``tenor`` later. Each roll is a pre-trade check against the gree
 delta), so the vega budget sizes the overlay when it binds.
 
 Fills are at the option's mark (or model price) plus the fee: the bid/ask spread of the option is
-not modelled. Pricing at each decision time: the option's snapshot mark where a chain snapshot has one no
-older than ``max_age`` (``mark_price × underlying_price``, the coin premium in USD at the forward
-it prices off), otherwise Black-76 on the underlying's price with the implied volatility input
+not modelled. Pricing at each decision time: the option's snapshot mark where a chain snapshot
+(the config's ``marks`` source, store kind ``option_chain``) has one no older than
+``marks_max_age`` (``mark_price × underlying_price``, the coin premium in USD at the forward it
+prices off), otherwise Black-76 on the underlying's price with the implied volatility input
 (Deribit DVOL known at that time, or a flat IV). The perpetual price stands in for the forward
 (its basis to the dated future is not modelled). At the first decision at or after expiry the
 option settles at intrinsic value on that decision's price (cash settlement, as Deribit's
@@ -111,8 +112,21 @@ class OverlayExperimentConfig(StrictModel):
     overlay: OverlayLegConfig
     option_fees: OptionFeeConfig = Field(default_factory=OptionFeeConfig)
     iv: IVInputConfig
+    marks: SourceConfig | None = Field(
+        default=None, description="option chain snapshots (kind option_chain: deribit_ticker / tardis_options_chain) "
+        "whose marks price the overlay where one is known and fresh",
+    )
+    marks_max_age: str = Field(default="1h", description="a snapshot mark older than this is not used (model price instead)")
     budgets: GreekBudgetConfig = Field(default_factory=GreekBudgetConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
+
+    _dur = duration_field("marks_max_age")
+
+    @model_validator(mode="after")
+    def _marks_are_a_chain(self) -> "OverlayExperimentConfig":
+        if self.marks is not None and self.marks.kind != "option_chain":
+            raise ValueError(f"marks must be an option_chain source (deribit_ticker / tardis_options_chain), not {self.marks.kind!r}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -379,7 +393,8 @@ def run_experiment(path: str | Path) -> tuple[OverlayExperimentConfig, OverlayRe
     w = np.full(len(clock), cfg.exposure)
     rates = None if cfg.funding == "none" else funding_per_step(clock, load_source(cfg.funding, base).table, guard)
     common = dict(underlying=cfg.underlying, initial_equity=cfg.initial_equity, perp_taker_fee=cfg.perp_taker_fee, funding=rates)
-    with_overlay = run_overlay(clock, px, iv, w, cfg.overlay, cfg.budgets, cfg.option_fees, **common)
+    marks = None if cfg.marks is None else SnapshotMarks.from_chain(load_source(cfg.marks, base).table, cfg.marks_max_age)
+    with_overlay = run_overlay(clock, px, iv, w, cfg.overlay, cfg.budgets, cfg.option_fees, marks=marks, **common)
     alone = run_overlay(clock, px, iv, w, None, cfg.budgets, cfg.option_fees, **common)
     with_overlay.quarantined = alone.quarantined = {k: v for k, v in guard.counts.items() if v}
     return cfg, with_overlay, alone

@@ -2,7 +2,9 @@
 
 ``backtest`` charges fees (maker/taker per instrument), half-spread and impact (square-root law,
 or a book walk where :class:`~dea.backtest.market.BookDepth` is given), funding at each settlement
-on the position actually held across it, decision latency, lot and min-notional rounding, and a
+on the position actually held across it (an inverse contract's on its open contract notional, as
+the exchange and :class:`~dea.backtest.ledger.ContractLedger` charge it), decision latency, lot,
+whole-contract (inverse) and min-notional rounding, and a
 maintenance-margin liquidation check; every target goes through the risk rules the live loop
 uses. The work is one fused numba pass (:mod:`dea.backtest._kernel`, imported lazily so that this
 module stays cheap to import); ``engine="reference"`` runs the event-driven replay instead, which
@@ -25,7 +27,7 @@ from dea.backtest.config import CostsConfig, latency_from_config
 from dea.backtest.market import BookDepth, Market, prepare_market
 from dea.backtest.result import BacktestEvent, BacktestResult
 from dea.data.panel import Panel
-from dea.errors import DataError
+from dea.errors import ConfigError, DataError
 from dea.execution.fills import fee_rates
 from dea.instruments import Instrument
 from dea.risk.config import RiskConfig
@@ -128,11 +130,18 @@ def backtest(
                              vol=vv if has_vol else None, name=name, periods_per_year=ppy)
     if engine != "numba":
         raise DataError(f"unknown backtest engine {engine!r}; use 'numba' or 'reference'")
+    if risk.greeks:
+        raise ConfigError(
+            f"risk.greeks budgets {sorted(risk.greeks)} are enforced by the RiskEngine after the jitted rules; "
+            "run this backtest with engine: reference (the event replay), which applies them as the live loop does"
+        )
     if kernel not in ("auto", "general"):
         raise DataError(f"unknown backtest kernel {kernel!r}; use 'auto' or 'general'")
     from dea.backtest._kernel_fast import LANES
 
-    fast = kernel == "auto" and latency_ns == 0 and market.depth is None and N <= LANES
+    # inverse contracts (funding on the contract notional, whole contracts) run in the general kernel
+    fast = (kernel == "auto" and latency_ns == 0 and market.depth is None and N <= LANES
+            and not any(i.inverse for i in market.instruments))
     if not fast:  # the fast kernel checks the targets as it reads them
         _check_targets(tgt, symbols, market.clock, hold_nan)
     return _run_kernel(market, tgt, costs, risk, latency_ns, age, has_age, disp, has_disp, vv, has_vol, ppy, name,
@@ -162,7 +171,7 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
     outs = {k: alloc(T) for k in ("equity", "net", "gross", "fees", "spread", "impact", "funding", "turnover", "margin")}
     mask = alloc(T, dtype=np.int32)
     expo = alloc((T, N))
-    tot = np.zeros((6, N))
+    tot = np.zeros((K.N_TOT, N))
     q = np.zeros(N)
     px = np.full(N, np.nan)
     ev_t = np.zeros(_MAX_EVENTS, dtype=np.int64)
@@ -172,7 +181,7 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
     err = np.zeros(4, dtype=np.int64)
     fee = fee_rates(insts, costs.fee_side)
     liq_fee = np.array([i.taker_fee for i in insts], dtype=np.float64)
-    lot = np.array([i.lot_size for i in insts], dtype=np.float64)
+    lot = kernel_lots(insts)
     min_notional = np.array([i.min_notional for i in insts], dtype=np.float64)
     mm = np.array([i.maintenance_margin for i in insts], dtype=np.float64)
     half_spread = costs.half_spread_bps * 1e-4
@@ -249,6 +258,17 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
         engine="numba",
         notes=tuple(notes),
     )
+
+
+def kernel_lots(instruments: Sequence[Instrument]) -> np.ndarray:
+    """The ``lot`` vector of the kernels: ``lot_size`` (base units, 0 = none) of linear and spot
+    instruments, ``-contract_size`` for an inverse contract, whose orders the general kernel
+    rounds to whole contracts of that many quote units (:func:`dea.backtest._kernel._inverse_order`;
+    the fast kernel does not take inverse contracts) and whose funding it charges on the open contract
+    notional (the ledger's ``rate * N / P`` coins, worth ``rate * N`` in the reporting currency).
+    Exact at zero latency; with latency an order is rounded at the decision price and its
+    contracts counted at the fill price (so ``N`` need not stay a whole number of contracts)."""
+    return np.array([-i.contract_size if i.inverse else i.lot_size for i in instruments], dtype=np.float64)
 
 
 def _rule_counts(mask_hist: np.ndarray) -> dict[str, int]:

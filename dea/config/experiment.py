@@ -58,6 +58,22 @@ class ExperimentConfig(StrictModel):
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @model_validator(mode="after")
+    def _no_option_instruments(self) -> "ExperimentConfig":
+        """Options are not linear exposures: the policy, the backtest kernels, the live loop and
+        the paper venue hold spot, perpetuals and futures only, so an option among
+        ``data.instruments`` is refused here, when any command (``serve`` included) loads the
+        config, instead of deep inside the first component that meets it."""
+        opts = [i.symbol for i in self.data.instruments if i.kind == "option"]
+        if opts:
+            raise ValueError(
+                f"data.instruments {opts} are options; training, the backtest, serve and the paper venue trade "
+                "spot, perpetuals and futures only. Option positions go through the options overlay "
+                "(dea options-overlay CONFIG) and their greeks through risk.greeks budgets "
+                "(RiskEngine.check_option_order / apply(option_greeks=...))"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _accounts_resolve(self) -> "ExperimentConfig":
         """Every instrument has one account whose collateral it can settle in (checked at load)."""
         try:
@@ -171,7 +187,10 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
         if err["type"] == "extra_forbidden":
             lines.append(f"  {loc}: unknown key (not a field of this section)")
         else:
-            lines.append(f"  {loc}: {err['msg']} (got {err.get('input')!r})")
+            got = repr(err.get("input"))
+            # a whole-config check's input is the whole config: the message names what is wrong
+            shown = "" if loc == "<root>" or len(got) > 300 else f" (got {got})"
+            lines.append(f"  {loc}: {err['msg']}{shown}")
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from dea.config.base import StrictModel, duration_field
 from dea.instruments import Instrument
 
-TableKind = Literal["bars", "funding", "trades", "quotes", "book", "mark", "open_interest", "exogenous"]
+TableKind = Literal["bars", "funding", "trades", "quotes", "book", "mark", "open_interest", "exogenous", "option_chain"]
 
 
 class TimestampConvention(StrictModel):
@@ -38,7 +38,8 @@ class SourceConfig(StrictModel):
     ``open_interest``, ``binance_funding``, ``binance_klines``, ``binance_mark_stream``,
     ``bitmex_funding``, ``deribit_funding``, ``funding``, ``tardis_trades``, ``tardis_quotes``,
     ``tardis_book_snapshot``, ``tardis_incremental_l2``, ``binance_ws``, ``binance_depth_csv``,
-    ``sim``). Loader-specific settings go in ``options``; each loader validates them and rejects
+    ``deribit_ticker`` / ``tardis_options_chain`` (kind ``option_chain``), ``deribit_dvol`` (kind
+    ``exogenous``), ``sim``). Loader-specific settings go in ``options``; each loader validates them and rejects
     unknown keys.
     """
 

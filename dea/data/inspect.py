@@ -40,6 +40,7 @@ SHOWN_VALUES = {
     "mark": ("mark_price", "index_price"),
     "open_interest": ("open_interest",),
     "exogenous": ("value",),
+    "option_chain": ("mark_price", "underlying_price"),
 }
 
 
@@ -131,10 +132,13 @@ def _stats(ts: np.ndarray, values: list[np.ndarray]) -> tuple[int | None, int, i
 
 
 def summarize(table: pa.Table, kind: str, dataset: str, fmt: str, report: ValidationReport | None, by_series: bool = False) -> list[SeriesSummary]:
-    """Per-instrument (per-entity for exogenous; per-series with ``by_series``) summaries."""
+    """Per-instrument (per-entity for exogenous, per-underlying for an option chain; per-series or
+    per-option with ``by_series``) summaries."""
     key_cols = KEY_COLUMNS[kind]
     if kind == "exogenous" and not by_series:
         key_cols = ("entity",)
+    if kind == "option_chain" and not by_series:
+        key_cols = ("underlying",)  # one line per chain, not one per listed option
     codes, labels = _codes(table, key_cols)
     ts_all = table["ts_event"].to_numpy()
     shown = [c for c in SHOWN_VALUES[kind] if c in VALUE_COLUMNS[kind]]

@@ -165,6 +165,11 @@ def assemble_panel(
     _align_exogenous(data, tables, clock, step, fields, series, age, report)
     _align_funding(data, tables, clock, step, fields, age, report)
     _align_event_sources(data, tables, clock, fields, age, report)
+    for src in data.sources:  # said, not silently dropped: the panel holds linear instruments only
+        if src.kind == "option_chain":
+            report.setdefault(src.name, {})["not_joined"] = (
+                "option chain snapshots are stored by dea data ingest and read by the options overlay "
+                "(dea.backtest.options_overlay.SnapshotMarks); the decision panel holds linear instruments only")
 
     price_src = {"close": "close", "mark": "mark_price", "mid": "ob.mid"}[data.price_field]
     if price_src not in fields:

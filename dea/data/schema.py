@@ -14,7 +14,12 @@ everything downstream is agnostic to where data came from.
              the venue reports them) and their notional in the quote currency
              (``open_interest_value``, NaN when the source has none).
 - exogenous: long format, one value per (series, entity, ts_event); ``entity`` is the asset the
-             series describes ("" for global series such as Fear & Greed or DGS10).
+             series describes ("" for global series such as Fear & Greed or DGS10). Deribit's
+             DVOL index is one (series ``dvol``, entity the coin, value a fraction).
+- option_chain: one row per option per chain snapshot (Deribit ticker dumps, Tardis
+             ``options_chain``): contract terms parsed from the instrument name, marks, quotes and
+             IVs (fractions) in the premium currency, the exchange's greeks per unit of
+             underlying (:mod:`dea.data.loaders.options_chain`).
 """
 
 from __future__ import annotations
@@ -99,6 +104,21 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("entity", pa.string(), nullable=False),
             pa.field("value", pa.float64()),
         ]
+    ),
+    "option_chain": pa.schema(
+        _TIME
+        + [
+            pa.field("instrument", pa.string(), nullable=False),
+            pa.field("underlying", pa.string(), nullable=False),
+            pa.field("expiry_ns", pa.int64(), nullable=False),
+            pa.field("strike", pa.float64(), nullable=False),
+            pa.field("is_call", pa.bool_(), nullable=False),
+            pa.field("multiplier", pa.float64(), nullable=False),
+            pa.field("premium_currency", pa.string(), nullable=False),
+        ]
+        + [pa.field(name, pa.float64()) for name in (
+            "underlying_price", "index_price", "interest_rate", "mark_price", "mark_iv", "bid_price", "ask_price",
+            "bid_iv", "ask_iv", "open_interest", "delta", "gamma", "vega", "theta")]
     ),
 }
 

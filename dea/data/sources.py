@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from dea.data.config import SourceConfig
 from dea.data.loaders import binance_files, binance_mark, bybit, coinmetrics, daily, funding, futures, ohlcv, tardis, vendor
+from dea.data.loaders import options_chain
 from dea.data.loaders.context import LoadContext
 from dea.data.schema import SCHEMAS, conform
 from dea.data.validate import ROW_COLUMN, ValidationReport, validate_table
@@ -95,6 +96,15 @@ LOADERS: dict[str, LoaderSpec] = {
     "social": LoaderSpec(daily.load_social, frozenset({"exogenous"}), "social sentiment / volume (btc_social)"),
     "fred": LoaderSpec(daily.load_fred, frozenset({"exogenous"}), "FRED daily series"),
     "daily": LoaderSpec(daily.load_daily, frozenset({"exogenous"}), "generic daily exogenous CSV"),
+    "deribit_ticker": LoaderSpec(
+        options_chain.load_deribit_ticker_source, frozenset({"option_chain"}), "Deribit public-ticker option chain dump"
+    ),
+    "tardis_options_chain": LoaderSpec(
+        options_chain.load_tardis_options_chain_source, frozenset({"option_chain"}), "Tardis options_chain CSV"
+    ),
+    "deribit_dvol": LoaderSpec(
+        options_chain.load_deribit_dvol_source, frozenset({"exogenous"}), "Deribit DVOL daily index (Date,DVOL)"
+    ),
 }
 # Formats read by other parts of DEA, imported lazily (they may be absent while DEA is built).
 EXTERNAL_FORMATS: dict[str, str] = {

@@ -42,6 +42,7 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "mark": ("instrument",),
     "open_interest": ("instrument",),
     "exogenous": ("series", "entity"),
+    "option_chain": ("instrument",),
 }
 # Value columns checked for NaN / missing values.
 VALUE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -53,6 +54,9 @@ VALUE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mark": ("mark_price", "index_price"),
     "open_interest": ("open_interest", "open_interest_value"),
     "exogenous": ("value",),
+    # a snapshot row without its mark or forward is useless; empty bid/ask sides, IVs and greeks
+    # are NaN by construction (the loader reports them)
+    "option_chain": ("mark_price", "underlying_price"),
 }
 # Columns that must be strictly positive where present (a zero or negative price is corrupt).
 PRICE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -61,6 +65,7 @@ PRICE_COLUMNS: dict[str, tuple[str, ...]] = {
     "quotes": ("bid_price", "ask_price"),
     "book": ("price",),
     "mark": ("mark_price", "index_price"),
+    "option_chain": ("underlying_price", "strike", "multiplier"),
 }
 # Columns that must be >= 0 where present.
 NONNEGATIVE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -69,12 +74,13 @@ NONNEGATIVE_COLUMNS: dict[str, tuple[str, ...]] = {
     "quotes": ("bid_size", "ask_size"),
     "book": ("size",),
     "open_interest": ("open_interest", "open_interest_value"),
+    "option_chain": ("mark_price", "open_interest", "gamma", "vega"),
 }
 # Event kinds are ordered by arrival (available_at: receive time) because exchange timestamps
 # may step back between messages while the feed order is still right; time series by ts_event.
 EVENT_KINDS = frozenset({"trades", "quotes", "book"})
 # Kinds with one row per (key, ts_event): a second row at the same instant is a duplicate.
-UNIQUE_TS_KINDS = frozenset({"bars", "funding", "mark", "open_interest", "exogenous"})
+UNIQUE_TS_KINDS = frozenset({"bars", "funding", "mark", "open_interest", "exogenous", "option_chain"})
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from dea.config.base import StrictModel, duration_field
+from dea.risk.greeks import GreekBudgetConfig
 
 
 class VolTargetConfig(StrictModel):
@@ -73,6 +74,11 @@ class RiskConfig(StrictModel):
     stale: StaleGuardConfig = Field(default_factory=StaleGuardConfig)
     dispersion_scale: float = Field(
         default=0.0, ge=0, description="exposure *= 1/(1 + k*dispersion); 0 disables"
+    )
+    greeks: dict[str, GreekBudgetConfig] = Field(
+        default_factory=dict,
+        description="per-underlying greek budgets (dea.risk.greeks): option orders checked pre-trade, linear "
+        "targets cut so linear + option delta stays within max_delta; enforced by the RiskEngine",
     )
 
     @model_validator(mode="after")

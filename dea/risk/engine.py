@@ -20,6 +20,7 @@ from dea.errors import ConfigError, RiskError
 from dea.instruments import Instrument, refuse_options
 from dea.risk import rules
 from dea.risk.config import RiskConfig
+from dea.risk.greeks import GreekBook, GreekDecision
 from dea.timeutil import NS_PER_MIN, NS_PER_S, parse_duration
 
 _STALE_ACTIONS = {"hold": 0.0, "derisk": 1.0, "flatten": 2.0}
@@ -28,6 +29,8 @@ _COUNT_RULES = frozenset({rules.R_KILL, rules.R_BAND, rules.R_LONG_ONLY, rules.R
 STATE_VERSION = 1
 #: not a rule of :func:`rules.risk_step` (it rewrites the target before the rules run)
 EXPIRY_RULE = "future_expiry"
+#: not a rule of :func:`rules.risk_step` either: the greek budgets (``risk.greeks``), after the rules
+GREEK_RULE = "greek_budget"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,9 @@ def exposure_bounds(
     backtest and the policy's output layer share.
 
     A spot instrument whose account has no margin is long-only and unlevered: [0, min(cap, 1)]
-    (a cash account cannot sell what it does not hold, nor buy more than its equity); everything
+    (a cash account cannot sell what it does not hold, nor buy more than its equity; the sum over
+    cash accounts at several venues is held to the one equity by the account rule of
+    :func:`rules.risk_step`, see :func:`rule_bounds`); everything
     else is [-cap, cap], with ``cap`` from ``risk.max_exposure`` (unbounded without ``risk``).
     Options are refused: they are not linear exposures (:func:`dea.instruments.refuse_options`).
     """
@@ -113,7 +118,9 @@ def rule_bounds(
     (:func:`exposure_bounds`), each instrument's account, the collateral it needs per unit of
     |exposure| (1 for unlevered spot, 1 / leverage otherwise, divided by 1 - haircut: a coin
     posted with a 10 % haircut backs only 90 % of its value), then per account its max gross and
-    max share of equity."""
+    max share of equity. With several accounts the rules also hold the collateral of all of them
+    to the equity (sum need_i |w_i| <= 1): the backtest's one reporting-currency equity is what
+    backs every venue, so two cash accounts cannot each be fully invested in spot."""
     lower, upper = exposure_bounds(instruments, accounts, cfg)
     accs = resolve_accounts(instruments, accounts)
     need = []
@@ -153,13 +160,22 @@ def gross_limit(cfg: RiskConfig, instruments: Sequence[Instrument], accounts: Ac
     n = len(instruments)
     if any(b[2 * n + i] < 0 for i in range(n)):
         return float(min(cfg.max_gross, cfg.max_leverage))  # an account without limits
-    total = 0.0
-    for a in range((len(b) - 4 * n) // 2):
+    n_acc = (len(b) - 4 * n) // 2
+    collateral, free = 0.0, 0.0  # gross of accounts that post collateral, and of those that do not
+    for a in range(n_acc):
         members = [i for i in range(n) if b[2 * n + i] == a]
         need = min(b[3 * n + i] for i in members)
         by_share = b[4 * n + 2 * a + 1] / need if need > 0 else math.inf
-        total += min(b[4 * n + 2 * a], by_share, sum(b[i] for i in members))
-    return float(min(cfg.max_gross, cfg.max_leverage, total))
+        g = min(b[4 * n + 2 * a], by_share, sum(b[i] for i in members))
+        if need > 0:
+            collateral += g
+        else:
+            free += g
+    if n_acc > 1:  # all venues' collateral together is at most the equity (rules.risk_step)
+        needs = [b[3 * n + i] for i in range(n) if b[3 * n + i] > 0]
+        if needs:
+            collateral = min(collateral, 1.0 / min(needs))
+    return float(min(cfg.max_gross, cfg.max_leverage, collateral + free))
 
 
 def risk_params(cfg: RiskConfig) -> np.ndarray:
@@ -225,7 +241,8 @@ def explain(rule: int, value: float, cfg: RiskConfig) -> str:
     if rule == rules.R_CAP:
         return f"{int(value)} instrument(s) clipped to max_exposure (unlevered spot: at most 1)"
     if rule == rules.R_ACCOUNT:
-        return f"account limits (venue max_gross / max_equity_share) scaled an account's exposure by {_fmt(value)}"
+        return (f"account limits (venue max_gross / max_equity_share, or the collateral of all venues above the "
+                f"equity) scaled exposure by {_fmt(value)}")
     if rule == rules.R_GROSS:
         return f"gross exposure {_fmt(value)} above max_gross {cfg.max_gross}: scaled down"
     if rule == rules.R_NET:
@@ -284,6 +301,9 @@ class RiskEngine:
         self._reasons: dict[tuple[int, float], str] = {}  # reasons of count-valued rules
         self.counts: dict[str, int] = {name: 0 for name in rules.RULE_NAMES}
         self.counts[EXPIRY_RULE] = 0
+        self.counts[GREEK_RULE] = 0
+        # greek budgets: None (no cost in apply) unless risk.greeks names an underlying
+        self._greeks = GreekBook(cfg.greeks, instruments) if cfg.greeks else None
         # dated futures: (index, roll instant, index of roll_to or -1), in roll order
         syms = list(self.symbols)
         self._expiries = sorted(
@@ -354,6 +374,7 @@ class RiskEngine:
         dispersion: np.ndarray | None = None,
         vol: np.ndarray | None = None,
         prices: np.ndarray | None = None,
+        option_greeks: Mapping[str, Any] | None = None,
     ) -> RiskDecision:
         """Apply every rule to one decision at ``t_ns`` (int ns).
 
@@ -362,7 +383,10 @@ class RiskEngine:
         equity; ``feature_age_ns``: age of the oldest input the decision used (None = unknown);
         ``dispersion``: the model's per-instrument uncertainty; ``vol``: annualised volatility
         forecasts per instrument; ``prices``: current prices, which feed the EWMA covariance used
-        by vol targeting (pass them every decision when ``vol_target.enabled``).
+        by vol targeting (pass them every decision when ``vol_target.enabled``);
+        ``option_greeks``: ``{underlying: GreekExposure}`` of the option positions held (fractions
+        of equity, :mod:`dea.options.portfolio`), whose delta counts in the underlying's exposure
+        under ``risk.greeks`` budgets (refused without them).
         """
         if not math.isfinite(equity):
             raise RiskError(f"equity is {equity}; must be finite")
@@ -411,7 +435,49 @@ class RiskEngine:
         if expiry_rec is not None:
             records = (expiry_rec, *records)
             self.counts[EXPIRY_RULE] += 1
+        if self._greeks is not None:
+            greek_rec = self._greek_cut(int(t_ns), option_greeks)
+            if greek_rec is not None:
+                records = (*records, greek_rec)
+        elif option_greeks is not None:
+            raise RiskError("option_greeks given but risk.greeks sets no budget: option deltas would be ignored")
         return RiskDecision(np.array(self._out), records, self.halted)
+
+    # -- greek budgets (risk.greeks; never reached without them) -----------------------------------
+    def _greek_cut(self, t_ns: int, option_greeks: Mapping[str, Any] | None) -> Intervention | None:
+        """After the rules: cut linear targets so linear + option delta stays within each
+        underlying's ``max_delta`` (:meth:`GreekBook.cut_linear`); a halted engine stays flat."""
+        if self.halted:
+            return None
+        before = tuple(self._out)
+        cut = self._greeks.cut_linear(self._out, option_greeks)
+        if not cut:
+            return None
+        self.counts[GREEK_RULE] += 1
+        return Intervention(t_ns, GREEK_RULE, f"linear + option delta of {list(cut)} beyond risk.greeks max_delta: "
+                            "linear exposure scaled down", before, tuple(self._out))
+
+    def check_option_order(
+        self, underlying: str, per_contract: Any, quantity: float, current: np.ndarray,
+        option_greeks: Any | None = None,
+    ) -> GreekDecision:
+        """Pre-trade check of an option order of ``quantity`` contracts (signed) on
+        ``underlying`` whose greeks per contract are ``per_contract`` (a ``GreekExposure``):
+        :func:`dea.risk.greeks.check_option_order` against ``risk.greeks``, with the book's
+        option greeks ``option_greeks`` and the linear ``current`` exposure of the underlying's
+        instruments in the delta. A halted engine refuses every option order."""
+        from dea.risk.greeks import check_option_order
+
+        if self._greeks is None:
+            raise RiskError("check_option_order needs risk.greeks budgets; none are configured")
+        cur = self._vector("current exposure", current, allow_nan=False)
+        book = self._greeks.current(underlying, cur, option_greeks)
+        if self.halted:
+            return GreekDecision(quantity, 0.0, (), True, "kill switch is engaged: no new option orders")
+        decision = check_option_order(book, per_contract, quantity, self._greeks.budgets[underlying])
+        if decision.quantity != decision.requested:
+            self.counts[GREEK_RULE] += 1
+        return decision
 
     def _expire(self, t_ns: int, tgt: list[float], cur: list[float]) -> Intervention | None:
         """A dated future past its roll instant (``expiry - roll_before``) is targeted at 0 and
@@ -495,4 +561,5 @@ class RiskEngine:
         self._prev_px = [dec(x) for x in state["prev_prices"]]
         self._cov = [float(v) for row in state["cov"] for v in row]
         self._order_times = [rules.NO_TIME if x is None else int(x) for x in times]
-        self.counts = {name: int(state.get("counts", {}).get(name, 0)) for name in (*rules.RULE_NAMES, EXPIRY_RULE)}
+        self.counts = {name: int(state.get("counts", {}).get(name, 0))
+                       for name in (*rules.RULE_NAMES, EXPIRY_RULE, GREEK_RULE)}

@@ -82,6 +82,23 @@ def liquidation_price(inverse: bool, size: float, entry: float, collateral: floa
     return p if p > 0.0 else math.inf
 
 
+def contract_notional_after(n0, q0, q1, price):  # noqa: ANN001, ANN201 - plain scalars, numba compiles it
+    """Open contract notional ``N`` of an inverse position after its linear equivalent (the
+    backtest's and the venue's unit, ``N / P_entry`` coins) moved from ``q0`` to ``q1`` at
+    ``price``, as the exchange books it: opening or adding buys ``(q1 - q0) * price`` of
+    contracts; reducing closes contracts pro rata, at the position's entry price ``n0 / q0``
+    (which a reduction does not change); flat holds none; a reversal closes all and opens
+    ``q1 * price``. Written once for the vectorised kernel (JIT-compiled there) and the paper
+    venue's statement."""
+    if q1 == 0.0:
+        return 0.0
+    if q0 == 0.0 or (q0 > 0.0) != (q1 > 0.0):
+        return q1 * price
+    if abs(q1) >= abs(q0):
+        return n0 + (q1 - q0) * price
+    return n0 * (q1 / q0)
+
+
 def collateral_value(amount: float, fx: float, haircut: float = 0.0) -> float:
     """Collateral ``amount`` converted to the reporting currency at ``fx`` (reporting units per
     collateral unit), less the ``haircut`` share; a negative balance (a debt) is not haircut."""

@@ -20,7 +20,9 @@ Order of the rules in one decision (each sees the previous one's output ``w``)::
     per-instrument cap        -> clip lower_i <= w_i <= cap_i
     account (venue) limits    -> per account: scale its w so sum|w| <= max_gross_a and the collateral
                                  it needs, sum need_i |w_i|, <= max_equity_share_a (need 1 for
-                                 unlevered spot, 1/leverage otherwise)
+                                 unlevered spot, 1/leverage otherwise); then, with several
+                                 accounts, the collateral of all of them <= 1 (one equity backs
+                                 every venue: unlevered spot stays unlevered across venues)
     gross cap                 -> scale w so sum|w| <= max_gross
     net cap                   -> scale w so |sum w| <= max_net
     leverage cap              -> scale w so sum|w| <= max_leverage
@@ -408,6 +410,19 @@ def risk_step(
             if scale < 1.0:
                 for i in range(n):
                     if caps[2 * n + i] == a:
+                        out[i] = out[i] * scale
+                if scale < worst:
+                    worst = scale
+        if n_acc > 1:
+            # across venues: all the collateral posted (cash spot in full, margin 1/leverage) comes
+            # out of one equity, so its sum is at most 1 (two cash accounts cannot each be full)
+            need = 0.0
+            for i in range(n):
+                need += caps[3 * n + i] * abs(out[i])
+            if need > 1.0:
+                scale = 1.0 / need
+                for i in range(n):
+                    if caps[3 * n + i] > 0.0:
                         out[i] = out[i] * scale
                 if scale < worst:
                     worst = scale

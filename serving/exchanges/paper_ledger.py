@@ -6,9 +6,11 @@ coin-margined account in the coin. This statement is fed every fill, funding set
 the venue sees and keeps :class:`dea.backtest.ledger.ContractLedger` balances: positions in
 contracts, equity and maintenance margin in BTC for a COIN-M account, in USDT for a USDT-M one.
 
-A fill of ``q`` base units at ``P`` on an inverse contract is ``N = q * P`` of contract notional
-(the venue's fills are in the linear-equivalent unit, :mod:`dea.risk.margin`); its fee is charged
-at the same rate as the venue charged it.
+A fill of ``q`` base units on an inverse contract (the venue's fills are in the linear-equivalent
+unit, :mod:`dea.risk.margin`) moves the contract notional as the exchange books it
+(:func:`dea.risk.margin.contract_notional_after`, the vectorised backtest's rule too): opening or
+adding ``q * P``, reducing pro rata at the entry price, so a closed position holds no contracts.
+Its fee is charged at the same rate as the venue charged it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dea.errors import RiskError
 from dea.config.accounts import AccountsConfig
 from dea.execution.fills import Fill
 from dea.instruments import Instrument
+from dea.risk import margin as M
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class PaperStatement:
                  initial: Mapping[str, float] | None) -> None:
         self.instruments = tuple(instruments)
         self.ledger = ContractLedger(instruments, accounts, initial)
+        self._q = [0.0] * len(self.instruments)  # each position in the venue's (linear-equivalent) unit
         #: what the statement could not book (a fill at a non-finite price reaching the account
         #: with the guards off): logged, counted and shown by :meth:`statement`, never raised
         #: into the venue, which keeps trading on its own account
@@ -52,11 +56,19 @@ class PaperStatement:
         inst = self.instruments[fill.index]
         notional = abs(fill.qty) * fill.price
         rate = fill.fee / notional if notional > 0 else 0.0
-        size = fill.qty * fill.price if inst.inverse else fill.qty
-        if self.ledger.accounts[self.ledger.account_of[fill.index]].liquidated:
+        i = fill.index
+        q0 = self._q[i]
+        q1 = q0 + fill.qty
+        q1 = 0.0 if abs(q1) <= 1e-12 * max(abs(fill.qty), abs(q0)) else q1
+        if inst.inverse and math.isfinite(fill.price):
+            size = M.contract_notional_after(self.ledger.size[i], q0, q1, fill.price) - self.ledger.size[i]
+        else:
+            size = fill.qty
+        if self.ledger.accounts[self.ledger.account_of[i]].liquidated:
             return
+        self._q[i] = q1
         self._guard(f"fill of {inst.symbol} at {fill.price}", lambda: self.ledger.fill(
-            fill.index, size, fill.price, rate, strict=False))
+            i, size, fill.price, rate, strict=False))
 
     def on_mark(self, index: int, price: float) -> None:
         """Mark at a good price; a missing or non-finite one keeps the last good mark (the market-

@@ -76,3 +76,21 @@ def test_statement_stops_visibly_at_a_fill_it_cannot_book():
     st.on_fill(Fill(0, T, 0.1, float("inf"), 0.0, 0.0, 0.0))
     out = st.statement()
     assert list(out) == ["error"] and "not a positive finite number" in out["error"]["errors"][0]
+
+
+def test_paper_statement_closes_inverse_contracts_at_their_entry():
+    """Long 0.2 BTC-equivalent at 50,000 = 100 contracts; selling 0.1 at 62,500 closes 50 of them
+    (the venue keeps the 50,000 entry), not 0.1 * 62,500 / 100 = 62.5; selling the rest leaves 0
+    contracts and the coin PnL 10,000 * (1/50,000 - 1/62,500) = 0.04 BTC in the wallet."""
+    accs = AccountsConfig(list=[{"name": "cm", "venue": "binance_cm", "collateral": "BTC"}])
+    inv = INV.model_copy(update={"taker_fee": 0.0, "maker_fee": 0.0})
+    ex = PaperExchange([inv], NO_COSTS, accounts=accs, initial_collateral={"cm": 1.0})
+    ex.on_market(_bar(T, 50_000.0))
+    ex.submit([Order("BTCUSD_PERP", 0, 0.2, T, T, 50_000.0, "o1")], np.array([50_000.0]))
+    ex.on_market(_bar(T + 1, 62_500.0))
+    ex.submit([Order("BTCUSD_PERP", 0, -0.1, T + 1, T + 1, 62_500.0, "o2")], np.array([62_500.0]))
+    assert ex.statement()["cm"]["positions"]["BTCUSD_PERP"] == pytest.approx(50.0)
+    ex.submit([Order("BTCUSD_PERP", 0, -0.1, T + 1, T + 1, 62_500.0, "o3")], np.array([62_500.0]))
+    st = ex.statement()["cm"]
+    assert st["positions"]["BTCUSD_PERP"] == 0.0
+    assert st["equity"] == pytest.approx(1.0 + 10_000 * (1 / 50_000 - 1 / 62_500))

@@ -176,3 +176,46 @@ def test_generated_names_parse_back(strike: float, expected: str) -> None:
     assert name == expected
     c = parse_option_name(name)
     assert (c.strike, c.expiry_ns, c.is_call) == (strike, DAYS[2], False)
+
+
+TARDIS_HEADER = (
+    "exchange,symbol,timestamp,local_timestamp,type,strike_price,expiration,open_interest,last_price,bid_price,"
+    "bid_amount,bid_iv,ask_price,ask_amount,ask_iv,mark_price,mark_iv,underlying_index,underlying_price,delta,"
+    "gamma,vega,theta,rho\n"
+)
+
+
+def test_worked_example_with_a_chain_source_prices_from_its_marks(repo_root: Path, shared_data: Path, tmp_path: Path) -> None:
+    """The worked example with ``marks:`` a Tardis options_chain file holding one mark of the first
+    put, a day after it was bought: that decision is priced from the snapshot (2,000 USD = 0.05 BTC
+    at a 40,000 forward), every other from DVOL, and the equity moves by the difference."""
+    import yaml
+
+    from dea.backtest.options_overlay import run_experiment
+
+    raw = yaml.safe_load((repo_root / "configs" / "btc_put_overlay.yaml").read_text())
+    for key in ("prices", "funding"):
+        raw[key]["path"] = str((repo_root / "configs" / raw[key]["path"]).resolve())
+    raw["iv"]["dvol"] = str((repo_root / "configs" / raw["iv"]["dvol"]).resolve())
+    raw["end"] = "2023-04-10"
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump(raw))
+    _, base, _ = run_experiment(plain)
+    roll = next(e for e in base.events if e["event"] == "roll")
+    opt = parse_option_name(roll["instrument"])
+    t = int(base.ts[1])  # the decision after the roll
+    us = t // 1000
+    row = (f"deribit,{opt.name},{us},{us},put,{opt.strike:g},{opt.expiry_ns // 1000},1,0.05,0.049,1,50,0.051,1,52,"
+           f"0.05,51,BTC-index,40000,-0.2,0.0001,20,-30,-1\n")
+    (tmp_path / "chain.csv").write_text(TARDIS_HEADER + row)
+    raw["marks"] = {"name": "chain", "kind": "option_chain", "format": "tardis_options_chain", "path": str(tmp_path / "chain.csv")}
+    marked = tmp_path / "marked.yaml"
+    marked.write_text(yaml.safe_dump(raw))
+    _, res, _ = run_experiment(marked)
+    assert res.priced_from["snapshot"] == 1 and res.priced_from["model"] == base.priced_from["model"] - 1
+    # the put marked at 2,000 USD instead of its model value: equity up by contracts x the difference
+    d1 = res.equity[1] - base.equity[1]
+    assert d1 > 0 and d1 / res.option_contracts[1] < 2_000.0
+    # the next decision is model-priced again, so the revaluation reverses; what is left is the
+    # perpetual's one-day return on the equity difference (exposure 1.0 of equity), a few % of it
+    assert abs(res.equity[2] - base.equity[2]) < 0.1 * d1

@@ -83,7 +83,13 @@ def _match_columns(path: Path, cols: list[str]) -> Detection:
     s = set(cols)
     low = {c.lower() for c in cols}
     name = path.name.lower()
+    if {"instrument_name", "mark_price", "underlying_price"} <= s and ("greeks" in s or "greeks.delta" in s):
+        return _data(path, "deribit_ticker", ("option_chain",), note="Deribit public-ticker option chain (instrument_name, greeks)")
+    if low == {"date", "dvol"}:
+        return _data(path, "deribit_dvol", ("exogenous",), note="Deribit DVOL implied-volatility index (Date,DVOL)")
     if {"exchange", "symbol", "timestamp", "local_timestamp"} <= s:
+        if {"strike_price", "expiration", "mark_iv"} <= s:
+            return _data(path, "tardis_options_chain", ("option_chain",))
         if any(c.startswith(("asks[", "bids[")) for c in cols):
             return _data(path, "tardis_book_snapshot", ("book",))
         if "is_snapshot" in s:

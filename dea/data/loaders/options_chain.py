@@ -22,63 +22,56 @@ Formats: ``deribit_ticker`` (flattened ``greeks.delta`` columns, 2021 dumps, or 
 ``exchange, symbol, timestamp, local_timestamp, type, strike_price, expiration, open_interest,
 last_price, bid_price, bid_amount, bid_iv, ask_price, ask_amount, ask_iv, mark_price, mark_iv,
 underlying_index, underlying_price, delta, gamma, vega, theta, rho``; µs times, IVs in percent).
-These tables are not a canonical store kind (:mod:`dea.data.schema`), so the loaders are called
-directly rather than through ``data.sources``.
+The chain is the store kind ``option_chain`` (:mod:`dea.data.schema`) and DVOL an ``exogenous``
+series (``dvol``, entity the coin), so all three formats are ``data.sources`` formats that ``dea data
+ingest`` validates and stores like any other (``format: deribit_ticker | tardis_options_chain``
+with ``kind: option_chain``, options ``multipliers`` / ``interest_rate``; ``format: deribit_dvol``
+with ``kind: exogenous`` and ``entity: BTC``). The path-based functions below are the same
+readers for callers that hold a file (the overlay backtest, the greeks checks).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from pydantic import Field
+
+from dea.config.base import StrictModel
 from dea.data.config import SourceConfig
+from dea.data.loaders.build import canonical
 from dea.data.loaders.coerce import to_float64, to_ns
-from dea.data.loaders.context import LoadContext
+from dea.data.loaders.context import LoadContext, NoOptions
 from dea.data.loaders.tabular import column, read_any
+from dea.data.schema import SCHEMAS
 from dea.data.validate import ValidationReport
-from dea.errors import DataFormatError
+from dea.errors import ConfigError, DataFormatError
 from dea.options.black76 import OptionError
 from dea.options.contracts import parse_option_names
 from dea.timeutil import parse_duration
 
-OPTION_CHAIN_SCHEMA = pa.schema(
-    [
-        pa.field("ts_event", pa.int64(), nullable=False),
-        pa.field("available_at", pa.int64(), nullable=False),
-        pa.field("instrument", pa.string(), nullable=False),
-        pa.field("underlying", pa.string(), nullable=False),
-        pa.field("expiry_ns", pa.int64(), nullable=False),
-        pa.field("strike", pa.float64(), nullable=False),
-        pa.field("is_call", pa.bool_(), nullable=False),
-        pa.field("multiplier", pa.float64(), nullable=False),
-        pa.field("premium_currency", pa.string(), nullable=False),
-        pa.field("underlying_price", pa.float64()),
-        pa.field("index_price", pa.float64()),
-        pa.field("interest_rate", pa.float64()),
-        pa.field("mark_price", pa.float64()),
-        pa.field("mark_iv", pa.float64()),
-        pa.field("bid_price", pa.float64()),
-        pa.field("ask_price", pa.float64()),
-        pa.field("bid_iv", pa.float64()),
-        pa.field("ask_iv", pa.float64()),
-        pa.field("open_interest", pa.float64()),
-        pa.field("delta", pa.float64()),
-        pa.field("gamma", pa.float64()),
-        pa.field("vega", pa.float64()),
-        pa.field("theta", pa.float64()),
-    ]
-)
+OPTION_CHAIN_SCHEMA = SCHEMAS["option_chain"]
 _GREEKS = ("delta", "gamma", "vega", "theta")
 
 
-def _context(path: Path, fmt: str, lag: str) -> LoadContext:
-    # The chain is not a store kind; the context only carries the file, the lag and the report.
-    src = SourceConfig(name=path.name, kind="mark", format=fmt, path=str(path), publication_lag=lag)
-    return LoadContext(path=path, src=src, report=ValidationReport(source=path.name, path=str(path)), kind="option_chain")
+def _context(path: Path, fmt: str, lag: str, kind: str = "option_chain") -> LoadContext:
+    """A load context for the path-based readers (no ``data.sources`` entry behind them)."""
+    src = SourceConfig(name=path.name, kind=kind, format=fmt, path=str(path), publication_lag=lag)
+    return LoadContext(path=path, src=src, report=ValidationReport(source=path.name, path=str(path)), kind=kind)
+
+
+class ChainOptions(StrictModel):
+    """``options`` of a chain source: ``multipliers`` (underlying -> units per contract, for
+    underlyings :mod:`dea.options.contracts` does not know) and, for Tardis (which has no rate
+    column), the venue's ``interest_rate``."""
+
+    multipliers: dict[str, float] = Field(default_factory=dict)
+    interest_rate: float = 0.0
 
 
 def _num(table: pa.Table, name: str, ctx: LoadContext) -> np.ndarray:
@@ -166,8 +159,22 @@ def _table(cols: dict[str, object], n: int) -> pa.Table:
 
 def load_deribit_ticker(path: str | Path, *, publication_lag: str = "0s", multipliers: Mapping[str, float] | None = None) -> tuple[pa.Table, ValidationReport]:
     """A Deribit public-ticker dump (one row per instrument per poll) as an option-chain table."""
-    path = Path(path)
-    ctx = _context(path, "deribit_ticker", publication_lag)
+    ctx = _context(Path(path), "deribit_ticker", publication_lag)
+    cols, n = _ticker_columns(ctx, multipliers)
+    ctx.report.rows_in = ctx.report.rows_out = n
+    return _table(cols, n), ctx.report
+
+
+def load_deribit_ticker_source(ctx: LoadContext) -> pa.Table:
+    """``format: deribit_ticker`` (kind ``option_chain``) for ``data.sources`` / ``dea data ingest``."""
+    o = ctx.options(ChainOptions)
+    if o.interest_rate:
+        ctx.fail("option interest_rate applies to tardis_options_chain; the Deribit ticker has its own column", cls=ConfigError)
+    cols, n = _ticker_columns(ctx, o.multipliers or None)
+    return canonical("option_chain", cols, np.arange(n, dtype=np.int64))
+
+
+def _ticker_columns(ctx: LoadContext, multipliers: Mapping[str, float] | None) -> tuple[dict[str, object], int]:
     table = read_any(ctx)
     c = _contracts(ctx, column(table, "instrument_name", ctx, "instrument"), multipliers)
     ts = to_ns(column(table, "timestamp", ctx, "exchange time"), "timestamp", "ms", ctx)
@@ -187,7 +194,7 @@ def load_deribit_ticker(path: str | Path, *, publication_lag: str = "0s", multip
     ask, ask_iv = _empty_side(ctx, _num(table, "best_ask_price", ctx), _num(table, "ask_iv", ctx), "ask")
     cols = {
         "ts_event": ts,
-        "available_at": ts + parse_duration(publication_lag),
+        "available_at": ts + ctx.lag_ns,
         **_contract_columns(c),
         "underlying_price": _num(table, "underlying_price", ctx),
         "index_price": _num(table, "index_price", ctx),
@@ -201,8 +208,7 @@ def load_deribit_ticker(path: str | Path, *, publication_lag: str = "0s", multip
         "open_interest": _num(table, "open_interest", ctx),
         **greeks,
     }
-    ctx.report.rows_in = ctx.report.rows_out = table.num_rows
-    return _table(cols, table.num_rows), ctx.report
+    return cols, table.num_rows
 
 
 def load_tardis_options_chain(
@@ -210,8 +216,22 @@ def load_tardis_options_chain(
 ) -> tuple[pa.Table, ValidationReport]:
     """A Tardis ``options_chain`` CSV (plain or gzip). Tardis has no rate column: ``interest_rate``
     is the venue's (Deribit prices its options at 0) and is written into every row."""
-    path = Path(path)
-    ctx = _context(path, "tardis_options_chain", "0s")
+    ctx = _context(Path(path), "tardis_options_chain", "0s")
+    cols, n = _tardis_columns(ctx, interest_rate, multipliers)
+    ctx.report.rows_in = ctx.report.rows_out = n
+    return _table(cols, n), ctx.report
+
+
+def load_tardis_options_chain_source(ctx: LoadContext) -> pa.Table:
+    """``format: tardis_options_chain`` (kind ``option_chain``) for ``data.sources``."""
+    o = ctx.options(ChainOptions)
+    if ctx.lag_ns:
+        ctx.fail("Tardis rows carry their receive time (local_timestamp); publication_lag does not apply", cls=ConfigError)
+    cols, n = _tardis_columns(ctx, o.interest_rate, o.multipliers or None)
+    return canonical("option_chain", cols, np.arange(n, dtype=np.int64))
+
+
+def _tardis_columns(ctx: LoadContext, interest_rate: float, multipliers: Mapping[str, float] | None) -> tuple[dict[str, object], int]:
     table = read_any(ctx)
     c = _contracts(ctx, column(table, "symbol", ctx, "instrument"), multipliers)
     ts = to_ns(column(table, "timestamp", ctx, "exchange time"), "timestamp", "us", ctx)
@@ -238,8 +258,7 @@ def load_tardis_options_chain(
         "open_interest": _num(table, "open_interest", ctx),
         **{k: _num(table, k, ctx) for k in _GREEKS},
     }
-    ctx.report.rows_in = ctx.report.rows_out = n
-    return _table(cols, n), ctx.report
+    return cols, n
 
 
 def load_deribit_dvol(path: str | Path, *, publication_lag: str = "0s") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -247,8 +266,31 @@ def load_deribit_dvol(path: str | Path, *, publication_lag: str = "0s") -> tuple
     ``(ts_event, available_at, iv)``: ``ts_event`` is the day's open (00:00 UTC), the value is
     known at the day's close plus ``publication_lag``, ``iv`` is a fraction. Duplicated days and
     non-positive or missing values are refused."""
-    path = Path(path)
-    ctx = _context(path, "deribit_dvol", publication_lag)
+    ctx = _context(Path(path), "deribit_dvol", publication_lag, kind="exogenous")
+    ts, iv = _dvol_rows(ctx)
+    return ts, ts + parse_duration("1d") + ctx.lag_ns, iv
+
+
+def load_deribit_dvol_source(ctx: LoadContext) -> pa.Table:
+    """``format: deribit_dvol`` (kind ``exogenous``, ``entity`` the coin; without it, the one of
+    BTC/ETH the file name names, reported): series ``dvol``, a fraction, stamped by the day's open
+    and known at its close plus ``publication_lag``."""
+    ctx.options(NoOptions)
+    entity = ctx.src.entity
+    if not entity:  # Deribit publishes DVOL for BTC and ETH: a file named for one of them says which
+        coins = [t.upper() for t in re.split(r"[-_.]", ctx.path.name.lower()) if t in ("btc", "eth")]
+        if len(coins) != 1:
+            ctx.fail("a DVOL source needs 'entity' (the coin whose implied volatility it is, e.g. BTC)", cls=ConfigError)
+        entity = coins[0]
+        ctx.report.add("entity_inferred", 1, None, f"entity {entity} taken from the file name", "used")
+    ts, iv = _dvol_rows(ctx)
+    cols = {"ts_event": ts, "available_at": ts + parse_duration("1d") + ctx.lag_ns, "series": "dvol",
+            "entity": entity, "value": iv}
+    return canonical("exogenous", cols, np.arange(len(ts), dtype=np.int64))
+
+
+def _dvol_rows(ctx: LoadContext) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted day opens and DVOL fractions; duplicated days and non-positive values refused."""
     table = read_any(ctx)
     ts = to_ns(column(table, "Date", ctx, "date"), "Date", "iso", ctx)
     iv = _num(table, "DVOL", ctx)
@@ -260,4 +302,4 @@ def load_deribit_dvol(path: str | Path, *, publication_lag: str = "0s") -> tuple
     dup = np.diff(ts) == 0
     if dup.any():
         ctx.fail(f"day {np.datetime64(int(ts[1:][dup][0]), 'ns')} appears more than once", row=int(order[1:][dup][0]))
-    return ts, ts + parse_duration("1d") + parse_duration(publication_lag), iv / 100.0
+    return ts, iv / 100.0
