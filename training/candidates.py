@@ -35,19 +35,30 @@ _FORBIDDEN = ("training.candidates", "training.splits", "training.test_start", "
 
 
 #: how much a candidate fits from the data (the one-standard-error rule prefers less)
-COMPLEXITY = {"base": 0, "forecast": 1, "linear": 2}
-_MOST_COMPLEX = 3
+COMPLEXITY = {"base": 0.0, "forecast": 1.0, "linear": 2.0}
+_MOST_COMPLEX = 3.0
+#: a learned part over a base has one component more than the same part alone
+_OVER_A_BASE = 0.5
+
+
+def candidate_complexity(cfg: ExperimentConfig) -> float:
+    """0 = the base alone, 1 = the closed-form forecast, 2 = linear, 3 = every deeper kind, plus
+    0.5 when the learned part sits on a base (base and adjustment: two components where the part
+    alone is one). The one-standard-error rule takes the least complex of near-equal candidates."""
+    kind = cfg.model.kind
+    extra = _OVER_A_BASE if kind != "base" and cfg.model.base.kind != "none" else 0.0
+    return COMPLEXITY.get(kind, _MOST_COMPLEX) + extra
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate: a label for tables, its resolved config and its complexity (0 = the base
-    alone, 1 = the closed-form forecast, 2 = linear, 3 = every deeper kind)."""
+    """One candidate: a label for tables, its resolved config and its complexity
+    (:func:`candidate_complexity`)."""
 
     label: str
     overrides: dict[str, Any]
     cfg: ExperimentConfig
-    complexity: int = _MOST_COMPLEX
+    complexity: float = _MOST_COMPLEX
 
 
 @dataclass
@@ -116,8 +127,7 @@ def resolve_candidates(cfg: ExperimentConfig) -> list[Candidate]:
                 f"training.candidates[{j}] {ov} needs other features than the configured model "
                 f"(a base kind needing the momentum feature?); add them to features.set so every candidate sees the same inputs"
             )
-        out.append(Candidate(label=candidate_label(ov), overrides=dict(ov), cfg=cc,
-                             complexity=COMPLEXITY.get(cc.model.kind, _MOST_COMPLEX)))
+        out.append(Candidate(label=candidate_label(ov), overrides=dict(ov), cfg=cc, complexity=candidate_complexity(cc)))
     labels = [c.label for c in out]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"training.candidates lists the same candidate twice: {labels}")
@@ -168,7 +178,7 @@ def sharpe_difference_se(a: np.ndarray, b: np.ndarray, periods_per_year: float) 
     return float((za - zb).std(ddof=1) / math.sqrt(n) * math.sqrt(periods_per_year))
 
 
-def choose(scores: list[float], std_errors: list[float], complexity: list[int]) -> int:
+def choose(scores: list[float], std_errors: list[float], complexity: list[float]) -> int:
     """The one-standard-error rule (Hastie, Tibshirani & Friedman, ESL 7.10): among the candidates
     whose score is within one standard error of the best score, the least complex one; ties go to
     the higher score, then to the earlier candidate.
@@ -223,5 +233,5 @@ def select(
     return Selection(chosen=chosen, scores=scores, std_errors=ses), trained
 
 
-__all__ = ["COMPLEXITY", "Candidate", "Selection", "block_net_returns", "candidate_label", "choose", "resolve_candidates",
+__all__ = ["COMPLEXITY", "Candidate", "candidate_complexity", "Selection", "block_net_returns", "candidate_label", "choose", "resolve_candidates",
            "select", "selection_pbo", "sharpe_difference_se", "validation_sharpe"]

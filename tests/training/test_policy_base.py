@@ -174,6 +174,8 @@ def test_candidates_may_not_change_the_inputs(repo_root) -> None:
     # the forecast alone may hold what base plus adjustment could: max_tilt 0.5 + 1 + max_scale 0.5
     alone = ok[2].cfg.model
     assert alone.base.kind == "none" and alone.adjust.vol_scaling and alone.adjust.max_tilt == 2.0
+    # the one-standard-error rule's order: base alone < forecast alone < forecast over the base < mlp over it
+    assert [c.complexity for c in ok] == [3.5, 1.5, 1.0, 0.0]
     # a configured forecast policy with no base is not listed twice; no base candidate without a base
     plain = load_config(repo_root / "configs" / "demo.yaml", ["model.kind=forecast", "model.base.kind=none"])
     assert [c.label for c in resolve_candidates(plain)] == ["configured"]
