@@ -26,6 +26,8 @@ from serving.observability import LoopMetrics
 from serving.runner import PolicyRunner
 
 log = logging.getLogger("dea.serving.app")
+#: a replay's progress line at most this often (seconds) in a log; a terminal gets tqdm's bar
+REPLAY_PROGRESS_INTERVAL_S = 10.0
 
 
 @dataclass
@@ -177,6 +179,19 @@ def guard_drift(loop: LiveLoop, cfg: ExperimentConfig, runner: PolicyRunner, met
     return attach_to_loop(loop, guard)
 
 
+def replay_progress(loop: LiveLoop) -> Any:
+    """The one-line progress of a replay (:mod:`dea.progress`, as every long step shows it),
+    counted in decisions: the total is known when the clock's start and end are (a table
+    replay), otherwise the line counts without an estimate. A log line at most every
+    :data:`REPLAY_PROGRESS_INTERVAL_S`, so a replay of years writes a handful, not thousands."""
+    from dea.progress import Progress
+
+    total = None
+    if loop.next_t is not None and loop.clock_end is not None and loop.clock_end >= loop.next_t:
+        total = (loop.clock_end - loop.next_t) // loop.step + 1
+    return Progress("replay", total, unit="decision", min_interval=REPLAY_PROGRESS_INTERVAL_S)
+
+
 def run_serve(
     cfg: ExperimentConfig,
     *,
@@ -233,6 +248,7 @@ def run_serve(
         if feed == "replay" or feed.startswith("replay:"):
             events, kwargs = build_replay(feed, cfg, start=t_start, end=t_end)
             loop = LiveLoop(cfg, slot, ex, jr, trade_from=t_start, **common, **kwargs)
+            loop.progress = replay_progress(loop)
             source = events(loop)
         else:
             loop = LiveLoop(cfg, slot, ex, jr, **common)
@@ -254,6 +270,8 @@ def run_serve(
         try:
             summary = loop.run(source, max_events=max_events)
         finally:
+            if loop.progress is not None:
+                loop.progress.close()
             stop = getattr(source, "stop", None)
             if stop is not None:
                 stop()

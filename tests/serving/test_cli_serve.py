@@ -25,8 +25,14 @@ def test_dea_serve_replays_held_out_bars_after_a_warm_up(bars_config_path, bars_
         "--journal", str(tmp_path / "j.sqlite"), "--start", "2024-02-26", "--log-format", "text",
     ])
     assert code == 0
-    report = _summary(capsys)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out[captured.out.index("{"):])
     s = report["this_run"]
+    # the replay reports its progress like every long step, in decisions; a short replay writes
+    # only its last line (one line per 10 s at most), and every decision is counted in it
+    progress = [ln for ln in captured.err.splitlines() if ln.startswith("replay: ")]
+    n = s["decisions"] + s["warmup_decisions"]  # a first run: no silent (restart) decisions
+    assert progress == [progress[-1]] and progress[-1].startswith(f"replay: {n}/{n} decisions, "), captured.err
     assert s["warmup_decisions"] > 100 and s["decisions"] > 50 and s["fills"] > 0
     # the summary is in human units: ISO times, PnL %, costs, the model's digest
     assert s["first_decision"] == "2024-02-26T00:00:00Z" and report["account"]["first_decision"] == s["first_decision"]
