@@ -48,21 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--standby", action="store_true",
                    help="hot standby: wait until the journal's writer lease expires, then take over")
     p.add_argument("--raw-summary", action="store_true", help="print the loop's raw counters instead of the summary")
-    p.add_argument("--log-format", choices=("json", "text"), default="json")
-    p.set_defaults(handler=_handle)
+    # logs: --log-format (every command's output flag), json by default here for log collectors
+    p.set_defaults(handler=_handle, default_log_format="json")
 
 
 def _handle(args: argparse.Namespace) -> int:
-    import logging
-
     from dea.config import load_config
+    from serving.app import run_serve
 
     cfg = load_config(args.config, args.overrides)
-    from serving.app import run_serve
-    from serving.observability import configure_json_logging
-
-    if args.log_format == "json":  # text: the handler dea.cli.output.configure_logging installed
-        configure_json_logging(logging.INFO)
     tracking = args.tracking_uri or cfg.tracking.uri
     with _graceful_stop() as stop:
         summary = run_serve(
