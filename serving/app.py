@@ -256,9 +256,12 @@ def run_serve(
         loop.lease, loop.stop_event = keeper, stop_event
         address = f"http://{host}:{server.server_port}/metrics" if server is not None else None
         ident = runner.describe()
+        # a registry source has a registry version; a file has only the run that trained it
+        version = (f"version {ident['version']}" if ident["version"] != ident["model_version"]
+                   else f"from a file (trained in run {ident['model_version']})")
         log.info(
-            "serving model %s version %s sha256 %s | feed %s | venue %s | journal %s | metrics %s%s",
-            ident["model_name"], ident["version"], ident["sha256"], feed, exchange, journal_path, address or "off",
+            "serving model %s %s sha256 %s | feed %s | venue %s | journal %s | metrics %s%s",
+            ident["model_name"], version, ident["sha256"], feed, exchange, journal_path, address or "off",
             " | took over as standby" if standby else "",
             extra={"event": "start", "model_name": ident["model_name"], "model_version": ident["version"],
                    "sha256": ident["sha256"], "feed": feed, "venue": exchange, "metrics": address,

@@ -234,7 +234,11 @@ def format_summary(result: "TrainResult") -> str:
         )
     lines.append(f"outputs:        {result.out_dir}")
     if "onnx" in result.paths:
-        lines.append(f"exported model: {result.paths['onnx']}")
+        from dea.model_artifact import read_manifest
+
+        manifest = read_manifest(result.paths["onnx"])
+        digest = f"  (sha256 {manifest.sha256[:12]}{', signed' if manifest.signature else ''})" if manifest else ""
+        lines.append(f"exported model: {result.paths['onnx']}{digest}")
     if result.registered is not None:
         lines.append(f"registered:     {result.registered.name} v{result.registered.version} (alias challenger)")
     if result.run_id:

@@ -33,6 +33,9 @@ def test_dea_serve_replays_held_out_bars_after_a_warm_up(bars_config_path, bars_
     progress = [ln for ln in captured.err.splitlines() if ln.startswith("replay: ")]
     n = s["decisions"] + s["warmup_decisions"]  # a first run: no silent (restart) decisions
     assert progress == [progress[-1]] and progress[-1].startswith(f"replay: {n}/{n} decisions, "), captured.err
+    # the start line: a file model has no registry version, only the run that trained it
+    start = next(ln for ln in captured.err.splitlines() if ln.startswith("serving model "))
+    assert "from a file (trained in run " in start and " | feed replay | venue paper | " in start and "metrics off" in start
     assert s["warmup_decisions"] > 100 and s["decisions"] > 50 and s["fills"] > 0
     # the summary is in human units: ISO times, PnL %, costs, the model's digest
     assert s["first_decision"] == "2024-02-26T00:00:00Z" and report["account"]["first_decision"] == s["first_decision"]
