@@ -623,7 +623,8 @@ def tune(
     parent_run_id(st, Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment, enabled=cfg.tracking.enabled), cfg, url)
     args = WorkerArgs(str(config.resolve()), tuple(overrides), url, name, trials, tracking_uri, verbosity=verbosity,
                       log_format=log_format)
-    log.info("tuning: study %r, %d trials over %s, %s", name, trials, ", ".join(cfg.tuning.space), dashboard_hint(url))
+    log.info("tuning: study %r, %d trial%s over %s; %s", name, trials, "" if trials == 1 else "s",
+             ", ".join(cfg.tuning.space), dashboard_hint(url))
     if jobs == 1:
         run_worker(args)
     else:
