@@ -448,7 +448,7 @@ class TuneSummary:
             lines.append(f"  {k} = {v}")
         n = self.n_complete + self.n_pruned
         lines.append(
-            f"deflated Sharpe ratio of the best trial, given {n} trials: {self.deflated_sharpe:.3f} "
+            f"deflated Sharpe ratio of the best trial, given {n} trial{'' if n == 1 else 's'}: {self.deflated_sharpe:.3f} "
             "(probability that its true Sharpe beats the best of as many unskilled trials)"
         )
         shown = ("sharpe", "annual_return", "annual_vol", "max_drawdown", "sortino", "turnover")
