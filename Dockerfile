@@ -3,10 +3,11 @@
 # pandas, MLflow or ccxt. Build: docker build -t dea-serve .
 # Run (paper exchange, replaying a store mounted beside the config):
 #   docker run --rm -v $PWD/configs:/app/configs -v $PWD/dea_store:/app/dea_store -v $PWD/runs:/app/runs \
-#     dea-serve serve --config configs/demo.yaml --model runs/<run>/policy.onnx \
-#     --feed replay --exchange paper
-# Real venues need the ccxt extra: build with --build-arg EXTRAS=serve,ccxt. Port 9108 is for
-# --metrics-port 9108 once the metrics host is configurable (they bind to 127.0.0.1 today).
+#     -p 9108:9108 dea-serve serve --config configs/demo.yaml --model runs/<run>/policy.onnx \
+#     --feed replay --exchange paper --metrics-port 9108 --metrics-host 0.0.0.0
+# Real venues need the ccxt extra: build with --build-arg EXTRAS=serve,ccxt. Port 9108 is the
+# Prometheus endpoint; --metrics-host 0.0.0.0 (or serving.metrics_host) lets a scraper outside
+# the container reach it (the default, 127.0.0.1, is the container's own loopback).
 # Expected size: ~0.5 GB (python:3.11-slim ~0.13 GB + the serve extra ~0.35 GB; see README).
 
 FROM python:3.11-slim AS wheel

@@ -26,6 +26,8 @@ from serving.observability import LoopMetrics
 from serving.runner import PolicyRunner
 
 log = logging.getLogger("dea.serving.app")
+#: a replay's progress line at most this often (seconds) in a log; a terminal gets tqdm's bar
+REPLAY_PROGRESS_INTERVAL_S = 10.0
 
 
 @dataclass
@@ -224,6 +226,19 @@ def guard_drift(loop: LiveLoop, cfg: ExperimentConfig, runner: PolicyRunner, met
     return attach_to_loop(loop, guard)
 
 
+def replay_progress(loop: LiveLoop) -> Any:
+    """The one-line progress of a replay (:mod:`dea.progress`, as every long step shows it),
+    counted in decisions: the total is known when the clock's start and end are (a table
+    replay), otherwise the line counts without an estimate. A log line at most every
+    :data:`REPLAY_PROGRESS_INTERVAL_S`, so a replay of years writes a handful, not thousands."""
+    from dea.progress import Progress
+
+    total = None
+    if loop.next_t is not None and loop.clock_end is not None and loop.clock_end >= loop.next_t:
+        total = (loop.clock_end - loop.next_t) // loop.step + 1
+    return Progress("replay", total, unit="decision", min_interval=REPLAY_PROGRESS_INTERVAL_S)
+
+
 def run_serve(
     cfg: ExperimentConfig,
     *,
@@ -292,6 +307,7 @@ def run_serve(
         if feed == "replay" or feed.startswith("replay:"):
             events, kwargs = build_replay(feed, cfg, start=t_start, end=t_end)
             loop = make(cfg, slot, ex, jr, trade_from=t_start, **common, **kwargs)
+            loop.progress = replay_progress(loop)
             source = events(loop)
         else:
             loop = make(cfg, slot, ex, jr, **common)
@@ -302,9 +318,12 @@ def run_serve(
             loop.on_takeover = start_metrics
         address = f"http://{host}:{server.server_port}/metrics" if server is not None else None
         ident = runner.describe()
+        # a registry source has a registry version; a file has only the run that trained it
+        version = (f"version {ident['version']}" if ident["version"] != ident["model_version"]
+                   else f"from a file (trained in run {ident['model_version']})")
         log.info(
-            "serving model %s version %s sha256 %s | feed %s | venue %s | journal %s | metrics %s%s",
-            ident["model_name"], ident["version"], ident["sha256"], feed, exchange, journal_path, address or "off",
+            "serving model %s %s sha256 %s | feed %s | venue %s | journal %s | metrics %s%s",
+            ident["model_name"], version, ident["sha256"], feed, exchange, journal_path, address or "off",
             " | standby: following until the lease expires" if standby else "",
             extra={"event": "start", "model_name": ident["model_name"], "model_version": ident["version"],
                    "sha256": ident["sha256"], "feed": feed, "venue": exchange, "metrics": address,
@@ -316,6 +335,8 @@ def run_serve(
         try:
             summary = loop.run(source, max_events=max_events)
         finally:
+            if loop.progress is not None:
+                loop.progress.close()
             stop = getattr(source, "stop", None)
             if stop is not None:
                 stop()

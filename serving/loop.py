@@ -232,6 +232,9 @@ class LiveLoop:
         self.stop_event: Any = None
         #: a :class:`serving.lease.LeaseKeeper` whose ``lost`` flag stops the loop
         self.lease: Any = None
+        #: a :class:`dea.progress.Progress` advanced once per decision (``dea serve`` sets one for
+        #: a replay): on the decision path only, never per event, and thinned by its min_interval
+        self.progress: Any = None
         self.resume_after: int | None = None
         self._reconciled = False
         self._pending_events = 0
@@ -446,6 +449,7 @@ class LiveLoop:
         t_wall = time.perf_counter()
         n = 0
         step = self.step
+        progress = self.progress
         try:
             guard = self.guard
             for ev in feed:
@@ -465,6 +469,8 @@ class LiveLoop:
                     while self.next_t is not None and self.next_t < av and (self.clock_end is None or self.next_t <= self.clock_end):
                         self._decide(self.next_t, recv)
                         self.next_t += step
+                        if progress is not None:
+                            progress.advance()
                         if max_decisions is not None and self.summary.decisions >= max_decisions:
                             return self._finish(t_wall)
                 self._apply(ev)
@@ -482,6 +488,8 @@ class LiveLoop:
             while self.clock_end is not None and self.next_t is not None and self.next_t <= self.clock_end:
                 self._decide(self.next_t, time.perf_counter_ns())
                 self.next_t += step
+                if progress is not None:
+                    progress.advance()
         finally:
             self.summary.events += n
         return self._finish(t_wall)

@@ -1,20 +1,17 @@
-"""Prometheus metrics and structured (JSON) logs for the live loop.
+"""Prometheus metrics for the live loop.
 
 Every loop owns its own :class:`~prometheus_client.CollectorRegistry` (no process-global
 state: two loops in one process, or a test, never mix their counters). ``serve(port)`` exposes it
-over HTTP for scraping. Logs are one JSON object per line with a stable ``event`` key, so they
-can be shipped and queried without parsing prose.
+over HTTP for scraping. Its structured logs (one JSON object per line, ``dea serve``'s default)
+are the one log handler every command has: :func:`dea.cli.output.configure_logging`.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
 # decision latency buckets in seconds: 2 µs .. 10 ms
@@ -95,35 +92,3 @@ class LoopMetrics:
         """Expose ``/metrics`` on ``addr:port``; returns the server (``.shutdown()`` stops it)."""
         server, _thread = start_http_server(port, addr=addr, registry=self.registry)
         return server
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, event/message, and any ``extra`` fields."""
-
-    _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": round(record.created, 6),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in self._STD and not key.startswith("_"):
-                out[key] = value
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-
-
-def configure_json_logging(level: int = logging.INFO, stream: Any = None) -> logging.Handler:
-    """Route the ``dea`` loggers to ``stream`` (default stderr) as JSON lines."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    handler.set_name("dea-json")  # dea.cli.output.configure_logging removes it again by this name
-    logger = logging.getLogger("dea")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
-    return handler

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 
 import pytest
@@ -17,6 +18,7 @@ from dea.cli.output import (
     VERBOSE,
     RepeatedWarnings,
     configure_logging,
+    log_format,
     plain_text,
     subparsers_of,
     verbosity,
@@ -177,6 +179,47 @@ def test_logging_levels_and_silenced_banners() -> None:
         "progress line 2",
         "detail 2",
     ]
+
+
+def test_one_handler_in_text_or_json() -> None:
+    root = logging.getLogger()
+    old = root.level
+    text, js = io.StringIO(), io.StringIO()
+    try:
+        configure_logging(NORMAL, js, format="json")
+        lg = logging.getLogger("dea.serving.app")
+        lg.info("serving model %s", "m", extra={"event": "start", "model_version": "3"})
+        for _ in range(5):  # a collector counts events itself: JSON never thins repeated warnings
+            lg.warning("bar of %s quarantined", "BTC")
+        logging.getLogger("dea.progress").debug("hidden at NORMAL")
+        configure_logging(NORMAL, text)  # the same one handler, now text: nothing goes to js any more
+        lg.info("serving model %s", "m", extra={"event": "start"})
+        for _ in range(5):
+            lg.warning("bar of %s quarantined", "BTC")
+        ours = [h for h in root.handlers if h.get_name() == "dea-cli"]
+        assert len(ours) == 1 and not logging.getLogger("dea").handlers and logging.getLogger("dea").propagate
+        with pytest.raises(ValueError, match="log format must be one of text, json, got 'xml'"):
+            configure_logging(NORMAL, text, format="xml")
+    finally:
+        configure_logging(NORMAL, io.StringIO())
+        root.setLevel(old)
+    records = [json.loads(line) for line in js.getvalue().splitlines()]
+    assert records[0]["msg"] == "serving model m" and records[0]["event"] == "start" and records[0]["level"] == "info"
+    assert records[0]["model_version"] == "3" and records[0]["logger"] == "dea.serving.app"
+    assert [r["level"] for r in records[1:]] == ["warning"] * 5
+    assert text.getvalue().splitlines() == ["serving model m"] + ["warning: dea.serving.app: bar of BTC quarantined"] * 3 + [
+        "warning: dea.serving.app: BTC: further warnings like this are not shown (--verbose shows them)"]
+
+
+def test_log_format_flag_on_every_command_json_by_default_for_serve() -> None:
+    parser = build_parser()
+    assert log_format(parser.parse_args(["train", "--config", "x.yaml"])) == "text"
+    assert log_format(parser.parse_args(["--log-format", "json", "train", "--config", "x.yaml"])) == "json"
+    assert log_format(parser.parse_args(["tune", "--config", "x", "--trials", "1", "--log-format", "json"])) == "json"
+    serve = ["serve", "--config", "x", "--model", "m.onnx", "--feed", "replay"]
+    assert log_format(parser.parse_args(serve)) == "json"
+    assert log_format(parser.parse_args([*serve, "--log-format", "text"])) == "text"
+    assert log_format(parser.parse_args(["--log-format", "text", *serve])) == "text"
 
 
 def test_repeated_warnings_are_counted_not_repeated() -> None:

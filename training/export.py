@@ -175,7 +175,7 @@ def export_policy_report(
         raise
     write_model_manifest(path, meta)
     log.info(
-        "exported %s v%s to %s (parity max |diff| %.3g on %d rows)",
+        "exported %s (run %s) to %s (parity max |diff| %.3g on %d rows)",
         model_name, model_version, path, max_diff, int(validation[0].shape[0]),
     )
     return ExportReport(
@@ -197,7 +197,9 @@ def write_model_manifest(path: str | Path, meta: PolicyMetadata) -> Any:
     key = signing_key_from_env()
     manifest = write_manifest(path, model_name=meta.model_name, model_version=meta.model_version,
                               git_commit=git_commit(Path(__file__).parent), signing_key=key)
-    log.info("model %s: sha256 %s%s", path, manifest.sha256, " (signed)" if key is not None else "")
+    # DEBUG: a file is stamped again after each metadata write; its final digest is in the
+    # registration line and dea train's summary, not one line per intermediate state
+    log.debug("model %s: sha256 %s%s", path, manifest.sha256, " (signed)" if key is not None else "")
     return manifest
 
 

@@ -12,8 +12,10 @@ version as tags so the registry UI shows which feature spec a version needs.
 from __future__ import annotations
 
 import contextlib
-import os
+import io
 import logging
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +126,55 @@ def _signature_and_example(onnx_path: Path) -> tuple[Any, dict[str, np.ndarray]]
     return signature, example
 
 
+#: what ``mlflow.register_model`` prints itself (not through logging): DEA logs one line instead
+_MLFLOW_REGISTRATION_NOTES = re.compile(
+    r"^(Successfully registered model '.*'\.|Registered model '.*' already exists\. Creating a new version of this model\.\.\."
+    r"|Created version '\d+' of model '.*'\.)$"
+)
+
+
+class _DropLines(io.TextIOBase):
+    """A text stream that passes every line on to ``target`` except those ``pattern`` matches."""
+
+    def __init__(self, target: Any, pattern: re.Pattern[str]) -> None:
+        self.target, self.pattern, self._partial = target, pattern, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            if not self.pattern.match(line):
+                self.target.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            if not self.pattern.match(self._partial):
+                self.target.write(self._partial)
+            self._partial = ""
+        self.target.flush()
+
+
+@contextlib.contextmanager
+def _without_mlflow_registration_notes() -> Iterator[None]:
+    """Drop the two lines ``mlflow.register_model`` prints to stderr ("Successfully registered
+    model ...", "Created version ...": a second and third wording of DEA's own line). Everything
+    else written meanwhile, MLflow's warnings included, goes through unchanged; the prints are
+    matched by their text because MLflow offers no switch for them short of silencing its whole
+    logging stream (warnings too)."""
+    import sys
+
+    filtered = _DropLines(sys.stderr, _MLFLOW_REGISTRATION_NOTES)
+    try:
+        with contextlib.redirect_stderr(filtered):
+            yield
+    finally:
+        filtered.flush()
+
+
 def register_policy(
     onnx_path: str | Path,
     *,
@@ -171,16 +222,17 @@ def register_policy(
                 metadata={"dea": meta.to_props()},
             )
             active_run_id = run.info.run_id
-        version = mlflow.register_model(
-            info.model_uri,
-            registered_model,
-            tags={**{k: v[:5000] for k, v in meta.to_props().items()}, **identity},
-        )
+        with _without_mlflow_registration_notes():
+            version = mlflow.register_model(
+                info.model_uri,
+                registered_model,
+                tags={**{k: v[:5000] for k, v in meta.to_props().items()}, **identity},
+            )
         client = mlflow.MlflowClient()
         if alias:
             client.set_registered_model_alias(registered_model, alias, str(version.version))
-    log.info("registered %s version %s (%s) alias=%s sha256=%s", registered_model, version.version, info.model_uri,
-             alias, identity[TAG_SHA256])
+    log.info("registered model %s version %s%s (sha256 %s, run %s)", registered_model, version.version,
+             f" @{alias}" if alias else "", identity[TAG_SHA256][:12], active_run_id)
     return RegisteredPolicy(
         name=registered_model,
         version=str(version.version),

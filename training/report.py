@@ -198,18 +198,33 @@ def format_table(metrics: Mapping[str, Mapping[str, Any]], columns: Sequence[str
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in body)])
 
 
-def format_summary(result: "TrainResult") -> str:
-    """What ``dea train`` prints at the end."""
+def _span(start_ns: int, end_ns: int) -> str:
+    """``2018-10-02 .. 2020-07-26`` for whole days, full ISO times otherwise (hourly clocks)."""
+    a, b = iso(start_ns), iso(end_ns)
+    if a.endswith("T00:00:00Z") and b.endswith("T00:00:00Z"):
+        a, b = a[:10], b[:10]
+    return f"{a} .. {b}"
+
+
+def results_text(result: "TrainResult") -> str:
+    """The out-of-sample results: span, table, how to read it, the run's notes. One builder for
+    what ``dea train`` prints and what the README's generated block holds, so the two can never
+    differ."""
     clock = result.clock
-    lines = [
-        "",
-        f"out-of-sample {iso(int(clock[result.oos_start]))} .. {iso(int(clock[result.oos_stop - 1]))} "
-        f"({result.oos_stop - result.oos_start} decisions, {len(result.folds)} walk-forward folds), after costs:",
+    head = (f"out of sample {_span(int(clock[result.oos_start]), int(clock[result.oos_stop - 1]))}: "
+            f"{result.oos_stop - result.oos_start} decisions, {len(result.folds)} walk-forward folds, after costs")
+    return "\n".join([
+        head,
         format_table(table_metrics(result.metrics, result.significance)),
         "(policy-this: the policy's Sharpe minus the row's, 95% stationary-bootstrap CI, * = distinguishable from 0;",
         " *_raw rows: no risk engine, costs and funding only; costs are totals as fractions of equity)",
-        "",
-    ]
+        *(f"note: {n}" for n in result.notes),
+    ])
+
+
+def format_summary(result: "TrainResult") -> str:
+    """What ``dea train`` prints at the end: :func:`results_text`, then where everything went."""
+    lines = ["", results_text(result), ""]
     if result.exported is not None:
         e = result.exported
         lines.append(
@@ -217,13 +232,13 @@ def format_summary(result: "TrainResult") -> str:
             + ("refit on all data -- it SAW the test rows, so backtesting it over them is in sample"
                if e.saw_test_rows else "the last fold's model (trained before its test block)")
         )
-    lines += [f"note: {n}" for n in result.notes]
-    lines += [
-        "",
-        f"outputs:        {result.out_dir}",
-    ]
+    lines.append(f"outputs:        {result.out_dir}")
     if "onnx" in result.paths:
-        lines.append(f"exported model: {result.paths['onnx']}")
+        from dea.model_artifact import read_manifest
+
+        manifest = read_manifest(result.paths["onnx"])
+        digest = f"  (sha256 {manifest.sha256[:12]}{', signed' if manifest.signature else ''})" if manifest else ""
+        lines.append(f"exported model: {result.paths['onnx']}{digest}")
     if result.registered is not None:
         lines.append(f"registered:     {result.registered.name} v{result.registered.version} (alias challenger)")
     if result.run_id:
@@ -237,13 +252,8 @@ RESULTS_BLOCK_END = "<!-- /results:{name} -->"
 
 
 def results_block(result: "TrainResult") -> str:
-    """The out-of-sample table as a fenced text block, exactly as :func:`format_summary` prints it."""
-    clock = result.clock
-    head = (f"out of sample {iso(int(clock[result.oos_start]))[:10]} .. {iso(int(clock[result.oos_stop - 1]))[:10]}, "
-            f"{result.oos_stop - result.oos_start} decisions, {len(result.folds)} walk-forward folds, after costs")
-    body = format_table(table_metrics(result.metrics, result.significance))
-    notes = [f"note: {n}" for n in result.notes]
-    return "\n".join([head, "", "```text", body, *notes, "```"])
+    """:func:`results_text` as a fenced text block (the README's generated results)."""
+    return "\n".join(["```text", results_text(result), "```"])
 
 
 def update_results_block(path: Path, name: str, command: str, text: str) -> bool:

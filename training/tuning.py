@@ -333,6 +333,7 @@ class WorkerArgs:
     tracking_uri: str | None
     seed_offset: int = 0
     verbosity: int = 0  # dea.cli.output level, re-applied in spawned worker processes
+    log_format: str = "text"  # and its --log-format
 
 
 def run_worker(args: WorkerArgs) -> int:
@@ -411,7 +412,7 @@ def fail_running(study: Any, numbers: Sequence[int]) -> list[int]:
 def _worker_entry(args: WorkerArgs) -> int:  # top-level for multiprocessing's spawn
     from dea.cli.output import configure_logging
 
-    configure_logging(args.verbosity)  # a spawned process starts with no logging set up
+    configure_logging(args.verbosity, format=args.log_format)  # a spawned process starts with no logging set up
     return run_worker(args)
 
 
@@ -447,7 +448,7 @@ class TuneSummary:
             lines.append(f"  {k} = {v}")
         n = self.n_complete + self.n_pruned
         lines.append(
-            f"deflated Sharpe ratio of the best trial, given {n} trials: {self.deflated_sharpe:.3f} "
+            f"deflated Sharpe ratio of the best trial, given {n} trial{'' if n == 1 else 's'}: {self.deflated_sharpe:.3f} "
             "(probability that its true Sharpe beats the best of as many unskilled trials)"
         )
         shown = ("sharpe", "annual_return", "annual_vol", "max_drawdown", "sortino", "turnover")
@@ -596,6 +597,7 @@ def tune(
     tracking_uri: str | None = None,
     out_dir: str | Path | None = None,
     verbosity: int = 0,
+    log_format: str = "text",
 ) -> TuneSummary:
     """Run (or join) a study with ``jobs`` local worker processes; return the study's summary.
 
@@ -619,8 +621,10 @@ def tune(
 
     st = open_study(cfg, url, name)
     parent_run_id(st, Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment, enabled=cfg.tracking.enabled), cfg, url)
-    args = WorkerArgs(str(config.resolve()), tuple(overrides), url, name, trials, tracking_uri, verbosity=verbosity)
-    log.info("tuning: study %r, %d trials over %s, %s", name, trials, ", ".join(cfg.tuning.space), dashboard_hint(url))
+    args = WorkerArgs(str(config.resolve()), tuple(overrides), url, name, trials, tracking_uri, verbosity=verbosity,
+                      log_format=log_format)
+    log.info("tuning: study %r, %d trial%s over %s; %s", name, trials, "" if trials == 1 else "s",
+             ", ".join(cfg.tuning.space), dashboard_hint(url))
     if jobs == 1:
         run_worker(args)
     else:

@@ -124,9 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1
-    from dea.cli.output import configure_logging, verbosity
+    from dea.cli.output import configure_logging, log_format, verbosity
 
-    configure_logging(verbosity(args))
+    configure_logging(verbosity(args), format=log_format(args))
     try:
         with stop_signals_raise():
             result = args.handler(args)

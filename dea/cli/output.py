@@ -2,7 +2,8 @@
 
 ``--quiet`` (warnings and errors only, plus each command's result), the default (progress lines and
 what a step did) and ``--verbose`` (one line per training epoch, library debug output) are the same
-three levels on every command, set here once. The rest of DEA only logs; it never configures
+three levels on every command, set here once, and so is ``--log-format text|json`` (one handler,
+either format). The rest of DEA only logs; it never configures
 logging, so a library caller keeps control of its own.
 
 Silenced unless ``--verbose``: Lightning's per-trainer banners (``GPU available: False``, ``TPU
@@ -20,6 +21,8 @@ import os
 import re
 import sys
 from typing import TextIO
+
+import orjson
 
 #: third-party loggers reduced to warnings unless --verbose
 NOISY_LOGGERS: tuple[str, ...] = (
@@ -116,18 +119,50 @@ def verbosity(args: argparse.Namespace) -> int:
     return QUIET if quiet else (VERBOSE if verbose else NORMAL)
 
 
-def configure_logging(level: int = NORMAL, stream: TextIO | None = None) -> None:
-    """Install DEA's one stderr handler on the root logger (replacing an earlier one from a
-    previous in-process ``dea`` call) and set the third-party levels for ``level``."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record (``--log-format json``, the default of ``dea serve``, for log
+    collectors): time, level, logger, message, and every ``extra`` field the call passed (the
+    serve start line's model, feed, venue and metrics address)."""
+
+    _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in self._STD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+
+
+def configure_logging(level: int = NORMAL, stream: TextIO | None = None, *, format: str = "text") -> None:
+    """Install DEA's one log handler on the root logger, in ``format`` (``text``: plain lines for
+    people; ``json``: :class:`JsonFormatter`), and set the third-party levels for ``level``.
+
+    The handler is the only one DEA owns: a second call (a later in-process ``dea`` command,
+    another format) replaces it, so formats never stack and no logger is rerouted elsewhere.
+    Repeated warnings are thinned (:class:`RepeatedWarnings`) in text only: JSON lines go to a
+    collector, which must see one object per event to count them."""
+    if format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {format!r}")
     root = logging.getLogger()
     for h in list(root.handlers):
         if h.get_name() == _HANDLER_NAME:
             root.removeHandler(h)
     handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(_Format())
+    handler.setFormatter(JsonFormatter() if format == "json" else _Format())
     handler.addFilter(_DropTorchvisionNote())
-    if level != VERBOSE:
+    if level != VERBOSE and format == "text":  # a log collector gets every event: it counts them itself
         handler.addFilter(RepeatedWarnings())
     root.addHandler(handler)
     # a library's logging.config call (fileConfig / dictConfig with disable_existing_loggers, as
@@ -136,14 +171,6 @@ def configure_logging(level: int = NORMAL, stream: TextIO | None = None) -> None
     for name, lg in list(logging.root.manager.loggerDict.items()):
         if isinstance(lg, logging.Logger) and name.split(".")[0] in ("dea", "training", "serving"):
             lg.disabled = False
-    # an earlier `dea serve --log-format json` in this process routed "dea" to its own JSON
-    # handler and stopped propagation: this call's format wins
-    dea_logger = logging.getLogger("dea")
-    for h in list(dea_logger.handlers):
-        if h.get_name() == "dea-json":
-            dea_logger.removeHandler(h)
-            dea_logger.propagate = True
-            dea_logger.setLevel(logging.NOTSET)
     root.setLevel({QUIET: logging.WARNING, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}[level])
     third_party = logging.DEBUG if level == VERBOSE else logging.WARNING
     # MLflow installs its own handler and level when imported (later, lazily): its documented
@@ -158,6 +185,12 @@ def configure_logging(level: int = NORMAL, stream: TextIO | None = None) -> None
         exporter.addFilter(_DropTorchvisionNote())
 
 
+def log_format(args: argparse.Namespace) -> str:
+    """``--log-format`` as given, else the command's default (``default_log_format``, set by
+    ``dea serve`` to json), else text."""
+    return getattr(args, "log_format", None) or getattr(args, "default_log_format", "text")
+
+
 def add_output_flags(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """``-q/--quiet`` and ``-v/--verbose`` on ``parser``. On sub-commands their default is
     SUPPRESS, so ``dea -q train`` and ``dea train -q`` both work and neither resets the other."""
@@ -168,6 +201,9 @@ def add_output_flags(parser: argparse.ArgumentParser, *, top: bool) -> None:
                        help="only warnings, errors and the command's result")
     group.add_argument("-v", "--verbose", action="count", default=default_v,
                        help="more detail: one line per training epoch, library debug messages")
+    group.add_argument("--log-format", choices=LOG_FORMATS, default=None if top else argparse.SUPPRESS,
+                       help="log lines as plain text, or one JSON object per line for a log collector "
+                            "(default text; dea serve: json)")
 
 
 _RST = (
@@ -232,5 +268,5 @@ def finish_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = plain_text(parser.description)
 
 
-__all__ = ["QUIET", "NORMAL", "VERBOSE", "RepeatedWarnings", "add_output_flags", "configure_logging", "finish_parser", "plain_text",
-           "subparsers_of", "verbosity"]
+__all__ = ["LOG_FORMATS", "QUIET", "NORMAL", "VERBOSE", "JsonFormatter", "RepeatedWarnings", "add_output_flags",
+           "configure_logging", "finish_parser", "log_format", "plain_text", "subparsers_of", "verbosity"]

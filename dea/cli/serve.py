@@ -49,21 +49,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="hot standby: follow the journal and the feed (features warm, nothing sent) until "
                         "the writer's lease expires, then take over and reconcile with the venue")
     p.add_argument("--raw-summary", action="store_true", help="print the loop's raw counters instead of the summary")
-    p.add_argument("--log-format", choices=("json", "text"), default="json")
-    p.set_defaults(handler=_handle)
+    # logs: --log-format (every command's output flag), json by default here for log collectors
+    p.set_defaults(handler=_handle, default_log_format="json")
 
 
 def _handle(args: argparse.Namespace) -> int:
-    import logging
-
     from dea.config import load_config
+    from serving.app import run_serve
 
     cfg = load_config(args.config, args.overrides)
-    from serving.app import run_serve
-    from serving.observability import configure_json_logging
-
-    if args.log_format == "json":  # text: the handler dea.cli.output.configure_logging installed
-        configure_json_logging(logging.INFO)
     tracking = args.tracking_uri or cfg.tracking.uri
     with _graceful_stop() as stop:
         summary = run_serve(

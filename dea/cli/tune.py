@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from dea.cli.output import verbosity
+    from dea.cli.output import log_format, verbosity
     from training.tuning import tune
 
     summary = tune(
@@ -55,6 +55,7 @@ def _handle(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         out_dir=args.out,
         verbosity=verbosity(args),
+        log_format=log_format(args),
     )
     print(summary.format())
     return 0 if summary.best_number is not None else 1

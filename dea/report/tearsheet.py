@@ -69,9 +69,21 @@ def _growth_axis(ax: Any, lo: float, hi: float) -> None:
     ax.yaxis.set_major_formatter(fmt)
 
 
-def _mark_folds(ax: Any, p: Panels, label: bool = False) -> None:
+def _time_axis(ax: Any, p: Panels, label: bool = False) -> None:
+    """A panel over time: walk-forward fold boundaries marked, the same span as every other
+    time panel (a rolling series that starts late, or a beta undefined once the benchmark is flat,
+    must not stretch its axis differently), and at most about 7 date ticks whatever the panel's
+    width (a half-width panel would otherwise get crowded monthly labels that run into each other);
+    the year is on the ticks or, for a span inside one year, at the axis end."""
+    import matplotlib.dates as mdates
+
     for k, t in enumerate(p.fold_starts):
         ax.axvline(t, color="#888", lw=0.8, ls="--", zorder=0, label="fold start" if label and k == 0 else None)
+    d = p.dates[p.primary]
+    ax.set_xlim(d[0], d[-1])
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 def _pct_label(x: float) -> str:
@@ -126,7 +138,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
         lo, hi = min(lo, float(p.wealth[name].min())), max(hi, float(p.wealth[name].max()))
     ax.axhline(1.0, color="#bbb", lw=0.6, zorder=0)
     _growth_axis(ax, min(lo, 1.0), max(hi, 1.0))
-    _mark_folds(ax, p, label=True)
+    _time_axis(ax, p, label=True)
     ax.set_title("equity after costs (growth of 1)", loc="left", fontweight="bold")
     ax.legend(loc="upper left", fontsize=9, ncol=2)
     ax.grid(alpha=0.3)
@@ -141,9 +153,11 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
     for k, w in enumerate(p.worst, 1):
         start, trough, rec = w.dates(clock)
         ax.axvspan(start, rec if rec is not None else d[-1], color="#c44e52", alpha=0.10, lw=0)
-        ax.annotate(f"{k}: {_pct_label(-w.depth)}", (trough, -w.depth), textcoords="offset points", xytext=(0, -11),
+        # alternate the label's height: two troughs a few days apart would print over each other
+        ax.annotate(f"{k}: {_pct_label(-w.depth)}", (trough, -w.depth), textcoords="offset points",
+                    xytext=(0, -11 if k % 2 else -22),
                     ha="center", fontsize=8, color="#8b0000")
-    _mark_folds(ax, p)
+    _time_axis(ax, p)
     _pct_axis(ax)
     ax.set_title("underwater: drawdown from the running peak (shaded: the five worst, peak to recovery)",
                  loc="left", fontweight="bold")
@@ -172,7 +186,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
                     label="cost drag")
     _growth_axis(ax, float(min(p.gross_wealth.min(), p.wealth[p.primary].min(), 1.0)),
                  float(max(p.gross_wealth.max(), p.wealth[p.primary].max(), 1.0)))
-    _mark_folds(ax, p)
+    _time_axis(ax, p)
     ax.set_title(f"gross against net equity: {p.primary}", loc="left", fontweight="bold")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
@@ -230,7 +244,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
     for name in series:
         sl = _thin(len(p.rolling_vol[name]))
         ax.plot(p.dates[name][sl], p.rolling_vol[name][sl], label=name, **_style(name, p))
-    _mark_folds(ax, p)
+    _time_axis(ax, p)
     _pct_axis(ax)
     ax.set_ylim(bottom=0)
     ax.set_title(f"rolling volatility, annualised ({p.vol_window_days:.0f}-day window)", loc="left",
@@ -247,7 +261,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
         ax.axhline(0.0, color="#444", lw=0.6)
         ax.set_title(f"rolling beta of {p.primary} to {p.benchmark} ({p.vol_window_days:.0f}-day window)",
                      loc="left", fontweight="bold")
-        _mark_folds(ax, p)
+        _time_axis(ax, p)
         ax.grid(alpha=0.3)
     else:
         ax.axis("off")
@@ -258,7 +272,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
     for name in p.shown:
         sl = _thin(len(p.rolling_turnover[name]))
         ax.plot(p.dates[name][sl], p.rolling_turnover[name][sl], label=name, **_style(name, p))
-    _mark_folds(ax, p)
+    _time_axis(ax, p)
     ax.set_ylim(bottom=0)
     ax.set_ylabel("× equity per year")
     ax.set_title(f"turnover, annualised ({p.turnover_window_days:.0f}-day trailing window)", loc="left",
@@ -297,7 +311,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
         ax.plot(d[sl], c[sl], label=f"{kind} {c[-1] * 100:.2f}%", color=COST_COLOURS[kind], lw=2.2 - 0.4 * k,
                 ls=("-", "--", "-.", ":")[k])
     ax.axhline(0.0, color="#444", lw=0.6)
-    _mark_folds(ax, p)
+    _time_axis(ax, p)
     _pct_axis(ax)
     ax.set_title(f"cumulative costs over time: {p.primary}", loc="left", fontweight="bold")
     ax.legend(fontsize=8)
@@ -309,7 +323,7 @@ def plot_tearsheet(results: Mapping[str, BacktestResult], path: Path, title: str
     for j, sym in enumerate(p.instruments):
         ax.plot(d[sl], p.exposures[sl, j], lw=1.0, label=sym)
     ax.axhline(0.0, color="#444", lw=0.6)
-    _mark_folds(ax, p)
+    _time_axis(ax, p)
     ax.set_title(f"exposure held per instrument (notional / equity): {p.primary}", loc="left", fontweight="bold")
     ax.legend(loc="upper left", fontsize=8, ncol=min(len(p.instruments), 6))
     ax.grid(alpha=0.3)

@@ -156,11 +156,15 @@ def test_dea_export_run_reexports_an_earlier_run(tmp_path, store, first, capsys)
     run_id = first.registered.run_id
     code = dea_main(["export", "--run", run_id, "--tracking-uri", tracking_uri, "--out", str(tmp_path / "re")])
     assert code == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     import re
 
     m = re.search(r"registered dea-test-policy version (\d+) @challenger", out)
     assert m and int(m.group(1)) > int(first.registered.version)  # a new version of the same model
+    # one registration line while it works (DEA's, with the digest), not MLflow's two prints besides
+    said = [ln for ln in captured.err.splitlines() if "regist" in ln.lower() or "Created version" in ln]
+    assert len(said) == 1 and said[0].startswith(f"registered model dea-test-policy version {m.group(1)} @challenger (sha256 "), said
     again = PolicyRunner.from_path(tmp_path / "re" / "policy.onnx")
     orig = PolicyRunner.from_path(first.path)
     f, e = _validation(4)

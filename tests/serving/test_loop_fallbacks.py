@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 
 import numpy as np
 import pytest
 from serving_helpers import export_config_policy
 
+from dea.cli.output import NORMAL, QUIET, configure_logging
 from serving.exchanges.paper import PaperExchange
 from serving.feeds.replay import TableReplay
 from serving.journal import Journal
 from serving.loop import LiveLoop, resolve_latency_ns
-from serving.observability import configure_json_logging
 from serving.runner import PolicyRunner
 
 
@@ -37,15 +36,11 @@ def test_nan_output_takes_the_configured_safe_action(bars_cfg, bars_tables, tmp_
     # NaN whenever BTC's last 1h log return (the first feature) is positive: roughly half the time
     model = export_config_policy(cfg, tmp_path / "nan.onnx", seed=3, nan_above=0.0)
     stream = io.StringIO()
-    dea_logger = logging.getLogger("dea")
-    before = (list(dea_logger.handlers), dea_logger.level, dea_logger.propagate)
-    configure_json_logging(logging.WARNING, stream)
+    configure_logging(QUIET, stream, format="json")
     try:
         loop, summary = _run(cfg, bars_tables, model, tmp_path / "j.sqlite")
-    finally:  # the JSON setup replaces "dea"'s handlers and stops propagation: put them back
-        dea_logger.handlers[:] = before[0]
-        dea_logger.setLevel(before[1])
-        dea_logger.propagate = before[2]
+    finally:  # back to the default handler (stderr, text)
+        configure_logging(NORMAL)
     j = loop.journal
     decisions = j.decisions()
     fallback = [d for d in decisions if d["action"] == "fallback:nan_output"]

@@ -45,7 +45,7 @@ def test_dea_backtest_of_the_last_fold_model_reproduces_the_report(make_sim, tmp
 
 def test_a_refit_model_is_reported_as_having_seen_the_test_rows(make_sim, tmp_path) -> None:
     from training.pipeline import train
-    from training.report import format_summary
+    from training.report import format_summary, results_block, results_text
 
     cfg = make_sim(signal_strength=0.0, n_steps=1500,
                    training={"final_refit": True, "export_onnx": False, "epochs": 2, "baselines": []})
@@ -53,3 +53,7 @@ def test_a_refit_model_is_reported_as_having_seen_the_test_rows(make_sim, tmp_pa
     assert result.exported.saw_test_rows is True
     text = format_summary(result)
     assert "SAW the test rows" in text and "buy_and_hold" not in text
+    # what dea train prints and the README's generated block come from one builder
+    body = results_text(result)
+    assert body.startswith("out of sample 20") and "policy-this" in body and "SAW" not in body
+    assert body in text and results_block(result) == f"```text\n{body}\n```"

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from dea.cli.main import main
 from dea.config import load_config
-from training.tuning import RUN_ATTR, open_study, storage_url, tune
+from training.tuning import RUN_ATTR, open_study, storage_url, summarise
 
 
 def _children(uri: str, parent: str) -> list:
@@ -24,29 +24,46 @@ def _children(uri: str, parent: str) -> list:
     return client.search_runs([exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'")
 
 
-def test_tune_locally_writes_best_yaml_and_child_runs(tiny_config, tmp_path) -> None:
+def test_dea_tune_writes_best_yaml_and_child_runs(tiny_config, tmp_path, capsys) -> None:
+    """`dea tune` end to end (2 trials), as a user runs it: a --set for the tuning run only and
+    an --out folder away from the config."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    s = tune(tiny_config, trials=2, tracking_uri=uri, out_dir=tmp_path / "out")
+    out = tmp_path / "elsewhere" / "out"
+    code = main(["tune", "--config", str(tiny_config), "--trials", "2", "--out", str(out), "--tracking-uri", uri,
+                 "--set", "training.epochs=1"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "deflated Sharpe" in text and "best trial #" in text
+    url = storage_url(None, out)
+    assert f"dashboard: optuna-dashboard {url}" in text
+    study = optuna.load_study(study_name="dea-study", storage=url)
+    s = summarise(study, load_config(tiny_config), url)
     assert s.n_complete + s.n_pruned >= 2 and s.best_number is not None
     assert 0.0 <= s.deflated_sharpe <= 1.0
-    best = load_config(s.best_config)
+    # best.yaml: the base config plus the best values; the tuning run's --set is not baked in,
+    # and no path became absolute (they are re-based onto best.yaml's folder)
+    best_text = (out / "best.yaml").read_text()
+    best, base = load_config(out / "best.yaml"), load_config(tiny_config)
     assert best.training.lr == pytest.approx(s.best_params["training.lr"])
     assert best.model.hidden == [s.best_params["model.hidden.0"]]
+    assert best.training.epochs == base.training.epochs == 2 and "--set training.epochs=1" in best_text
+    raw = yaml.safe_load(best_text)
+    assert not raw["data"]["store"].startswith("/") and str(tmp_path) not in best_text
+    assert best.resolve_path(best.data.store) == base.resolve_path(base.data.store)
     runs = _children(uri, s.parent_run)
     assert len(runs) == s.n_complete + s.n_pruned + s.n_failed
     assert {r.data.tags["dea.trial_state"] for r in runs} <= {"COMPLETE", "PRUNED"}
-    assert "deflated Sharpe" in s.format()
     # the dashboard names the metric; each trial links to its MLflow run; the parent names the study
-    study = optuna.load_study(study_name=s.study, storage=s.storage)
     assert study.metric_names == ["sharpe"]
     by_id = {r.info.run_id: r for r in runs}
+    assert len(study.trials) == 2
     for t in study.trials:
         run = by_id[t.user_attrs[RUN_ATTR]]
         assert run.data.tags["dea.trial"] == str(t.number)
+        assert run.data.metrics["sharpe"] == pytest.approx(t.value)
     parent = MlflowClient(uri).get_run(s.parent_run)
     assert parent.data.tags["optuna.study_name"] == s.study
     assert parent.data.tags["mlflow.note.content"].startswith(f"Optuna study {s.study!r}")
-    assert f"optuna-dashboard {s.storage}" in s.format()
 
 
 def test_a_trial_stopped_by_sigterm_is_marked_failed(tiny_config, tmp_path, monkeypatch) -> None:
