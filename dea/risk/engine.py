@@ -50,6 +50,24 @@ class RiskDecision:
     halted: bool
 
 
+# A frozen dataclass's __init__ sets each field through object.__setattr__ (~0.9 µs for three,
+# a sixth of the engine's whole per-decision cost); the decision path builds its RiskDecision
+# by writing the slots directly, which is what that __init__ does, minus the dispatch.
+_new_decision = RiskDecision.__new__
+_set_exposure = RiskDecision.__dict__["exposure"].__set__
+_set_interventions = RiskDecision.__dict__["interventions"].__set__
+_set_halted = RiskDecision.__dict__["halted"].__set__
+
+
+def _decision(exposure: np.ndarray, interventions: tuple[Intervention, ...], halted: bool) -> RiskDecision:
+    """``RiskDecision(exposure, interventions, halted)``, built faster (see above)."""
+    d = _new_decision(RiskDecision)
+    _set_exposure(d, exposure)
+    _set_interventions(d, interventions)
+    _set_halted(d, halted)
+    return d
+
+
 def instrument_caps(cfg: RiskConfig, instruments: Sequence[Instrument]) -> np.ndarray:
     """Per-instrument |w| caps from ``max_exposure`` (a number, or a mapping with optional '*')."""
     symbols = [i.symbol for i in instruments]
@@ -411,7 +429,7 @@ class RiskEngine:
         if expiry_rec is not None:
             records = (expiry_rec, *records)
             self.counts[EXPIRY_RULE] += 1
-        return RiskDecision(np.array(self._out), records, self.halted)
+        return _decision(np.array(self._out), records, self._fs[rules.S_HALTED] > 0.0)
 
     def _expire(self, t_ns: int, tgt: list[float], cur: list[float]) -> Intervention | None:
         """A dated future past its roll instant (``expiry - roll_before``) is targeted at 0 and
