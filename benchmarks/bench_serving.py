@@ -8,7 +8,8 @@ Figures (all from the same process and the same model):
   book updates run between two decisions) and on 20,000 back-to-back decisions over the replay's
   own feature rows (``iso_`` figures, warm caches). Target p99 <= 15 µs.
 - ``runner_*`` / ``risk_*``: the two parts of that path on their own; ``ort_alone_*``:
-  onnxruntime's bound call alone (``infer`` on inputs in place: the floor decide's copies add to).
+  onnxruntime's bound call alone (the runner's ``_run`` on inputs in place: the floor that
+  decide's copies and the model's caps add to).
 - ``event_to_decision_*``: the event that closes a decision interval arrives -> orders generated
   (panel row, order-book snapshot, streaming features, missing-data policy, model, risk, orders).
 - ``torch_eager_*``: the same MLP's torch forward (``inference_mode``, batch 1) on the same
@@ -196,7 +197,7 @@ def run() -> dict[str, float | int | str]:
         c = clock()
         t_run[i], t_risk[i], t_dec[i] = b - a, c - b, c - a
     t_ort = np.empty(n, np.int64)
-    infer = runner.infer  # the bound call decide() makes, on inputs already in place (no copies)
+    infer = runner._run  # onnxruntime's bound call alone, on inputs already in place (no copies, no caps)
     for i in range(n):
         a = clock()
         infer()

@@ -14,8 +14,17 @@ Figures:
   the policy, buy-and-hold BTC and HRP, and whether the policy beats both on Sharpe with a smaller
   drawdown. Reported as measured, win or lose.
 
-``DEA_BENCH_TRAIN_PARTS`` (comma list of demo, sim, perps, daily) limits what runs;
-``DEA_BENCH_SIM_SET`` (``;``-separated ``key=value``) overrides configs/sim.yaml for the sim part.
+* ``hourly_*``: hourly scale, the simulator widened to 6 perpetuals x 55,000 hourly decisions,
+  4 folds, the default ensemble: wall time, optimizer steps/s, peak resident memory (goal <= 600 s);
+  ``hourly_pair_*``: the same training twice side by side (two processes, defaults, as two users
+  or ``dea tune --jobs 2`` would start them): each one's wall time over the lone run's (goal
+  <= 2.5).
+* ``perps5m_*``: ``configs/perps_5m.yaml`` at 5-minute decisions (3 x ~143k steps; goal <= 900 s).
+
+``DEA_BENCH_TRAIN_PARTS`` (comma list of demo, sim, perps, daily, hourly, hourly_pair, perps5m)
+limits what runs; a part not run still lists its goal figures, "not run".
+``DEA_BENCH_SIM_SET`` (``;``-separated ``key=value``) overrides configs/sim.yaml for the sim part;
+``DEA_BENCH_HOURLY_STEPS`` shortens the hourly case (a quick check of the benchmark itself).
 """
 
 from __future__ import annotations
@@ -30,7 +39,17 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEA_SHARED_DATA", REPO.parent / "shared" / "data"))
-PARTS = ("demo", "sim", "perps", "daily")
+PARTS = ("demo", "sim", "perps", "daily", "hourly", "hourly_pair", "perps5m")
+
+# the goals of issue 17 (python -m benchmarks shows each figure's against its goal)
+GOALS = {
+    "demo_wall_s": ("<=", 60.0),
+    "hourly_wall_s": ("<=", 600.0),
+    "hourly_pair_slowdown_max": ("<=", 2.5),
+    "perps5m_wall_s": ("<=", 900.0),
+}
+HOURLY_INSTRUMENTS = 6
+HOURLY_STEPS = 55_000
 
 
 def _quiet() -> None:
@@ -73,8 +92,10 @@ def _iso(ns: int) -> str:
 
 
 def _steps_per_s(result: Any) -> float:
-    steps = sum(f.fit.steps for f in result.folds)
-    secs = sum(f.fit.fit_seconds for f in result.folds)
+    """Optimizer steps per second of fitting, over every fold's fits (all ensemble members)."""
+    fits = [m for f in result.folds for m in (f.member_fits or [f.fit])]
+    steps = sum(m.steps for m in fits)
+    secs = sum(m.fit_seconds for m in fits)
     return steps / secs if secs else float("nan")
 
 
@@ -172,6 +193,121 @@ def bench_daily(tmp: Path) -> dict[str, float | str]:
     return {"daily_wall_s": round(wall, 1), **_bar("daily", result)}
 
 
+def hourly_config(n_steps: int | None = None) -> Any:
+    """configs/sim.yaml widened to the hourly-scale case: 6 perpetuals x 55,000 hourly bars (the
+    shared options edited once, so every source reads the same simulated market), 4 folds, the
+    model's default ensemble."""
+    import yaml
+
+    from dea.config import validate_config
+
+    raw = yaml.safe_load((REPO / "configs" / "sim.yaml").read_text())
+    n = HOURLY_INSTRUMENTS
+    syms = [f"SIM{i}" for i in range(n)]
+    opts = dict(next(src["options"] for src in raw["data"]["sources"] if src["format"] == "sim"))
+    opts.update(symbols=syms, n_steps=int(n_steps or os.environ.get("DEA_BENCH_HOURLY_STEPS", HOURLY_STEPS)),
+                start_price=[30000.0, 2000.0, 100.0, 1.0, 50.0, 10.0][:n], vol=[0.5, 0.65, 0.8, 0.9, 0.7, 0.75][:n])
+    inst = raw["data"]["instruments"][0]
+    raw["data"]["instruments"] = [{**inst, "symbol": s, "base": s} for s in syms]
+    bars = next(src for src in raw["data"]["sources"] if src["kind"] == "bars")
+    others = [src for src in raw["data"]["sources"] if src["kind"] != "bars"]
+    raw["data"]["sources"] = [{**bars, "name": f"bars_{s}", "instrument": s} for s in syms] + others
+    for src in raw["data"]["sources"]:
+        src["options"] = opts
+    raw["data"]["store"] = str(Path(tempfile.gettempdir()) / "dea_store_bench_hourly")
+    raw["name"] = "hourly_bench"
+    raw["model"].pop("ensemble", None)  # the default ensemble
+    raw["training"]["splits"]["n_folds"] = 4
+    raw["training"]["progress_bar"] = False
+    return validate_config(raw, REPO / "configs", "hourly (bench)")
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def bench_hourly(tmp: Path) -> dict[str, float | str]:
+    cfg = hourly_config()
+    from training.prepare import prepare_data
+
+    prepared = prepare_data(cfg)  # the simulation and panel, built once (not what is timed)
+    from training.pipeline import train
+
+    t0 = time.perf_counter()
+    result = train(cfg, tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", out_dir=tmp / "hourly", prepared=prepared)
+    wall = time.perf_counter() - t0
+    return {
+        "hourly_case": f"{HOURLY_INSTRUMENTS} perpetuals x {len(prepared.panel.clock)} hourly steps, "
+                       f"{len(prepared.data.feature_names)} features, 4 folds, ensemble {cfg.model.ensemble}",
+        "hourly_wall_s": round(wall, 1),
+        "hourly_train_steps_per_s": round(_steps_per_s(result), 1),
+        "hourly_peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+
+
+def _lone_hourly() -> None:  # pragma: no cover - run in a child process by bench_hourly_pair
+    import json
+    import sys
+
+    _quiet()
+    with tempfile.TemporaryDirectory(prefix="dea-bench-hourly-") as d:
+        os.chdir(d)
+        from training.pipeline import train
+
+        cfg = hourly_config()
+        from training.prepare import prepare_data
+
+        prepared = prepare_data(cfg)
+        t0 = time.perf_counter()
+        train(cfg, tracking_uri=f"sqlite:///{Path(d) / 'mlflow.db'}", out_dir=Path(d) / "run", prepared=prepared)
+        json.dump({"wall_s": time.perf_counter() - t0}, sys.stdout)
+
+
+def bench_hourly_pair(tmp: Path) -> dict[str, float | str]:
+    """The lone run and then two at once, each a fresh process started with the defaults."""
+    import json
+    import subprocess
+    import sys
+
+    hourly_config()  # fail here, not in the children, on a bad config
+    cmd = [sys.executable, "-c", "from benchmarks.bench_train import _lone_hourly; _lone_hourly()"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+
+    def wall(proc: subprocess.Popen) -> float:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"hourly training process failed with exit code {proc.returncode}")
+        return float(json.loads(out.strip().splitlines()[-1])["wall_s"])
+
+    alone = wall(start())
+    a, b = start(), start()
+    pair = (wall(a), wall(b))
+    return {
+        "hourly_pair_alone_wall_s": round(alone, 1),
+        "hourly_pair_wall_s": f"{pair[0]:.1f} / {pair[1]:.1f}",
+        "hourly_pair_slowdown_max": round(max(pair) / alone, 2),
+    }
+
+
+def bench_perps5m(tmp: Path) -> dict[str, float | str]:
+    from dea.config import load_config
+
+    cfg = load_config(REPO / "configs" / "perps_5m.yaml",
+                      ["training.progress_bar=false", "data.clock.step=5m"])
+    result, wall = _train(cfg, tmp, "perps5m")
+    return {"perps5m_wall_s": round(wall, 1), "perps5m_train_steps_per_s": round(_steps_per_s(result), 1),
+            "perps5m_steps": len(result.clock)}
+
+
+_NOT_RUN = {"demo": ("demo_wall_s",), "hourly": ("hourly_wall_s",), "hourly_pair": ("hourly_pair_slowdown_max",),
+            "perps5m": ("perps5m_wall_s",)}
+
+
 def run() -> dict[str, float | int | str]:
     import torch
 
@@ -185,10 +321,13 @@ def run() -> dict[str, float | int | str]:
         os.chdir(tmp)  # mlflow artifacts and run folders stay inside the temporary folder
         try:
             for part in wanted:
-                if part in ("perps", "daily") and not SHARED.is_dir():
+                if part in ("perps", "daily", "perps5m") and not SHARED.is_dir():
                     out[f"{part}_skipped"] = f"no shared data at {SHARED}"
                     continue
                 out.update(globals()[f"bench_{part}"](tmp))
         finally:
             os.chdir(cwd)
+    for part, figures in _NOT_RUN.items():  # every goal figure is listed, measured or not
+        for fig in figures:
+            out.setdefault(fig, f"not run (DEA_BENCH_TRAIN_PARTS={','.join(wanted)})")
     return out

@@ -472,12 +472,26 @@ def train(
     ``tracking_uri`` overrides ``cfg.tracking.uri`` (default ``sqlite:///mlflow.db`` in the cwd).
     ``prepared`` reuses already built data (tuning, benchmarks). Raises :class:`DeaError`
     subclasses for bad configs and data.
-    """
-    import torch
 
+    Every thread pool (torch intra- and inter-op, numba, OpenMP/BLAS) is sized to
+    ``training.num_threads`` for the run and given back after it: pools left at all cores (only
+    torch's was sized before) are what made two trainings side by side oversubscribe the machine.
+    """
+    from training.threads import limit_threads
+
+    with limit_threads(cfg.training.num_threads):
+        return _train(cfg, tracking_uri=tracking_uri, out_dir=out_dir, prepared=prepared)
+
+
+def _train(
+    cfg: ExperimentConfig,
+    *,
+    tracking_uri: str | None,
+    out_dir: Path | None,
+    prepared: PreparedData | None,
+) -> TrainResult:
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    torch.set_num_threads(cfg.training.num_threads)
     out_dir = Path(out_dir) if out_dir is not None else _default_out_dir(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("dea train %s: writing outputs to %s", cfg.name, out_dir)

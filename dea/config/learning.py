@@ -194,7 +194,9 @@ class TrainingConfig(StrictModel):
         "short daily histories get densely overlapping windows, long intraday ones a thinner grid)",
     )
     gradient_clip: float | None = Field(default=1.0, gt=0)
-    num_threads: int = Field(default=2, ge=1, description="torch intra-op threads")
+    num_threads: int = Field(
+        default=2, ge=1, description="threads of each compute pool of a training: torch intra- and inter-op, numba, OpenMP/BLAS"
+    )
     deterministic: bool = True
     progress_bar: bool = True
     final_refit: bool = Field(

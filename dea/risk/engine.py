@@ -53,6 +53,24 @@ class RiskDecision:
     halted: bool
 
 
+# A frozen dataclass's __init__ sets each field through object.__setattr__ (~0.9 µs for three,
+# a sixth of the engine's whole per-decision cost); the decision path builds its RiskDecision
+# by writing the slots directly, which is what that __init__ does, minus the dispatch.
+_new_decision = RiskDecision.__new__
+_set_exposure = RiskDecision.__dict__["exposure"].__set__
+_set_interventions = RiskDecision.__dict__["interventions"].__set__
+_set_halted = RiskDecision.__dict__["halted"].__set__
+
+
+def _decision(exposure: np.ndarray, interventions: tuple[Intervention, ...], halted: bool) -> RiskDecision:
+    """``RiskDecision(exposure, interventions, halted)``, built faster (see above)."""
+    d = _new_decision(RiskDecision)
+    _set_exposure(d, exposure)
+    _set_interventions(d, interventions)
+    _set_halted(d, halted)
+    return d
+
+
 def instrument_caps(cfg: RiskConfig, instruments: Sequence[Instrument]) -> np.ndarray:
     """Per-instrument |w| caps from ``max_exposure`` (a number, or a mapping with optional '*')."""
     symbols = [i.symbol for i in instruments]
@@ -441,7 +459,7 @@ class RiskEngine:
                 records = (*records, greek_rec)
         elif option_greeks is not None:
             raise RiskError("option_greeks given but risk.greeks sets no budget: option deltas would be ignored")
-        return RiskDecision(np.array(self._out), records, self.halted)
+        return _decision(np.array(self._out), records, self._fs[rules.S_HALTED] > 0.0)
 
     # -- greek budgets (risk.greeks; never reached without them) -----------------------------------
     def _greek_cut(self, t_ns: int, option_greeks: Mapping[str, Any] | None) -> Intervention | None:
