@@ -133,25 +133,28 @@ def test_the_adjustment_is_bounded_in_volatility_units(demo) -> None:
     np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-7)
 
 
+class _Fixed(torch.nn.Module):
+    """A policy holding sign(feature i) * w on instrument i (feature i predicts instrument i)."""
+
+    is_recurrent = False
+    n_instruments = 2
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = w
+
+    def step(self, features, exposure, state):  # noqa: ANN001, ANN201
+        return (features[:, :2] - 1.0).sign() * self.w, None
+
+
 def test_nested_selection_takes_the_best_validation_score_and_ties_go_to_the_first(synth) -> None:
     from training.candidates import Candidate, select
     from training.splits import Fold
 
     fold = Fold(index=0, fit=(0, 800), val=(900, 1200), test=(1300, 1499))
 
-    class Fixed(torch.nn.Module):
-        is_recurrent = False
-        n_instruments = 2
-
-        def __init__(self, w: float) -> None:
-            super().__init__()
-            self.w = w
-
-        def step(self, features, exposure, state):  # noqa: ANN001, ANN201
-            return features[:, :2].sign() * self.w, None
-
     cands = [Candidate(label=l, overrides={}, cfg=None) for l in ("flat", "signal", "signal-again")]  # type: ignore[arg-type]
-    policies = {"flat": Fixed(0.0), "signal": Fixed(0.5), "signal-again": Fixed(0.5)}
+    policies = {"flat": _Fixed(0.0), "signal": _Fixed(0.5), "signal-again": _Fixed(0.5)}
     sel, trained = select(cands, lambda c: (policies[c.label], []), synth, fold)
     assert sel.scores[0] == 0.0 and sel.scores[1] > 1.0  # the synthetic feature predicts the return
     assert sel.scores[1] == sel.scores[2] and sel.chosen == 1
@@ -211,20 +214,6 @@ def test_pooled_forecast_shares_one_coefficient_per_stem_across_instruments() ->
     assert one.shape == (1, 1) and one[0, 0] == pytest.approx(0.2, abs=0.03)
     glob, _, _ = ridge_forecast(X[:, 6:], y, ("macro",), inst, "pooled")
     assert glob.shape == (3, 1) and np.allclose(glob[:, 0], -0.1, atol=0.04)
-
-
-class _Fixed(torch.nn.Module):
-    """A policy holding sign(feature i) * w on instrument i (feature i predicts instrument i)."""
-
-    is_recurrent = False
-    n_instruments = 2
-
-    def __init__(self, w: float) -> None:
-        super().__init__()
-        self.w = w
-
-    def step(self, features, exposure, state):  # noqa: ANN001, ANN201
-        return (features[:, :2] - 1.0).sign() * self.w, None
 
 
 def test_one_standard_error_rule_prefers_the_simpler_candidate_unless_clearly_beaten(make_data) -> None:
