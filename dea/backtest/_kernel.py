@@ -14,7 +14,7 @@ One pass over the clock does, per step s, what the event replay does event by ev
 5. fills of orders due exactly at s (latency a whole number >= 1 of steps);
 6. the decision at s: risk rules (:func:`dea.risk.rules.risk_step`, the live engine's code),
    order quantities (:func:`dea.execution.orders.order_quantity`; whole contracts for an
-   inverse contract, :func:`_inverse_order`), immediate fills when the
+   inverse contract, :func:`dea.execution.orders.inverse_order_quantity`), immediate fills when the
    latency is zero;
 7. record equity, returns (net of costs, and gross), costs, turnover, exposures, margin use.
 
@@ -47,6 +47,7 @@ _order_quantity = nb.njit(cache=True, inline="always", error_model="numpy", _nrt
 _bar_fill_costs = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_fills.bar_fill_costs)
 _walk_book = nb.njit(cache=True, error_model="numpy", _nrt=False)(_fills.walk_book)
 _contract_n = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_margin.contract_notional_after)
+_inverse_order = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_orders.inverse_order_quantity)
 
 NO_TIME = _rules.NO_TIME
 N_RULES = _rules.N_RULES
@@ -76,37 +77,6 @@ def _book_costs(qty, bpx, bsz, apx, asz, fee_rate):
         spread = aq * (mid - best_bid)
         impact = aq * (best_bid - avg)
     return mid, aq * mid * fee_rate, spread, impact
-
-
-@nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
-def _inverse_order(target_w, equity, price, held, size, n0, min_notional):
-    """Signed linear-equivalent quantity of an order on an inverse contract, in whole contracts of
-    ``size`` quote units, as the venue takes it: opening, adding, or the new side of a reversal
-    buys ``n * size`` USD of contracts at ``price`` (``n * size / price`` coins); a reduction
-    closes ``n`` contracts at their entry price ``n0 / held``; a full close (target 0, or fewer
-    than one contract wanted on a reversal) closes everything. Rounded toward zero like
-    :func:`dea.execution.orders.order_quantity`; below ``min_notional`` no order unless it closes."""
-    if not (price > 0.0) or not (equity > 0.0):
-        return 0.0
-    if target_w == 0.0:
-        return -held
-    want = target_w * equity / price
-    if held == 0.0 or (want > 0.0) != (held > 0.0):
-        n = math.floor(abs(want) * price / size + 1e-9)
-        d = math.copysign(n * size / price, want) - held
-    elif abs(want) >= abs(held):
-        n = math.floor((abs(want) - abs(held)) * price / size + 1e-9)
-        d = math.copysign(n * size / price, want)
-    else:
-        lot = size * abs(held) / abs(n0) if n0 != 0.0 else size / price
-        n = math.floor((abs(held) - abs(want)) / lot + 1e-9)
-        d = -math.copysign(n * lot, held)
-    scale = abs(held) if abs(held) > abs(d) else abs(d)
-    if abs(d) <= 1e-12 * scale:
-        return 0.0
-    if abs(d) * price < min_notional and held + d != 0.0:
-        return 0.0
-    return d
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
@@ -337,7 +307,7 @@ def simulate(
                 p = prow[i]
                 # inverse (lot = -contract_size): whole contracts of contract_size quote units
                 if lot[i] < 0.0:  # inverse: whole contracts of -lot[i] quote units
-                    d = _inverse_order(out[i], e, p, q[i] + pend[i], -lot[i], tot[TOT_CONTRACT_N, i],
+                    d = _inverse_order(out[i], e, p, q[i], pend[i], -lot[i], tot[TOT_CONTRACT_N, i],
                                        min_notional[i])
                 else:
                     d = _order_quantity(out[i], e, p, q[i], pend[i], lot[i], min_notional[i])

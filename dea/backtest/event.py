@@ -200,7 +200,7 @@ class EventBacktester:
         self.record = record
         self.max_log = max_log
         self.fills = PaperFillModel(instruments, costs)
-        self.account = Account(self.n, costs.initial_equity)
+        self.account = Account(self.n, costs.initial_equity, [i.inverse for i in self.instruments])
         self.risk = RiskEngine(risk, instruments, accounts)
         self.spec = OrderSpec.from_instruments(instruments)
         self.mm = [i.maintenance_margin for i in instruments]
@@ -454,7 +454,7 @@ class EventBacktester:
             if self.record and decision.interventions and len(self.log) < self.max_log:
                 self.log.extend(decision.interventions)
             orders = generate_orders(ts, decision.exposure, acc.qty, self.pend_q, e, prices, self.spec,
-                                     latency_ns=self.latency_ns)
+                                     latency_ns=self.latency_ns, contract_n=acc.contract_n)
             for o in orders:
                 self._place(o, prices, ts)
         self._record(ts, mask)
