@@ -80,13 +80,20 @@ def _book_costs(qty, bpx, bsz, apx, asz, fee_rate):
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
-def _fill(i, d, px, cf, rate, half_spread, q, tot, acc, depth_row, has_book, bpx, bsz, apx, asz):
+def _fill(i, d, px, cf, rate, half_spread, q, tot, acc, depth_row, has_book, bpx, bsz, apx, asz, inv):
     """Apply one fill of ``d`` units at reference price ``px`` (or against the book row) to the
-    position, the per-instrument totals and ``acc`` = (cash, fees, spread, impact, traded)."""
+    position, the per-instrument totals and ``acc`` = (cash, fees, spread, impact, traded).
+    ``inv``: an inverse contract, whose bar costs (fee, spread, impact) are charged on the contract
+    notional the fill trades, ``|N_after - N_before|`` (a reduction closes contracts at their
+    entry price: the exchange's fee is ``rate * |dN| / P`` coins = ``rate * |dN|``, not
+    ``rate * |d| * P``), as :meth:`dea.execution.account.Account.cost_notional` does."""
     a = abs(d) * px
-    fee = a * rate
-    spread = a * half_spread
-    impact = cf * a * math.sqrt(a)
+    q0 = q[i]
+    qi = q0 + d
+    q1 = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
+    n0 = tot[TOT_CONTRACT_N, i]
+    base = abs(_contract_n(n0, q0, q1, px) - n0) if inv else a
+    fee, spread, impact = _bar_fill_costs(base, rate, half_spread, cf)
     if has_book and depth_row >= 0 and apx[depth_row, i, 0] == apx[depth_row, i, 0] \
             and bpx[depth_row, i, 0] == bpx[depth_row, i, 0]:
         px, fee, spread, impact = _book_costs(d, bpx[depth_row, i], bsz[depth_row, i],
@@ -94,10 +101,8 @@ def _fill(i, d, px, cf, rate, half_spread, q, tot, acc, depth_row, has_book, bpx
         a = abs(d) * px
     notional = d * px
     acc[0] -= notional + fee + spread + impact
-    q0 = q[i]
-    qi = q0 + d
-    q[i] = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
-    tot[TOT_CONTRACT_N, i] = _contract_n(tot[TOT_CONTRACT_N, i], q0, q[i], px)
+    q[i] = q1
+    tot[TOT_CONTRACT_N, i] = _contract_n(n0, q0, q1, px)
     tot[TOT_FEES, i] += fee
     tot[TOT_SPREAD, i] += spread
     tot[TOT_IMPACT, i] += impact
@@ -111,7 +116,7 @@ def _fill(i, d, px, cf, rate, half_spread, q, tot, acc, depth_row, has_book, bpx
 
 @nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
 def _execute(dq, pr, cf, rate, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
-             depth_row, has_book, bpx, bsz, apx, asz):
+             depth_row, has_book, bpx, bsz, apx, asz, lot):
     n = len(dq)
     cash = acc[0]
     c_fee = acc[1]
@@ -124,9 +129,12 @@ def _execute(dq, pr, cf, rate, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
             continue
         px = pr[i]
         a = abs(d) * px
-        fee = a * rate[i]
-        spread = a * half_spread
-        impact = cf[i] * a * math.sqrt(a)
+        q0 = q[i]
+        qi = q0 + d
+        q1 = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
+        n0 = tot[TOT_CONTRACT_N, i]
+        base = abs(_contract_n(n0, q0, q1, px) - n0) if lot[i] < 0.0 else a
+        fee, spread, impact = _bar_fill_costs(base, rate[i], half_spread, cf[i])
         if has_book and depth_row >= 0 and apx[depth_row, i, 0] == apx[depth_row, i, 0] \
                 and bpx[depth_row, i, 0] == bpx[depth_row, i, 0]:
             px, fee, spread, impact = _book_costs(d, bpx[depth_row, i], bsz[depth_row, i],
@@ -134,10 +142,8 @@ def _execute(dq, pr, cf, rate, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
             a = abs(d) * px
         notional = d * px
         cash -= notional + fee + spread + impact
-        q0 = q[i]
-        qi = q0 + d
-        q[i] = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
-        tot[TOT_CONTRACT_N, i] = _contract_n(tot[TOT_CONTRACT_N, i], q0, q[i], px)
+        q[i] = q1
+        tot[TOT_CONTRACT_N, i] = _contract_n(n0, q0, q1, px)
         tot[TOT_FEES, i] += fee
         tot[TOT_SPREAD, i] += spread
         tot[TOT_IMPACT, i] += impact
@@ -205,7 +211,7 @@ def simulate(
                     err[2] = i
                     return n_ev
                 _fill(i, d, p0 + (p1 - p0) * lat_frac, c, fee[i], half_spread, q, tot, acc,
-                      s - 1, has_book, bpx, bsz, apx, asz)
+                      s - 1, has_book, bpx, bsz, apx, asz, lot[i] < 0.0)
         # 2-3. mark, funding on the positions held across (s-1, s], equity and margin
         held = 0.0
         mreq = 0.0
@@ -236,7 +242,7 @@ def simulate(
                     continue
                 c = coef[s, i]
                 _fill(i, d, px[i], c if c == c else 0.0, liq_fee[i], half_spread, q, tot, acc,
-                      s, has_book, bpx, bsz, apx, asz)
+                      s, has_book, bpx, bsz, apx, asz, lot[i] < 0.0)
             for k in range(K):
                 for i in range(N):
                     pq[k, i] = 0.0
@@ -278,7 +284,7 @@ def simulate(
                     err[1] = s
                     err[2] = i
                     return n_ev
-                _fill(i, d, p1, c, fee[i], half_spread, q, tot, acc, s, has_book, bpx, bsz, apx, asz)
+                _fill(i, d, p1, c, fee[i], half_spread, q, tot, acc, s, has_book, bpx, bsz, apx, asz, lot[i] < 0.0)
                 filled = True
             if filled:
                 held = 0.0
@@ -328,7 +334,7 @@ def simulate(
                     pq[slot, i] += d
                     pend[i] += d
             if immediate:
-                _execute(dq, pr, cf, fee, half_spread, q, tot, acc, sc, sc, sc, sc, s, has_book, bpx, bsz, apx, asz)
+                _execute(dq, pr, cf, fee, half_spread, q, tot, acc, sc, sc, sc, sc, s, has_book, bpx, bsz, apx, asz, lot)
         # 7. record
         held = 0.0
         mreq = 0.0

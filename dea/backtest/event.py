@@ -200,7 +200,8 @@ class EventBacktester:
         self.record = record
         self.max_log = max_log
         self.fills = PaperFillModel(instruments, costs)
-        self.account = Account(self.n, costs.initial_equity, [i.inverse for i in self.instruments])
+        self._inverse = [i.inverse for i in self.instruments]
+        self.account = Account(self.n, costs.initial_equity, self._inverse)
         self.risk = RiskEngine(risk, instruments, accounts)
         self.spec = OrderSpec.from_instruments(instruments)
         self.mm = [i.maintenance_margin for i in instruments]
@@ -336,7 +337,8 @@ class EventBacktester:
             coef = self._coef(i)
             if liquidation and coef != coef:
                 coef = 0.0
-            fill = self.fills.fill_at_price(i, qty, price, coef, ts, client_id, liquidation)
+            fill = self.fills.fill_at_price(i, qty, price, coef, ts, client_id, liquidation,
+                                            self.account.cost_notional(i, qty, price) if self._inverse[i] else None)
         self.account.apply_fill(fill)
         a = self._acc
         a[0] += fill.fee

@@ -125,6 +125,19 @@ class Account:
         return sum(abs(self.qty[i]) * self.price[i] for i in range(self.n) if self.qty[i] != 0.0)
 
     # -- cash movements ----------------------------------------------------------------------------
+    def cost_notional(self, index: int, qty: float, price: float) -> float:
+        """Quote notional a fill of ``qty`` at ``price`` trades, the base of its bar costs:
+        ``|qty| * price``, or for an inverse contract the contract notional it opens or closes,
+        ``|N_after - N_before|`` (a reduction closes at the entry price; the vectorised kernel
+        charges the same)."""
+        if not self.inverse[index]:
+            return abs(qty) * price
+        q0 = self.qty[index]
+        qi = q0 + qty
+        q1 = 0.0 if abs(qi) <= 1e-12 * abs(qty) else qi
+        n0 = self.contract_n[index]
+        return abs(contract_notional_after(n0, q0, q1, price) - n0)
+
     def apply_fill(self, fill: Fill) -> None:
         i = fill.index
         notional = fill.qty * fill.price

@@ -227,3 +227,37 @@ def test_orders_on_an_inverse_contract_need_its_contract_notional():
         generate_orders(*args)
     (o,) = generate_orders(*args, contract_n=[10_000.0])
     assert o.qty == pytest.approx(-59 * 0.002, rel=1e-12)
+
+
+def test_inverse_fees_are_charged_on_the_contract_notional_traded_in_every_engine():
+    """The hand case with a 0.05% taker fee: the cut at 44,000 closes 637 contracts, 63,700 USD of
+    contract notional at the 48,171.6 entry, so the fee is 0.0005 * 63,700 = 31.85 USD (the
+    exchange's 0.0005 * 63,700 / 44,000 BTC), not 0.0005 * |d| * 44,000 = 29.09; the kernels, the
+    event backtest and the paper venue charge it alike, and the statement books the same in BTC."""
+    inv = INV.model_copy(update={"taker_fee": 0.0005})
+    price = np.array([50_000.0, 40_000.0, 44_000.0])
+    m = market(price, instruments=[inv], funding=np.array([[0.0], [0.001], [0.001]]))
+    targets = np.array([[0.1], [0.1], [0.05]])
+    runs = [backtest(m, targets, costs=FREE, risk=LOOSE, engine=e, kernel=k)
+            for e, k in (("numba", "auto"), ("numba", "general"), ("reference", "auto"))]
+    fees = [r.costs["fees"] * np.concatenate([[1e6], r.equity[:-1]]) for r in runs]
+    assert fees[0][0] == pytest.approx(0.0005 * 100_000, rel=1e-12)  # 1,000 contracts opened
+    assert fees[0][2] == pytest.approx(0.0005 * 63_700, rel=1e-9)
+    for r, f in zip(runs[1:], fees[1:], strict=True):
+        np.testing.assert_allclose(f, fees[0], rtol=1e-12)
+        np.testing.assert_allclose(r.equity, runs[0].equity, rtol=1e-12)
+    ex = PaperExchange([inv], FREE, accounts=CM, initial_collateral={"cm": 20.0})
+    acc, led = ex.venue.account, ex._statement.ledger
+    spec, risk = OrderSpec.from_instruments([inv]), RiskEngine(LOOSE, [inv], CM)
+    for s, ts in enumerate(m.clock.tolist()):
+        px = price[s:s + 1].copy()
+        f0, b0 = acc.fees[0], led.fees[0]
+        ex.on_market(BarEvent(ts, px))
+        if m.funding[s, 0]:
+            ex.on_market(FundingEvent(ts, 0, float(m.funding[s, 0])))
+        e = acc.equity()
+        dec = risk.apply(ts, targets[s], acc.exposure(ex.venue.pend_q, e), e, prices=px)
+        ex.submit(generate_orders(ts, dec.exposure, acc.qty, ex.venue.pend_q, e, px, spec, contract_n=acc.contract_n), px)
+        assert acc.fees[0] - f0 == pytest.approx(fees[0][s], rel=1e-12)
+        assert (led.fees[0] - b0) * px[0] == pytest.approx(acc.fees[0] - f0, rel=1e-12, abs=1e-12)
+        assert ex.equity == pytest.approx(runs[0].equity[s], rel=1e-12)
