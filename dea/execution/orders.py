@@ -99,6 +99,24 @@ def inverse_order_quantity(target_w, equity, price, position_q, pending_q, size,
     return dq
 
 
+def inverse_order_contracts(dq, price, position_q, pending_q, size, contract_n):
+    """Contracts (unsigned) an inverse order of ``dq`` coins from :func:`inverse_order_quantity`
+    trades, the same branches: contracts closed at the entry lot ``size * |position_q| /
+    |contract_n|`` coins each (a reduction, or the whole position on a full close or reversal)
+    plus contracts opened at ``price`` (``|coins| * price / size``). What a venue is sent
+    instead of converting ``dq`` at the decision price, which is right for an opening only."""
+    held = position_q + pending_q
+    lot = size * abs(position_q) / abs(contract_n) if contract_n != 0.0 and position_q != 0.0 else size / price
+    after = held + dq
+    if held == 0.0:
+        return abs(dq) * price / size
+    if after == 0.0 or (after > 0.0) != (held > 0.0):
+        return abs(held) / lot + abs(after) * price / size
+    if abs(after) > abs(held):
+        return abs(dq) * price / size
+    return abs(dq) / lot
+
+
 @dataclass(frozen=True, slots=True)
 class Order:
     """A market order: ``qty`` signed base units (+ buys), decided at ``t_decision``, due at
@@ -112,6 +130,9 @@ class Order:
     t_due: int
     price_ref: float
     client_id: str
+    #: an inverse contract's order: how many contracts it trades (unsigned, whole where the
+    #: position is), what a venue is sent (:func:`inverse_order_contracts`); 0 otherwise
+    contracts: float = 0.0
 
     @property
     def side(self) -> str:
@@ -176,12 +197,14 @@ def generate_orders(
     orders: list[Order] = []
     for i in range(n):
         px = float(prices[i])
+        contracts = 0.0
         if inv[i] > 0.0:
             assert contract_n is not None
-            dq = inverse_order_quantity(
-                float(exposure[i]), equity, px, float(position_q[i]), float(pending_q[i]),
-                float(inv[i]), float(contract_n[i]), float(spec.min_notional[i]),
-            )
+            pos, pend, n0 = float(position_q[i]), float(pending_q[i]), float(contract_n[i])
+            dq = inverse_order_quantity(float(exposure[i]), equity, px, pos, pend, float(inv[i]), n0,
+                                        float(spec.min_notional[i]))
+            if dq != 0.0:
+                contracts = inverse_order_contracts(dq, px, pos, pend, float(inv[i]), n0)
         else:
             dq = order_quantity(
                 float(exposure[i]), equity, px, float(position_q[i]), float(pending_q[i]),
@@ -189,5 +212,5 @@ def generate_orders(
             )
         if dq != 0.0:
             sym = spec.symbols[i]
-            orders.append(Order(sym, i, dq, t_ns, t_ns + latency_ns, px, f"{id_prefix}-{t_ns}-{sym}"))
+            orders.append(Order(sym, i, dq, t_ns, t_ns + latency_ns, px, f"{id_prefix}-{t_ns}-{sym}", contracts))
     return orders
