@@ -4,7 +4,8 @@ One pass over the clock does, per step s, what the event replay does event by ev
 ``test_backtest_modes_agree`` holds them together):
 
 1. fills of orders due strictly between s-1 and s (latency not a whole number of steps),
-   at the price interpolated between the two bars (or the book at s-1), impact coefficient of s-1;
+   at the price interpolated between the two bars (or the book at s-1), impact coefficient of s-1
+   (an inverse contract's bar costs on the contract notional the fill trades, see :func:`_fill`);
 2. mark positions at the prices of s (last known price where missing), and
 3. charge funding settled in (s-1, s] on the positions held (longs pay a positive rate; an
    inverse contract, ``lot < 0``, pays on its open contract notional ``N``, tracked as the
