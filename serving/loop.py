@@ -210,7 +210,7 @@ class LiveLoop:
             if self.charge_funding else {}
         )
         # account mirror (see module docstring)
-        self.account = Account(self.n, self.initial_equity)
+        self.account = Account(self.n, self.initial_equity, [i.inverse for i in self.instruments])
         self.raw_px = [math.nan] * self.n
         self.pend_q = [0.0] * self.n
         self._open: dict[str, OrderRow] = {}
@@ -278,7 +278,7 @@ class LiveLoop:
             self.metrics.set_model(self.slot.current.version, self.slot.current.source, getattr(self.slot.current, "sha256", None))
             return
         self.initial_equity = float(st.meta.get("initial_equity", self.initial_equity))
-        acc = Account(self.n, self.initial_equity)
+        acc = Account(self.n, self.initial_equity, [i.inverse for i in self.instruments])
         for e in j.ledger():
             if e.kind == "fill" and e.fill is not None:
                 f = e.fill
@@ -735,7 +735,7 @@ class LiveLoop:
             decision = self.risk.apply(t, target, cur, e, feature_age_ns=age, dispersion=dispersion, prices=prices)
         t1 = time.perf_counter_ns()
         orders = generate_orders(t, decision.exposure, acc.qty, self.pend_q, e_orders, prices, self.order_spec,
-                                 latency_ns=self.latency_ns, id_prefix=self.id_prefix)
+                                 latency_ns=self.latency_ns, id_prefix=self.id_prefix, contract_n=acc.contract_n)
         t2 = time.perf_counter_ns()
         self._observe(t, t1 - t0, t2 - recv_ns, action, decision, e, age)
         rows = [OrderRow(o.client_id, o.t_decision, o.t_due, o.instrument, o.index, o.qty, o.price_ref, "new")

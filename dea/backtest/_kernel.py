@@ -4,7 +4,8 @@ One pass over the clock does, per step s, what the event replay does event by ev
 ``test_backtest_modes_agree`` holds them together):
 
 1. fills of orders due strictly between s-1 and s (latency not a whole number of steps),
-   at the price interpolated between the two bars (or the book at s-1), impact coefficient of s-1;
+   at the price interpolated between the two bars (or the book at s-1), impact coefficient of s-1
+   (an inverse contract's bar costs on the contract notional the fill trades, see :func:`_fill`);
 2. mark positions at the prices of s (last known price where missing), and
 3. charge funding settled in (s-1, s] on the positions held (longs pay a positive rate; an
    inverse contract, ``lot < 0``, pays on its open contract notional ``N``, tracked as the
@@ -14,7 +15,7 @@ One pass over the clock does, per step s, what the event replay does event by ev
 5. fills of orders due exactly at s (latency a whole number >= 1 of steps);
 6. the decision at s: risk rules (:func:`dea.risk.rules.risk_step`, the live engine's code),
    order quantities (:func:`dea.execution.orders.order_quantity`; whole contracts for an
-   inverse contract, :func:`_inverse_order`), immediate fills when the
+   inverse contract, :func:`dea.execution.orders.inverse_order_quantity`), immediate fills when the
    latency is zero;
 7. record equity, returns (net of costs, and gross), costs, turnover, exposures, margin use.
 
@@ -47,6 +48,7 @@ _order_quantity = nb.njit(cache=True, inline="always", error_model="numpy", _nrt
 _bar_fill_costs = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_fills.bar_fill_costs)
 _walk_book = nb.njit(cache=True, error_model="numpy", _nrt=False)(_fills.walk_book)
 _contract_n = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_margin.contract_notional_after)
+_inverse_order = nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)(_orders.inverse_order_quantity)
 
 NO_TIME = _rules.NO_TIME
 N_RULES = _rules.N_RULES
@@ -79,44 +81,20 @@ def _book_costs(qty, bpx, bsz, apx, asz, fee_rate):
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
-def _inverse_order(target_w, equity, price, held, size, n0, min_notional):
-    """Signed linear-equivalent quantity of an order on an inverse contract, in whole contracts of
-    ``size`` quote units, as the venue takes it: opening, adding, or the new side of a reversal
-    buys ``n * size`` USD of contracts at ``price`` (``n * size / price`` coins); a reduction
-    closes ``n`` contracts at their entry price ``n0 / held``; a full close (target 0, or fewer
-    than one contract wanted on a reversal) closes everything. Rounded toward zero like
-    :func:`dea.execution.orders.order_quantity`; below ``min_notional`` no order unless it closes."""
-    if not (price > 0.0) or not (equity > 0.0):
-        return 0.0
-    if target_w == 0.0:
-        return -held
-    want = target_w * equity / price
-    if held == 0.0 or (want > 0.0) != (held > 0.0):
-        n = math.floor(abs(want) * price / size + 1e-9)
-        d = math.copysign(n * size / price, want) - held
-    elif abs(want) >= abs(held):
-        n = math.floor((abs(want) - abs(held)) * price / size + 1e-9)
-        d = math.copysign(n * size / price, want)
-    else:
-        lot = size * abs(held) / abs(n0) if n0 != 0.0 else size / price
-        n = math.floor((abs(held) - abs(want)) / lot + 1e-9)
-        d = -math.copysign(n * lot, held)
-    scale = abs(held) if abs(held) > abs(d) else abs(d)
-    if abs(d) <= 1e-12 * scale:
-        return 0.0
-    if abs(d) * price < min_notional and held + d != 0.0:
-        return 0.0
-    return d
-
-
-@nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
-def _fill(i, d, px, cf, rate, half_spread, q, tot, acc, depth_row, has_book, bpx, bsz, apx, asz):
+def _fill(i, d, px, cf, rate, half_spread, q, tot, acc, depth_row, has_book, bpx, bsz, apx, asz, inv):
     """Apply one fill of ``d`` units at reference price ``px`` (or against the book row) to the
-    position, the per-instrument totals and ``acc`` = (cash, fees, spread, impact, traded)."""
+    position, the per-instrument totals and ``acc`` = (cash, fees, spread, impact, traded).
+    ``inv``: an inverse contract, whose bar costs (fee, spread, impact) are charged on the contract
+    notional the fill trades, ``|N_after - N_before|`` (a reduction closes contracts at their
+    entry price: the exchange's fee is ``rate * |dN| / P`` coins = ``rate * |dN|``, not
+    ``rate * |d| * P``), as :meth:`dea.execution.account.Account.cost_notional` does."""
     a = abs(d) * px
-    fee = a * rate
-    spread = a * half_spread
-    impact = cf * a * math.sqrt(a)
+    q0 = q[i]
+    qi = q0 + d
+    q1 = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
+    n0 = tot[TOT_CONTRACT_N, i]
+    base = abs(_contract_n(n0, q0, q1, px) - n0) if inv else a
+    fee, spread, impact = _bar_fill_costs(base, rate, half_spread, cf)
     if has_book and depth_row >= 0 and apx[depth_row, i, 0] == apx[depth_row, i, 0] \
             and bpx[depth_row, i, 0] == bpx[depth_row, i, 0]:
         px, fee, spread, impact = _book_costs(d, bpx[depth_row, i], bsz[depth_row, i],
@@ -124,10 +102,8 @@ def _fill(i, d, px, cf, rate, half_spread, q, tot, acc, depth_row, has_book, bpx
         a = abs(d) * px
     notional = d * px
     acc[0] -= notional + fee + spread + impact
-    q0 = q[i]
-    qi = q0 + d
-    q[i] = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
-    tot[TOT_CONTRACT_N, i] = _contract_n(tot[TOT_CONTRACT_N, i], q0, q[i], px)
+    q[i] = q1
+    tot[TOT_CONTRACT_N, i] = _contract_n(n0, q0, q1, px)
     tot[TOT_FEES, i] += fee
     tot[TOT_SPREAD, i] += spread
     tot[TOT_IMPACT, i] += impact
@@ -141,7 +117,7 @@ def _fill(i, d, px, cf, rate, half_spread, q, tot, acc, depth_row, has_book, bpx
 
 @nb.njit(cache=True, inline="always", error_model="numpy", _nrt=False)
 def _execute(dq, pr, cf, rate, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
-             depth_row, has_book, bpx, bsz, apx, asz):
+             depth_row, has_book, bpx, bsz, apx, asz, lot):
     n = len(dq)
     cash = acc[0]
     c_fee = acc[1]
@@ -154,9 +130,12 @@ def _execute(dq, pr, cf, rate, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
             continue
         px = pr[i]
         a = abs(d) * px
-        fee = a * rate[i]
-        spread = a * half_spread
-        impact = cf[i] * a * math.sqrt(a)
+        q0 = q[i]
+        qi = q0 + d
+        q1 = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
+        n0 = tot[TOT_CONTRACT_N, i]
+        base = abs(_contract_n(n0, q0, q1, px) - n0) if lot[i] < 0.0 else a
+        fee, spread, impact = _bar_fill_costs(base, rate[i], half_spread, cf[i])
         if has_book and depth_row >= 0 and apx[depth_row, i, 0] == apx[depth_row, i, 0] \
                 and bpx[depth_row, i, 0] == bpx[depth_row, i, 0]:
             px, fee, spread, impact = _book_costs(d, bpx[depth_row, i], bsz[depth_row, i],
@@ -164,10 +143,8 @@ def _execute(dq, pr, cf, rate, half_spread, q, tot, acc, sc_n, sc_f, sc_s, sc_i,
             a = abs(d) * px
         notional = d * px
         cash -= notional + fee + spread + impact
-        q0 = q[i]
-        qi = q0 + d
-        q[i] = 0.0 if abs(qi) <= 1e-12 * abs(d) else qi
-        tot[TOT_CONTRACT_N, i] = _contract_n(tot[TOT_CONTRACT_N, i], q0, q[i], px)
+        q[i] = q1
+        tot[TOT_CONTRACT_N, i] = _contract_n(n0, q0, q1, px)
         tot[TOT_FEES, i] += fee
         tot[TOT_SPREAD, i] += spread
         tot[TOT_IMPACT, i] += impact
@@ -235,7 +212,7 @@ def simulate(
                     err[2] = i
                     return n_ev
                 _fill(i, d, p0 + (p1 - p0) * lat_frac, c, fee[i], half_spread, q, tot, acc,
-                      s - 1, has_book, bpx, bsz, apx, asz)
+                      s - 1, has_book, bpx, bsz, apx, asz, lot[i] < 0.0)
         # 2-3. mark, funding on the positions held across (s-1, s], equity and margin
         held = 0.0
         mreq = 0.0
@@ -266,7 +243,7 @@ def simulate(
                     continue
                 c = coef[s, i]
                 _fill(i, d, px[i], c if c == c else 0.0, liq_fee[i], half_spread, q, tot, acc,
-                      s, has_book, bpx, bsz, apx, asz)
+                      s, has_book, bpx, bsz, apx, asz, lot[i] < 0.0)
             for k in range(K):
                 for i in range(N):
                     pq[k, i] = 0.0
@@ -308,7 +285,7 @@ def simulate(
                     err[1] = s
                     err[2] = i
                     return n_ev
-                _fill(i, d, p1, c, fee[i], half_spread, q, tot, acc, s, has_book, bpx, bsz, apx, asz)
+                _fill(i, d, p1, c, fee[i], half_spread, q, tot, acc, s, has_book, bpx, bsz, apx, asz, lot[i] < 0.0)
                 filled = True
             if filled:
                 held = 0.0
@@ -337,7 +314,7 @@ def simulate(
                 p = prow[i]
                 # inverse (lot = -contract_size): whole contracts of contract_size quote units
                 if lot[i] < 0.0:  # inverse: whole contracts of -lot[i] quote units
-                    d = _inverse_order(out[i], e, p, q[i] + pend[i], -lot[i], tot[TOT_CONTRACT_N, i],
+                    d = _inverse_order(out[i], e, p, q[i], pend[i], -lot[i], tot[TOT_CONTRACT_N, i],
                                        min_notional[i])
                 else:
                     d = _order_quantity(out[i], e, p, q[i], pend[i], lot[i], min_notional[i])
@@ -358,7 +335,7 @@ def simulate(
                     pq[slot, i] += d
                     pend[i] += d
             if immediate:
-                _execute(dq, pr, cf, fee, half_spread, q, tot, acc, sc, sc, sc, sc, s, has_book, bpx, bsz, apx, asz)
+                _execute(dq, pr, cf, fee, half_spread, q, tot, acc, sc, sc, sc, sc, s, has_book, bpx, bsz, apx, asz, lot)
         # 7. record
         held = 0.0
         mreq = 0.0

@@ -200,7 +200,8 @@ class EventBacktester:
         self.record = record
         self.max_log = max_log
         self.fills = PaperFillModel(instruments, costs)
-        self.account = Account(self.n, costs.initial_equity)
+        self._inverse = [i.inverse for i in self.instruments]
+        self.account = Account(self.n, costs.initial_equity, self._inverse)
         self.risk = RiskEngine(risk, instruments, accounts)
         self.spec = OrderSpec.from_instruments(instruments)
         self.mm = [i.maintenance_margin for i in instruments]
@@ -336,7 +337,8 @@ class EventBacktester:
             coef = self._coef(i)
             if liquidation and coef != coef:
                 coef = 0.0
-            fill = self.fills.fill_at_price(i, qty, price, coef, ts, client_id, liquidation)
+            fill = self.fills.fill_at_price(i, qty, price, coef, ts, client_id, liquidation,
+                                            self.account.cost_notional(i, qty, price) if self._inverse[i] else None)
         self.account.apply_fill(fill)
         a = self._acc
         a[0] += fill.fee
@@ -454,7 +456,7 @@ class EventBacktester:
             if self.record and decision.interventions and len(self.log) < self.max_log:
                 self.log.extend(decision.interventions)
             orders = generate_orders(ts, decision.exposure, acc.qty, self.pend_q, e, prices, self.spec,
-                                     latency_ns=self.latency_ns)
+                                     latency_ns=self.latency_ns, contract_n=acc.contract_n)
             for o in orders:
                 self._place(o, prices, ts)
         self._record(ts, mask)

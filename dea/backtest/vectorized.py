@@ -263,7 +263,7 @@ def _run_kernel(market: Market, tgt: np.ndarray, costs: CostsConfig, risk: RiskC
 def kernel_lots(instruments: Sequence[Instrument]) -> np.ndarray:
     """The ``lot`` vector of the kernels: ``lot_size`` (base units, 0 = none) of linear and spot
     instruments, ``-contract_size`` for an inverse contract, whose orders the general kernel
-    rounds to whole contracts of that many quote units (:func:`dea.backtest._kernel._inverse_order`;
+    rounds to whole contracts of that many quote units (:func:`dea.execution.orders.inverse_order_quantity`;
     the fast kernel does not take inverse contracts) and whose funding it charges on the open contract
     notional (the ledger's ``rate * N / P`` coins, worth ``rate * N`` in the reporting currency).
     Exact at zero latency; with latency an order is rounded at the decision price and its

@@ -6,6 +6,12 @@ formula is the same). Fills move cash by ``-q * price - costs``; funding at a se
 by ``-q * price * rate`` (longs pay a positive rate); a position is marked at the last known
 price of its instrument. Costs are also accumulated per instrument for reports.
 
+An inverse (coin-margined) contract is held in its linear equivalent ``q = N / P_entry`` coins
+(:mod:`dea.risk.margin`), which values it correctly in the quote currency; the account also keeps
+its open contract notional ``N`` as the exchange books it
+(:func:`dea.risk.margin.contract_notional_after`, the vectorised kernel's rule) and charges its
+funding on ``N``: ``rate * N / P_mark`` coins, worth ``rate * N`` here (not ``rate * q * P``).
+
 Liquidation: when equity falls to the maintenance margin ``sum(|q_i| price_i mm_i)`` every
 position is closed at the current price paying the taker fee, spread and impact; if equity is
 then not positive the account is bankrupt (equity floored at zero, as a venue's insurance fund
@@ -20,7 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dea.errors import RiskError
 from dea.execution.fills import Fill
+from dea.risk.margin import contract_notional_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +42,17 @@ class AccountEvent:
 
 
 class Account:
-    """Cash, positions (base units) and last prices of ``n`` instruments."""
+    """Cash, positions (base units) and last prices of ``n`` instruments; ``inverse`` flags the
+    inverse contracts (``[i.inverse for i in instruments]``; none by default)."""
 
-    def __init__(self, n: int, initial_equity: float) -> None:
+    def __init__(self, n: int, initial_equity: float, inverse: Sequence[bool] | None = None) -> None:
         self.n = n
         self.cash = float(initial_equity)
+        if inverse is not None and len(inverse) != n:
+            raise RiskError(f"inverse flags for {len(inverse)} instruments; the account holds {n}")
+        self.inverse = [False] * n if inverse is None else [bool(x) for x in inverse]
+        #: open contract notional ``N`` (quote units) of each inverse position; 0 when flat
+        self.contract_n = [0.0] * n
         self.qty = [0.0] * n
         self.price = [math.nan] * n
         self.bankrupt = False
@@ -111,10 +125,24 @@ class Account:
         return sum(abs(self.qty[i]) * self.price[i] for i in range(self.n) if self.qty[i] != 0.0)
 
     # -- cash movements ----------------------------------------------------------------------------
+    def cost_notional(self, index: int, qty: float, price: float) -> float:
+        """Quote notional a fill of ``qty`` at ``price`` trades, the base of its bar costs:
+        ``|qty| * price``, or for an inverse contract the contract notional it opens or closes,
+        ``|N_after - N_before|`` (a reduction closes at the entry price; the vectorised kernel
+        charges the same)."""
+        if not self.inverse[index]:
+            return abs(qty) * price
+        q0 = self.qty[index]
+        qi = q0 + qty
+        q1 = 0.0 if abs(qi) <= 1e-12 * abs(qty) else qi
+        n0 = self.contract_n[index]
+        return abs(contract_notional_after(n0, q0, q1, price) - n0)
+
     def apply_fill(self, fill: Fill) -> None:
         i = fill.index
         notional = fill.qty * fill.price
         self.cash -= notional + fill.fee + fill.spread + fill.impact
+        q0 = self.qty[i]
         self.qty[i] += fill.qty
         self.fees[i] += fill.fee
         self.spread[i] += fill.spread
@@ -123,13 +151,17 @@ class Account:
         self.trade_cash[i] -= notional
         if self.qty[i] != 0.0 and abs(self.qty[i]) <= 1e-12 * abs(fill.qty):
             self.qty[i] = 0.0  # exact closes only; float residue of a full close is not a position
+        if self.inverse[i]:
+            self.contract_n[i] = contract_notional_after(self.contract_n[i], q0, self.qty[i], fill.price)
 
     def settle_funding(self, index: int, rate: float) -> float:
-        """Charge funding on the position held now at the last price; returns what was paid."""
+        """Charge funding on the position held now; returns what was paid (quote units). Linear:
+        ``q * P_mark * rate`` at the last price; inverse: ``N * rate`` on the open contract
+        notional (``rate * N / P_mark`` coins at the mark), as the vectorised kernel charges it."""
         q = self.qty[index]
         if q == 0.0 or rate == 0.0:
             return 0.0
-        paid = q * self.price[index] * rate
+        paid = (self.contract_n[index] if self.inverse[index] else q * self.price[index]) * rate
         self.cash -= paid
         self.funding[index] += paid
         return paid
@@ -139,6 +171,7 @@ class Account:
         self.cash = 0.0
         for i in range(self.n):
             self.qty[i] = 0.0
+            self.contract_n[i] = 0.0
         self.bankrupt = True
 
     def price_pnl(self) -> np.ndarray:

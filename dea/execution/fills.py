@@ -4,7 +4,9 @@ live paper exchange.
 Every fill is priced at a *reference* price (bar price, or book mid) and pays three costs, each
 in account currency and reported separately:
 
-- fee: ``|q| * ref * fee_rate`` (the instrument's maker or taker rate, ``costs.fee_side``);
+- fee: ``|q| * ref * fee_rate`` (the instrument's maker or taker rate, ``costs.fee_side``); an
+  inverse contract's bar costs are on the contract notional it trades instead, ``|dN|``, which a
+  reduction closes at the entry price (``|q| * P_entry``, :mod:`dea.risk.margin`);
 - spread: ``|q| * ref * half_spread`` from ``costs.half_spread_bps`` on bars, or
   ``|q| * (best ask - mid)`` (buys) / ``|q| * (mid - best bid)`` (sells) on a book;
 - impact: on bars the square-root law — the price moves by ``k * sigma * sqrt(|q| ref / ADV)``
@@ -156,8 +158,12 @@ class PaperFillModel:
         ts: int,
         client_id: str = "",
         liquidation: bool = False,
+        notional: float | None = None,
     ) -> Fill:
-        """Fill against a bar/mark price; ``impact_coef`` from :class:`SqrtImpactEstimator`."""
+        """Fill against a bar/mark price; ``impact_coef`` from :class:`SqrtImpactEstimator`.
+        ``notional``: the quote notional the costs are charged on, ``|qty| * price`` by default;
+        an inverse contract's is the contract notional it trades
+        (:meth:`dea.execution.account.Account.cost_notional`)."""
         if not (price > 0.0):
             raise ExchangeError(f"cannot fill {self.instruments[index].symbol}: price {price} at {ts}")
         coef = impact_coef if self.impact_on else 0.0
@@ -167,7 +173,8 @@ class PaperFillModel:
                 "history (sqrt model) but none is known yet; warm the data up or set costs.impact.model"
             )
         rate = self.liq_fee[index] if liquidation else self.fee[index]
-        fee, spread, impact = bar_fill_costs(abs(qty) * price, rate, self.half_spread, coef)
+        base = abs(qty) * price if notional is None else notional
+        fee, spread, impact = bar_fill_costs(base, rate, self.half_spread, coef)
         return Fill(index, ts, qty, price, fee, spread, impact, client_id, liquidation)
 
     def fill_against_book(

@@ -104,7 +104,10 @@ class CcxtExchange:
     def _submit_one(self, order: Order) -> OrderAck:
         market = self._market(order.instrument)
         try:
-            amount = self._to_contracts(order.instrument, order.qty, order.price_ref)
+            # an inverse order sized in whole contracts carries its count (a reduction closes
+            # contracts at the entry lot, which the decision price would not convert back to)
+            amount = order.contracts if order.contracts > 0.0 else \
+                self._to_contracts(order.instrument, order.qty, order.price_ref)
             res = self.client.create_order(
                 market, "market", order.side, amount, None, {"clientOrderId": order.client_id}
             )

@@ -199,7 +199,7 @@ class PaperExchange:
         seen the market up to then (books, prices and impact estimates warm)."""
         acc = self.venue.account
         acc.cash = float(account.cash)
-        for name in ("qty", "fees", "spread", "impact", "funding", "traded", "trade_cash"):
+        for name in ("qty", "contract_n", "fees", "spread", "impact", "funding", "traded", "trade_cash"):
             setattr(acc, name, list(getattr(account, name)))
         for o in pending:
             self.venue.pending.append(o)

@@ -10,7 +10,10 @@ A fill of ``q`` base units on an inverse contract (the venue's fills are in the 
 unit, :mod:`dea.risk.margin`) moves the contract notional as the exchange books it
 (:func:`dea.risk.margin.contract_notional_after`, the vectorised backtest's rule too): opening or
 adding ``q * P``, reducing pro rata at the entry price, so a closed position holds no contracts.
-Its fee is charged at the same rate as the venue charged it.
+Its fee is the one the venue charged, in the settlement currency at the fill price (an inverse
+fill's ``fee / P`` coins; the venue charges an inverse fill's costs on the contract notional it
+trades, :meth:`dea.execution.account.Account.cost_notional`). Spread and impact are not booked
+here: the statement books each fill at its reference price.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class PaperStatement:
             size = M.contract_notional_after(self.ledger.size[i], q0, q1, fill.price) - self.ledger.size[i]
         else:
             size = fill.qty
+        if inst.inverse and size != 0.0:
+            rate = fill.fee / abs(size)  # the venue's fee, in the coin at the fill price: fee / P
         if self.ledger.accounts[self.ledger.account_of[i]].liquidated:
             return
         self._q[i] = q1

@@ -58,3 +58,26 @@ def test_contract_type_mismatch_with_the_venue_is_refused():
     ex = CcxtExchange("binancecoinm", {"BTCUSD_PERP": "BTC/USD:BTC"}, client=CoinMClient(inverse=False))
     with pytest.raises(ConfigError, match="contract: config inverse but .* is linear"):
         ex.check_markets([INV])
+
+
+def test_a_reduction_sized_in_whole_contracts_is_sent_as_those_contracts():
+    """100 contracts held from a 50,000 entry (0.2 BTC-equivalent); cutting to 0.051 of 100,000 USD
+    at 62,500 closes 59 contracts (0.118 BTC at the entry lot): the venue is sent 59, not the
+    0.118 * 62,500 / 100 = 73.75 the decision price would convert the coins to; an opening is sent
+    as the contracts it buys."""
+    import numpy as np
+
+    from dea.execution.orders import OrderSpec, generate_orders
+
+    client = CoinMClient()
+    ex = CcxtExchange("binancecoinm", {"BTCUSD_PERP": "BTC/USD:BTC"}, client=client)
+    ex.check_markets([INV])
+    spec = OrderSpec.from_instruments([INV])
+    (cut,) = generate_orders(0, np.array([0.051]), np.array([0.2]), np.array([0.0]), 100_000.0,
+                             np.array([62_500.0]), spec, contract_n=[10_000.0])
+    assert cut.contracts == pytest.approx(59.0, abs=1e-9) and cut.qty == pytest.approx(-0.118)
+    (flip,) = generate_orders(0, np.array([-0.1]), np.array([0.2]), np.array([0.0]), 100_000.0,
+                              np.array([62_500.0]), spec, contract_n=[10_000.0])
+    assert flip.contracts == pytest.approx(100.0 + 100.0, abs=1e-9)  # close 100, open 10,000 USD short
+    ex.submit([cut, flip])
+    assert [o[2:] for o in client.orders] == [("sell", pytest.approx(59.0)), ("sell", pytest.approx(200.0))]

@@ -41,8 +41,10 @@ def test_paper_venue_accounts_an_inverse_perpetual_in_btc():
     assert st["margin"] == pytest.approx(0.005 * 10_000 / 62_500)
     assert st["equity_reporting"] == pytest.approx(st["equity"] * 62_500)
     # the venue's reporting-currency account agrees on the contract's USD PnL at the mark
-    # (10,000 * (62,500/50,000 - 1) = 2,500 USD, less the fee paid in USD at the fill)
-    assert ex.equity == pytest.approx(50_000 + 2_500 - 5.0 - 0.0001 * 0.2 * 62_500)
+    # (10,000 * (62,500/50,000 - 1) = 2,500 USD, less the fee paid in USD at the fill) and on the
+    # funding: rate * N = 1 USD, the statement's BTC funding at the mark (not rate * q * P = 1.25)
+    assert ex.venue.account.funding[0] == pytest.approx(funding * 62_500, rel=1e-12) == pytest.approx(1.0)
+    assert ex.equity == pytest.approx(50_000 + 2_500 - 5.0 - 1.0)
 
 
 def test_paper_venue_rejects_a_spot_short_in_a_cash_account():
