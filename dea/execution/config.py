@@ -21,10 +21,18 @@ class RouteVenue(StrictModel):
     venue: str = Field(min_length=1)
     symbol: str | None = Field(default=None, description="the venue's symbol (default: the DEA symbol)")
     taker_fee: float = Field(default=0.0005, ge=0, le=0.05)
+    maker_fee: float | None = Field(default=None, ge=-0.01, le=0.05, description="default: the instrument's")
     lot: float = Field(default=0.0, ge=0)
     min_notional: float = Field(default=0.0, ge=0)
     max_qty: float | None = Field(default=None, gt=0)
     max_notional: float | None = Field(default=None, gt=0)
+    source: str | None = Field(
+        default=None, description="event backtest: the data source (kind book) that is this venue's market"
+    )
+    exchange: str | None = Field(default=None, description="dea serve, ccxt: the ccxt venue id (default: --exchange's)")
+    urls: dict[str, str] = Field(
+        default_factory=dict, description="dea serve, ccxt: this venue's endpoint overrides (as serving.venue_urls)"
+    )
 
 
 class ExecutionConfig(StrictModel):

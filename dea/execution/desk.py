@@ -21,7 +21,8 @@ from dea.execution.fills import Fill
 from dea.execution.order_types import OrderRequest
 from dea.execution.quality import ParentRecord
 from dea.execution.queue import LimitOrderSimulator, QueueModel, SimFill
-from dea.execution.replay import CaptureMsg, Executor
+from dea.execution.replay import CaptureMsg, Executor, VenueMsg
+from dea.execution.routed import RoutedVenue, is_routed
 from dea.execution.schedule import ExecutionConfig, ParentExecution, ParentOrder
 from dea.instruments import Instrument
 
@@ -51,8 +52,10 @@ class ExecutionDesk:
         self.cfg = cfg
         self.id_prefix = id_prefix
         model = QueueModel(cfg.queue_model, cfg.queue_power)
-        if venues is None:
-            venues = [LimitOrderSimulator(maker_fee=i.maker_fee, taker_fee=i.taker_fee, model=model,
+        if venues is None:  # an instrument with execution.routes: one simulator per venue behind a router
+            venues = [RoutedVenue.simulated(i.symbol, cfg, maker_fee=i.maker_fee, lot=i.lot_size)
+                      if is_routed(cfg, i.symbol) else
+                      LimitOrderSimulator(maker_fee=i.maker_fee, taker_fee=i.taker_fee, model=model,
                                           submit_latency_ns=cfg.ns("submit_latency"),
                                           cancel_latency_ns=cfg.ns("cancel_latency"), lot=i.lot_size)
                       for i in instruments]
@@ -64,8 +67,9 @@ class ExecutionDesk:
         ]
         self._seen = [0] * len(self.executors)
 
-    def on_message(self, index: int, msg: CaptureMsg) -> list[DeskFill]:
-        """Market data of instrument ``index``; returns the fills it caused."""
+    def on_message(self, index: int, msg: CaptureMsg | VenueMsg) -> list[DeskFill]:
+        """Market data of instrument ``index`` (of one of its venues when it is routed);
+        returns the fills it caused."""
         self.executors[index].on_message(msg)
         return self._new_fills(index)
 

@@ -51,6 +51,16 @@ class TradeMsg:
     side: int  # aggressor
 
 
+@dataclass(frozen=True, slots=True)
+class VenueMsg:
+    """A book or trade message of one venue of an instrument routed across several
+    (:class:`dea.execution.routed.RoutedVenue`); ``venue`` is a name of ``execution.routes``."""
+
+    ts: int
+    venue: str
+    msg: BookMsg | TradeMsg
+
+
 CaptureMsg = BookMsg | TradeMsg
 
 
@@ -160,7 +170,14 @@ class Executor:
         self._closing.append((ex, "cancelled"))
         self._sync()
 
-    def on_message(self, msg: CaptureMsg) -> None:
+    def on_message(self, msg: CaptureMsg | VenueMsg) -> None:
+        if isinstance(msg, VenueMsg):  # one venue of a routed instrument (POV counts every venue's volume)
+            if isinstance(msg.msg, TradeMsg):
+                self.volume += msg.msg.size
+            self.sim.on_venue_message(msg)
+            self._sync()
+            self.wake(msg.ts)
+            return
         if isinstance(msg, TradeMsg):
             self.volume += msg.size
         feed(self.sim, msg)
@@ -245,9 +262,13 @@ class Executor:
         arrival, modelled, t0 = self._meta[pid]
         fills = tuple(self._fills[pid])
         t_end = max([ts] + [f.ts for f in fills])
+        detail: dict = {"children": len(ex.children), "risk_clipped": ex.clipped}
+        routes = getattr(self.sim, "route_report", None)
+        if routes is not None:  # routed across venues: where each leg went, why, what filled
+            detail["routes"] = routes(pid)
         self.records.append(ParentRecord(
             pid, ex.parent.instrument, self.cfg.algo, ex.parent.qty, t0, arrival, self.sim.mid(), t_end, modelled,
-            fills, status, {"children": len(ex.children), "risk_clipped": ex.clipped},
+            fills, status, detail,
         ))
 
 
