@@ -22,7 +22,7 @@ from dea.errors import DataError
 from dea.execution.desk import DeskFill, ExecutionDesk, as_account_fill
 from dea.execution.orders import Order
 from dea.execution.quality import ParentRecord
-from dea.execution.replay import CaptureMsg
+from dea.execution.replay import CaptureMsg, VenueMsg
 from dea.execution.schedule import ExecutionConfig, risk_bound
 from dea.instruments import Instrument
 from dea.risk.config import RiskConfig
@@ -46,8 +46,9 @@ class ExecutionBacktester(EventBacktester):
             self.desk.set_bound(risk_bound(engine, None, lambda: self.account.qty, self.desk.working,
                                            self.account.equity, lambda: self.raw_px))
 
-    def on_capture(self, index: int, msg: CaptureMsg) -> None:
-        """A book or trade message of instrument ``index`` (time-ordered with everything else)."""
+    def on_capture(self, index: int, msg: CaptureMsg | VenueMsg) -> None:
+        """A book or trade message of instrument ``index`` (of one of its venues when it is
+        routed across several; time-ordered with everything else)."""
         if self.last_ts is not None and msg.ts < self.last_ts:
             raise DataError(f"capture stream goes back in time: {iso(msg.ts)} after {iso(self.last_ts)}")
         self.last_ts = msg.ts
@@ -80,7 +81,7 @@ class ExecutionBacktester(EventBacktester):
             a[0] += fill.fee
             a[4] += abs(fill.qty) * fill.price
 
-    def run_capture(self, messages: Iterable[tuple[int, CaptureMsg]], decisions: Iterable[int]) -> BacktestResult:
+    def run_capture(self, messages: Iterable[tuple[int, CaptureMsg | VenueMsg]], decisions: Iterable[int]) -> BacktestResult:
         """Replay ``(instrument index, message)`` pairs in time order with decisions at ``decisions``."""
         dec: Iterator[int] = iter(decisions)
         nxt = next(dec, None)
@@ -104,10 +105,17 @@ class ExecutionBacktester(EventBacktester):
         return self.desk.records()
 
 
-def capture_stream(sources: Sequence, symbols: Sequence[str], resolve) -> list[tuple[int, CaptureMsg]]:  # noqa: ANN001
+def capture_stream(sources: Sequence, symbols: Sequence[str], resolve,  # noqa: ANN001
+                   execution: ExecutionConfig | None = None) -> list[tuple[int, CaptureMsg | VenueMsg]]:
     """``(instrument index, message)`` of the config's ``book`` sources (Binance websocket
     captures, ``format: binance_ws``), merged by receive time: what :meth:`ExecutionBacktester.run_capture`
-    replays. ``resolve`` maps a source path to a file (the config's ``resolve_path``)."""
+    replays. ``resolve`` maps a source path to a file (the config's ``resolve_path``).
+
+    An instrument with ``execution.routes`` gets each venue's market from the source its route
+    names (``source``), as :class:`~dea.execution.replay.VenueMsg`; one capture may be the
+    market of several venues (the same book with each venue's fees). A routed venue without a
+    source, a source no route names, or a name that is not a book source of the instrument is
+    an error: a venue the router counts on must have a market."""
     import heapq
 
     from dea.book.capture import parse_capture
@@ -115,7 +123,9 @@ def capture_stream(sources: Sequence, symbols: Sequence[str], resolve) -> list[t
     from dea.errors import ConfigError
     from dea.execution.replay import capture_messages
 
+    routes = execution.routes if execution is not None else {}
     streams = []
+    named: dict[str, set[str]] = {}  # instrument -> sources its routes named and were found
     for s in sources:
         if s.kind != "book":
             continue
@@ -128,7 +138,23 @@ def capture_stream(sources: Sequence, symbols: Sequence[str], resolve) -> list[t
             raise ConfigError(f"source {s.name!r}: instrument {inst!r} is not one of {list(symbols)}")
         k = list(symbols).index(inst)
         msgs = capture_messages(parsed)
-        streams.append([(m.ts, k, m) for m in msgs])
+        venues = [r.venue for r in routes.get(inst, ()) if r.source == s.name]
+        if routes.get(inst) and not venues:
+            raise ConfigError(f"source {s.name!r}: {inst} is routed (execution.routes) but no route names this "
+                              "source as its venue's market (route source:)")
+        if venues:
+            named.setdefault(inst, set()).add(s.name)
+            for j, v in enumerate(venues):
+                streams.append([(m.ts, k, j, VenueMsg(m.ts, v, m)) for m in msgs])
+        else:
+            streams.append([(m.ts, k, 0, m) for m in msgs])
     if not streams:
         raise ConfigError("the execution backtest needs a data source of kind book (a binance_ws capture)")
-    return [(k, m) for _, k, m in heapq.merge(*streams, key=lambda x: (x[0], x[1]))]
+    for inst, rs in routes.items():
+        if inst not in symbols:
+            continue
+        for r in rs:
+            if r.source is None or r.source not in named.get(inst, set()):
+                raise ConfigError(f"execution.routes {inst} venue {r.venue!r}: source {r.source!r} is not a book "
+                                  f"source of {inst} (have {sorted(named.get(inst, set()))})")
+    return [(k, m) for _, k, _, m in heapq.merge(*streams, key=lambda x: (x[0], x[1], x[2]))]

@@ -57,5 +57,11 @@ class ExecutionConfig(StrictModel):
 
     _dur = duration_field("horizon", "pov_interval", "passive_timeout", "submit_latency", "cancel_latency")
 
+    @property
+    def worked(self) -> bool:
+        """Orders go through the execution desk (schedules, queue-aware fills, routing): an algo
+        other than ``immediate``, or any instrument routed across venues (``routes``)."""
+        return self.algo != "immediate" or any(self.routes.values())
+
     def ns(self, name: str) -> int:
         return parse_duration(getattr(self, name))

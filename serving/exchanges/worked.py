@@ -247,5 +247,6 @@ class WorkedExchange:
 
 
 def needs_worked_exchange(cfg: ExecutionConfig) -> bool:
-    """Orders are worked (this venue) unless the config sends each at once (``immediate``)."""
-    return cfg.algo != "immediate"
+    """Orders are worked (this venue) unless the config sends each at once (``immediate``) to
+    one venue (no ``execution.routes``)."""
+    return cfg.worked
