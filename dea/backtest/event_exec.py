@@ -111,50 +111,54 @@ def capture_stream(sources: Sequence, symbols: Sequence[str], resolve,  # noqa: 
     captures, ``format: binance_ws``), merged by receive time: what :meth:`ExecutionBacktester.run_capture`
     replays. ``resolve`` maps a source path to a file (the config's ``resolve_path``).
 
-    An instrument with ``execution.routes`` gets each venue's market from the source its route
-    names (``source``), as :class:`~dea.execution.replay.VenueMsg`; one capture may be the
-    market of several venues (the same book with each venue's fees). A routed venue without a
-    source, a source no route names, or a name that is not a book source of the instrument is
-    an error: a venue the router counts on must have a market."""
+    An instrument with ``execution.routes`` gets each venue's market as
+    :class:`~dea.execution.replay.VenueMsg`: a route with ``capture`` from that file, the others
+    from the instrument's book source (several venues may share it: the same book with each
+    venue's fees). The features keep reading the book source alone (one book per instrument)."""
     import heapq
 
-    from dea.book.capture import parse_capture
-    from dea.data.loaders.binance_ws import book_files, capture_market
     from dea.errors import ConfigError
-    from dea.execution.replay import capture_messages
 
     routes = execution.routes if execution is not None else {}
     streams = []
-    named: dict[str, set[str]] = {}  # instrument -> sources its routes named and were found
+    have = set()
     for s in sources:
         if s.kind != "book":
             continue
         if s.format != "binance_ws":
             raise ConfigError(f"source {s.name!r}: the execution backtest replays binance_ws captures, not {s.format!r}")
-        path = resolve(s.path)
-        parsed = parse_capture(book_files(path, s.options), capture_market(path, s.options))
-        inst = s.instrument or parsed.symbol
+        msgs, sym = _capture(resolve(s.path), s.options)
+        inst = s.instrument or sym
         if inst not in symbols:
             raise ConfigError(f"source {s.name!r}: instrument {inst!r} is not one of {list(symbols)}")
         k = list(symbols).index(inst)
-        msgs = capture_messages(parsed)
-        venues = [r.venue for r in routes.get(inst, ()) if r.source == s.name]
-        if routes.get(inst) and not venues:
-            raise ConfigError(f"source {s.name!r}: {inst} is routed (execution.routes) but no route names this "
-                              "source as its venue's market (route source:)")
-        if venues:
-            named.setdefault(inst, set()).add(s.name)
-            for j, v in enumerate(venues):
-                streams.append([(m.ts, k, j, VenueMsg(m.ts, v, m)) for m in msgs])
-        else:
+        have.add(inst)
+        rs = routes.get(inst) or ()
+        if not rs:
             streams.append([(m.ts, k, 0, m) for m in msgs])
+            continue
+        shared = [r.venue for r in rs if r.capture is None]
+        if not shared:
+            raise ConfigError(f"source {s.name!r}: {inst} is routed and every route names a capture of its own; "
+                              "the instrument's book source must be one venue's market (a route without capture)")
+        for j, v in enumerate(shared):
+            streams.append([(m.ts, k, j, VenueMsg(m.ts, v, m)) for m in msgs])
+        for j, r in enumerate([r for r in rs if r.capture is not None], start=len(shared)):
+            own, _ = _capture(resolve(r.capture), {"market": r.capture_market})
+            streams.append([(m.ts, k, j, VenueMsg(m.ts, r.venue, m)) for m in own])
     if not streams:
         raise ConfigError("the execution backtest needs a data source of kind book (a binance_ws capture)")
-    for inst, rs in routes.items():
-        if inst not in symbols:
-            continue
-        for r in rs:
-            if r.source is None or r.source not in named.get(inst, set()):
-                raise ConfigError(f"execution.routes {inst} venue {r.venue!r}: source {r.source!r} is not a book "
-                                  f"source of {inst} (have {sorted(named.get(inst, set()))})")
+    missing = sorted(set(routes) & set(symbols) - have)
+    if missing:
+        raise ConfigError(f"execution.routes: {missing} routed but without a book source")
     return [(k, m) for _, k, _, m in heapq.merge(*streams, key=lambda x: (x[0], x[1], x[2]))]
+
+
+def _capture(path, options) -> tuple[list[CaptureMsg], str]:  # noqa: ANN001
+    """A binance_ws capture's messages (:func:`dea.execution.replay.capture_messages`) and symbol."""
+    from dea.book.capture import parse_capture
+    from dea.data.loaders.binance_ws import book_files, capture_market
+    from dea.execution.replay import capture_messages
+
+    parsed = parse_capture(book_files(path, options), capture_market(path, options))
+    return capture_messages(parsed), parsed.symbol

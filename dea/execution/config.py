@@ -26,9 +26,11 @@ class RouteVenue(StrictModel):
     min_notional: float = Field(default=0.0, ge=0)
     max_qty: float | None = Field(default=None, gt=0)
     max_notional: float | None = Field(default=None, gt=0)
-    source: str | None = Field(
-        default=None, description="event backtest: the data source (kind book) that is this venue's market"
+    capture: str | None = Field(
+        default=None, description="event backtest: this venue's binance_ws capture (a path, resolved like a source's); "
+                                  "default: the instrument's book data source",
     )
+    capture_market: Literal["auto", "futures", "spot"] = Field(default="auto", description="the capture's sequencing")
     exchange: str | None = Field(default=None, description="dea serve, ccxt: the ccxt venue id (default: --exchange's)")
     urls: dict[str, str] = Field(
         default_factory=dict, description="dea serve, ccxt: this venue's endpoint overrides (as serving.venue_urls)"
