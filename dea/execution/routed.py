@@ -269,6 +269,7 @@ class RoutedVenue:
                 rec.notional += q * f.price
                 rec.fee += f.fee
                 self.fills.append(replace(f, client_id=child.req.client_id))
+        for name, v in self.venues.items():  # after every venue's fills: a child ends with all of them
             ups = v.updates
             while self._nu[name] < len(ups):
                 u = ups[self._nu[name]]

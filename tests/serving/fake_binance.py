@@ -129,6 +129,15 @@ class FakeBinance:
             return 200, self.order_json(o)
         if path == "/fapi/v1/userTrades":
             return 200, self.user_trades(q)
+        if path == "/fapi/v1/depth":  # the book as it stands: levels less what our takers removed
+            n = int(q.get("limit") or 100)
+            side = {"bids": self.sim.book.walk(1), "asks": self.sim.book.walk(-1)}
+            body = {"lastUpdateId": len(self.requests), "E": int(time.time() * 1000), "T": int(time.time() * 1000)}
+            for name, levels in side.items():
+                sgn = 1 if name == "bids" else -1
+                left = [(p, sz - self.sim._taken.get((sgn, p), 0.0)) for p, sz in levels]  # noqa: SLF001
+                body[name] = [[f"{p:.1f}", f"{sz:.3f}"] for p, sz in left if sz > 1e-12][:n]
+            return 200, body
         if path == "/fapi/v1/leverageBracket":
             return 200, [{"symbol": "BTCUSDT", "brackets": [{"bracket": 1, "initialLeverage": 125, "notionalCap": 50000,
                                                              "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0}]}]
