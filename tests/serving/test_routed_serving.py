@@ -183,3 +183,71 @@ def test_paper_venue_has_one_simulator_per_venue_with_its_own_fees() -> None:
     assert sorted((f.price, f.qty) for f in fills) == [(60000.0, 1.0), (60000.0, 1.0), (60001.0, 0.5), (60001.0, 1.5)]
     assert w.positions() == {"BTCUSDT": pytest.approx(4.0)}
     w.close()
+
+
+def test_dea_serve_paper_routes_worked_children_on_the_real_capture(shared_data, tmp_path, capsys) -> None:  # noqa: ANN001
+    """``dea serve`` (paper, replay of the USDT-M capture) with two venues on the feed's book:
+    TWAP children split between a 5 bps venue and a 2 bps venue capped at 0.5 BTC a child; the
+    loop's ledger is the legs' fills, and every leg says where and why."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from serving_helpers import build_onnx_policy
+
+    from dea.features.featureset import FeatureSet
+
+    capture = shared_data / "orderbook" / "binance_ws_2024" / "usdm_btcusdt_20240808.gz"
+    text = f"""
+name: routed-paper
+data:
+  instruments:
+    - {{symbol: BTCUSDT, venue: binance, kind: perpetual, base: BTC, quote: USDT, funding: none, lot_size: 0.001,
+       tick_size: 0.1, maker_fee: 0.0002, taker_fee: 0.0005}}
+  sources:
+    - {{name: btc_book, kind: book, format: binance_ws, path: {capture}, instrument: BTCUSDT}}
+  price_field: mid
+  clock: {{step: 5s}}
+features:
+  set:
+    - {{name: ob_spread_bps}}
+    - {{name: ob_imbalance, params: {{level: 5}}}}
+  missing: {{policy: fill, fill_value: 0.0, indicator: false}}
+costs: {{impact: {{model: none}}, initial_equity: 1000000.0}}
+risk: {{max_exposure: 0.5, stale: {{max_age: 1h}}}}
+execution:
+  algo: twap
+  horizon: 4s
+  slices: 2
+  routes:
+    BTCUSDT:
+      - {{venue: main, taker_fee: 0.0005}}
+      - {{venue: cheap, taker_fee: 0.0002, max_qty: 0.5}}
+backtest: {{baselines: []}}
+serving: {{journal_sync: normal, model_poll: null}}
+"""
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(text)
+    cfg = load_config(cfg_path)
+    fs = FeatureSet.from_config(cfg.features, cfg.data.symbols)
+    model = build_onnx_policy(tmp_path / "ob.onnx", fs.names, ["BTCUSDT"], spec_hash=fs.spec_hash, gain=3.0)
+    journal = tmp_path / "j.sqlite"
+    assert dea_main(["serve", "--config", str(cfg_path), "--model", str(model), "--feed", f"replay:{capture}",
+                     "--exchange", "paper", "--journal", str(journal), "--max-events", "12000",
+                     "--log-format", "text"]) == 0
+    capsys.readouterr()
+    store = ExecutionStore(journal)
+    recs = store.parents()
+    store.close()
+    legs = [leg for r in recs for leg in r.detail["routes"]]
+    assert len(recs) > 5 and {leg["venue"] for leg in legs} == {"main", "cheap"}
+    assert all(abs(leg["qty"]) <= 0.5 + 1e-12 for leg in legs if leg["venue"] == "cheap")
+    # the cheap venue is taken first: a child goes to main only beyond cheap's cap
+    by_child: dict[str, dict[str, float]] = {}
+    for leg in legs:
+        by_child.setdefault(leg["child"], {})[leg["venue"]] = abs(leg["qty"])
+    assert all(v.get("cheap", 0.0) == pytest.approx(0.5) for v in by_child.values() if "main" in v)
+    with sqlite3.connect(journal) as db:
+        led = db.execute("SELECT SUM(qty), SUM(fee) FROM ledger WHERE kind='fill'").fetchone()
+    assert led[0] == pytest.approx(sum(leg["filled"] for leg in legs), abs=1e-9)
+    assert led[1] == pytest.approx(sum(leg["fee"] for leg in legs), rel=1e-9)
+    assert all(leg["reason"] for leg in legs)
