@@ -283,18 +283,20 @@ def run_parents(
     lot: float = 0.001,
     tick: float = 0.1,
     id_prefix: str = "dea",
+    venue: Callable[[], object] | None = None,
 ) -> list[ParentRecord]:
     """Work each (start time, signed qty) parent on its own simulator over ``messages``; every
-    parent sees the same recorded market (parents do not interact). Returns their records."""
+    parent sees the same recorded market (parents do not interact). Returns their records.
+    ``venue``: makes each parent's venue instead (e.g. a routed one,
+    :meth:`dea.execution.routed.RoutedVenue.simulated`, with ``messages`` of :class:`VenueMsg`)."""
     from dea.execution.queue import QueueModel
 
     starts = sorted(starts)
     runs = []
     for t0, q in starts:
-        sim = LimitOrderSimulator(maker_fee=maker_fee, taker_fee=taker_fee,
-                                  model=QueueModel(cfg.queue_model, cfg.queue_power),
-                                  submit_latency_ns=cfg.ns("submit_latency"), cancel_latency_ns=cfg.ns("cancel_latency"),
-                                  lot=lot)
+        sim = venue() if venue is not None else LimitOrderSimulator(
+            maker_fee=maker_fee, taker_fee=taker_fee, model=QueueModel(cfg.queue_model, cfg.queue_power),
+            submit_latency_ns=cfg.ns("submit_latency"), cancel_latency_ns=cfg.ns("cancel_latency"), lot=lot)
         runs.append((t0, q, Executor(sim, cfg, lot=lot, tick=tick, fee_rate_model=taker_fee)))
     pending = list(runs)
     started: set[int] = set()
