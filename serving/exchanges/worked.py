@@ -93,6 +93,10 @@ class WorkedExchange:
             names = tuple(r.venue for r in cfg.routes.get(inst.symbol) or ())
             if adapter is None:
                 self._fed[k] = names
+                own = [r.venue for r in cfg.routes.get(inst.symbol) or () if r.capture is not None]
+                if own:
+                    log.warning("paper routing %s: venues %s name a capture (a backtest market); here every venue "
+                                "trades on the live feed's book", inst.symbol, own)
                 continue
             from dea.book.l2 import L2Book
             from serving.exchanges.order_port import VenueOrderPort
