@@ -269,6 +269,7 @@ class RoutedVenue:
                 rec.notional += q * f.price
                 rec.fee += f.fee
                 self.fills.append(replace(f, client_id=child.req.client_id))
+        touched: dict[str, tuple[RoutedChild, int]] = {}
         for name, v in self.venues.items():  # after every venue's fills: a child ends with all of them
             ups = v.updates
             while self._nu[name] < len(ups):
@@ -279,15 +280,21 @@ class RoutedVenue:
                     continue
                 child, rec = hit
                 rec.status = u.status + (f" ({u.reason})" if u.reason else "")
-                legs_final = all(self.venues[n].orders[lid].status in FINAL for n, lid in child.legs.items())
-                if legs_final and child.status not in FINAL:
-                    ts = u.ts
-                    if child.filled >= abs(child.req.qty) - 1e-9 * max(abs(child.req.qty), 1.0):
-                        self._finish(child, ts, "filled")
-                    elif child.cancel_ts is not None:
-                        self._finish(child, ts, "cancelled", "cancel request")
-                    else:
-                        self._finish(child, ts, "expired", "legs ended with size unfilled")
+                touched[child.req.client_id] = (child, max(u.ts, touched.get(child.req.client_id, (child, u.ts))[1]))
+        for child, ts in touched.values():  # every leg's state known: end the child when all are final
+            if child.status in FINAL or not all(self.venues[n].orders[lid].status in FINAL
+                                                for n, lid in child.legs.items()):
+                continue
+            if child.filled >= abs(child.req.qty) - 1e-9 * max(abs(child.req.qty), 1.0):
+                self._finish(child, ts, "filled")
+            elif child.cancel_ts is not None:
+                self._finish(child, ts, "cancelled", "cancel request")
+            elif child.filled == 0.0 and all(self.venues[n].orders[lid].status == "rejected"
+                                             for n, lid in child.legs.items()):
+                self._finish(child, ts, "rejected", "; ".join(
+                    f"{r.venue}: {r.status}" for r in self.legs if r.client_id == child.req.client_id))
+            else:
+                self._finish(child, ts, "expired", "legs ended with size unfilled")
 
     def _finish(self, child: RoutedChild, ts: int, status: OrderStatus, reason: str = "") -> None:
         child.status = status

@@ -8,7 +8,8 @@ import pytest
 from dea.errors import ExchangeError
 from dea.execution.config import ExecutionConfig
 from dea.execution.quality import shortfall
-from dea.execution.replay import EV_SNAPSHOT, BookMsg, Executor, TradeMsg, VenueMsg
+from dea.execution.order_types import OrderRequest
+from dea.execution.replay import EV_GAP, EV_SNAPSHOT, BookMsg, Executor, TradeMsg, VenueMsg
 from dea.execution.routed import RoutedVenue
 from dea.execution.schedule import ParentOrder
 
@@ -199,3 +200,19 @@ def test_backtest_refuses_a_routed_instrument_without_its_venues_market(shared_d
     cfg = load_config(p)
     with pytest.raises(ConfigError, match="the instrument's book source must be one venue's market"):
         capture_stream(cfg.data.sources, cfg.data.symbols, cfg.resolve_path, cfg.execution)
+
+
+def test_legs_lost_in_flight_end_the_child_with_each_venues_reason() -> None:
+    """10 ms submit latency: the books vanish (gaps) while the legs are in flight, so every
+    venue rejects its leg; the child is rejected with each venue's reason, and with no book at
+    all the next child is not sent anywhere."""
+    ex = _executor(_cfg(submit_latency="10ms"))
+    child = ex.sim.submit(T0 + 1, OrderRequest("BTCUSDT", 0, 3.0, "c-1", T0, kind="market"))
+    assert set(child.legs) == {"A", "B"} and child.status == "open"
+    for v in ("A", "B"):
+        ex.on_message(VenueMsg(T0 + 2, v, BookMsg(T0 + 2, EV_GAP, (), ())))
+    ex.sim.advance(T0 + S)
+    assert child.status == "rejected" and child.filled == 0.0
+    assert ex.sim.updates[-1].reason == "A: rejected (no valid book at the venue); B: rejected (no valid book at the venue)"
+    nxt = ex.sim.submit(T0 + S, OrderRequest("BTCUSDT", 0, 2.0, "c-2", T0, kind="market"))
+    assert nxt.status == "rejected" and not nxt.legs and ex.sim.updates[-1].reason.startswith("no venue has size")
