@@ -237,7 +237,9 @@ class RoutedVenue:
             refresh = getattr(v, "refresh_book", None)
             if refresh is not None:
                 refresh()
-            books[name] = (_enough(v.book, BID, req.qty), _enough(v.book, ASK, req.qty))
+            depth = getattr(v, "takeable", None)  # a simulator: net of what our takers removed
+            books[name] = ((depth(BID, req.qty), depth(ASK, req.qty)) if depth is not None else
+                           (_enough(v.book, BID, req.qty), _enough(v.book, ASK, req.qty)))
         vbs = [b if b.lot > 0 or self.lot <= 0 else replace(b, lot=self.lot)
                for b in venue_books(self.cfg, self.symbol, books)]
         plan = route(req.qty, vbs, req.price if req.kind == "limit" else None)

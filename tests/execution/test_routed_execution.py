@@ -216,3 +216,17 @@ def test_legs_lost_in_flight_end_the_child_with_each_venues_reason() -> None:
     assert ex.sim.updates[-1].reason == "A: rejected (no valid book at the venue); B: rejected (no valid book at the venue)"
     nxt = ex.sim.submit(T0 + S, OrderRequest("BTCUSDT", 0, 2.0, "c-2", T0, kind="market"))
     assert nxt.status == "rejected" and not nxt.legs and ex.sim.updates[-1].reason.startswith("no venue has size")
+
+
+def test_the_next_child_plans_on_what_the_first_left() -> None:
+    """Two children before any book update, B uncapped: the first (5) takes all of B's asks;
+    the second (1) plans on the depth net of that take and goes to A at 60000, instead of an
+    IOC at B's 60000.2 that is already gone."""
+    cfg = ExecutionConfig(algo="immediate", routes={"BTCUSDT": [{"venue": "A", "taker_fee": 0.0005},
+                                                                {"venue": "B", "taker_fee": 0.0002}]})
+    ex = _executor(cfg)
+    first = ex.sim.submit(T0 + 1, OrderRequest("BTCUSDT", 0, 5.0, "c-1", T0, kind="market"))
+    second = ex.sim.submit(T0 + 2, OrderRequest("BTCUSDT", 0, 1.0, "c-2", T0, kind="market"))
+    assert first.status == second.status == "filled"
+    legs = {(r.client_id, r.venue): (r.qty, r.price) for r in ex.sim.legs}
+    assert legs == {("c-1", "B"): (pytest.approx(5.0), 60000.5), ("c-2", "A"): (pytest.approx(1.0), 60000.0)}
