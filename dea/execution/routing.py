@@ -149,6 +149,8 @@ def route(qty: float, venues: Sequence[VenueBook], limit_price: float | None = N
     for k, v in enumerate(venues):
         if take[k] <= 1e-12:
             continue
+        if v.lot > 0:  # on the lot grid exactly: float noise (7.8919999...) would be truncated a lot short by a venue
+            take[k] = round(take[k] / v.lot) * v.lot
         avg = notional[k] / take[k]
         fee = notional[k] * v.taker_fee
         total_allin += notional[k] + side * fee

@@ -251,3 +251,92 @@ serving: {{journal_sync: normal, model_poll: null}}
     assert led[0] == pytest.approx(sum(leg["filled"] for leg in legs), abs=1e-9)
     assert led[1] == pytest.approx(sum(leg["fee"] for leg in legs), rel=1e-9)
     assert all(leg["reason"] for leg in legs)
+
+
+def test_dea_serve_ccxt_routes_over_two_fake_venues_on_the_real_capture(shared_data, tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    """``dea serve --exchange ccxt:binance --feed replay:CAPTURE`` with two routed venues: two
+    local fake Binance servers that quote the feed's book as it stands (A) and the same book
+    (B, its 2 bps fee and 0.02 BTC cap a child). Every parent is split over HTTP: B's 0.02
+    first (cheaper all-in), A the rest; the fakes' positions are the journal's; the report
+    reads the served journal."""
+    import sys
+
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from serving_helpers import build_onnx_policy
+
+    import serving.app as app
+    from dea.features.featureset import FeatureSet
+
+    built: list[WorkedExchange] = []
+    real_build = app.build_exchange
+
+    def build(spec, cfg, journal_path=None):  # noqa: ANN001, ANN202 - keep the instance: the fakes quote its book
+        ex = real_build(spec, cfg, journal_path)
+        built.append(ex)
+        return ex
+
+    def feed_book() -> tuple[list, list]:
+        if not built:
+            return [], []
+        b = built[0].books[0].book
+        return b.levels(1, 50), b.levels(-1, 50)
+
+    monkeypatch.setattr(app, "build_exchange", build)
+    for k, v in FAKE_ENV.items():
+        monkeypatch.setenv(k, v)
+    fa, fb = FakeBinance(book=feed_book), FakeBinance(book=feed_book)
+    try:
+        capture = shared_data / "orderbook" / "binance_ws_2024" / "usdm_btcusdt_20240808.gz"
+        raw = {
+            "name": "routed-ccxt",
+            "data": {"instruments": [{"symbol": "BTCUSDT", "venue": "binance", "kind": "perpetual", "base": "BTC",
+                                      "quote": "USDT", "funding": "none", "lot_size": 0.001, "tick_size": 0.1,
+                                      "min_notional": 100.0, "maker_fee": 0.0002, "taker_fee": 0.0005}],
+                     "sources": [{"name": "btc_book", "kind": "book", "format": "binance_ws", "path": str(capture),
+                                  "instrument": "BTCUSDT"}],
+                     "price_field": "mid", "clock": {"step": "5s"}},
+            "features": {"set": [{"name": "ob_spread_bps"}, {"name": "ob_imbalance", "params": {"level": 5}}],
+                         "missing": {"policy": "fill", "fill_value": 0.0, "indicator": False}},
+            "costs": {"impact": {"model": "none"}, "initial_equity": 1000000.0},
+            "risk": {"max_exposure": 0.5, "stale": {"max_age": "1h"}},
+            "execution": {"routes": {"BTCUSDT": [{"venue": "A", "taker_fee": 0.0005},
+                                                 {"venue": "B", "taker_fee": 0.0002, "max_qty": 0.02, "urls": fb.urls()}]}},
+            "backtest": {"baselines": []},
+            "serving": {"journal_sync": "normal", "model_poll": None, "testnet": False,
+                        "venue_symbols": {"BTCUSDT": "BTC/USDT:USDT"}, "venue_urls": fa.urls(),
+                        "venue_config": {"rateLimit": 1, "options": {"defaultType": "swap", "fetchCurrencies": False,
+                                                                     "fetchMarkets": {"types": ["linear"]}}}},
+        }
+        cfg_path = tmp_path / "c.yaml"
+        cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        cfg = load_config(cfg_path)
+        fs = FeatureSet.from_config(cfg.features, cfg.data.symbols)
+        model = build_onnx_policy(tmp_path / "ob.onnx", fs.names, ["BTCUSDT"], spec_hash=fs.spec_hash, gain=3.0)
+        journal = tmp_path / "j.sqlite"
+        assert dea_main(["serve", "--config", str(cfg_path), "--model", str(model), "--feed", f"replay:{capture}",
+                         "--exchange", "ccxt:binance", "--journal", str(journal), "--max-events", "6000",
+                         "--log-format", "text"]) == 0
+        capsys.readouterr()
+        store = ExecutionStore(journal)
+        recs = store.parents()
+        store.close()
+        legs = [leg for r in recs for leg in r.detail["routes"]]
+        assert len(recs) >= 3 and {leg["venue"] for leg in legs} == {"A", "B"}
+        for r in recs:  # B's capped 0.02 first, A the rest of each child
+            vs = {leg["venue"]: abs(leg["qty"]) for leg in r.detail["routes"]}
+            assert vs["B"] == pytest.approx(min(0.02, abs(r.qty)))
+        # the fakes quote the book the plan saw: every IOC leg fills in full (in lots: no float
+        # noise for the venue to truncate a lot short)
+        assert all(leg["filled"] == pytest.approx(leg["qty"], abs=1e-12) and leg["status"] == "filled" for leg in legs)
+        assert fa.sim.position == pytest.approx(sum(leg["filled"] for leg in legs if leg["venue"] == "A"), abs=1e-9)
+        assert fb.sim.position == pytest.approx(sum(leg["filled"] for leg in legs if leg["venue"] == "B"), abs=1e-9)
+        with sqlite3.connect(journal) as db:
+            led = db.execute("SELECT SUM(qty) FROM ledger WHERE kind='fill'").fetchone()[0]
+        assert led == pytest.approx(fa.sim.position + fb.sim.position, abs=1e-9) and abs(led) > 0
+        assert dea_main(["execution-report", str(journal), "--out", str(tmp_path / "rep"), "--no-plots"]) == 0
+        assert "BTCUSDT/B" in capsys.readouterr().out
+    finally:
+        fa.close()
+        fb.close()
