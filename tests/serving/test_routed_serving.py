@@ -340,3 +340,29 @@ def test_dea_serve_ccxt_routes_over_two_fake_venues_on_the_real_capture(shared_d
     finally:
         fa.close()
         fb.close()
+
+
+def test_a_restarted_process_resending_a_routed_parent_trades_nothing_twice(fakes) -> None:  # noqa: ANN001
+    """The leg ids derive from the child's deterministic id: a new process re-sending the same
+    parent sends the same leg ids, each venue answers with the existing order, nothing trades
+    again, and the fills come back under the same parent."""
+    def process() -> WorkedExchange:
+        adapters = {v: _adapter(f) for v, f in fakes.items()}
+        w = WorkedExchange([Instrument(**PERP)], ExecutionConfig(routes=ROUTES), adapter=adapters["A"],
+                           route_adapters=adapters)
+        _feed(w)
+        return w
+
+    parent = Order("BTCUSDT", 0, 4.0, T0, T0, 59999.5, "dea-par-5")
+    w = process()
+    w.submit([parent])
+    first = sorted((f.qty, f.price) for f in w.poll_fills(T0))
+    w.close()
+    n_fills = {v: len(f.sim.fills) for v, f in fakes.items()}
+    w2 = process()
+    w2.submit([parent])
+    w2.before_decision(T0 + S)
+    again = sorted((f.qty, f.price) for f in w2.poll_fills(T0 + S))
+    assert {v: len(f.sim.fills) for v, f in fakes.items()} == n_fills  # nothing traded twice
+    assert again == first and fakes["A"].sim.position + fakes["B"].sim.position == pytest.approx(4.0)
+    w2.close()
