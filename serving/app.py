@@ -102,15 +102,47 @@ def _worked_exchange(spec: str, cfg: ExperimentConfig, journal_path: Path | None
     if not any(s.kind == "book" for s in cfg.data.sources):
         raise ConfigError(f"execution.algo {cfg.execution.algo!r} works orders on the order book: the config needs a "
                           "data source of kind book (or execution.algo: immediate)")
+    route_adapters: dict[str, Any] = {}
     if spec == "paper":
         adapter = None
     elif spec.startswith("ccxt:"):
         adapter = _plain_exchange(spec, cfg)  # markets checked against the config there
+        route_adapters = _route_adapters(spec.split(":", 1)[1], cfg, adapter)
     else:
         raise ConfigError(f"unknown exchange {spec!r}: use paper or ccxt:VENUE")
     store = ExecutionStore(journal_path) if journal_path is not None else None
     return WorkedExchange(cfg.data.instruments, cfg.execution, adapter=adapter, store=store,
-                          id_prefix=cfg.serving.client_id_prefix)
+                          id_prefix=cfg.serving.client_id_prefix, route_adapters=route_adapters)
+
+
+def _route_adapters(venue: str, cfg: ExperimentConfig, adapter: Any) -> dict[str, Any]:
+    """One ccxt adapter per venue of ``execution.routes`` (its ccxt id ``exchange``, default
+    ``venue``; its endpoints ``urls``; credentials of that ccxt id): a route with neither is
+    ``--exchange``'s own adapter. Markets are checked against the config for each."""
+    from serving.exchanges.ccxt_exchange import CcxtExchange
+    from serving.secrets import load_credentials
+
+    by_name: dict[str, list[tuple[Any, Any]]] = {}
+    for inst in cfg.data.instruments:
+        for r in cfg.execution.routes.get(inst.symbol) or ():
+            by_name.setdefault(r.venue, []).append((inst, r))
+    out: dict[str, Any] = {}
+    secrets = cfg.resolve_path(cfg.serving.secrets_file) if cfg.serving.secrets_file else None
+    for name, uses in by_name.items():
+        exchanges = {r.exchange or venue for _, r in uses}
+        urls = [dict(r.urls) for _, r in uses]
+        if len(exchanges) > 1 or any(u != urls[0] for u in urls):
+            raise ConfigError(f"execution.routes venue {name!r}: its routes disagree on exchange/urls")
+        exchange = exchanges.pop()
+        if exchange == venue and not urls[0]:
+            out[name] = adapter
+            continue
+        symbols = {i.symbol: r.symbol or cfg.serving.venue_symbols.get(i.symbol, i.symbol) for i, r in uses}
+        ex = CcxtExchange(exchange, symbols, credentials=load_credentials(exchange, secrets_file=secrets),
+                          testnet=cfg.serving.testnet, options=cfg.serving.venue_config, api_urls=urls[0] or None)
+        ex.check_markets([i for i, _ in uses])
+        out[name] = ex
+    return out
 
 
 def bind_worked_exchange(ex: Any, loop: LiveLoop, cfg: ExperimentConfig) -> None:

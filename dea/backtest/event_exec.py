@@ -22,7 +22,7 @@ from dea.errors import DataError
 from dea.execution.desk import DeskFill, ExecutionDesk, as_account_fill
 from dea.execution.orders import Order
 from dea.execution.quality import ParentRecord
-from dea.execution.replay import CaptureMsg
+from dea.execution.replay import CaptureMsg, VenueMsg
 from dea.execution.schedule import ExecutionConfig, risk_bound
 from dea.instruments import Instrument
 from dea.risk.config import RiskConfig
@@ -46,8 +46,9 @@ class ExecutionBacktester(EventBacktester):
             self.desk.set_bound(risk_bound(engine, None, lambda: self.account.qty, self.desk.working,
                                            self.account.equity, lambda: self.raw_px))
 
-    def on_capture(self, index: int, msg: CaptureMsg) -> None:
-        """A book or trade message of instrument ``index`` (time-ordered with everything else)."""
+    def on_capture(self, index: int, msg: CaptureMsg | VenueMsg) -> None:
+        """A book or trade message of instrument ``index`` (of one of its venues when it is
+        routed across several; time-ordered with everything else)."""
         if self.last_ts is not None and msg.ts < self.last_ts:
             raise DataError(f"capture stream goes back in time: {iso(msg.ts)} after {iso(self.last_ts)}")
         self.last_ts = msg.ts
@@ -80,7 +81,7 @@ class ExecutionBacktester(EventBacktester):
             a[0] += fill.fee
             a[4] += abs(fill.qty) * fill.price
 
-    def run_capture(self, messages: Iterable[tuple[int, CaptureMsg]], decisions: Iterable[int]) -> BacktestResult:
+    def run_capture(self, messages: Iterable[tuple[int, CaptureMsg | VenueMsg]], decisions: Iterable[int]) -> BacktestResult:
         """Replay ``(instrument index, message)`` pairs in time order with decisions at ``decisions``."""
         dec: Iterator[int] = iter(decisions)
         nxt = next(dec, None)
@@ -104,31 +105,60 @@ class ExecutionBacktester(EventBacktester):
         return self.desk.records()
 
 
-def capture_stream(sources: Sequence, symbols: Sequence[str], resolve) -> list[tuple[int, CaptureMsg]]:  # noqa: ANN001
+def capture_stream(sources: Sequence, symbols: Sequence[str], resolve,  # noqa: ANN001
+                   execution: ExecutionConfig | None = None) -> list[tuple[int, CaptureMsg | VenueMsg]]:
     """``(instrument index, message)`` of the config's ``book`` sources (Binance websocket
     captures, ``format: binance_ws``), merged by receive time: what :meth:`ExecutionBacktester.run_capture`
-    replays. ``resolve`` maps a source path to a file (the config's ``resolve_path``)."""
+    replays. ``resolve`` maps a source path to a file (the config's ``resolve_path``).
+
+    An instrument with ``execution.routes`` gets each venue's market as
+    :class:`~dea.execution.replay.VenueMsg`: a route with ``capture`` from that file, the others
+    from the instrument's book source (several venues may share it: the same book with each
+    venue's fees). The features keep reading the book source alone (one book per instrument)."""
     import heapq
 
-    from dea.book.capture import parse_capture
-    from dea.data.loaders.binance_ws import book_files, capture_market
     from dea.errors import ConfigError
-    from dea.execution.replay import capture_messages
 
+    routes = execution.routes if execution is not None else {}
     streams = []
+    have = set()
     for s in sources:
         if s.kind != "book":
             continue
         if s.format != "binance_ws":
             raise ConfigError(f"source {s.name!r}: the execution backtest replays binance_ws captures, not {s.format!r}")
-        path = resolve(s.path)
-        parsed = parse_capture(book_files(path, s.options), capture_market(path, s.options))
-        inst = s.instrument or parsed.symbol
+        msgs, sym = _capture(resolve(s.path), s.options)
+        inst = s.instrument or sym
         if inst not in symbols:
             raise ConfigError(f"source {s.name!r}: instrument {inst!r} is not one of {list(symbols)}")
         k = list(symbols).index(inst)
-        msgs = capture_messages(parsed)
-        streams.append([(m.ts, k, m) for m in msgs])
+        have.add(inst)
+        rs = routes.get(inst) or ()
+        if not rs:
+            streams.append([(m.ts, k, 0, m) for m in msgs])
+            continue
+        shared = [r.venue for r in rs if r.capture is None]
+        if not shared:
+            raise ConfigError(f"source {s.name!r}: {inst} is routed and every route names a capture of its own; "
+                              "the instrument's book source must be one venue's market (a route without capture)")
+        for j, v in enumerate(shared):
+            streams.append([(m.ts, k, j, VenueMsg(m.ts, v, m)) for m in msgs])
+        for j, r in enumerate([r for r in rs if r.capture is not None], start=len(shared)):
+            own, _ = _capture(resolve(r.capture), {"market": r.capture_market})
+            streams.append([(m.ts, k, j, VenueMsg(m.ts, r.venue, m)) for m in own])
     if not streams:
         raise ConfigError("the execution backtest needs a data source of kind book (a binance_ws capture)")
-    return [(k, m) for _, k, m in heapq.merge(*streams, key=lambda x: (x[0], x[1]))]
+    missing = sorted(set(routes) & set(symbols) - have)
+    if missing:
+        raise ConfigError(f"execution.routes: {missing} routed but without a book source")
+    return [(k, m) for _, k, _, m in heapq.merge(*streams, key=lambda x: (x[0], x[1], x[2]))]
+
+
+def _capture(path, options) -> tuple[list[CaptureMsg], str]:  # noqa: ANN001
+    """A binance_ws capture's messages (:func:`dea.execution.replay.capture_messages`) and symbol."""
+    from dea.book.capture import parse_capture
+    from dea.data.loaders.binance_ws import book_files, capture_market
+    from dea.execution.replay import capture_messages
+
+    parsed = parse_capture(book_files(path, options), capture_market(path, options))
+    return capture_messages(parsed), parsed.symbol

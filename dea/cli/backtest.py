@@ -71,7 +71,7 @@ def _execution_backtest(cfg, sub, closed, targets, dispersion, a: int, b: int, n
     bt = ExecutionBacktester(cfg.data.instruments, cfg.costs, cfg.risk, policy, execution=cfg.execution,
                              latency_ns=latency_from_config(cfg), accounts=cfg.accounts, impact_k=sub.impact_k,
                              name=name, periods_per_year=cfg.backtest.periods_per_year or NS_PER_YEAR / sub.step_ns)
-    res = bt.run_capture(capture_stream(cfg.data.sources, cfg.data.symbols, cfg.resolve_path), (int(t) for t in sub.clock))
+    res = bt.run_capture(capture_stream(cfg.data.sources, cfg.data.symbols, cfg.resolve_path, cfg.execution), (int(t) for t in sub.clock))
     out_dir.mkdir(parents=True, exist_ok=True)
     journal = out_dir / "execution.sqlite"
     journal.unlink(missing_ok=True)
@@ -146,10 +146,10 @@ def _handle(args: argparse.Namespace) -> int:
 
     results = {}
     out_dir = args.out or Path("backtests") / cfg.name
-    if cfg.execution.algo != "immediate":
+    if cfg.execution.worked:
         # orders worked as parents by the configured schedule on the capture's book (queue-aware
         # fills), the event backtest's decisions and risk engine; the parents go to a journal
-        # that `dea execution-report` reads
+        # that `dea execution-report` reads (routed instruments: split across execution.routes)
         results[policy_name], note = _execution_backtest(cfg, sub, closed, targets, dispersion, a, b, policy_name,
                                                          out_dir)
         notes.append(note)

@@ -2,8 +2,10 @@
 
 For each parent: arrival mid, average fill, fill rate and the implementation shortfall split into
 spread, impact, timing, fees and opportunity, beside the cost the backtest's model charged (all
-in bps of the arrival notional), then the notional-weighted summary by algorithm. Writes
-``execution_report.csv``, ``execution_summary.json`` and two plots to ``--out``; with
+in bps of the arrival notional), then the notional-weighted summary by algorithm; for parents
+routed across venues (``execution.routes``), where each leg went, why and what filled, and the
+split by venue. Writes ``execution_report.csv``, ``execution_summary.json`` (and
+``execution_routes.csv`` when routed) and two plots to ``--out``; with
 ``--tracking-uri`` (or ``MLFLOW_TRACKING_URI`` set) they are logged as MLflow artifacts.
 ``--calibrate FILE`` also fits half spread and impact k from the fills (``--sigma``/``--adv``
 give the per-step volatility and traded notional the impact regressor needs) and writes the cost
@@ -59,6 +61,7 @@ def _handle(args: argparse.Namespace) -> int:
     (out / "execution_summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
     _print(table, summary)
     files = [out / "execution_report.csv", out / "execution_summary.json"]
+    files += _routes(records, out)
     if not args.no_plots:
         files += _plots(rows, summary, out)
     if args.calibrate is not None:
@@ -93,6 +96,33 @@ def _print(table: list[dict], summary: dict[str, dict[str, float]]) -> None:
     print(f"{'algo':>20}  " + "  ".join(f"{k:>15}" for k in keys))
     for algo, agg in summary.items():
         print(f"{algo:>20}  " + "  ".join(f"{agg[k]:>15.3f}" for k in keys))
+
+
+def _routes(records, out: Path) -> list[Path]:  # noqa: ANN001 - ParentRecords
+    """The routing report: legs to ``execution_routes.csv``, by-venue split and the first legs
+    with their reasons printed (nothing when no parent was routed)."""
+    from dea.execution.routing import route_rows, route_summary
+
+    rows = route_rows(records)
+    if not rows:
+        return []
+    path = out / "execution_routes.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print("\nrouting by venue (execution.routes):")
+    keys = ["legs", "planned", "filled", "share", "avg_price", "fees"]
+    print(f"{'instrument/venue':>24}  " + "  ".join(f"{k:>14}" for k in keys))
+    for key, agg in route_summary(rows).items():
+        print(f"{key:>24}  " + "  ".join(f"{agg[k]:>14.4f}" for k in keys))
+    print("\nlegs (where each part went and why):")
+    for r in rows[:20]:
+        print(f"  {r['parent_id']} {r['venue']}: planned {r['qty']:+g} at limit {r['price']}, filled {r['filled']:+g} "
+              f"({r['status']}); {r['reason']}")
+    if len(rows) > 20:
+        print(f"  ... {len(rows) - 20} more legs in {path.name}")
+    return [path]
 
 
 def _plots(rows, summary, out: Path) -> list[Path]:  # noqa: ANN001

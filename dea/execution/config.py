@@ -21,10 +21,20 @@ class RouteVenue(StrictModel):
     venue: str = Field(min_length=1)
     symbol: str | None = Field(default=None, description="the venue's symbol (default: the DEA symbol)")
     taker_fee: float = Field(default=0.0005, ge=0, le=0.05)
+    maker_fee: float | None = Field(default=None, ge=-0.01, le=0.05, description="default: the instrument's")
     lot: float = Field(default=0.0, ge=0)
     min_notional: float = Field(default=0.0, ge=0)
     max_qty: float | None = Field(default=None, gt=0)
     max_notional: float | None = Field(default=None, gt=0)
+    capture: str | None = Field(
+        default=None, description="event backtest: this venue's binance_ws capture (a path, resolved like a source's); "
+                                  "default: the instrument's book data source",
+    )
+    capture_market: Literal["auto", "futures", "spot"] = Field(default="auto", description="the capture's sequencing")
+    exchange: str | None = Field(default=None, description="dea serve, ccxt: the ccxt venue id (default: --exchange's)")
+    urls: dict[str, str] = Field(
+        default_factory=dict, description="dea serve, ccxt: this venue's endpoint overrides (as serving.venue_urls)"
+    )
 
 
 class ExecutionConfig(StrictModel):
@@ -48,6 +58,12 @@ class ExecutionConfig(StrictModel):
     )
 
     _dur = duration_field("horizon", "pov_interval", "passive_timeout", "submit_latency", "cancel_latency")
+
+    @property
+    def worked(self) -> bool:
+        """Orders go through the execution desk (schedules, queue-aware fills, routing): an algo
+        other than ``immediate``, or any instrument routed across venues (``routes``)."""
+        return self.algo != "immediate" or any(self.routes.values())
 
     def ns(self, name: str) -> int:
         return parse_duration(getattr(self, name))

@@ -21,7 +21,8 @@ from dea.execution.fills import Fill
 from dea.execution.order_types import OrderRequest
 from dea.execution.quality import ParentRecord
 from dea.execution.queue import LimitOrderSimulator, QueueModel, SimFill
-from dea.execution.replay import CaptureMsg, Executor
+from dea.execution.replay import CaptureMsg, Executor, VenueMsg
+from dea.execution.routed import RoutedVenue, is_routed
 from dea.execution.schedule import ExecutionConfig, ParentExecution, ParentOrder
 from dea.instruments import Instrument
 
@@ -45,27 +46,34 @@ class ExecutionDesk:
         venues: Sequence[Any] | None = None,
     ) -> None:
         """``venues``: one venue per instrument with the simulator's interface (a real venue
-        behind :class:`serving.exchanges.order_port.VenueOrderPort`); default: a queue-aware
-        :class:`LimitOrderSimulator` each (backtest, paper venue)."""
+        behind :class:`serving.exchanges.order_port.VenueOrderPort`, a
+        :class:`~dea.execution.routed.RoutedVenue`); None (all, or an entry): the default, a
+        queue-aware :class:`LimitOrderSimulator` (backtest, paper venue), one per venue behind
+        a :class:`~dea.execution.routed.RoutedVenue` for an instrument with ``execution.routes``."""
         self.instruments = tuple(instruments)
         self.cfg = cfg
         self.id_prefix = id_prefix
         model = QueueModel(cfg.queue_model, cfg.queue_power)
         if venues is None:
-            venues = [LimitOrderSimulator(maker_fee=i.maker_fee, taker_fee=i.taker_fee, model=model,
-                                          submit_latency_ns=cfg.ns("submit_latency"),
-                                          cancel_latency_ns=cfg.ns("cancel_latency"), lot=i.lot_size)
-                      for i in instruments]
+            venues = [None] * len(self.instruments)
         elif len(venues) != len(self.instruments):
             raise ExchangeError(f"execution desk: {len(venues)} venues for {len(self.instruments)} instruments")
+        venues = [v if v is not None else
+                  RoutedVenue.simulated(i.symbol, cfg, maker_fee=i.maker_fee, lot=i.lot_size)
+                  if is_routed(cfg, i.symbol) else
+                  LimitOrderSimulator(maker_fee=i.maker_fee, taker_fee=i.taker_fee, model=model,
+                                      submit_latency_ns=cfg.ns("submit_latency"),
+                                      cancel_latency_ns=cfg.ns("cancel_latency"), lot=i.lot_size)
+                  for i, v in zip(self.instruments, venues, strict=True)]
         self.executors = [
             Executor(v, cfg, lot=i.lot_size, tick=i.tick_size, bound=bound, fee_rate_model=i.taker_fee)
             for i, v in zip(instruments, venues, strict=True)
         ]
         self._seen = [0] * len(self.executors)
 
-    def on_message(self, index: int, msg: CaptureMsg) -> list[DeskFill]:
-        """Market data of instrument ``index``; returns the fills it caused."""
+    def on_message(self, index: int, msg: CaptureMsg | VenueMsg) -> list[DeskFill]:
+        """Market data of instrument ``index`` (of one of its venues when it is routed);
+        returns the fills it caused."""
         self.executors[index].on_message(msg)
         return self._new_fills(index)
 

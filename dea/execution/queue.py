@@ -275,6 +275,17 @@ class LimitOrderSimulator:
         lv = self.book.best_bid() if side == BID else self.book.best_ask()
         return math.nan if lv is None else lv[0]
 
+    def takeable(self, side: int, qty: float) -> list[Level]:
+        """The best levels of book ``side`` up to ``|qty|`` of size, less what our takers already
+        removed since the level's last update (what a router may plan on at this venue)."""
+        out, need = [], abs(qty)
+        for p, q in self._available(side, math.inf if side == ASK else 0.0, 1 if side == ASK else -1):
+            out.append((p, q))
+            need -= q
+            if need <= 0.0:
+                break
+        return out
+
     # ------------------------------------------------------------------ internals
     def _resting(self) -> list[SimOrder]:
         return [o for o in self._working if o.status == "open"]

@@ -51,6 +51,16 @@ class TradeMsg:
     side: int  # aggressor
 
 
+@dataclass(frozen=True, slots=True)
+class VenueMsg:
+    """A book or trade message of one venue of an instrument routed across several
+    (:class:`dea.execution.routed.RoutedVenue`); ``venue`` is a name of ``execution.routes``."""
+
+    ts: int
+    venue: str
+    msg: BookMsg | TradeMsg
+
+
 CaptureMsg = BookMsg | TradeMsg
 
 
@@ -160,7 +170,14 @@ class Executor:
         self._closing.append((ex, "cancelled"))
         self._sync()
 
-    def on_message(self, msg: CaptureMsg) -> None:
+    def on_message(self, msg: CaptureMsg | VenueMsg) -> None:
+        if isinstance(msg, VenueMsg):  # one venue of a routed instrument (POV counts every venue's volume)
+            if isinstance(msg.msg, TradeMsg):
+                self.volume += msg.msg.size
+            self.sim.on_venue_message(msg)
+            self._sync()
+            self.wake(msg.ts)
+            return
         if isinstance(msg, TradeMsg):
             self.volume += msg.size
         feed(self.sim, msg)
@@ -245,9 +262,13 @@ class Executor:
         arrival, modelled, t0 = self._meta[pid]
         fills = tuple(self._fills[pid])
         t_end = max([ts] + [f.ts for f in fills])
+        detail: dict = {"children": len(ex.children), "risk_clipped": ex.clipped}
+        routes = getattr(self.sim, "route_report", None)
+        if routes is not None:  # routed across venues: where each leg went, why, what filled
+            detail["routes"] = routes(pid)
         self.records.append(ParentRecord(
             pid, ex.parent.instrument, self.cfg.algo, ex.parent.qty, t0, arrival, self.sim.mid(), t_end, modelled,
-            fills, status, {"children": len(ex.children), "risk_clipped": ex.clipped},
+            fills, status, detail,
         ))
 
 
@@ -262,18 +283,20 @@ def run_parents(
     lot: float = 0.001,
     tick: float = 0.1,
     id_prefix: str = "dea",
+    venue: Callable[[], object] | None = None,
 ) -> list[ParentRecord]:
     """Work each (start time, signed qty) parent on its own simulator over ``messages``; every
-    parent sees the same recorded market (parents do not interact). Returns their records."""
+    parent sees the same recorded market (parents do not interact). Returns their records.
+    ``venue``: makes each parent's venue instead (e.g. a routed one,
+    :meth:`dea.execution.routed.RoutedVenue.simulated`, with ``messages`` of :class:`VenueMsg`)."""
     from dea.execution.queue import QueueModel
 
     starts = sorted(starts)
     runs = []
     for t0, q in starts:
-        sim = LimitOrderSimulator(maker_fee=maker_fee, taker_fee=taker_fee,
-                                  model=QueueModel(cfg.queue_model, cfg.queue_power),
-                                  submit_latency_ns=cfg.ns("submit_latency"), cancel_latency_ns=cfg.ns("cancel_latency"),
-                                  lot=lot)
+        sim = venue() if venue is not None else LimitOrderSimulator(
+            maker_fee=maker_fee, taker_fee=taker_fee, model=QueueModel(cfg.queue_model, cfg.queue_power),
+            submit_latency_ns=cfg.ns("submit_latency"), cancel_latency_ns=cfg.ns("cancel_latency"), lot=lot)
         runs.append((t0, q, Executor(sim, cfg, lot=lot, tick=tick, fee_rate_model=taker_fee)))
     pending = list(runs)
     started: set[int] = set()

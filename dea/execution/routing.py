@@ -149,6 +149,8 @@ def route(qty: float, venues: Sequence[VenueBook], limit_price: float | None = N
     for k, v in enumerate(venues):
         if take[k] <= 1e-12:
             continue
+        if v.lot > 0:  # on the lot grid exactly: float noise (7.8919999...) would be truncated a lot short by a venue
+            take[k] = round(take[k] / v.lot) * v.lot
         avg = notional[k] / take[k]
         fee = notional[k] * v.taker_fee
         total_allin += notional[k] + side * fee
@@ -177,4 +179,37 @@ def venue_books(cfg: ExecutionConfig, symbol: str,
         out.append(VenueBook(r.venue, bids, asks, r.taker_fee, r.lot, r.min_notional,
                              math.inf if r.max_qty is None else r.max_qty,
                              math.inf if r.max_notional is None else r.max_notional))
+    return out
+
+
+def route_rows(records: Sequence) -> list[dict]:  # Sequence[ParentRecord]
+    """Every routed leg of journaled parents (``detail["routes"]`` written by
+    :class:`dea.execution.routed.RoutedVenue`), one row each with its parent: the report's
+    "where it went and why"."""
+    out = []
+    for rec in records:
+        for leg in rec.detail.get("routes", ()):
+            out.append({"parent_id": rec.parent_id, "instrument": rec.instrument, **leg})
+    return out
+
+
+def route_summary(rows: Sequence[dict]) -> dict[str, dict[str, float]]:
+    """Per ``instrument/venue``: legs, planned and filled size (absolute), filled notional,
+    fees, average fill price and the venue's share of the instrument's filled size."""
+    out: dict[str, dict[str, float]] = {}
+    for r in rows:
+        a = out.setdefault(f"{r['instrument']}/{r['venue']}", {"legs": 0.0, "planned": 0.0, "filled": 0.0,
+                                                               "notional": 0.0, "fees": 0.0})
+        a["legs"] += 1
+        a["planned"] += abs(r["qty"])
+        a["filled"] += abs(r["filled"])
+        a["notional"] += abs(r["filled"]) * (r["avg_price"] or 0.0)
+        a["fees"] += r["fee"]
+    totals: dict[str, float] = {}
+    for key, a in out.items():
+        totals[key.split("/", 1)[0]] = totals.get(key.split("/", 1)[0], 0.0) + a["filled"]
+    for key, a in out.items():
+        a["avg_price"] = a["notional"] / a["filled"] if a["filled"] > 0 else math.nan
+        t = totals[key.split("/", 1)[0]]
+        a["share"] = a["filled"] / t if t > 0 else math.nan
     return out

@@ -167,6 +167,23 @@ class CcxtExchange:
             maker=None if tr.get("takerOrMaker") is None else tr.get("takerOrMaker") == "maker",
         )
 
+    def order_book(self, instrument: str, depth: int = 100) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        """The venue's book now (REST ``fetch_order_book``), in base units: a routed venue with
+        no live feed of its own is planned on this (:meth:`VenueOrderPort.refresh_book`)."""
+        market = self._market(instrument)
+        try:
+            ob = self.client.fetch_order_book(market, depth)
+        except Exception as exc:  # noqa: BLE001 - ccxt raises many types; name the venue and market
+            raise ExchangeError(f"{self.name}: fetch_order_book {market}: {exc}") from exc
+        out = []
+        for side in ("bids", "asks"):
+            levels = []
+            for lv in ob.get(side) or ():
+                p, a = float(lv[0]), float(lv[1])
+                levels.append((p, self._from_contracts(instrument, a, p)))
+            out.append(levels)
+        return out[0], out[1]
+
     def positions(self) -> dict[str, float]:
         out = {s: 0.0 for s in self.symbols}
         by_market = {m: s for s, m in self.symbols.items()}

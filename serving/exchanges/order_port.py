@@ -39,8 +39,13 @@ class VenueOrderPort:
     """One instrument at a venue adapter (anything with ``submit_order``, ``cancel_order``,
     ``order_state`` and ``poll_fills``, such as :class:`CcxtExchange`)."""
 
-    def __init__(self, adapter, instrument: str, book: L2Book | None = None) -> None:  # noqa: ANN001
+    def __init__(self, adapter, instrument: str, book: L2Book | None = None, *,  # noqa: ANN001
+                 snapshot_depth: int | None = None) -> None:
+        """``snapshot_depth``: the venue has no live feed here (a routed venue other than the
+        feed's): :meth:`refresh_book` loads its book by REST (``adapter.order_book``) before each
+        routing plan."""
         self.adapter = adapter
+        self.snapshot_depth = snapshot_depth
         self.instrument = instrument
         self.book = book if book is not None else L2Book()
         self.orders: dict[str, PortOrder] = {}
@@ -49,6 +54,11 @@ class VenueOrderPort:
         self.now: int | None = None
         self._seen: set[str] = set()
         self.position = 0.0
+
+    def refresh_book(self) -> None:
+        if self.snapshot_depth is not None:
+            bids, asks = self.adapter.order_book(self.instrument, self.snapshot_depth)
+            self.book.load(bids, asks)
 
     # -- the simulator's interface ------------------------------------------------------------------
     def submit(self, ts: int, req: OrderRequest) -> PortOrder:

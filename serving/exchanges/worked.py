@@ -34,7 +34,7 @@ are in the journal and the next decision orders what the target still needs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dea.book.events import DepthDiff, DepthSnapshot, Trade
@@ -43,7 +43,7 @@ from dea.errors import ExchangeError
 from dea.execution.config import ExecutionConfig
 from dea.execution.desk import DeskFill, ExecutionDesk
 from dea.execution.orders import Order
-from dea.execution.replay import TradeMsg, book_msg
+from dea.execution.replay import TradeMsg, VenueMsg, book_msg
 from dea.execution.schedule import risk_bound
 from dea.execution.store import ExecutionStore
 from dea.instruments import Instrument
@@ -68,18 +68,50 @@ class WorkedExchange:
         adapter: Any = None,
         store: ExecutionStore | None = None,
         id_prefix: str = "dea",
+        route_adapters: Mapping[str, Any] | None = None,
+        snapshot_depth: int = 100,
     ) -> None:
+        """``route_adapters`` (with ``adapter``): venue name of ``execution.routes`` -> its
+        adapter; a routed instrument's first venue trades on the live feed's book, the others
+        are planned on their REST book (``order_book``, ``snapshot_depth`` levels) fetched before
+        each routed child. On the paper venue a routed instrument gets one simulator per venue,
+        all on the live feed's book (each with its own fees, lot and limits)."""
+        from dea.execution.routed import RoutedVenue, is_routed
+
         self.instruments = tuple(instruments)
         self.symbols = tuple(i.symbol for i in instruments)
         self.cfg = cfg
         self.adapter = adapter
         self.store = store
         self.books = [SyncedBook() for _ in instruments]
-        venues = None
-        if adapter is not None:
+        self.route_adapters = dict(route_adapters or {})
+        venues: list[Any] = [None] * len(self.instruments)
+        # per instrument: the routed venues the live feed's messages are those of (() = not routed)
+        self._fed: list[tuple[str, ...]] = [()] * len(self.instruments)
+        for k, inst in enumerate(self.instruments):
+            routed = is_routed(cfg, inst.symbol)
+            names = tuple(r.venue for r in cfg.routes.get(inst.symbol) or ())
+            if adapter is None:
+                self._fed[k] = names
+                own = [r.venue for r in cfg.routes.get(inst.symbol) or () if r.capture is not None]
+                if own:
+                    log.warning("paper routing %s: venues %s name a capture (a backtest market); here every venue "
+                                "trades on the live feed's book", inst.symbol, own)
+                continue
+            from dea.book.l2 import L2Book
             from serving.exchanges.order_port import VenueOrderPort
 
-            venues = [VenueOrderPort(adapter, s, b.book) for s, b in zip(self.symbols, self.books, strict=True)]
+            if not routed:
+                venues[k] = VenueOrderPort(adapter, inst.symbol, self.books[k].book)
+                continue
+            missing = [n for n in names if n not in self.route_adapters]
+            if missing:
+                raise ExchangeError(f"execution.routes {inst.symbol}: venues {missing} have no adapter")
+            ports = {n: VenueOrderPort(self.route_adapters[n], inst.symbol, self.books[k].book) if j == 0 else
+                     VenueOrderPort(self.route_adapters[n], inst.symbol, L2Book(), snapshot_depth=snapshot_depth)
+                     for j, n in enumerate(names)}
+            venues[k] = RoutedVenue(inst.symbol, cfg, ports, lot=inst.lot_size)
+            self._fed[k] = names[:1]
         self.name = f"worked:{'paper' if adapter is None else getattr(adapter, 'name', 'venue')}"
         self.desk = ExecutionDesk(self.instruments, cfg, id_prefix=id_prefix, venues=venues)
         self._reports: list[ExecFill] = []
@@ -115,7 +147,11 @@ class WorkedExchange:
 
     def _on_msg(self, index: int, msg: Any) -> None:
         self.now = max(self.now, msg.ts)
-        self._take(self.desk.on_message(index, msg))
+        fed = self._fed[index]
+        if not fed:
+            self._take(self.desk.on_message(index, msg))
+        for venue in fed:  # a routed instrument: the feed is these venues' market
+            self._take(self.desk.on_message(index, VenueMsg(msg.ts, venue, msg)))
 
     def before_decision(self, ts: int) -> None:
         """Wake every schedule due by ``ts`` (TWAP slices, timeouts) and poll real venues."""
@@ -183,9 +219,20 @@ class WorkedExchange:
         return out
 
     def positions(self) -> dict[str, float]:
-        if self.adapter is not None:
-            return self.adapter.positions()
-        return {s: ex.sim.position for s, ex in zip(self.symbols, self.desk.executors, strict=True)}
+        """Per instrument; a routed one's is the sum over its venues."""
+        if self.adapter is None:
+            return {s: ex.sim.position for s, ex in zip(self.symbols, self.desk.executors, strict=True)}
+        out = dict(self.adapter.positions())
+        polled: dict[int, dict[str, float]] = {}
+        for k, s in enumerate(self.symbols):
+            if self._fed[k]:
+                ads = {id(self.route_adapters[r.venue]): self.route_adapters[r.venue] for r in self.cfg.routes[s]}
+                out[s] = 0.0
+                for key, a in ads.items():
+                    if key not in polled:
+                        polled[key] = a.positions()
+                    out[s] += polled[key].get(s, 0.0)
+        return out
 
     @property
     def is_fresh(self) -> bool:
@@ -208,6 +255,8 @@ class WorkedExchange:
             self.store.close()
         if self.adapter is not None:
             self.adapter.close()
+        for a in {id(a): a for a in self.route_adapters.values() if a is not self.adapter}.values():
+            a.close()
 
     # ------------------------------------------------------------------ bookkeeping
     def _take(self, fills: Sequence[DeskFill]) -> None:
@@ -247,5 +296,6 @@ class WorkedExchange:
 
 
 def needs_worked_exchange(cfg: ExecutionConfig) -> bool:
-    """Orders are worked (this venue) unless the config sends each at once (``immediate``)."""
-    return cfg.algo != "immediate"
+    """Orders are worked (this venue) unless the config sends each at once (``immediate``) to
+    one venue (no ``execution.routes``)."""
+    return cfg.worked

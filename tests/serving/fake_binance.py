@@ -26,14 +26,18 @@ TICK, STEP, MIN_NOTIONAL = "0.10", "0.001", "100"
 class FakeBinance:
     """``fill_price(client_id)``: market orders fill in full at that price (the book is re-quoted
     there, deep, just before each one) -- a venue that follows a replayed market, for failover
-    runs whose fills must not depend on how much of a fixed book earlier orders consumed."""
+    runs whose fills must not depend on how much of a fixed book earlier orders consumed.
+    ``book()``: the venue's book is re-quoted to ``(bids, asks)`` from it before every order and
+    depth request (a venue that follows a live feed's book, for routed ``dea serve`` runs)."""
 
     def __init__(self, *, contract_size: float = 1.0, tick: str = TICK, step: str = STEP,
-                 fill_price: Callable[[str], float] | None = None) -> None:
+                 fill_price: Callable[[str], float] | None = None,
+                 book: Callable[[], tuple[list, list]] | None = None) -> None:
         self.sim = LimitOrderSimulator(maker_fee=0.0002, taker_fee=0.0005)
         self.sim.on_snapshot(0, [(60000.0, 2.0), (59999.9, 5.0)], [(60000.1, 1.0), (60000.5, 4.0)])
         self.tick, self.step, self.contract_size = tick, step, contract_size
         self.fill_price = fill_price
+        self.book = book
         self.requests: list[tuple[float, str, str]] = []
         self.ids: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -129,6 +133,16 @@ class FakeBinance:
             return 200, self.order_json(o)
         if path == "/fapi/v1/userTrades":
             return 200, self.user_trades(q)
+        if path == "/fapi/v1/depth":  # the book as it stands: levels less what our takers removed
+            self._requote()
+            n = int(q.get("limit") or 100)
+            side = {"bids": self.sim.book.walk(1), "asks": self.sim.book.walk(-1)}
+            body = {"lastUpdateId": len(self.requests), "E": int(time.time() * 1000), "T": int(time.time() * 1000)}
+            for name, levels in side.items():
+                sgn = 1 if name == "bids" else -1
+                left = [(p, sz - self.sim._taken.get((sgn, p), 0.0)) for p, sz in levels]  # noqa: SLF001
+                body[name] = [[f"{p:.1f}", f"{sz:.3f}"] for p, sz in left if sz > 1e-12][:n]
+            return 200, body
         if path == "/fapi/v1/leverageBracket":
             return 200, [{"symbol": "BTCUSDT", "brackets": [{"bracket": 1, "initialLeverage": 125, "notionalCap": 50000,
                                                              "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0}]}]
@@ -184,6 +198,7 @@ class FakeBinance:
                            price=float(q["price"]) if kind == "limit" else None, tif=tif,
                            reduce_only=q.get("reduceOnly") == "true")
         self.ids[cid] = len(self.ids) + 1
+        self._requote()
         if self.fill_price is not None and kind == "market":
             px, gap = float(self.fill_price(cid)), float(self.tick)
             bids, asks = ([(px - gap, 1e9)], [(px, 1e9)]) if side > 0 else ([(px, 1e9)], [(px + gap, 1e9)])
@@ -195,6 +210,12 @@ class FakeBinance:
         if o.status == "rejected" and req.reduce_only:
             return 400, {"code": -2022, "msg": "ReduceOnly Order is rejected."}
         return 200, self.order_json(o)
+
+    def _requote(self) -> None:
+        if self.book is not None:
+            bids, asks = self.book()
+            if bids and asks:
+                self.sim.on_snapshot(self._now(), bids, asks)
 
     def _find(self, q: dict[str, str]):  # noqa: ANN202
         cid = q.get("origClientOrderId")
