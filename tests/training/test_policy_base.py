@@ -52,6 +52,14 @@ def test_base_kinds_by_hand() -> None:
     assert capped.max() <= 0.2
     with pytest.raises(ConfigError, match="unknown"):
         base_weights(np, "momentum", sigma, None, lo, hi, target_vol=0.3, periods_per_year=ppy)
+    # hrp: budget x the HRP weight; a weight outside (0, 1] (0-filled, or a fill value) is unknown
+    hrp = np.array([[0.6, 0.4, 0.0], [0.7, -1.0, 2.0]])
+    np.testing.assert_allclose(base_weights(np, "hrp", sigma, None, lo, hi, target_vol=0.3, periods_per_year=ppy,
+                                            hrp=hrp), [[0.6, 0.4, 0.0], [0.7, 0.0, 0.0]])
+    np.testing.assert_allclose(base_weights(np, "hrp", sigma, None, lo, np.full(3, 1.0), target_vol=0.3,
+                                            periods_per_year=ppy, budget=2.0, hrp=hrp[:1]), [[1.0, 0.8, 0.0]])
+    with pytest.raises(ConfigError, match="hrp_weight"):
+        base_weights(np, "hrp", sigma, None, lo, hi, target_vol=0.3, periods_per_year=ppy)
 
 
 def test_base_columns_name_what_is_missing() -> None:
@@ -64,9 +72,14 @@ def test_config_adds_the_base_features(repo_root) -> None:
     assert any(f.name == "rvol_cc" and f.params == {"window": 720} for f in cfg.features.set)  # 30d of 1h rows
     ts = load_config(repo_root / "configs" / "demo.yaml", ["model.base.kind=tsmom", "model.base.momentum_lookback=60d"])
     assert any(f.name == "logret" and f.params == {"horizon": 60} for f in ts.features.set)
+    hrp = load_config(repo_root / "configs" / "demo.yaml", ["model.base.kind=hrp", "model.base.hrp_lookback=120d",
+                                                             "model.base.hrp_refit=7d"])
+    assert any(f.name == "hrp_weight" and f.params == {"window": 120, "refit": "7d"} for f in hrp.features.set)
+    with pytest.raises(ConfigError, match="hrp_weight_90_1d@ETH"):
+        base_columns(["rvol_cc_30@BTC", "rvol_cc_30@ETH", "hrp_weight_90_1d@BTC"], ["BTC", "ETH"], "hrp", 30, 30, 90, "1d")
 
 
-@pytest.mark.parametrize("kind", ["vol_target", "inverse_vol", "equal_weight", "tsmom"])
+@pytest.mark.parametrize("kind", ["vol_target", "inverse_vol", "equal_weight", "tsmom", "hrp"])
 def test_numpy_and_the_policy_graph_compute_the_same_base_on_real_data(demo, kind) -> None:
     """One definition: the numpy base (backtests, reports) equals the torch one inside the policy
     graph (training, the exported ONNX model) on the real demo features."""
@@ -80,11 +93,47 @@ def test_numpy_and_the_policy_graph_compute_the_same_base_on_real_data(demo, kin
     with torch.no_grad():
         graph = policy.base_exposure(torch.as_tensor(X)).numpy()
     vol_rows, mom_rows = cfg.base_rows
-    cols = base_columns(prepared.data.feature_names, cfg.data.symbols, kind, vol_rows, mom_rows)
+    cols = base_columns(prepared.data.feature_names, cfg.data.symbols, kind, vol_rows, mom_rows, cfg.hrp_rows,
+                        cfg.model.base.hrp_refit)
     ref = base_from_features(kind, X, cols, policy.lower.numpy(), policy.caps.numpy(),
                              target_vol=cfg.model.base.target_vol, periods_per_year=policy.periods_per_year)
     np.testing.assert_allclose(graph, ref, rtol=1e-5, atol=1e-6)
     assert (ref[200:] != 0).any(axis=0).all()  # every coin gets weight once its volatility is known
+    if kind == "hrp":  # the HRP weights sum to the budget once every coin has a full window
+        np.testing.assert_allclose(ref[200:].sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_a_policy_over_the_hrp_base_exports_to_onnx_and_computes_the_same_base(demo, tmp_path) -> None:
+    """The exported graph reads the hrp_weight columns like sigma: onnxruntime == torch == numpy base."""
+    import onnxruntime as ort
+
+    from training.export import export_trained_policy
+
+    cfg, prepared = demo
+    cfg = cfg.with_overrides({"model.base.kind": "hrp"})
+    from training.prepare import prepare_data
+
+    prepared = prepare_data(cfg, panel=prepared.panel)
+    policy = _policy(cfg, prepared, kind="mlp")
+    assert any(n.startswith("hrp_weight_90_1d@") for n in policy.feature_names)
+    policy.eval()
+    X = np.nan_to_num(prepared.data.features[200:264]).astype(np.float32)
+    e = np.zeros((X.shape[0], 3), np.float32)
+    report = export_trained_policy(policy, feature_spec_hash="h", train_window=("a", "b"), config_hash="c",
+                                   data_fingerprint="d", validation_inputs=(X, e), path=tmp_path / "hrp.onnx",
+                                   model_name="t", model_version="1")
+    sess = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"features": X, "exposure": e})[0]
+    with torch.no_grad():
+        want = policy(torch.as_tensor(X), torch.as_tensor(e)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    vol_rows, mom_rows = cfg.base_rows
+    cols = base_columns(policy.feature_names, cfg.data.symbols, "hrp", vol_rows, mom_rows, cfg.hrp_rows, "1d")
+    base = base_from_features("hrp", X, cols, policy.lower.numpy(), policy.caps.numpy(),
+                              target_vol=cfg.model.base.target_vol, periods_per_year=policy.periods_per_year)
+    # untrained: the head is zero, so the policy trades `rate` of the way to its HRP base
+    np.testing.assert_allclose(got, policy.trade_rate.detach().numpy() * base, atol=1e-5)
+    assert (base > 0.05).all()
 
 
 @pytest.mark.parametrize("kind", ["mlp", "linear", "shared", "gru"])
