@@ -22,7 +22,13 @@ its 1/N share of the target volatility, ignoring correlation):
 * ``vol_target``: ``unit[i]``;
 * ``tsmom``: ``sign(momentum[i]) * unit[i]`` (Moskowitz, Ooi & Pedersen 2012);
 * ``hrp``: ``budget * hrp_weight[i]`` (López de Prado 2016; weights sum to 1 over the instruments
-  the fit covered).
+  the fit covered);
+* ``ridge``: ``budget * tanh(forecast[i]) * unit[i]``: the two-stage ridge forecast (a linear
+  forecast of the next volatility-standardised return, sized in volatility units, as the
+  ``forecast`` policy) fitted in closed form on each fold's fit block, then frozen. Its
+  coefficients are fixed constants of the policy graph (a linear layer over the scaled features:
+  ``training.forecast_policy.fit_ridge_base``); ``forecast`` here is that layer's output, already
+  divided by its in-sample spread times the risk aversion, so a typical forecast is one tanh unit.
 
 An instrument whose volatility is not known (feature missing: filled with 0 by the missing-data
 policy, or not yet warmed up) gets no base weight: DEA never sizes a position on a risk estimate it
@@ -41,7 +47,7 @@ import numpy as np
 
 from dea.errors import ConfigError
 
-BASE_KINDS = ("none", "equal_weight", "inverse_vol", "vol_target", "tsmom", "hrp")
+BASE_KINDS = ("none", "equal_weight", "inverse_vol", "vol_target", "tsmom", "hrp", "ridge")
 VOL_STEM = "rvol_cc"
 MOMENTUM_STEM = "logret"
 HRP_STEM = "hrp_weight"
@@ -137,10 +143,12 @@ def base_weights(
     periods_per_year: float,
     budget: float = 1.0,
     hrp: Any | None = None,
+    forecast: Any | None = None,
 ) -> Any:
     """The base exposure [..., N] of ``kind`` (see the module docstring), clipped to [lower, upper].
 
-    ``hrp`` is the HRP weight [..., N] (the ``hrp_weight`` feature; kind ``hrp`` only).
+    ``hrp`` is the HRP weight [..., N] (the ``hrp_weight`` feature; kind ``hrp`` only);
+    ``forecast`` the sized ridge forecast [..., N] (kind ``ridge`` only).
 
     Works on numpy arrays and torch tensors alike (``xp`` = the module), so the backtest and the
     exported policy graph evaluate the same expression."""
@@ -166,9 +174,29 @@ def base_weights(
             raise ConfigError("base kind 'hrp' needs the hrp_weight feature")
         known_w = (hrp > 0) & (hrp <= 1.0)
         w = xp.where(known_w, budget * hrp, zero)
+    elif kind == "ridge":
+        if forecast is None:
+            raise ConfigError("base kind 'ridge' needs the fitted forecast (fit_ridge_base)")
+        w = budget * xp.tanh(forecast) * vol_unit(xp, sigma, n, target_vol, periods_per_year)
     else:
         raise ConfigError(f"model.base.kind {kind!r} unknown; choose one of {list(BASE_KINDS)}")
     return clip_between(xp, w, lower, upper)
+
+
+def linear_forecast(
+    features: np.ndarray,
+    center: np.ndarray,
+    scale: np.ndarray,
+    clip: float | None,
+    weight: np.ndarray,
+    bias: np.ndarray,
+) -> np.ndarray:
+    """The ``ridge`` base's forecast in numpy: ``clip((x - center) / scale) @ weight.T + bias``
+    ([T, F] -> [T, N]), the same arithmetic as the policy graph's scaling and frozen linear layer."""
+    z = (np.asarray(features, dtype=np.float64) - center) / scale
+    if clip is not None:
+        z = np.clip(z, -clip, clip)
+    return z @ np.asarray(weight, dtype=np.float64).T + np.asarray(bias, dtype=np.float64)
 
 
 def clip_between(xp: Any, w: Any, lower: Any, upper: Any) -> Any:
@@ -186,8 +214,11 @@ def base_from_features(
     target_vol: float,
     periods_per_year: float,
     budget: float = 1.0,
+    forecast: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Numpy base exposures [T, N] from a raw feature matrix [T, F] (NaN rows give NaN = hold)."""
+    """Numpy base exposures [T, N] from a raw feature matrix [T, F] (NaN rows give NaN = hold).
+
+    ``forecast`` [T, N]: the sized ridge forecast (kind ``ridge``), e.g. from :func:`linear_forecast`."""
     x = np.asarray(features, dtype=np.float64)
     sigma = x[:, list(cols.sigma)]
     mom = x[:, list(cols.momentum)] if cols.momentum is not None else None
@@ -195,7 +226,8 @@ def base_from_features(
     w = base_weights(np, kind, np.nan_to_num(sigma, nan=0.0), None if mom is None else np.nan_to_num(mom),
                      np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64),
                      target_vol=target_vol, periods_per_year=periods_per_year, budget=budget,
-                     hrp=None if hrp is None else np.nan_to_num(hrp, nan=0.0))
+                     hrp=None if hrp is None else np.nan_to_num(hrp, nan=0.0),
+                     forecast=None if forecast is None else np.asarray(forecast, dtype=np.float64))
     bad = ~np.isfinite(x).all(axis=1)
     w[bad] = np.nan
     return w
@@ -209,6 +241,7 @@ __all__ = [
     "base_weights",
     "clip_between",
     "hrp_feature_name",
+    "linear_forecast",
     "momentum_feature_name",
     "required_features",
     "vol_feature_name",

@@ -308,3 +308,91 @@ def test_selection_doc_examples_run() -> None:
     import training.candidates
 
     assert doctest.testmod(training.candidates).failed == 0
+
+
+# ----------------------------------------------------------------------------- the ridge base
+def test_ridge_base_by_hand() -> None:
+    sigma = np.array([[0.01, 0.02, 0.0]])
+    lo, hi = np.array([-1.0, 0.0, -1.0]), np.ones(3)
+    unit = 0.3 / (3 * sigma[0, :2] * math.sqrt(365.0))
+    fc = np.array([[0.5, -2.0, 3.0]])
+    w = base_weights(np, "ridge", sigma, None, lo, hi, target_vol=0.3, periods_per_year=365.0, budget=2.0, forecast=fc)
+    # budget x tanh(forecast) x unit; long-only clips the short; unknown volatility -> 0
+    np.testing.assert_allclose(w[0], [2.0 * math.tanh(0.5) * unit[0], 0.0, 0.0])
+    with pytest.raises(ConfigError, match="fit_ridge_base"):
+        base_weights(np, "ridge", sigma, None, lo, hi, target_vol=0.3, periods_per_year=365.0)
+
+
+@pytest.fixture(scope="module")
+def ridge_demo(demo):
+    from training.prepare import prepare_data
+    from training.splits import Fold
+
+    cfg, prepared = demo
+    cfg = cfg.with_overrides({"model.base.kind": "ridge"})
+    prepared = prepare_data(cfg, panel=prepared.panel)
+    T = len(prepared.data.features)
+    fold = Fold(index=0, fit=(0, int(T * 0.6)), val=(int(T * 0.6) + 30, int(T * 0.8)), test=(int(T * 0.8) + 5, T))
+    return cfg, prepared, fold
+
+
+def test_the_ridge_base_is_the_stage_one_forecast_fitted_on_the_fit_block_and_frozen(ridge_demo) -> None:
+    """The ridge base equals the two-stage forecast policy's aim (same closed-form fit, sized in
+    vol units) and is the same after the adjustment has trained over it: buffers, not parameters."""
+    from training.fit import fit_fold, fold_policy
+    from training.forecast_policy import fit_forecast_policy
+
+    cfg, prepared, fold = ridge_demo
+    data = prepared.data
+    policy = fold_policy(cfg, data, fold)
+    assert policy.ridge_weight.abs().sum() > 0 and not policy.ridge_weight.requires_grad
+    assert all(p.data_ptr() != policy.ridge_weight.data_ptr() for p in policy.parameters())
+    x = torch.as_tensor(np.nan_to_num(data.features[fold.test[0]:]))
+    # the forecast policy alone (no base, vol-sized tilt of at most budget = 1 unit), fitted the same way
+    alone_cfg = cfg.with_overrides({"model.kind": "forecast", "model.base.kind": "none",
+                                    "model.adjust.vol_scaling": True, "model.adjust.max_tilt": 1.0})
+    alone = fold_policy(alone_cfg, data, fold)
+    fit_forecast_policy(alone, alone_cfg, data, fold)
+    with torch.no_grad():
+        base = policy.base_exposure(x).numpy()
+        aim = alone.desired(alone.head(alone.scale_features(x)), x).numpy()
+    np.testing.assert_allclose(base, aim, atol=1e-6)
+    assert (np.abs(base) > 1e-4).mean() > 0.3  # the forecast takes positions
+    # train an adjustment over it: the base does not move
+    short = cfg.with_overrides({"model.kind": "linear", "training.epochs": 1, "training.min_epochs": 1})
+    fitted = fit_fold(short, data, fold, seed=0).policy
+    np.testing.assert_array_equal(fitted.ridge_weight.numpy(), policy.ridge_weight.numpy())
+    np.testing.assert_array_equal(fitted.ridge_bias.numpy(), policy.ridge_bias.numpy())
+
+
+def test_ridge_base_graph_equals_numpy_and_exports_to_onnx(ridge_demo, tmp_path) -> None:
+    import onnxruntime as ort
+
+    from dea.allocation.base import linear_forecast
+    from training.export import export_trained_policy
+    from training.fit import fold_policy
+    from training.policies import load_policy, save_policy
+
+    cfg, prepared, fold = ridge_demo
+    data = prepared.data
+    policy = fold_policy(cfg.with_overrides({"model.kind": "mlp"}), data, fold)
+    policy.eval()
+    X = np.nan_to_num(data.features[fold.test[0]:]).astype(np.float32)
+    fc = linear_forecast(X, policy.center.numpy(), policy.scale.numpy(), policy.clip, policy.ridge_weight.numpy(),
+                         policy.ridge_bias.numpy())
+    vol_rows, mom_rows = cfg.base_rows
+    cols = base_columns(policy.feature_names, cfg.data.symbols, "ridge", vol_rows, mom_rows)
+    ref = base_from_features("ridge", X, cols, policy.lower.numpy(), policy.caps.numpy(),
+                             target_vol=cfg.model.base.target_vol, periods_per_year=policy.periods_per_year, forecast=fc)
+    with torch.no_grad():
+        np.testing.assert_allclose(policy.base_exposure(torch.as_tensor(X)).numpy(), ref, rtol=1e-4, atol=1e-6)
+    e = np.zeros((X.shape[0], 3), np.float32)
+    report = export_trained_policy(policy, feature_spec_hash="h", train_window=("a", "b"), config_hash="c",
+                                   data_fingerprint="d", validation_inputs=(X, e), path=tmp_path / "ridge.onnx",
+                                   model_name="t", model_version="1")
+    got = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"]).run(
+        None, {"features": X, "exposure": e})[0]
+    np.testing.assert_allclose(got, policy.trade_rate.detach().numpy() * ref, atol=1e-5)  # untrained head: the base
+    # saved and reloaded, the frozen forecast travels with the weights
+    again = load_policy(save_policy(policy, tmp_path / "saved")["spec"].parent)
+    np.testing.assert_array_equal(again.ridge_weight.numpy(), policy.ridge_weight.numpy())
