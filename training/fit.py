@@ -158,6 +158,20 @@ def live_bar_wanted(progress_bar: bool) -> bool:
     return progress_bar and is_terminal(sys.stdout) and logging.getLogger("dea.progress").isEnabledFor(logging.INFO)
 
 
+def fold_policy(cfg: ExperimentConfig, data: TrainingData, fold: Fold) -> Policy:
+    """A fresh policy for ``fold`` before any training: the fit block's scaler baked in and, for
+    ``model.base.kind: ridge``, its base forecast fitted in closed form on the fit block (frozen)."""
+    fit_rows = fold.rows("fit")
+    scaler = fit_fold_scaler(data.features, fit_rows[data.usable[fit_rows]], cfg.features.scaling, data.feature_names)
+    policy = build_policy(spec_from_config(cfg, data.feature_names))
+    policy.set_scaler(scaler.center, scaler.scale)
+    if policy.base_kind == "ridge":
+        from training.forecast_policy import fit_ridge_base
+
+        fit_ridge_base(policy, cfg, data, fold)
+    return policy
+
+
 def fit_fold(
     cfg: ExperimentConfig,
     data: TrainingData,
@@ -176,10 +190,7 @@ def fit_fold(
     torch.set_num_threads(tc.num_threads)
     L.seed_everything(seed, workers=True, verbose=False)
 
-    fit_rows = fold.rows("fit")
-    scaler = fit_fold_scaler(data.features, fit_rows[data.usable[fit_rows]], cfg.features.scaling, data.feature_names)
-    policy = build_policy(spec_from_config(cfg, data.feature_names))
-    policy.set_scaler(scaler.center, scaler.scale)
+    policy = fold_policy(cfg, data, fold)
     if cfg.model.kind in ("base", "forecast"):
         # no gradient descent: the base alone has nothing to learn; the forecast policy is fitted in
         # closed form (ridge) and its trade rate chosen on the validation block

@@ -81,27 +81,47 @@ def ridge_forecast(X: np.ndarray, y: np.ndarray, feature_names: tuple[str, ...],
     return np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_), float(model.alpha_)
 
 
-def fit_forecast_policy(policy: Policy, cfg: ExperimentConfig, data: TrainingData, fold: Fold) -> list[dict[str, float]]:
-    """Fit ``policy``'s forecast layer and trade rate on ``fold`` (in place); returns one history
-    row per trade rate tried (``trade_rate``, ``val_sharpe``)."""
-    from training.candidates import validation_sharpe
-
+def ridge_layer(policy: Policy, cfg: ExperimentConfig, data: TrainingData, fold: Fold) -> tuple[np.ndarray, np.ndarray, float]:
+    """Stage 1 on ``fold``'s fit block: the sized linear forecast layer over ``policy``'s scaled
+    features, as (weight [N, F], bias [N], ridge alpha); its output is about one tanh unit."""
     m = data.market
     rows = np.arange(*fold.fit)
     sigma = data.features[:, policy.sigma_idx.numpy()].astype(np.float64)
     ok = data.usable[rows] & (sigma[rows] > 1e-8).all(1) & np.isfinite(m.returns[rows]).all(1)
     rows = rows[ok][-_MAX_ROWS:]
     if rows.size < 30:
-        raise ConfigError(f"fold {fold.index}: only {rows.size} usable fit rows for the forecast policy")
+        raise ConfigError(f"fold {fold.index}: only {rows.size} usable fit rows for the ridge forecast")
     with torch.no_grad():
         X = policy.scale_features(torch.as_tensor(data.features[rows], dtype=torch.float32)).numpy().astype(np.float64)
     y = np.clip(m.returns[rows] / sigma[rows], -10.0, 10.0)  # a crash bar must not dominate the fit
     coef, inter, alpha = ridge_forecast(X, y, policy.feature_names, policy.instruments, cfg.model.forecast_pooling)
     spread = np.std(X @ coef.T + inter, axis=0)
     spread = np.where(spread > 1e-12, spread, 1.0) * float(cfg.model.forecast_risk_aversion)
+    return coef / spread[:, None], inter / spread, alpha
+
+
+def fit_ridge_base(policy: Policy, cfg: ExperimentConfig, data: TrainingData, fold: Fold) -> float:
+    """Fit the ``ridge`` base of ``policy`` on ``fold``'s fit block (in place; frozen afterwards:
+    buffers, not parameters, so the adjustment trains over a fixed base). Returns the ridge alpha.
+    The policy's scaler must already be set (the forecast reads the scaled features)."""
+    if policy.base_kind != "ridge":
+        raise ModelError(f"fit_ridge_base: the policy's base is {policy.base_kind!r}, not 'ridge'")
+    weight, bias, alpha = ridge_layer(policy, cfg, data, fold)
     with torch.no_grad():
-        policy.head.weight.copy_(torch.as_tensor(coef / spread[:, None], dtype=torch.float32))
-        policy.head.bias.copy_(torch.as_tensor(inter / spread, dtype=torch.float32))
+        policy.ridge_weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+        policy.ridge_bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    return alpha
+
+
+def fit_forecast_policy(policy: Policy, cfg: ExperimentConfig, data: TrainingData, fold: Fold) -> list[dict[str, float]]:
+    """Fit ``policy``'s forecast layer and trade rate on ``fold`` (in place); returns one history
+    row per trade rate tried (``trade_rate``, ``val_sharpe``)."""
+    from training.candidates import validation_sharpe
+
+    weight, bias, alpha = ridge_layer(policy, cfg, data, fold)
+    with torch.no_grad():
+        policy.head.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+        policy.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
     history: list[dict[str, float]] = []
     if not policy.partial_adjustment:
         return history
@@ -118,4 +138,4 @@ def fit_forecast_policy(policy: Policy, cfg: ExperimentConfig, data: TrainingDat
     return history
 
 
-__all__ = ["RIDGE_ALPHAS", "TRADE_RATES", "fit_forecast_policy", "ridge_forecast"]
+__all__ = ["RIDGE_ALPHAS", "TRADE_RATES", "fit_forecast_policy", "fit_ridge_base", "ridge_forecast", "ridge_layer"]

@@ -322,15 +322,19 @@ def raw_risk(cfg: ExperimentConfig) -> Any:
 
 
 def _base_oos_targets(cfg: ExperimentConfig, prepared: PreparedData, folds: Sequence[FoldResult]) -> np.ndarray:
-    """The policy's base alone over every test block (the same graph with no adjustment)."""
+    """The policy's base alone over every test block (the same graph with no adjustment; a
+    ``ridge`` base is fitted on each fold's fit block, as under the policy)."""
+    from training.fit import fold_policy
     from training.policies import build_policy, spec_from_config
 
     data = prepared.data
     base_cfg = cfg.with_overrides({"model.kind": "base", "training.candidates": [{}]})
-    policy = build_policy(spec_from_config(base_cfg, data.feature_names))
-    return stitch(data.market.returns.shape,
-                  [(fr.fold.test[0], fr.fold.test[1], run_block(policy, data, *fr.fold.test, record_state=False).exposures)
-                   for fr in folds])
+    fixed = None if cfg.model.base.kind == "ridge" else build_policy(spec_from_config(base_cfg, data.feature_names))
+    blocks = []
+    for fr in folds:
+        policy = fixed if fixed is not None else fold_policy(base_cfg, data, fr.fold)
+        blocks.append((fr.fold.test[0], fr.fold.test[1], run_block(policy, data, *fr.fold.test, record_state=False).exposures))
+    return stitch(data.market.returns.shape, blocks)
 
 
 def _final_candidate(candidates: Sequence[Candidate], folds: Sequence[FoldResult]) -> Candidate:

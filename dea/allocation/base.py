@@ -7,7 +7,11 @@ exported ONNX graph the live loop runs). It reads only two feature columns per i
 ordinary registered features with batch/streaming parity and leakage tests:
 
 * ``rvol_cc_<W>@<SYM>``: close-to-close realised volatility per decision step (ex-ante risk);
-* ``logret_<H>@<SYM>``: the log return over the momentum horizon (``tsmom`` only).
+* ``logret_<H>@<SYM>``: the log return over the momentum horizon (``tsmom`` only);
+* ``hrp_weight_<W>_<REFIT>@<SYM>``: the Hierarchical Risk Parity weight (``hrp`` only), fitted in
+  numpy (:mod:`dea.allocation.hrp`) by the feature engine on the trailing window of returns and
+  refitted on a fixed cadence, so the clustering (which has no ONNX form) is computed once, causally,
+  and the graph only reads its result, exactly as it reads sigma.
 
 Kinds (``unit[i] = target_vol / (N * sigma_annual[i])`` is the exposure that gives instrument i
 its 1/N share of the target volatility, ignoring correlation):
@@ -16,11 +20,20 @@ its 1/N share of the target volatility, ignoring correlation):
 * ``equal_weight``: ``budget / N`` in every instrument whose volatility is known;
 * ``inverse_vol``: ``budget * (1/sigma_i) / sum_j (1/sigma_j)``;
 * ``vol_target``: ``unit[i]``;
-* ``tsmom``: ``sign(momentum[i]) * unit[i]`` (Moskowitz, Ooi & Pedersen 2012).
+* ``tsmom``: ``sign(momentum[i]) * unit[i]`` (Moskowitz, Ooi & Pedersen 2012);
+* ``hrp``: ``budget * hrp_weight[i]`` (López de Prado 2016; weights sum to 1 over the instruments
+  the fit covered);
+* ``ridge``: ``budget * tanh(forecast[i]) * unit[i]``: the two-stage ridge forecast (a linear
+  forecast of the next volatility-standardised return, sized in volatility units, as the
+  ``forecast`` policy) fitted in closed form on each fold's fit block, then frozen. Its
+  coefficients are fixed constants of the policy graph (a linear layer over the scaled features:
+  ``training.forecast_policy.fit_ridge_base``); ``forecast`` here is that layer's output, already
+  divided by its in-sample spread times the risk aversion, so a typical forecast is one tanh unit.
 
 An instrument whose volatility is not known (feature missing: filled with 0 by the missing-data
 policy, or not yet warmed up) gets no base weight: DEA never sizes a position on a risk estimate it
-does not have. Every base is clipped to the per-instrument bounds ``[lower, upper]`` (``lower``
+does not have. Likewise an HRP weight outside (0, 1] (missing: NaN in the feature, 0-filled by
+the missing-data policy) gives no base weight. Every base is clipped to the per-instrument bounds ``[lower, upper]`` (``lower``
 is 0 for a long-only spot instrument).
 """
 
@@ -34,9 +47,10 @@ import numpy as np
 
 from dea.errors import ConfigError
 
-BASE_KINDS = ("none", "equal_weight", "inverse_vol", "vol_target", "tsmom")
+BASE_KINDS = ("none", "equal_weight", "inverse_vol", "vol_target", "tsmom", "hrp", "ridge")
 VOL_STEM = "rvol_cc"
 MOMENTUM_STEM = "logret"
+HRP_STEM = "hrp_weight"
 _SIGMA_FLOOR = 1e-8  # per-step volatility below this counts as unknown (a 0-filled missing value)
 
 
@@ -46,6 +60,7 @@ class BaseColumns:
 
     sigma: tuple[int, ...]  # rvol_cc_<W>@<SYM>
     momentum: tuple[int, ...] | None  # logret_<H>@<SYM> (tsmom only)
+    hrp: tuple[int, ...] | None = None  # hrp_weight_<W>_<REFIT>@<SYM> (hrp only)
 
 
 def vol_feature_name(window: int, symbol: str) -> str:
@@ -56,7 +71,14 @@ def momentum_feature_name(horizon: int, symbol: str) -> str:
     return f"{MOMENTUM_STEM}_{int(horizon)}@{symbol}"
 
 
-def required_features(kind: str, vol_window: int, momentum_horizon: int) -> list[dict[str, Any]]:
+def hrp_feature_name(window: int, refit: str, symbol: str) -> str:
+    """Column of the ``hrp_weight`` feature (:class:`dea.features.cross_asset.HRPWeight`)."""
+    return f"{HRP_STEM}_{int(window)}_{refit}@{symbol}"
+
+
+def required_features(
+    kind: str, vol_window: int, momentum_horizon: int, hrp_window: int = 60, hrp_refit: str = "1d"
+) -> list[dict[str, Any]]:
     """Feature-set entries (``features.set`` items) the base ``kind`` needs.
 
     The volatility feature is needed by every kind except ``none`` without volatility scaling;
@@ -66,11 +88,19 @@ def required_features(kind: str, vol_window: int, momentum_horizon: int) -> list
     items: list[dict[str, Any]] = [{"name": VOL_STEM, "params": {"window": int(vol_window)}}]
     if kind == "tsmom":
         items.append({"name": MOMENTUM_STEM, "params": {"horizon": int(momentum_horizon)}})
+    if kind == "hrp":
+        items.append({"name": HRP_STEM, "params": {"window": int(hrp_window), "refit": str(hrp_refit)}})
     return items
 
 
 def base_columns(
-    feature_names: Sequence[str], instruments: Sequence[str], kind: str, vol_window: int, momentum_horizon: int
+    feature_names: Sequence[str],
+    instruments: Sequence[str],
+    kind: str,
+    vol_window: int,
+    momentum_horizon: int,
+    hrp_window: int = 60,
+    hrp_refit: str = "1d",
 ) -> BaseColumns:
     """Locate the base's input columns in ``feature_names``; a :class:`ConfigError` names any
     column that is missing (the config validator normally adds them to the feature set)."""
@@ -80,14 +110,15 @@ def base_columns(
         missing = [n for n in names if n not in index]
         if missing:
             raise ConfigError(
-                f"the base allocation needs feature columns {missing} (add the rvol_cc / logret features with "
+                f"the base allocation needs feature columns {missing} (add the rvol_cc / logret / hrp_weight features with "
                 f"these windows to features.set, or set model.base.kind: none and model.adjust.vol_scaling: false)"
             )
         return tuple(index[n] for n in names)
 
     sigma = find([vol_feature_name(vol_window, s) for s in instruments])
     mom = find([momentum_feature_name(momentum_horizon, s) for s in instruments]) if kind == "tsmom" else None
-    return BaseColumns(sigma=sigma, momentum=mom)
+    hrp = find([hrp_feature_name(hrp_window, hrp_refit, s) for s in instruments]) if kind == "hrp" else None
+    return BaseColumns(sigma=sigma, momentum=mom, hrp=hrp)
 
 
 def vol_unit(xp: Any, sigma: Any, n_instruments: int, target_vol: float, periods_per_year: float) -> Any:
@@ -111,8 +142,13 @@ def base_weights(
     target_vol: float,
     periods_per_year: float,
     budget: float = 1.0,
+    hrp: Any | None = None,
+    forecast: Any | None = None,
 ) -> Any:
     """The base exposure [..., N] of ``kind`` (see the module docstring), clipped to [lower, upper].
+
+    ``hrp`` is the HRP weight [..., N] (the ``hrp_weight`` feature; kind ``hrp`` only);
+    ``forecast`` the sized ridge forecast [..., N] (kind ``ridge`` only).
 
     Works on numpy arrays and torch tensors alike (``xp`` = the module), so the backtest and the
     exported policy graph evaluate the same expression."""
@@ -133,9 +169,34 @@ def base_weights(
         if momentum is None:
             raise ConfigError("base kind 'tsmom' needs the momentum feature")
         w = xp.sign(momentum) * vol_unit(xp, sigma, n, target_vol, periods_per_year)
+    elif kind == "hrp":
+        if hrp is None:
+            raise ConfigError("base kind 'hrp' needs the hrp_weight feature")
+        known_w = (hrp > 0) & (hrp <= 1.0)
+        w = xp.where(known_w, budget * hrp, zero)
+    elif kind == "ridge":
+        if forecast is None:
+            raise ConfigError("base kind 'ridge' needs the fitted forecast (fit_ridge_base)")
+        w = budget * xp.tanh(forecast) * vol_unit(xp, sigma, n, target_vol, periods_per_year)
     else:
         raise ConfigError(f"model.base.kind {kind!r} unknown; choose one of {list(BASE_KINDS)}")
     return clip_between(xp, w, lower, upper)
+
+
+def linear_forecast(
+    features: np.ndarray,
+    center: np.ndarray,
+    scale: np.ndarray,
+    clip: float | None,
+    weight: np.ndarray,
+    bias: np.ndarray,
+) -> np.ndarray:
+    """The ``ridge`` base's forecast in numpy: ``clip((x - center) / scale) @ weight.T + bias``
+    ([T, F] -> [T, N]), the same arithmetic as the policy graph's scaling and frozen linear layer."""
+    z = (np.asarray(features, dtype=np.float64) - center) / scale
+    if clip is not None:
+        z = np.clip(z, -clip, clip)
+    return z @ np.asarray(weight, dtype=np.float64).T + np.asarray(bias, dtype=np.float64)
 
 
 def clip_between(xp: Any, w: Any, lower: Any, upper: Any) -> Any:
@@ -153,14 +214,20 @@ def base_from_features(
     target_vol: float,
     periods_per_year: float,
     budget: float = 1.0,
+    forecast: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Numpy base exposures [T, N] from a raw feature matrix [T, F] (NaN rows give NaN = hold)."""
+    """Numpy base exposures [T, N] from a raw feature matrix [T, F] (NaN rows give NaN = hold).
+
+    ``forecast`` [T, N]: the sized ridge forecast (kind ``ridge``), e.g. from :func:`linear_forecast`."""
     x = np.asarray(features, dtype=np.float64)
     sigma = x[:, list(cols.sigma)]
     mom = x[:, list(cols.momentum)] if cols.momentum is not None else None
+    hrp = x[:, list(cols.hrp)] if cols.hrp is not None else None
     w = base_weights(np, kind, np.nan_to_num(sigma, nan=0.0), None if mom is None else np.nan_to_num(mom),
                      np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64),
-                     target_vol=target_vol, periods_per_year=periods_per_year, budget=budget)
+                     target_vol=target_vol, periods_per_year=periods_per_year, budget=budget,
+                     hrp=None if hrp is None else np.nan_to_num(hrp, nan=0.0),
+                     forecast=None if forecast is None else np.asarray(forecast, dtype=np.float64))
     bad = ~np.isfinite(x).all(axis=1)
     w[bad] = np.nan
     return w
@@ -173,6 +240,8 @@ __all__ = [
     "base_from_features",
     "base_weights",
     "clip_between",
+    "hrp_feature_name",
+    "linear_forecast",
     "momentum_feature_name",
     "required_features",
     "vol_feature_name",

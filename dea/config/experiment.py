@@ -97,12 +97,10 @@ class ExperimentConfig(StrictModel):
         from dea.allocation.base import required_features
         from dea.features.config import FeatureItem
 
-        step = parse_duration(self.data.clock.step)
-        rows = {k: max(2, int(round(parse_duration(v) / step))) for k, v in
-                (("vol", m.base.vol_lookback), ("mom", m.base.momentum_lookback))}
+        vol_rows, mom_rows = self.base_rows
         have = {(f.name, tuple(sorted(f.params.items())), f.instruments is None) for f in self.features.set}
         extra = []
-        for item in required_features(m.base.kind, rows["vol"], rows["mom"]):
+        for item in required_features(m.base.kind, vol_rows, mom_rows, self.hrp_rows, m.base.hrp_refit):
             key = (item["name"], tuple(sorted(item["params"].items())), True)
             if key not in have:
                 extra.append(FeatureItem(**item))
@@ -118,6 +116,11 @@ class ExperimentConfig(StrictModel):
         b = self.model.base
         return (max(2, int(round(parse_duration(b.vol_lookback) / step))),
                 max(2, int(round(parse_duration(b.momentum_lookback) / step))))
+
+    @property
+    def hrp_rows(self) -> int:
+        """``model.base.hrp_lookback`` in decision rows (the ``hrp_weight`` feature's window, >= 3)."""
+        return max(3, int(round(parse_duration(self.model.base.hrp_lookback) / parse_duration(self.data.clock.step))))
 
     @property
     def base_dir(self) -> Path:

@@ -1,18 +1,22 @@
 """Cross-asset features: rolling correlation and beta to a reference instrument, relative strength.
 
 All use 1-row log returns of ``close`` for every panel instrument (not just the selected ones),
-so a feature restricted to ETH can still be measured against BTC.
+so a feature restricted to ETH can still be measured against BTC. ``hrp_weight`` is an explicit
+feature (its clustering branches on data, which the expression tracer cannot compile): batch and
+streaming run the same row-by-row refit schedule and the same numpy fit on the same window.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from dea.allocation.hrp import hrp_weights
 from dea.config.base import StrictModel
-from dea.features.base import ExprFeature, Input, _index_of
+from dea.features.base import BatchData, ExprFeature, Feature, FeatureStream, Input, _index_of
 from dea.features.ops import safe_div, safe_log
 from dea.features.registry import register
+from dea.timeutil import parse_duration
 
 
 class _RefWindow(StrictModel):
@@ -111,3 +115,109 @@ class RelativeStrength(ExprFeature):
             count = count + fin[..., j]
         mean = np.where(count >= 2, safe_div(total, count), np.nan)
         return r[..., self._sel] - mean[..., None]
+
+
+class _HRPParams(StrictModel):
+    window: int = Field(default=60, ge=3, description="rows of 1-row returns each fit uses")
+    refit: str = Field(default="1d", description="refit period on the UTC epoch grid (a duration)")
+
+    @field_validator("refit")
+    @classmethod
+    def _dur(cls, v: str) -> str:
+        if parse_duration(v) <= 0:
+            raise ValueError(f"refit must be a positive duration, got {v!r}")
+        return v
+
+
+class _HRPRefitter:
+    """The refit schedule and the held fit, shared by the batch and the streaming execution.
+
+    A row with a full window refits when no fit is held yet (so the first value comes exactly
+    after the declared warm-up, whatever the start) or when it falls in a later ``refit`` period
+    of the UTC epoch grid than the held fit (so a stream restarted anywhere refits at the same
+    times as training once it has held one fit). Between refits the fitted weights are held.
+    """
+
+    def __init__(self, refit_ns: int, n_instruments: int) -> None:
+        self.refit_ns = int(refit_ns)
+        self.bucket: int | None = None
+        self.weights = np.full(n_instruments, np.nan)
+
+    def due(self, t: int) -> bool:
+        return self.bucket is None or int(t) // self.refit_ns != self.bucket
+
+    def fit(self, t: int, window: np.ndarray) -> None:
+        w = hrp_weights(window)
+        self.weights = w
+        self.bucket = int(t) // self.refit_ns if np.isfinite(w).any() else None
+
+
+@register
+class HRPWeight(Feature):
+    """Hierarchical Risk Parity weight of each instrument (:mod:`dea.allocation.hrp`), fitted on the
+    last ``window`` 1-row log returns of every panel instrument and refitted every ``refit``.
+
+    Instruments with a missing return in the window (or a constant price) take no part: NaN for
+    them, the others' weights sum to 1. This is the input of ``model.base.kind: hrp``.
+    """
+
+    name = "hrp_weight"
+    family = "cross_asset"
+    version = 1
+    Params = _HRPParams
+
+    def inputs(self):
+        return (Input("field", "close"),)
+
+    def warmup(self) -> int:
+        return self.params.window
+
+    def stems(self):
+        return (f"hrp_weight_{self.params.window}_{self.params.refit}",)
+
+    def _refitter(self) -> _HRPRefitter:
+        return _HRPRefitter(parse_duration(self.params.refit), len(self.instruments))
+
+    def batch(self, data: BatchData) -> np.ndarray:
+        lc = safe_log(data.fields["close"])
+        T = lc.shape[0]
+        r = np.full(lc.shape, np.nan)
+        r[1:] = lc[1:] - lc[:-1]
+        w = self.params.window
+        state = self._refitter()
+        out = np.full((T, len(self.instruments)), np.nan)
+        for i in range(w, T):
+            t = int(data.clock[i])
+            if state.due(t):
+                state.fit(t, r[i - w + 1 : i + 1])
+            out[i] = state.weights
+        return np.ascontiguousarray(out[:, self._sel])
+
+    def stream(self) -> FeatureStream:
+        return _HRPStream(self)
+
+
+class _HRPStream(FeatureStream):
+    """Streaming ``hrp_weight``: a ring buffer of the last ``window`` returns (numpy only)."""
+
+    def __init__(self, f: HRPWeight) -> None:
+        self.window = f.params.window
+        self.sel = f._sel
+        n = len(f.instruments)
+        self.buf = np.full((self.window, n), np.nan)
+        self.prev = np.full(n, np.nan)
+        self.row = 0
+        self.state = f._refitter()
+
+    def update(self, t, fields, series) -> np.ndarray:
+        lc = safe_log(fields["close"])
+        pos = self.row % self.window
+        self.buf[pos] = lc - self.prev
+        self.prev = lc
+        if self.row >= self.window and self.state.due(t):
+            start = pos + 1
+            self.state.fit(t, np.concatenate([self.buf[start:], self.buf[:start]]))
+        self.row += 1
+        if self.row <= self.window:
+            return np.full(len(self.sel), np.nan)
+        return self.state.weights[self.sel].copy()

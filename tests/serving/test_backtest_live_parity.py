@@ -140,3 +140,16 @@ def test_parity_on_simulated_perps_with_funding_and_latency(tmp_path, repo_root,
     model = export_config_policy(cfg, tmp_path / "sim.onnx", seed=1)
     summary, result = _assert_parity(cfg, tables, model, tmp_path)
     assert result.costs["funding"].any()  # funding really was charged on held positions
+
+
+def test_parity_with_the_hrp_weight_feature_streamed_live(tmp_path, repo_root):
+    """The explicit ``hrp_weight`` feature (the ``hrp`` base's input) streams through the live loop
+    exactly as in the backtest, refitting on its epoch grid."""
+    cfg = sim_config(tmp_path, repo_root, n_steps=240)
+    items = [f.model_dump(exclude_defaults=True) for f in cfg.features.set]
+    cfg = cfg.with_overrides({"features.set": [*items, {"name": "hrp_weight", "params": {"window": 48, "refit": "4h"}}]})
+    assert any(n.startswith("hrp_weight_48_4h@") for n in FeatureSet.from_config(cfg.features, cfg.data.symbols).names)
+    tables = load_tables(cfg)
+    model = export_config_policy(cfg, tmp_path / "sim.onnx", seed=1)
+    summary, result = _assert_parity(cfg, tables, model, tmp_path)
+    assert summary.decisions == len(result.clock) and summary.fills > 0

@@ -52,6 +52,14 @@ def test_base_kinds_by_hand() -> None:
     assert capped.max() <= 0.2
     with pytest.raises(ConfigError, match="unknown"):
         base_weights(np, "momentum", sigma, None, lo, hi, target_vol=0.3, periods_per_year=ppy)
+    # hrp: budget x the HRP weight; a weight outside (0, 1] (0-filled, or a fill value) is unknown
+    hrp = np.array([[0.6, 0.4, 0.0], [0.7, -1.0, 2.0]])
+    np.testing.assert_allclose(base_weights(np, "hrp", sigma, None, lo, hi, target_vol=0.3, periods_per_year=ppy,
+                                            hrp=hrp), [[0.6, 0.4, 0.0], [0.7, 0.0, 0.0]])
+    np.testing.assert_allclose(base_weights(np, "hrp", sigma, None, lo, np.full(3, 1.0), target_vol=0.3,
+                                            periods_per_year=ppy, budget=2.0, hrp=hrp[:1]), [[1.0, 0.8, 0.0]])
+    with pytest.raises(ConfigError, match="hrp_weight"):
+        base_weights(np, "hrp", sigma, None, lo, hi, target_vol=0.3, periods_per_year=ppy)
 
 
 def test_base_columns_name_what_is_missing() -> None:
@@ -64,9 +72,14 @@ def test_config_adds_the_base_features(repo_root) -> None:
     assert any(f.name == "rvol_cc" and f.params == {"window": 720} for f in cfg.features.set)  # 30d of 1h rows
     ts = load_config(repo_root / "configs" / "demo.yaml", ["model.base.kind=tsmom", "model.base.momentum_lookback=60d"])
     assert any(f.name == "logret" and f.params == {"horizon": 60} for f in ts.features.set)
+    hrp = load_config(repo_root / "configs" / "demo.yaml", ["model.base.kind=hrp", "model.base.hrp_lookback=120d",
+                                                             "model.base.hrp_refit=7d"])
+    assert any(f.name == "hrp_weight" and f.params == {"window": 120, "refit": "7d"} for f in hrp.features.set)
+    with pytest.raises(ConfigError, match="hrp_weight_90_1d@ETH"):
+        base_columns(["rvol_cc_30@BTC", "rvol_cc_30@ETH", "hrp_weight_90_1d@BTC"], ["BTC", "ETH"], "hrp", 30, 30, 90, "1d")
 
 
-@pytest.mark.parametrize("kind", ["vol_target", "inverse_vol", "equal_weight", "tsmom"])
+@pytest.mark.parametrize("kind", ["vol_target", "inverse_vol", "equal_weight", "tsmom", "hrp"])
 def test_numpy_and_the_policy_graph_compute_the_same_base_on_real_data(demo, kind) -> None:
     """One definition: the numpy base (backtests, reports) equals the torch one inside the policy
     graph (training, the exported ONNX model) on the real demo features."""
@@ -80,11 +93,47 @@ def test_numpy_and_the_policy_graph_compute_the_same_base_on_real_data(demo, kin
     with torch.no_grad():
         graph = policy.base_exposure(torch.as_tensor(X)).numpy()
     vol_rows, mom_rows = cfg.base_rows
-    cols = base_columns(prepared.data.feature_names, cfg.data.symbols, kind, vol_rows, mom_rows)
+    cols = base_columns(prepared.data.feature_names, cfg.data.symbols, kind, vol_rows, mom_rows, cfg.hrp_rows,
+                        cfg.model.base.hrp_refit)
     ref = base_from_features(kind, X, cols, policy.lower.numpy(), policy.caps.numpy(),
                              target_vol=cfg.model.base.target_vol, periods_per_year=policy.periods_per_year)
     np.testing.assert_allclose(graph, ref, rtol=1e-5, atol=1e-6)
     assert (ref[200:] != 0).any(axis=0).all()  # every coin gets weight once its volatility is known
+    if kind == "hrp":  # the HRP weights sum to the budget once every coin has a full window
+        np.testing.assert_allclose(ref[200:].sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_a_policy_over_the_hrp_base_exports_to_onnx_and_computes_the_same_base(demo, tmp_path) -> None:
+    """The exported graph reads the hrp_weight columns like sigma: onnxruntime == torch == numpy base."""
+    import onnxruntime as ort
+
+    from training.export import export_trained_policy
+
+    cfg, prepared = demo
+    cfg = cfg.with_overrides({"model.base.kind": "hrp"})
+    from training.prepare import prepare_data
+
+    prepared = prepare_data(cfg, panel=prepared.panel)
+    policy = _policy(cfg, prepared, kind="mlp")
+    assert any(n.startswith("hrp_weight_90_1d@") for n in policy.feature_names)
+    policy.eval()
+    X = np.nan_to_num(prepared.data.features[200:264]).astype(np.float32)
+    e = np.zeros((X.shape[0], 3), np.float32)
+    report = export_trained_policy(policy, feature_spec_hash="h", train_window=("a", "b"), config_hash="c",
+                                   data_fingerprint="d", validation_inputs=(X, e), path=tmp_path / "hrp.onnx",
+                                   model_name="t", model_version="1")
+    sess = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"features": X, "exposure": e})[0]
+    with torch.no_grad():
+        want = policy(torch.as_tensor(X), torch.as_tensor(e)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    vol_rows, mom_rows = cfg.base_rows
+    cols = base_columns(policy.feature_names, cfg.data.symbols, "hrp", vol_rows, mom_rows, cfg.hrp_rows, "1d")
+    base = base_from_features("hrp", X, cols, policy.lower.numpy(), policy.caps.numpy(),
+                              target_vol=cfg.model.base.target_vol, periods_per_year=policy.periods_per_year)
+    # untrained: the head is zero, so the policy trades `rate` of the way to its HRP base
+    np.testing.assert_allclose(got, policy.trade_rate.detach().numpy() * base, atol=1e-5)
+    assert (base > 0.05).all()
 
 
 @pytest.mark.parametrize("kind", ["mlp", "linear", "shared", "gru"])
@@ -248,3 +297,91 @@ def test_selection_doc_examples_run() -> None:
     import training.candidates
 
     assert doctest.testmod(training.candidates).failed == 0
+
+
+# ----------------------------------------------------------------------------- the ridge base
+def test_ridge_base_by_hand() -> None:
+    sigma = np.array([[0.01, 0.02, 0.0]])
+    lo, hi = np.array([-1.0, 0.0, -1.0]), np.ones(3)
+    unit = 0.3 / (3 * sigma[0, :2] * math.sqrt(365.0))
+    fc = np.array([[0.5, -2.0, 3.0]])
+    w = base_weights(np, "ridge", sigma, None, lo, hi, target_vol=0.3, periods_per_year=365.0, budget=2.0, forecast=fc)
+    # budget x tanh(forecast) x unit; long-only clips the short; unknown volatility -> 0
+    np.testing.assert_allclose(w[0], [2.0 * math.tanh(0.5) * unit[0], 0.0, 0.0])
+    with pytest.raises(ConfigError, match="fit_ridge_base"):
+        base_weights(np, "ridge", sigma, None, lo, hi, target_vol=0.3, periods_per_year=365.0)
+
+
+@pytest.fixture(scope="module")
+def ridge_demo(demo):
+    from training.prepare import prepare_data
+    from training.splits import Fold
+
+    cfg, prepared = demo
+    cfg = cfg.with_overrides({"model.base.kind": "ridge"})
+    prepared = prepare_data(cfg, panel=prepared.panel)
+    T = len(prepared.data.features)
+    fold = Fold(index=0, fit=(0, int(T * 0.6)), val=(int(T * 0.6) + 30, int(T * 0.8)), test=(int(T * 0.8) + 5, T))
+    return cfg, prepared, fold
+
+
+def test_the_ridge_base_is_the_stage_one_forecast_fitted_on_the_fit_block_and_frozen(ridge_demo) -> None:
+    """The ridge base equals the two-stage forecast policy's aim (same closed-form fit, sized in
+    vol units) and is the same after the adjustment has trained over it: buffers, not parameters."""
+    from training.fit import fit_fold, fold_policy
+    from training.forecast_policy import fit_forecast_policy
+
+    cfg, prepared, fold = ridge_demo
+    data = prepared.data
+    policy = fold_policy(cfg, data, fold)
+    assert policy.ridge_weight.abs().sum() > 0 and not policy.ridge_weight.requires_grad
+    assert all(p.data_ptr() != policy.ridge_weight.data_ptr() for p in policy.parameters())
+    x = torch.as_tensor(np.nan_to_num(data.features[fold.test[0]:]))
+    # the forecast policy alone (no base, vol-sized tilt of at most budget = 1 unit), fitted the same way
+    alone_cfg = cfg.with_overrides({"model.kind": "forecast", "model.base.kind": "none",
+                                    "model.adjust.vol_scaling": True, "model.adjust.max_tilt": 1.0})
+    alone = fold_policy(alone_cfg, data, fold)
+    fit_forecast_policy(alone, alone_cfg, data, fold)
+    with torch.no_grad():
+        base = policy.base_exposure(x).numpy()
+        aim = alone.desired(alone.head(alone.scale_features(x)), x).numpy()
+    np.testing.assert_allclose(base, aim, atol=1e-6)
+    assert (np.abs(base) > 1e-4).mean() > 0.3  # the forecast takes positions
+    # train an adjustment over it: the base does not move
+    short = cfg.with_overrides({"model.kind": "linear", "training.epochs": 1, "training.min_epochs": 1})
+    fitted = fit_fold(short, data, fold, seed=0).policy
+    np.testing.assert_array_equal(fitted.ridge_weight.numpy(), policy.ridge_weight.numpy())
+    np.testing.assert_array_equal(fitted.ridge_bias.numpy(), policy.ridge_bias.numpy())
+
+
+def test_ridge_base_graph_equals_numpy_and_exports_to_onnx(ridge_demo, tmp_path) -> None:
+    import onnxruntime as ort
+
+    from dea.allocation.base import linear_forecast
+    from training.export import export_trained_policy
+    from training.fit import fold_policy
+    from training.policies import load_policy, save_policy
+
+    cfg, prepared, fold = ridge_demo
+    data = prepared.data
+    policy = fold_policy(cfg.with_overrides({"model.kind": "mlp"}), data, fold)
+    policy.eval()
+    X = np.nan_to_num(data.features[fold.test[0]:]).astype(np.float32)
+    fc = linear_forecast(X, policy.center.numpy(), policy.scale.numpy(), policy.clip, policy.ridge_weight.numpy(),
+                         policy.ridge_bias.numpy())
+    vol_rows, mom_rows = cfg.base_rows
+    cols = base_columns(policy.feature_names, cfg.data.symbols, "ridge", vol_rows, mom_rows)
+    ref = base_from_features("ridge", X, cols, policy.lower.numpy(), policy.caps.numpy(),
+                             target_vol=cfg.model.base.target_vol, periods_per_year=policy.periods_per_year, forecast=fc)
+    with torch.no_grad():
+        np.testing.assert_allclose(policy.base_exposure(torch.as_tensor(X)).numpy(), ref, rtol=1e-4, atol=1e-6)
+    e = np.zeros((X.shape[0], 3), np.float32)
+    report = export_trained_policy(policy, feature_spec_hash="h", train_window=("a", "b"), config_hash="c",
+                                   data_fingerprint="d", validation_inputs=(X, e), path=tmp_path / "ridge.onnx",
+                                   model_name="t", model_version="1")
+    got = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"]).run(
+        None, {"features": X, "exposure": e})[0]
+    np.testing.assert_allclose(got, policy.trade_rate.detach().numpy() * ref, atol=1e-5)  # untrained head: the base
+    # saved and reloaded, the frozen forecast travels with the weights
+    again = load_policy(save_policy(policy, tmp_path / "saved")["spec"].parent)
+    np.testing.assert_array_equal(again.ridge_weight.numpy(), policy.ridge_weight.numpy())

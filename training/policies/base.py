@@ -51,7 +51,8 @@ class PolicySpec:
     initial_trade_rate: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict)
     lower: tuple[float, ...] | None = None  # per-instrument lower bound (None = -caps; 0 = long-only)
-    base: dict[str, Any] = field(default_factory=dict)  # kind, vol_window, momentum_horizon, target_vol, budget
+    base: dict[str, Any] = field(default_factory=dict)  # kind, vol_window, momentum_horizon, target_vol, budget,
+    # hrp_window, hrp_refit
     adjust: dict[str, Any] = field(default_factory=dict)  # max_scale, max_tilt, vol_scaling
     periods_per_year: float = 1.0
 
@@ -176,10 +177,18 @@ class Policy(nn.Module):
             from dea.allocation.base import base_columns
 
             cols = base_columns(spec.feature_names, spec.instruments, spec.base_kind if self.mode == "base" else "none",
-                                int(spec.base.get("vol_window", 30)), int(spec.base.get("momentum_horizon", 30)))
+                                int(spec.base.get("vol_window", 30)), int(spec.base.get("momentum_horizon", 30)),
+                                int(spec.base.get("hrp_window", 60)), str(spec.base.get("hrp_refit", "1d")))
             self.register_buffer("sigma_idx", torch.as_tensor(cols.sigma, dtype=torch.long), persistent=False)
             mom = cols.momentum if cols.momentum is not None else cols.sigma
             self.register_buffer("momentum_idx", torch.as_tensor(mom, dtype=torch.long), persistent=False)
+            hrp = cols.hrp if cols.hrp is not None else cols.sigma
+            self.register_buffer("hrp_idx", torch.as_tensor(hrp, dtype=torch.long), persistent=False)
+        if self.base_kind == "ridge":
+            # the frozen ridge forecast of the base (buffers: saved and exported, never trained);
+            # zero until training.forecast_policy.fit_ridge_base fits it on a fold's fit block
+            self.register_buffer("ridge_weight", torch.zeros(spec.n_instruments, spec.n_features))
+            self.register_buffer("ridge_bias", torch.zeros(spec.n_instruments))
         self.partial_adjustment = bool(spec.partial_adjustment)
         if self.partial_adjustment:
             rate = float(spec.initial_trade_rate)
@@ -235,8 +244,15 @@ class Policy(nn.Module):
 
         sigma = features[:, self.sigma_idx]
         mom = features[:, self.momentum_idx] if self.base_kind == "tsmom" else None
+        hrp = features[:, self.hrp_idx] if self.base_kind == "hrp" else None
+        fc = self.ridge_forecast(features) if self.base_kind == "ridge" else None
         return base_weights(torch, self.base_kind, sigma, mom, self.lower, self.caps, target_vol=self.target_vol,
-                            periods_per_year=self.periods_per_year, budget=self.budget)
+                            periods_per_year=self.periods_per_year, budget=self.budget, hrp=hrp, forecast=fc)
+
+    def ridge_forecast(self, features: Tensor) -> Tensor:
+        """The ``ridge`` base's sized forecast [B, N]: a fixed linear layer over the scaled features
+        (numpy twin: :func:`dea.allocation.base.linear_forecast`)."""
+        return self.scale_features(features) @ self.ridge_weight.T + self.ridge_bias
 
     def desired(self, scores: Tensor, features: Tensor | None) -> Tensor:
         """Scores [B, n_scores] -> the exposure aimed at, inside [lower, caps] (module docstring)."""
