@@ -214,46 +214,6 @@ def _rows_of(path, sql: str) -> list[tuple]:  # noqa: ANN001
         return db.execute(sql).fetchall()
 
 
-def test_cross_venue_routing_over_two_fake_venues() -> None:
-    """Two local fakes with different books and fees: the configured routes split 4 BTC by
-    all-in price within B's max_qty, each leg goes over HTTP as an IOC limit, and the report
-    says where it went, why, and what filled."""
-    from dea.book.l2 import L2Book
-    from dea.execution.config import ExecutionConfig
-    from serving.exchanges.router import Router
-
-    books = {"A": ([(59999.0, 3.0)], [(60000.0, 1.0), (60001.0, 5.0)]),
-             "B": ([(59999.5, 1.0)], [(60000.2, 2.0), (60000.5, 3.0)])}
-    fakes = {v: FakeBinance() for v in books}
-    try:
-        views = {}
-        for v, (bids, asks) in books.items():
-            fakes[v].sim.on_snapshot(1, bids, asks)
-            views[v] = L2Book()
-            views[v].load(bids, asks)  # the feed's view of that venue
-        adapters = {v: _adapter(f) for v, f in fakes.items()}
-        for a in adapters.values():
-            a.check_markets([_perp()])
-        cfg = ExecutionConfig(routes={"BTCUSDT": [{"venue": "A", "taker_fee": 0.0005},
-                                                  {"venue": "B", "taker_fee": 0.0002, "max_qty": 2.5}]})
-        # all-in asks: B 60000.2 -> 60012.2, B 60000.5 -> 60012.5 (B full at 2.5), A 60000 -> 60030, A 60001
-        rep = Router(cfg, adapters, views).execute("BTCUSDT", 0, 4.0, T0)
-        assert rep.plan.by_venue() == pytest.approx({"A": 1.5, "B": 2.5})
-        assert rep.filled("A") == pytest.approx(1.5) and rep.filled("B") == pytest.approx(2.5)
-        assert fakes["A"].sim.position == pytest.approx(1.5) and fakes["B"].sim.position == pytest.approx(2.5)
-        orders = {v: next(iter(f.sim.orders.values())) for v, f in fakes.items()}
-        assert {v: (o.req.tif, o.req.price) for v, o in orders.items()} == {"A": ("IOC", 60001.0), "B": ("IOC", 60000.5)}
-        assert sorted(f.price for f in rep.fills["B"]) == [60000.2, 60000.5]
-        lines = rep.lines()
-        assert "capped by max_qty" in lines[1] and "fee 0.0002" in lines[1] and "filled +2.5" in lines[1]
-        assert lines[-1] == "BTCUSDT: routed +4, filled +4, left +0"
-        with pytest.raises(ExchangeError, match=r"names venues \['B'\] that have no adapter"):
-            Router(cfg, {"A": adapters["A"]}, views)
-    finally:
-        for f in fakes.values():
-            f.close()
-
-
 def test_expiry_through_the_ccxt_adapter(fake) -> None:  # noqa: ANN001
     """A resting GTC limit with an expiry, partly filled, is cancelled at the venue when its
     expiry passes on the caller's clock and ends expired with its partial fill."""
