@@ -50,7 +50,8 @@ class RegisteredPolicy:
 
 @contextlib.contextmanager
 def tracking(uri: str | None) -> Iterator[None]:
-    """Point MLflow's fluent API at ``uri`` for the duration of the block, then restore it exactly.
+    """Point MLflow's fluent API at ``uri`` for the duration of the block, then restore it exactly
+(tracking and registry URIs, the active experiment and their environment variables).
 
     ``mlflow.set_registry_uri`` also exports ``MLFLOW_REGISTRY_URI`` (and the tracking setter its
     variable), so restoring with the setters would leave an *explicit* registry URI behind and a
@@ -58,6 +59,7 @@ def tracking(uri: str | None) -> Iterator[None]:
     previous module state and environment are therefore restored as they were.
     """
     import mlflow
+    from mlflow.tracking import fluent
     from mlflow.tracking._model_registry import utils as registry_utils
 
     if uri is None:
@@ -65,7 +67,10 @@ def tracking(uri: str | None) -> Iterator[None]:
         return
     previous = mlflow.get_tracking_uri()
     previous_explicit_registry = registry_utils._registry_uri
-    env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    # an experiment made active inside the block (set_experiment) belongs to this store: left
+    # active, a later start_run(run_id=...) against another store refuses the run as foreign
+    previous_experiment = fluent._active_experiment_id
+    env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
     previous_env = {k: os.environ.get(k) for k in env_keys}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -74,6 +79,7 @@ def tracking(uri: str | None) -> Iterator[None]:
     finally:
         mlflow.set_tracking_uri(previous)
         registry_utils._registry_uri = previous_explicit_registry
+        fluent._active_experiment_id = previous_experiment
         for key, value in previous_env.items():
             if value is None:
                 os.environ.pop(key, None)

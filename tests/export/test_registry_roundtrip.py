@@ -3,6 +3,8 @@ alias in the serving runner -> a new champion is hot-swapped in; plus `dea expor
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -232,3 +234,25 @@ def test_registered_versions_carry_the_digest_and_a_tampered_download_is_refused
     cached.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="does not match the registry tag"):
         PolicyRunner.load(uri, tracking_uri=tracking_uri, cache_dir=cache, trust=TrustPolicy())
+
+
+def test_tracking_block_leaves_mlflow_state_as_it_found_it(tmp_path) -> None:
+    """An experiment made active inside ``tracking(uri)`` belongs to that store: left active, a
+    later ``start_run(run_id=...)`` against another store refuses its own run as foreign (this
+    broke registration after an earlier registration in the same process)."""
+    import mlflow
+    from mlflow.tracking import fluent
+
+    from training.registry import tracking
+
+    before = (mlflow.get_tracking_uri(), fluent._active_experiment_id, os.environ.get("MLFLOW_EXPERIMENT_ID"))
+    with tracking(f"sqlite:///{tmp_path / 'a.db'}"):
+        mlflow.set_experiment("elsewhere")
+        assert fluent._active_experiment_id is not None
+    assert (mlflow.get_tracking_uri(), fluent._active_experiment_id, os.environ.get("MLFLOW_EXPERIMENT_ID")) == before
+    uri_b = f"sqlite:///{tmp_path / 'b.db'}"
+    with tracking(uri_b):
+        client = mlflow.MlflowClient(uri_b)
+        run = client.create_run(client.create_experiment("mine"))
+        with mlflow.start_run(run_id=run.info.run_id) as active:  # not refused as foreign
+            assert active.info.run_id == run.info.run_id
