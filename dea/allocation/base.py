@@ -11,7 +11,11 @@ ordinary registered features with batch/streaming parity and leakage tests:
 * ``hrp_weight_<W>_<REFIT>@<SYM>``: the Hierarchical Risk Parity weight (``hrp`` only), fitted in
   numpy (:mod:`dea.allocation.hrp`) by the feature engine on the trailing window of returns and
   refitted on a fixed cadence, so the clustering (which has no ONNX form) is computed once, causally,
-  and the graph only reads its result, exactly as it reads sigma.
+  and the graph only reads its result, exactly as it reads sigma;
+* ``hold_weight_<REBALANCE>@<SYM>``: the buy-and-hold weight (``buy_and_hold`` only): an
+  equal-value portfolio bought at an anchor and drifted with prices, re-anchored on the UTC grid
+  every ``hold_rebalance`` (a buy-and-hold's weights depend on its entry prices, a state a
+  per-decision base cannot carry; the feature holds it, so every start sees the same anchors).
 
 Kinds (``unit[i] = target_vol / (N * sigma_annual[i])`` is the exposure that gives instrument i
 its 1/N share of the target volatility, ignoring correlation):
@@ -21,6 +25,7 @@ its 1/N share of the target volatility, ignoring correlation):
 * ``inverse_vol``: ``budget * (1/sigma_i) / sum_j (1/sigma_j)``;
 * ``vol_target``: ``unit[i]``;
 * ``tsmom``: ``sign(momentum[i]) * unit[i]`` (Moskowitz, Ooi & Pedersen 2012);
+* ``buy_and_hold``: ``budget * hold_weight[i]`` (weights sum to 1 over the held instruments);
 * ``hrp``: ``budget * hrp_weight[i]`` (López de Prado 2016; weights sum to 1 over the instruments
   the fit covered);
 * ``ridge``: ``budget * tanh(forecast[i]) * unit[i]``: the two-stage ridge forecast (a linear
@@ -32,7 +37,7 @@ its 1/N share of the target volatility, ignoring correlation):
 
 An instrument whose volatility is not known (feature missing: filled with 0 by the missing-data
 policy, or not yet warmed up) gets no base weight: DEA never sizes a position on a risk estimate it
-does not have. Likewise an HRP weight outside (0, 1] (missing: NaN in the feature, 0-filled by
+does not have. Likewise an HRP or buy-and-hold weight outside (0, 1] (missing: NaN in the feature, 0-filled by
 the missing-data policy) gives no base weight. Every base is clipped to the per-instrument bounds ``[lower, upper]`` (``lower``
 is 0 for a long-only spot instrument).
 """
@@ -47,10 +52,11 @@ import numpy as np
 
 from dea.errors import ConfigError
 
-BASE_KINDS = ("none", "equal_weight", "inverse_vol", "vol_target", "tsmom", "hrp", "ridge")
+BASE_KINDS = ("none", "equal_weight", "inverse_vol", "vol_target", "tsmom", "buy_and_hold", "hrp", "ridge")
 VOL_STEM = "rvol_cc"
 MOMENTUM_STEM = "logret"
 HRP_STEM = "hrp_weight"
+HOLD_STEM = "hold_weight"
 _SIGMA_FLOOR = 1e-8  # per-step volatility below this counts as unknown (a 0-filled missing value)
 
 
@@ -61,6 +67,7 @@ class BaseColumns:
     sigma: tuple[int, ...]  # rvol_cc_<W>@<SYM>
     momentum: tuple[int, ...] | None  # logret_<H>@<SYM> (tsmom only)
     hrp: tuple[int, ...] | None = None  # hrp_weight_<W>_<REFIT>@<SYM> (hrp only)
+    hold: tuple[int, ...] | None = None  # hold_weight_<REBALANCE>@<SYM> (buy_and_hold only)
 
 
 def vol_feature_name(window: int, symbol: str) -> str:
@@ -76,8 +83,14 @@ def hrp_feature_name(window: int, refit: str, symbol: str) -> str:
     return f"{HRP_STEM}_{int(window)}_{refit}@{symbol}"
 
 
+def hold_feature_name(rebalance: str, symbol: str) -> str:
+    """Column of the ``hold_weight`` feature (:class:`dea.features.cross_asset.HoldWeight`)."""
+    return f"{HOLD_STEM}_{rebalance}@{symbol}"
+
+
 def required_features(
-    kind: str, vol_window: int, momentum_horizon: int, hrp_window: int = 60, hrp_refit: str = "1d"
+    kind: str, vol_window: int, momentum_horizon: int, hrp_window: int = 60, hrp_refit: str = "1d",
+    hold_rebalance: str = "365d",
 ) -> list[dict[str, Any]]:
     """Feature-set entries (``features.set`` items) the base ``kind`` needs.
 
@@ -90,6 +103,8 @@ def required_features(
         items.append({"name": MOMENTUM_STEM, "params": {"horizon": int(momentum_horizon)}})
     if kind == "hrp":
         items.append({"name": HRP_STEM, "params": {"window": int(hrp_window), "refit": str(hrp_refit)}})
+    if kind == "buy_and_hold":
+        items.append({"name": HOLD_STEM, "params": {"rebalance": str(hold_rebalance)}})
     return items
 
 
@@ -101,6 +116,7 @@ def base_columns(
     momentum_horizon: int,
     hrp_window: int = 60,
     hrp_refit: str = "1d",
+    hold_rebalance: str = "365d",
 ) -> BaseColumns:
     """Locate the base's input columns in ``feature_names``; a :class:`ConfigError` names any
     column that is missing (the config validator normally adds them to the feature set)."""
@@ -110,7 +126,7 @@ def base_columns(
         missing = [n for n in names if n not in index]
         if missing:
             raise ConfigError(
-                f"the base allocation needs feature columns {missing} (add the rvol_cc / logret / hrp_weight features with "
+                f"the base allocation needs feature columns {missing} (add the rvol_cc / logret / hrp_weight / hold_weight features with "
                 f"these windows to features.set, or set model.base.kind: none and model.adjust.vol_scaling: false)"
             )
         return tuple(index[n] for n in names)
@@ -118,7 +134,8 @@ def base_columns(
     sigma = find([vol_feature_name(vol_window, s) for s in instruments])
     mom = find([momentum_feature_name(momentum_horizon, s) for s in instruments]) if kind == "tsmom" else None
     hrp = find([hrp_feature_name(hrp_window, hrp_refit, s) for s in instruments]) if kind == "hrp" else None
-    return BaseColumns(sigma=sigma, momentum=mom, hrp=hrp)
+    hold = find([hold_feature_name(hold_rebalance, s) for s in instruments]) if kind == "buy_and_hold" else None
+    return BaseColumns(sigma=sigma, momentum=mom, hrp=hrp, hold=hold)
 
 
 def vol_unit(xp: Any, sigma: Any, n_instruments: int, target_vol: float, periods_per_year: float) -> Any:
@@ -144,10 +161,12 @@ def base_weights(
     budget: float = 1.0,
     hrp: Any | None = None,
     forecast: Any | None = None,
+    hold: Any | None = None,
 ) -> Any:
     """The base exposure [..., N] of ``kind`` (see the module docstring), clipped to [lower, upper].
 
-    ``hrp`` is the HRP weight [..., N] (the ``hrp_weight`` feature; kind ``hrp`` only);
+    ``hrp`` is the HRP weight [..., N] (the ``hrp_weight`` feature; kind ``hrp`` only); ``hold``
+    the buy-and-hold weight [..., N] (the ``hold_weight`` feature; kind ``buy_and_hold`` only);
     ``forecast`` the sized ridge forecast [..., N] (kind ``ridge`` only).
 
     Works on numpy arrays and torch tensors alike (``xp`` = the module), so the backtest and the
@@ -169,6 +188,10 @@ def base_weights(
         if momentum is None:
             raise ConfigError("base kind 'tsmom' needs the momentum feature")
         w = xp.sign(momentum) * vol_unit(xp, sigma, n, target_vol, periods_per_year)
+    elif kind == "buy_and_hold":
+        if hold is None:
+            raise ConfigError("base kind 'buy_and_hold' needs the hold_weight feature")
+        w = xp.where((hold > 0) & (hold <= 1.0), budget * hold, zero)
     elif kind == "hrp":
         if hrp is None:
             raise ConfigError("base kind 'hrp' needs the hrp_weight feature")
@@ -223,10 +246,12 @@ def base_from_features(
     sigma = x[:, list(cols.sigma)]
     mom = x[:, list(cols.momentum)] if cols.momentum is not None else None
     hrp = x[:, list(cols.hrp)] if cols.hrp is not None else None
+    hold = x[:, list(cols.hold)] if cols.hold is not None else None
     w = base_weights(np, kind, np.nan_to_num(sigma, nan=0.0), None if mom is None else np.nan_to_num(mom),
                      np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64),
                      target_vol=target_vol, periods_per_year=periods_per_year, budget=budget,
                      hrp=None if hrp is None else np.nan_to_num(hrp, nan=0.0),
+                     hold=None if hold is None else np.nan_to_num(hold, nan=0.0),
                      forecast=None if forecast is None else np.asarray(forecast, dtype=np.float64))
     bad = ~np.isfinite(x).all(axis=1)
     w[bad] = np.nan
@@ -240,6 +265,7 @@ __all__ = [
     "base_from_features",
     "base_weights",
     "clip_between",
+    "hold_feature_name",
     "hrp_feature_name",
     "linear_forecast",
     "momentum_feature_name",

@@ -100,7 +100,8 @@ class ExperimentConfig(StrictModel):
         vol_rows, mom_rows = self.base_rows
         have = {(f.name, tuple(sorted(f.params.items())), f.instruments is None) for f in self.features.set}
         extra = []
-        for item in required_features(m.base.kind, vol_rows, mom_rows, self.hrp_rows, m.base.hrp_refit):
+        for item in required_features(m.base.kind, vol_rows, mom_rows, self.hrp_rows, m.base.hrp_refit,
+                                      m.base.hold_rebalance):
             key = (item["name"], tuple(sorted(item["params"].items())), True)
             if key not in have:
                 extra.append(FeatureItem(**item))

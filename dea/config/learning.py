@@ -19,21 +19,25 @@ class BaseConfig(StrictModel):
     features (``rvol_cc`` over ``vol_lookback``, ``logret`` over ``momentum_lookback``,
     ``hrp_weight`` over ``hrp_lookback`` refitted every ``hrp_refit``) are added to the feature set
     automatically. ``target_vol`` (annualised) sizes ``vol_target``/``tsmom`` and the
-    volatility-scaled adjustment; ``budget`` is the gross of ``equal_weight``/``inverse_vol``/``hrp``
+    volatility-scaled adjustment; ``budget`` is the gross of ``equal_weight``/``inverse_vol``/``hrp``/
+    ``buy_and_hold`` (``hold_weight``, re-bought every ``hold_rebalance``)
     and, for ``ridge``, the most the forecast may hold in vol-target units (``budget * tanh(f) * unit``;
     the forecast is the ridge of ``model.forecast_pooling`` / ``model.forecast_risk_aversion``,
     fitted in closed form on each fold's fit block and frozen before the adjustment trains).
     """
 
-    kind: Literal["none", "equal_weight", "inverse_vol", "vol_target", "tsmom", "hrp", "ridge"] = "none"
+    kind: Literal["none", "equal_weight", "inverse_vol", "vol_target", "tsmom", "buy_and_hold", "hrp", "ridge"] = "none"
     vol_lookback: str = "30d"
     momentum_lookback: str = "30d"
     hrp_lookback: str = "90d"
     hrp_refit: str = "1d"
+    hold_rebalance: str = Field(
+        default="365d", description="buy_and_hold: the equal-value portfolio is re-bought every this long (UTC grid)"
+    )
     target_vol: float = Field(default=0.3, gt=0, le=5)
     budget: float = Field(default=1.0, gt=0, le=10)
 
-    _dur = duration_field("vol_lookback", "momentum_lookback", "hrp_lookback", "hrp_refit")
+    _dur = duration_field("vol_lookback", "momentum_lookback", "hrp_lookback", "hrp_refit", "hold_rebalance")
 
 
 class AdjustConfig(StrictModel):

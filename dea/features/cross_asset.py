@@ -1,9 +1,9 @@
 """Cross-asset features: rolling correlation and beta to a reference instrument, relative strength.
 
 All use 1-row log returns of ``close`` for every panel instrument (not just the selected ones),
-so a feature restricted to ETH can still be measured against BTC. ``hrp_weight`` is an explicit
-feature (its clustering branches on data, which the expression tracer cannot compile): batch and
-streaming run the same row-by-row refit schedule and the same numpy fit on the same window.
+so a feature restricted to ETH can still be measured against BTC. ``hrp_weight`` and
+``hold_weight`` are explicit features (their fits branch on data, which the expression tracer
+cannot compile): batch and streaming run the same row-by-row schedule and the same numpy code.
 """
 
 from __future__ import annotations
@@ -221,3 +221,95 @@ class _HRPStream(FeatureStream):
         if self.row <= self.window:
             return np.full(len(self.sel), np.nan)
         return self.state.weights[self.sel].copy()
+
+
+class _HoldParams(StrictModel):
+    rebalance: str = Field(default="365d", description="re-anchor period on the UTC epoch grid (a duration)")
+
+    @field_validator("rebalance")
+    @classmethod
+    def _dur(cls, v: str) -> str:
+        if parse_duration(v) <= 0:
+            raise ValueError(f"rebalance must be a positive duration, got {v!r}")
+        return v
+
+
+class _HoldAnchor:
+    """The anchor of ``hold_weight``, shared by the batch and the streaming execution.
+
+    The first row with at least one finite price anchors (an equal-value portfolio of the
+    instruments priced there); a row in a later ``rebalance`` period of the UTC epoch grid
+    re-anchors. Between anchors each instrument's weight is its bought value drifted with its price,
+    as a share of the portfolio's value: ``(P_i / A_i) / sum_j (P_j / A_j)``, each price the last
+    good one (a missing bar leaves the holding as it was). A stream started anywhere matches the
+    batch from its first anchor on the grid.
+    """
+
+    def __init__(self, rebalance_ns: int, n_instruments: int) -> None:
+        self.rebalance_ns = int(rebalance_ns)
+        self.bucket: int | None = None
+        self.anchor = np.full(n_instruments, np.nan)
+        self.last = np.full(n_instruments, np.nan)
+
+    def weights(self, t: int, price: np.ndarray) -> np.ndarray:
+        good = np.isfinite(price) & (price > 0)
+        self.last = np.where(good, price, self.last)
+        price = self.last
+        priced = np.isfinite(price)
+        if (self.bucket is None or int(t) // self.rebalance_ns != self.bucket) and priced.any():
+            self.anchor = np.where(priced, price, np.nan)
+            self.bucket = int(t) // self.rebalance_ns
+        rel = price / self.anchor  # NaN where not held (not priced at the anchor) or not priced now
+        held = np.isfinite(rel)
+        if not held.any():
+            return np.full(price.shape, np.nan)
+        return np.where(held, rel / rel[held].sum(), np.nan)
+
+
+@register
+class HoldWeight(Feature):
+    """Buy-and-hold weight of each instrument: an equal-value portfolio of the priced instruments
+    bought at an anchor and left to drift with prices, re-anchored every ``rebalance`` on the UTC
+    grid (a buy-and-hold that is rebalanced once a ``rebalance`` period, so that training, the
+    backtest and a live loop started at any time hold the same weights). A missing bar counts at
+    the instrument's last good price (the holding is still there); NaN for an instrument not held.
+    The input of ``model.base.kind: buy_and_hold``."""
+
+    name = "hold_weight"
+    family = "cross_asset"
+    version = 1
+    Params = _HoldParams
+
+    def inputs(self):
+        return (Input("field", "close"),)
+
+    def warmup(self) -> int:
+        return 1
+
+    def stems(self):
+        return (f"hold_weight_{self.params.rebalance}",)
+
+    def _anchor(self) -> _HoldAnchor:
+        return _HoldAnchor(parse_duration(self.params.rebalance), len(self.instruments))
+
+    def batch(self, data: BatchData) -> np.ndarray:
+        px = np.asarray(data.fields["close"], dtype=np.float64)
+        state = self._anchor()
+        out = np.full(px.shape, np.nan)
+        for i in range(px.shape[0]):
+            out[i] = state.weights(int(data.clock[i]), px[i])
+        return np.ascontiguousarray(out[:, self._sel])
+
+    def stream(self) -> FeatureStream:
+        return _HoldStream(self)
+
+
+class _HoldStream(FeatureStream):
+    """Streaming ``hold_weight`` (numpy only): the same anchor rule row by row."""
+
+    def __init__(self, f: HoldWeight) -> None:
+        self.sel = f._sel
+        self.state = f._anchor()
+
+    def update(self, t, fields, series) -> np.ndarray:
+        return self.state.weights(int(t), np.asarray(fields["close"], dtype=np.float64))[self.sel].copy()

@@ -77,9 +77,14 @@ def test_config_adds_the_base_features(repo_root) -> None:
     assert any(f.name == "hrp_weight" and f.params == {"window": 120, "refit": "7d"} for f in hrp.features.set)
     with pytest.raises(ConfigError, match="hrp_weight_90_1d@ETH"):
         base_columns(["rvol_cc_30@BTC", "rvol_cc_30@ETH", "hrp_weight_90_1d@BTC"], ["BTC", "ETH"], "hrp", 30, 30, 90, "1d")
+    bh = load_config(repo_root / "configs" / "demo.yaml", ["model.base.kind=buy_and_hold", "model.base.hold_rebalance=30d"])
+    assert any(f.name == "hold_weight" and f.params == {"rebalance": "30d"} for f in bh.features.set)
+    with pytest.raises(ConfigError, match="hold_weight_30d@ETH"):
+        base_columns(["rvol_cc_30@BTC", "rvol_cc_30@ETH", "hold_weight_30d@BTC"], ["BTC", "ETH"], "buy_and_hold",
+                     30, 30, hold_rebalance="30d")
 
 
-@pytest.mark.parametrize("kind", ["vol_target", "inverse_vol", "equal_weight", "tsmom", "hrp"])
+@pytest.mark.parametrize("kind", ["vol_target", "inverse_vol", "equal_weight", "tsmom", "hrp", "buy_and_hold"])
 def test_numpy_and_the_policy_graph_compute_the_same_base_on_real_data(demo, kind) -> None:
     """One definition: the numpy base (backtests, reports) equals the torch one inside the policy
     graph (training, the exported ONNX model) on the real demo features."""
@@ -94,12 +99,12 @@ def test_numpy_and_the_policy_graph_compute_the_same_base_on_real_data(demo, kin
         graph = policy.base_exposure(torch.as_tensor(X)).numpy()
     vol_rows, mom_rows = cfg.base_rows
     cols = base_columns(prepared.data.feature_names, cfg.data.symbols, kind, vol_rows, mom_rows, cfg.hrp_rows,
-                        cfg.model.base.hrp_refit)
+                        cfg.model.base.hrp_refit, cfg.model.base.hold_rebalance)
     ref = base_from_features(kind, X, cols, policy.lower.numpy(), policy.caps.numpy(),
                              target_vol=cfg.model.base.target_vol, periods_per_year=policy.periods_per_year)
     np.testing.assert_allclose(graph, ref, rtol=1e-5, atol=1e-6)
     assert (ref[200:] != 0).any(axis=0).all()  # every coin gets weight once its volatility is known
-    if kind == "hrp":  # the HRP weights sum to the budget once every coin has a full window
+    if kind in ("hrp", "buy_and_hold"):  # the weights sum to the budget once every coin takes part
         np.testing.assert_allclose(ref[200:].sum(axis=1), 1.0, atol=1e-9)
 
 

@@ -52,7 +52,7 @@ class PolicySpec:
     extra: dict[str, Any] = field(default_factory=dict)
     lower: tuple[float, ...] | None = None  # per-instrument lower bound (None = -caps; 0 = long-only)
     base: dict[str, Any] = field(default_factory=dict)  # kind, vol_window, momentum_horizon, target_vol, budget,
-    # hrp_window, hrp_refit
+    # hrp_window, hrp_refit, hold_rebalance
     adjust: dict[str, Any] = field(default_factory=dict)  # max_scale, max_tilt, vol_scaling
     periods_per_year: float = 1.0
 
@@ -178,12 +178,15 @@ class Policy(nn.Module):
 
             cols = base_columns(spec.feature_names, spec.instruments, spec.base_kind if self.mode == "base" else "none",
                                 int(spec.base.get("vol_window", 30)), int(spec.base.get("momentum_horizon", 30)),
-                                int(spec.base.get("hrp_window", 60)), str(spec.base.get("hrp_refit", "1d")))
+                                int(spec.base.get("hrp_window", 60)), str(spec.base.get("hrp_refit", "1d")),
+                                str(spec.base.get("hold_rebalance", "365d")))
             self.register_buffer("sigma_idx", torch.as_tensor(cols.sigma, dtype=torch.long), persistent=False)
             mom = cols.momentum if cols.momentum is not None else cols.sigma
             self.register_buffer("momentum_idx", torch.as_tensor(mom, dtype=torch.long), persistent=False)
             hrp = cols.hrp if cols.hrp is not None else cols.sigma
             self.register_buffer("hrp_idx", torch.as_tensor(hrp, dtype=torch.long), persistent=False)
+            hold = cols.hold if cols.hold is not None else cols.sigma
+            self.register_buffer("hold_idx", torch.as_tensor(hold, dtype=torch.long), persistent=False)
         if self.base_kind == "ridge":
             # the frozen ridge forecast of the base (buffers: saved and exported, never trained);
             # zero until training.forecast_policy.fit_ridge_base fits it on a fold's fit block
@@ -245,9 +248,11 @@ class Policy(nn.Module):
         sigma = features[:, self.sigma_idx]
         mom = features[:, self.momentum_idx] if self.base_kind == "tsmom" else None
         hrp = features[:, self.hrp_idx] if self.base_kind == "hrp" else None
+        hold = features[:, self.hold_idx] if self.base_kind == "buy_and_hold" else None
         fc = self.ridge_forecast(features) if self.base_kind == "ridge" else None
         return base_weights(torch, self.base_kind, sigma, mom, self.lower, self.caps, target_vol=self.target_vol,
-                            periods_per_year=self.periods_per_year, budget=self.budget, hrp=hrp, forecast=fc)
+                            periods_per_year=self.periods_per_year, budget=self.budget, hrp=hrp, forecast=fc,
+                            hold=hold)
 
     def ridge_forecast(self, features: Tensor) -> Tensor:
         """The ``ridge`` base's sized forecast [B, N]: a fixed linear layer over the scaled features

@@ -97,7 +97,7 @@ def spec_from_config(cfg: "ExperimentConfig", feature_names: Sequence[str]) -> P
         lower=lower_bounds(cfg, caps),
         base={"kind": m.base.kind, "vol_window": vol_rows, "momentum_horizon": mom_rows,
               "target_vol": m.base.target_vol, "budget": m.base.budget,
-              "hrp_window": cfg.hrp_rows, "hrp_refit": m.base.hrp_refit},
+              "hrp_window": cfg.hrp_rows, "hrp_refit": m.base.hrp_refit, "hold_rebalance": m.base.hold_rebalance},
         adjust={"max_scale": m.adjust.max_scale, "max_tilt": m.adjust.max_tilt,
                 "vol_scaling": m.adjust.vol_scaling},
         periods_per_year=float(ppy),
