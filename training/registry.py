@@ -68,12 +68,16 @@ def tracking(uri: str | None) -> Iterator[None]:
     previous = mlflow.get_tracking_uri()
     previous_explicit_registry = registry_utils._registry_uri
     # an experiment made active inside the block (set_experiment) belongs to this store: left
-    # active, a later start_run(run_id=...) against another store refuses the run as foreign
+    # active, a later start_run(run_id=...) against another store refuses the run as foreign (and
+    # the other way round: one made active before the block is not this store's)
     previous_experiment = fluent._active_experiment_id
     env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
     previous_env = {k: os.environ.get(k) for k in env_keys}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # an experiment made active before the block names another store's experiment: not this one's
+    fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     try:
         yield
     finally:

@@ -170,13 +170,26 @@ def _plots(rows, summary, out: Path) -> list[Path]:  # noqa: ANN001
 
 
 def _log_mlflow(uri: str, experiment: str, files: list[Path], summary: dict[str, dict[str, float]]) -> None:
-    import mlflow
+    """One MLflow run with the shortfall metrics and the report files, through a client bound to
+    ``uri``: MLflow's process-wide tracking URI and active experiment are left as they were."""
+    import time
 
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name="execution-report"):
-        for algo, agg in summary.items():
-            mlflow.log_metrics({f"{algo}.{k}": float(v) for k, v in agg.items() if v == v})
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, RunStatus
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+    run = client.create_run(exp_id, run_name="execution-report", tags={"mlflow.source.name": "dea execution-report"})
+    rid = run.info.run_id
+    try:
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"{algo}.{k}", float(v), now, 0) for algo, agg in summary.items() for k, v in agg.items() if v == v]
+        client.log_batch(rid, metrics=metrics)
         for f in files:
-            mlflow.log_artifact(str(f), artifact_path="execution")
+            client.log_artifact(rid, str(f), artifact_path="execution")
+    except BaseException:
+        client.set_terminated(rid, RunStatus.to_string(RunStatus.FAILED))
+        raise
+    client.set_terminated(rid)
     print(f"logged to MLflow {uri} (experiment {experiment})")

@@ -28,6 +28,10 @@ def test_execution_report_on_a_replay(shared_data, tmp_path, capsys, monkeypatch
     assert journal_records(recs, journal) == 6
     out = tmp_path / "report"
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    import mlflow
+    from mlflow.tracking import fluent
+
+    state = (mlflow.get_tracking_uri(), fluent._active_experiment_id)
     rc = main(["execution-report", str(journal), "--out", str(out), "--calibrate", str(tmp_path / "frag.yaml"),
                "--sigma", "2e-4", "--adv", "5e6", "--tracking-uri", f"file:{tmp_path / 'mlruns'}"])
     assert rc == 0
@@ -45,6 +49,7 @@ def test_execution_report_on_a_replay(shared_data, tmp_path, capsys, monkeypatch
     assert "costs:" in (tmp_path / "frag.yaml").read_text()
     logged = list((tmp_path / "mlruns").rglob("execution_summary.json"))
     assert logged, "the report is logged as an MLflow artifact"
+    assert (mlflow.get_tracking_uri(), fluent._active_experiment_id) == state  # MLflow's process state untouched
 
 
 def test_execution_report_refuses_a_journal_without_parents(tmp_path, capsys) -> None:  # noqa: ANN001

@@ -236,10 +236,10 @@ def test_registered_versions_carry_the_digest_and_a_tampered_download_is_refused
         PolicyRunner.load(uri, tracking_uri=tracking_uri, cache_dir=cache, trust=TrustPolicy())
 
 
-def test_tracking_block_leaves_mlflow_state_as_it_found_it(tmp_path) -> None:
-    """An experiment made active inside ``tracking(uri)`` belongs to that store: left active, a
-    later ``start_run(run_id=...)`` against another store refuses its own run as foreign (this
-    broke registration after an earlier registration in the same process)."""
+def test_tracking_block_leaves_mlflow_state_as_it_found_it(tmp_path, monkeypatch) -> None:
+    """An experiment made active inside ``tracking(uri)`` belongs to that store, and one active
+    before it to another: either, left active, makes ``start_run(run_id=...)`` refuse the store's
+    own run as foreign (this broke registration after an execution report in the same process)."""
     import mlflow
     from mlflow.tracking import fluent
 
@@ -251,8 +251,11 @@ def test_tracking_block_leaves_mlflow_state_as_it_found_it(tmp_path) -> None:
         assert fluent._active_experiment_id is not None
     assert (mlflow.get_tracking_uri(), fluent._active_experiment_id, os.environ.get("MLFLOW_EXPERIMENT_ID")) == before
     uri_b = f"sqlite:///{tmp_path / 'b.db'}"
+    monkeypatch.setattr(fluent, "_active_experiment_id", "424242")  # another store's, active before the block
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "424242")
     with tracking(uri_b):
         client = mlflow.MlflowClient(uri_b)
         run = client.create_run(client.create_experiment("mine"))
         with mlflow.start_run(run_id=run.info.run_id) as active:  # not refused as foreign
             assert active.info.run_id == run.info.run_id
+    assert fluent._active_experiment_id == "424242" and os.environ["MLFLOW_EXPERIMENT_ID"] == "424242"  # restored
