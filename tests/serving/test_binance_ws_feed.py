@@ -121,7 +121,9 @@ class LocalBinance:
             await conn.send(body.decode())
             self.sent += 1
             if self.sent % 50 == 0:
-                await asyncio.sleep(0.002)  # let REST requests in, like a real interleaving
+                # let REST requests in, like a real interleaving, and spread the capture over ~0.5 s of wall
+                # time: events are stamped on receipt and the loop decides every 200 ms of that clock
+                await asyncio.sleep(0.01)
         self.done.set()
         await self._stop.wait()
 
