@@ -50,33 +50,10 @@ from dea.config.base import StrictModel, duration_field
 from dea.data.config import SourceConfig
 from dea.errors import ConfigError, DataError
 from dea.guards import GuardsConfig, MarketGuard
-from dea.options.black76 import greeks, year_fraction
-from dea.options.contracts import MONTHS
-from dea.options.portfolio import GreekExposure, position_greeks
-from dea.risk.greeks import GreekBudgetConfig, check_option_order
+from dea.options.overlay import OverlayStepper, option_name
+from dea.options.overlay_config import OptionFeeConfig, OverlayLegConfig
+from dea.risk.greeks import GreekBudgetConfig
 from dea.timeutil import NS_PER_DAY, parse_duration, parse_timestamp
-
-
-class OverlayLegConfig(StrictModel):
-    """The rolled option: what, how far out of the money, how long, how much."""
-
-    strategy: Literal["protective_put", "covered_call"]
-    moneyness: float = Field(gt=0, description="strike / underlying price at the roll")
-    tenor: str = "28d"
-    hedge_ratio: float = Field(default=1.0, gt=0, le=2, description="option units per unit of linear underlying")
-    strike_step: float = Field(default=1000.0, gt=0)
-    multiplier: float = Field(default=1.0, gt=0, description="underlying units per contract (Deribit BTC: 1)")
-
-    _dur = duration_field("tenor")
-
-
-class OptionFeeConfig(StrictModel):
-    """Deribit's option fees: ``rate`` of the underlying notional, capped at ``cap_of_premium``
-    of the premium; ``delivery_rate`` likewise at an in-the-money settlement."""
-
-    rate: float = Field(default=0.0003, ge=0)
-    delivery_rate: float = Field(default=0.00015, ge=0)
-    cap_of_premium: float = Field(default=0.125, ge=0)
 
 
 class IVInputConfig(StrictModel):
@@ -188,11 +165,7 @@ class OverlayResult:
         }
 
 
-def _option_name(underlying: str, expiry_ns: int, strike: float, is_call: bool) -> str:
-    """Deribit-style name (``BTC-3JAN24-40000-P``; a fractional strike written with ``d``)."""
-    d = np.datetime64(int(expiry_ns), "ns").astype("datetime64[D]").item()
-    k = str(int(strike)) if float(strike).is_integer() else repr(float(strike)).replace(".", "d")
-    return f"{underlying}-{d.day}{MONTHS[d.month - 1]}{d.year % 100:02d}-{k}-{'C' if is_call else 'P'}"
+_option_name = option_name  # the name the overlay's tests import
 
 
 def run_overlay(
@@ -233,20 +206,8 @@ def run_overlay(
         raise DataError("overlay funding must give one finite summed rate per decision")
     out = {k: np.zeros(n_steps) for k in ("equity", "perp", "contracts", "odelta", "vega", "tdelta")}
     equity, held_w = float(initial_equity), 0.0
-    contracts, strike, expiry, value, name = 0.0, math.nan, 0, 0.0, ""
-    total_fees, total_funding, events, sources = 0.0, 0.0, [], {"snapshot": 0, "model": 0}
-    is_call = leg is not None and leg.strategy == "covered_call"
-    sign = -1.0 if is_call else 1.0
-
-    def option_value(i: int) -> float:
-        if ts[i] >= expiry:  # expired: worth its settlement, whatever a snapshot said earlier
-            return max(price[i] - strike if is_call else strike - price[i], 0.0)
-        mark = marks.lookup(name, int(ts[i])) if marks is not None else math.nan
-        if math.isfinite(mark):
-            sources["snapshot"] += 1
-            return mark
-        sources["model"] += 1
-        return float(greeks(price[i], strike, year_fraction(ts[i], expiry), iv[i], is_call).price)
+    total_fees, total_funding, events = 0.0, 0.0, []
+    leg_state = None if leg is None else OverlayStepper(leg, budgets, fees, underlying=underlying, marks=marks)
 
     for i in range(n_steps):
         s = price[i]
@@ -256,50 +217,38 @@ def run_overlay(
             paid = held_w * equity * funding[i]
             pnl -= paid
             total_funding += paid
-            new_value = option_value(i) if contracts else 0.0
-            pnl += contracts * leg.multiplier * (new_value - value) if contracts else 0.0
+            pnl += leg_state.revalue(int(ts[i]), s, iv[i]) if leg_state is not None else 0.0
             drifted = held_w * equity * (1.0 + r)
             equity += pnl
             if equity <= 0:
                 raise DataError(f"equity reached {equity:.2f} at {np.datetime64(int(ts[i]), 'ns')}: the account is wiped out")
-            held_w, value = drifted / equity, new_value
+            held_w = drifted / equity
         # perpetual rebalance to the target
         fee = perp_taker_fee * abs(exposure[i] - held_w) * equity
         equity -= fee
         total_fees += fee
         held_w = float(exposure[i])
-        if leg is not None and contracts and ts[i] >= expiry:
-            payoff = max(s - strike if is_call else strike - s, 0.0)
-            fee = min(fees.delivery_rate * s, fees.cap_of_premium * payoff) * abs(contracts) * leg.multiplier if payoff > 0 else 0.0
-            equity -= fee
-            total_fees += fee
-            events.append({"event": "settle", "ts": int(ts[i]), "instrument": name, "contracts": contracts, "price": s, "payoff": payoff})
-            contracts, value = 0.0, 0.0
-        if leg is not None and contracts == 0.0 and i < n_steps - 1 and held_w > 0:
-            strike = max(leg.strike_step, round(leg.moneyness * s / leg.strike_step) * leg.strike_step)
-            expiry = int(ts[i]) + parse_duration(leg.tenor)
-            name = _option_name(underlying, expiry, strike, is_call)
-            g = greeks(s, strike, year_fraction(ts[i], expiry), iv[i], is_call)
-            # the overlay protects or covers a long position: with no long exposure there is nothing to roll
-            wanted = sign * leg.hedge_ratio * max(held_w, 0.0) * equity / s / leg.multiplier
-            value = option_value(i)
-            unit_fee = min(fees.rate * s, fees.cap_of_premium * value) * leg.multiplier
-            # greeks as fractions of the equity left after the largest fee this roll can cost, so
-            # the budget still holds once the fee is paid
-            per = position_greeks(g, 1.0, leg.multiplier, s, equity - unit_fee * abs(wanted))
-            decision = check_option_order(GreekExposure(delta=held_w), per, wanted, budgets)
-            contracts = decision.quantity
-            fee = unit_fee * abs(contracts)
-            equity -= fee
-            total_fees += fee
-            events.append({"event": "roll", "ts": int(ts[i]), "instrument": name, "requested": wanted, "contracts": contracts,
-                           "premium_usd": value, "binding": list(decision.binding), "reason": decision.reason})
-        out["equity"][i], out["perp"][i], out["contracts"][i] = equity, held_w, contracts
-        if contracts:
-            g = greeks(s, strike, year_fraction(ts[i], expiry), iv[i], is_call)
-            pg = position_greeks(g, contracts, leg.multiplier, s, equity)
-            out["odelta"][i], out["vega"][i] = pg.delta, pg.vega
+        if leg_state is None:
+            out["equity"][i], out["perp"][i], out["tdelta"][i] = equity, held_w, held_w
+            continue
+        settled = leg_state.settlement(int(ts[i]), s)
+        if settled is not None:
+            equity -= settled.fee_usd
+            total_fees += settled.fee_usd
+            events.append(settled.event())
+            leg_state.close()
+        if i < n_steps - 1:
+            order = leg_state.plan_roll(int(ts[i]), s, iv[i], held_w, equity)
+            if order is not None:
+                leg_state.open(order)
+                equity -= order.fee_usd
+                total_fees += order.fee_usd
+                events.append(order.event())
+        out["equity"][i], out["perp"][i], out["contracts"][i] = equity, held_w, leg_state.contracts
+        g = leg_state.exposure(int(ts[i]), s, iv[i], equity)
+        out["odelta"][i], out["vega"][i] = g.delta, g.vega
         out["tdelta"][i] = held_w + out["odelta"][i]
+    sources = leg_state.priced_from if leg_state is not None else {"snapshot": 0, "model": 0}
     return OverlayResult(ts, out["equity"], out["perp"], out["contracts"], out["odelta"], out["vega"], out["tdelta"],
                          total_fees, total_funding, float(initial_equity), events, sources)
 
