@@ -1,9 +1,17 @@
 """Options in the backtest: a linear (perpetual) exposure with a rolled option overlay.
 
+The linear exposure is a constant (``exposure: 1.0``, buy and hold) or a learned one: the path of
+the ``<strategy>_exposure.csv`` that ``dea backtest`` writes, with ``exposure_column`` naming the
+instrument, read point-in-time (the exposure decided at or before each overlay decision;
+:mod:`dea.backtest.exposure_file` refuses a file that does not cover the window).
+
 The overlay holds one option series at a time on the underlying: a protective put (long) or a
 covered call (short) on a long linear position (none is opened while the exposure is not long),
-``hedge_ratio`` contracts-worth of underlying per unit of the linear position's underlying, struck at ``moneyness`` × the price at the roll (on a ``strike_step``
-grid), expiring ``tenor`` later. Each roll is a pre-trade check against the greek budgets
+``hedge_ratio`` contracts-worth of underlying per unit of the linear position's underlying,
+struck at ``moneyness`` × the price at the roll (on a ``strike_step`` grid), expiring ``tenor``
+later. The per-decision logic (mark, settle, budgeted roll) is
+:class:`dea.options.overlay.OverlayStepper`, which the live loop's overlay
+(:mod:`serving.options_overlay`) runs too. Each roll is a pre-trade check against the greek budgets
 (:func:`dea.risk.greeks.check_option_order`, with the perpetual's exposure counted in the
 delta), so the vega budget sizes the overlay when it binds.
 
@@ -83,7 +91,13 @@ class OverlayExperimentConfig(StrictModel):
     start: str
     end: str
     decision_hour_utc: int = Field(default=8, ge=0, le=23, description="daily decisions at this hour (Deribit expiry: 8)")
-    exposure: float = Field(description="constant target exposure of the perpetual (1.0 = buy and hold)")
+    exposure: float | str = Field(
+        description="the perpetual's target exposure: a constant (1.0 = buy and hold) or the path of a `dea backtest` "
+        "exposure CSV (<strategy>_exposure.csv), read point-in-time at each decision",
+    )
+    exposure_column: str | None = Field(
+        default=None, min_length=1, description="with an exposure file: its column (the instrument, e.g. BTCUSDT)",
+    )
     initial_equity: float = Field(default=1_000_000.0, gt=0)
     perp_taker_fee: float = Field(default=0.0005, ge=0)
     overlay: OverlayLegConfig
@@ -98,6 +112,14 @@ class OverlayExperimentConfig(StrictModel):
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
 
     _dur = duration_field("marks_max_age")
+
+    @model_validator(mode="after")
+    def _exposure_column_with_a_file(self) -> "OverlayExperimentConfig":
+        if isinstance(self.exposure, str) and self.exposure_column is None:
+            raise ValueError("exposure is a file: exposure_column must name its column (the instrument, e.g. BTCUSDT)")
+        if not isinstance(self.exposure, str) and self.exposure_column is not None:
+            raise ValueError("exposure_column is used only with an exposure file (exposure: PATH); exposure is a constant")
+        return self
 
     @model_validator(mode="after")
     def _marks_are_a_chain(self) -> "OverlayExperimentConfig":
@@ -317,15 +339,30 @@ def load_config(path: str | Path) -> OverlayExperimentConfig:
         raise ConfigError(f"{path}: {msgs}") from None
 
 
-def run_experiment(path: str | Path) -> tuple[OverlayExperimentConfig, OverlayResult, OverlayResult]:
-    """Load the config's data and run it with and without the overlay (relative paths resolve
-    against the config's folder)."""
+def _resolve(base: Path, path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else base / p
+
+
+@dataclass(frozen=True)
+class OverlayInputs:
+    """What the config's data gives the overlay on its decision clock (guarded, point-in-time)."""
+
+    clock: np.ndarray
+    price: np.ndarray
+    iv: np.ndarray
+    exposure: np.ndarray
+    funding: np.ndarray | None
+    marks: SnapshotMarks | None
+    quarantined: dict[str, int]
+
+
+def load_inputs(cfg: OverlayExperimentConfig, base: Path) -> OverlayInputs:
+    """Decision clock, underlying price, IV, target exposure, funding and marks of ``cfg``
+    (relative paths resolve against ``base``, the config's folder)."""
     from dea.data.loaders.options_chain import load_deribit_dvol
     from dea.data.sources import load_source
 
-    path = Path(path)
-    cfg = load_config(path)
-    base = path.parent
     clock = _decision_clock(cfg)
     bars = load_source(cfg.prices, base).table
     guard = MarketGuard(cfg.guards, [cfg.underlying])
@@ -333,19 +370,33 @@ def run_experiment(path: str | Path) -> tuple[OverlayExperimentConfig, OverlayRe
     keep = guarded(guard, "price", b_ts, b_known, b_close, is_price=True)
     px = _asof(clock, b_known[keep], b_close[keep], parse_duration("1h"), f"{cfg.prices.name} price")
     if cfg.iv.dvol is not None:
-        dvol_path = Path(cfg.iv.dvol)
-        d_ts, known, vol = load_deribit_dvol(dvol_path if dvol_path.is_absolute() else base / dvol_path, publication_lag=cfg.iv.publication_lag)
+        d_ts, known, vol = load_deribit_dvol(_resolve(base, cfg.iv.dvol), publication_lag=cfg.iv.publication_lag)
         keep = guarded(guard, "dvol", d_ts, known, vol, is_price=False)
         iv = _asof(clock, known[keep], vol[keep], parse_duration(cfg.iv.max_age), "DVOL")
     else:
         iv = np.full(len(clock), cfg.iv.flat)
-    w = np.full(len(clock), cfg.exposure)
+    if isinstance(cfg.exposure, str):
+        from dea.backtest.exposure_file import exposure_at
+
+        w = exposure_at(_resolve(base, cfg.exposure), cfg.exposure_column or "", clock)
+    else:
+        w = np.full(len(clock), cfg.exposure)
     rates = None if cfg.funding == "none" else funding_per_step(clock, load_source(cfg.funding, base).table, guard)
-    common = dict(underlying=cfg.underlying, initial_equity=cfg.initial_equity, perp_taker_fee=cfg.perp_taker_fee, funding=rates)
     marks = None if cfg.marks is None else SnapshotMarks.from_chain(load_source(cfg.marks, base).table, cfg.marks_max_age)
-    with_overlay = run_overlay(clock, px, iv, w, cfg.overlay, cfg.budgets, cfg.option_fees, marks=marks, **common)
-    alone = run_overlay(clock, px, iv, w, None, cfg.budgets, cfg.option_fees, **common)
-    with_overlay.quarantined = alone.quarantined = {k: v for k, v in guard.counts.items() if v}
+    return OverlayInputs(clock, px, iv, w, rates, marks, {k: v for k, v in guard.counts.items() if v})
+
+
+def run_experiment(path: str | Path) -> tuple[OverlayExperimentConfig, OverlayResult, OverlayResult]:
+    """Load the config's data and run it with and without the overlay (relative paths resolve
+    against the config's folder)."""
+    path = Path(path)
+    cfg = load_config(path)
+    inp = load_inputs(cfg, path.parent)
+    common = dict(underlying=cfg.underlying, initial_equity=cfg.initial_equity, perp_taker_fee=cfg.perp_taker_fee, funding=inp.funding)
+    with_overlay = run_overlay(inp.clock, inp.price, inp.iv, inp.exposure, cfg.overlay, cfg.budgets, cfg.option_fees, marks=inp.marks, **common)
+    alone = run_overlay(inp.clock, inp.price, inp.iv, inp.exposure, None, cfg.budgets, cfg.option_fees, **common)
+    with_overlay.quarantined = dict(inp.quarantined)
+    alone.quarantined = dict(inp.quarantined)
     return cfg, with_overlay, alone
 
 
