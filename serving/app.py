@@ -154,7 +154,7 @@ def bind_worked_exchange(ex: Any, loop: LiveLoop, cfg: ExperimentConfig) -> None
         from dea.risk.engine import RiskEngine
 
         engine = RiskEngine(cfg.risk, cfg.data.instruments, cfg.accounts)
-        ex.bind_risk(engine, lambda: loop.account.qty, lambda: loop.account.equity(), lambda: loop.raw_px)
+        ex.bind_risk(engine, lambda: loop.account.qty, loop.equity, lambda: loop.raw_px)
 
 
 def _plain_exchange(spec: str, cfg: ExperimentConfig) -> Any:
@@ -181,6 +181,16 @@ def _plain_exchange(spec: str, cfg: ExperimentConfig) -> Any:
         ex.check_markets(cfg.data.instruments)
         return ex
     raise ConfigError(f"unknown exchange {spec!r}: use paper or ccxt:VENUE")
+
+
+def build_option_venue(cfg: ExperimentConfig) -> Any:
+    """The paper option venue of ``serving.options_overlay`` (None without the section)."""
+    ov = cfg.serving.options_overlay
+    if ov is None:
+        return None
+    from serving.exchanges.paper_options import PaperOptionVenue
+
+    return PaperOptionVenue(ov.fees, multiplier=ov.leg.multiplier)
 
 
 def build_live_feed(spec: str, cfg: ExperimentConfig, loop: LiveLoop) -> Any:
@@ -298,8 +308,10 @@ def run_serve(
     loop cleanly after the current event."""
     from dea.features.featureset import FeatureSet
     from serving.lease import LeaseKeeper
+    from serving.options_overlay import check_option_venue
     from serving.summary import serve_report
 
+    check_option_venue(exchange, cfg)  # before anything is loaded or journaled
     fs = FeatureSet.from_config(cfg.features, cfg.data.symbols)
     spec = live_spec(cfg, fs)
     runner, slot, watcher = load_model(model, cfg, spec, tracking_uri)
@@ -328,7 +340,8 @@ def run_serve(
         if not standby:
             start_metrics()
         server = servers[0] if servers else None
-        common: dict[str, Any] = dict(feature_set=fs, metrics=metrics, allow_model_change=allow_model_change)
+        common: dict[str, Any] = dict(feature_set=fs, metrics=metrics, allow_model_change=allow_model_change,
+                                      option_venue=build_option_venue(cfg))
         if hasattr(ex, "on_depth"):
             common["order_books"] = True  # the worked venue needs the feed's book events
         make: Any = LiveLoop

@@ -93,6 +93,51 @@ CREATE TABLE IF NOT EXISTS lease (
     heartbeat_ns INTEGER NOT NULL,
     expires_ns INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS option_orders (
+    client_id TEXT PRIMARY KEY,
+    t_decision INTEGER NOT NULL,
+    instrument TEXT NOT NULL,
+    contracts REAL NOT NULL,
+    price_ref REAL NOT NULL,
+    underlying_price REAL NOT NULL,
+    status TEXT NOT NULL,
+    venue_id TEXT,
+    reason TEXT,
+    detail TEXT,
+    updated_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS option_fills (
+    fill_id TEXT PRIMARY KEY,
+    client_id TEXT,
+    kind TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    instrument TEXT NOT NULL,
+    contracts REAL NOT NULL,
+    price REAL NOT NULL,
+    underlying_price REAL NOT NULL,
+    fee REAL NOT NULL,
+    cash REAL NOT NULL,
+    collateral TEXT NOT NULL,
+    cash_collateral REAL NOT NULL,
+    fee_collateral REAL NOT NULL,
+    written_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS option_state (
+    t_ns INTEGER PRIMARY KEY,
+    action TEXT NOT NULL,
+    instrument TEXT,
+    contracts REAL NOT NULL,
+    value REAL NOT NULL,
+    price REAL,
+    iv REAL,
+    delta REAL,
+    gamma REAL,
+    vega REAL,
+    theta REAL,
+    equity REAL,
+    detail TEXT,
+    written_ns INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS guard_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     t_ns INTEGER NOT NULL,
@@ -152,15 +197,52 @@ class FillRow:
 
 
 @dataclass(frozen=True)
+class OptionOrderRow:
+    """An option order of the overlay (:mod:`serving.options_overlay`), journaled before it is sent."""
+
+    client_id: str
+    t_decision: int
+    instrument: str
+    contracts: float
+    price_ref: float  # USD per unit of underlying the overlay priced it at
+    underlying_price: float
+    status: str
+    venue_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class OptionFillRow:
+    """An option trade or settlement (``kind``: ``trade`` | ``settle``; a settlement's
+    ``contracts`` closes the position). ``cash``: USD the account received (negative: paid), fee
+    deducted; ``*_collateral``: the same in the venue's collateral currency."""
+
+    fill_id: str
+    client_id: str | None
+    kind: str
+    ts: int
+    instrument: str
+    contracts: float
+    price: float
+    underlying_price: float
+    fee: float
+    cash: float
+    collateral: str
+    cash_collateral: float
+    fee_collateral: float
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
-    """One cash/position movement, in the order it happened (``kind``: ``fill`` or ``funding``)."""
+    """One cash/position movement, in the order it happened (``kind``: ``fill``, ``funding`` or
+    ``option``: an option trade or settlement, whose detail is in ``option_fills``)."""
 
     seq: int
     kind: str
     fill: FillRow | None
     ts: int
     index: int
-    amount: float  # funding paid (positive: the account paid)
+    amount: float  # funding or option cash paid (positive: the account paid)
 
 
 @dataclass
@@ -456,6 +538,110 @@ class Journal:
                     self._db.execute("ROLLBACK")
                 raise
 
+    # -- options (serving.options_overlay) ---------------------------------------------------------
+    def record_option_order(self, order: OptionOrderRow, detail: Mapping[str, Any] | None = None) -> bool:
+        """Journal an option order before it is sent; False when its client id is already
+        journaled (a restart re-deciding the same roll), and nothing changes."""
+        counts = self._tx([(
+            "INSERT OR IGNORE INTO option_orders(client_id, t_decision, instrument, contracts, price_ref, underlying_price, "
+            "status, venue_id, reason, detail, updated_ns) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+            (order.client_id, int(order.t_decision), order.instrument, float(order.contracts), float(order.price_ref),
+             float(order.underlying_price), order.status, order.venue_id, order.reason, _dumps(dict(detail or {})),
+             time.time_ns()),
+        )], fenced=True)
+        return counts[0] == 1
+
+    def update_option_order(self, client_id: str, status: str, *, venue_id: str | None = None, reason: str | None = None) -> None:
+        counts = self._tx([(
+            "UPDATE option_orders SET status=?, venue_id=COALESCE(?, venue_id), reason=COALESCE(?, reason), updated_ns=? "
+            "WHERE client_id=?", (status, venue_id, reason, time.time_ns(), client_id),
+        )])
+        if counts[0] != 1:
+            raise JournalError(f"{self.path}: no journaled option order with client id {client_id!r}")
+
+    def option_orders(self, statuses: Sequence[str] | None = None) -> list[OptionOrderRow]:
+        sql = ("SELECT client_id, t_decision, instrument, contracts, price_ref, underlying_price, status, venue_id, reason "
+               "FROM option_orders")
+        args: tuple[Any, ...] = ()
+        if statuses:
+            sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
+            args = tuple(statuses)
+        return [OptionOrderRow(*r) for r in self._query(sql + " ORDER BY t_decision", args)]
+
+    def record_option_fill(self, fill: OptionFillRow) -> bool:
+        """An option trade or settlement, idempotent on ``fill_id``: its detail row, a ledger
+        row (kind ``option``, amount = cash paid) and the cash, in one transaction; the order
+        (if any) becomes ``filled``. False when it was already journaled (nothing changes)."""
+        now = time.time_ns()
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO option_fills(fill_id, client_id, kind, ts, instrument, contracts, price, "
+                    "underlying_price, fee, cash, collateral, cash_collateral, fee_collateral, written_ns) "
+                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (fill.fill_id, fill.client_id, fill.kind, int(fill.ts), fill.instrument, float(fill.contracts),
+                     float(fill.price), float(fill.underlying_price), float(fill.fee), float(fill.cash), fill.collateral,
+                     float(fill.cash_collateral), float(fill.fee_collateral), now),
+                )
+                if cur.rowcount == 0:
+                    self._db.execute("ROLLBACK")
+                    return False
+                self._db.execute(
+                    "INSERT INTO ledger(kind, fill_id, client_id, ts, instrument, idx, qty, price, fee, spread, impact, "
+                    "amount, liquidation) VALUES('option',?,?,?,?,-1,?,?,?,0,0,?,0)",
+                    (fill.fill_id, fill.client_id, int(fill.ts), fill.instrument, float(fill.contracts), float(fill.price),
+                     float(fill.fee), -float(fill.cash)),
+                )
+                self._db.execute("UPDATE account SET value=value-? WHERE key='cash'", (-float(fill.cash),))
+                if fill.client_id:
+                    self._db.execute("UPDATE option_orders SET status='filled', updated_ns=? WHERE client_id=?",
+                                     (now, fill.client_id))
+                self._db.execute("COMMIT")
+                return True
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def option_fills(self) -> list[OptionFillRow]:
+        rows = self._query("SELECT fill_id, client_id, kind, ts, instrument, contracts, price, underlying_price, fee, cash, "
+                           "collateral, cash_collateral, fee_collateral FROM option_fills ORDER BY ts, written_ns")
+        return [OptionFillRow(*r) for r in rows]
+
+    def option_positions(self) -> dict[str, float]:
+        """Option contracts held per instrument: the sum of the journaled trades and settlements."""
+        rows = self._query("SELECT instrument, SUM(contracts) FROM option_fills GROUP BY instrument")
+        return {k: float(q) for k, q in rows if abs(q) > 1e-9}
+
+    def record_option_state(self, t_ns: int, *, action: str, instrument: str | None, contracts: float, value: float,
+                            price: float, iv: float, greeks: Mapping[str, float], equity: float,
+                            detail: Mapping[str, Any] | None = None) -> None:
+        """The overlay after its step at ``t_ns`` (position, per-unit mark, inputs, greeks as
+        fractions of equity): the step is done once this row is journaled."""
+        def num(x: float) -> float | None:
+            return float(x) if x is not None and math.isfinite(float(x)) else None
+
+        self._tx([(
+            "INSERT OR REPLACE INTO option_state(t_ns, action, instrument, contracts, value, price, iv, delta, gamma, vega, "
+            "theta, equity, detail, written_ns) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (int(t_ns), action, instrument, float(contracts), float(value), num(price), num(iv),
+             *(num(greeks.get(k, 0.0)) for k in ("delta", "gamma", "vega", "theta")), num(equity),
+             _dumps(dict(detail or {})), time.time_ns()),
+        )], fenced=True)
+
+    def option_states(self, t_ns: int | None = None) -> list[dict[str, Any]]:
+        """The overlay's journaled steps in time order (only the one at ``t_ns`` when given)."""
+        where, args = (" WHERE t_ns=?", (int(t_ns),)) if t_ns is not None else ("", ())
+        rows = self._query("SELECT t_ns, action, instrument, contracts, value, price, iv, delta, gamma, vega, theta, equity, "
+                           f"detail FROM option_state{where} ORDER BY t_ns", args)
+        keys = ("t_ns", "action", "instrument", "contracts", "value", "price", "iv", "delta", "gamma", "vega", "theta", "equity")
+        return [{**dict(zip(keys, r[:12])), "detail": json.loads(r[12] or "{}")} for r in rows]
+
+    def last_option_state(self) -> dict[str, Any] | None:
+        rows = self._query("SELECT MAX(t_ns) FROM option_state")
+        return None if rows[0][0] is None else self.option_states(int(rows[0][0]))[0]
+
     def funding_recorded(self, ts: int, instrument: str) -> bool:
         """Whether the settlement of ``instrument`` at ``ts`` is already in the ledger."""
         rows = self._query("SELECT 1 FROM ledger WHERE fill_id=? OR (kind='funding' AND fill_id IS NULL AND ts=? "
@@ -565,6 +751,11 @@ class Journal:
     def decision_target(self, t_ns: int) -> list[float | None] | None:
         """The pre-risk target journaled for the decision at ``t_ns`` (None: no such decision)."""
         rows = self._query("SELECT target FROM decisions WHERE t_ns=?", (int(t_ns),))
+        return json.loads(rows[0][0]) if rows else None
+
+    def decision_allowed(self, t_ns: int) -> list[float | None] | None:
+        """The exposure the risk engine allowed at ``t_ns`` (None: no such decision)."""
+        rows = self._query("SELECT allowed FROM decisions WHERE t_ns=?", (int(t_ns),))
         return json.loads(rows[0][0]) if rows else None
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ from dea.backtest.event import FundingEvent as BtFunding
 from dea.backtest.event import TradeEvent as BtTrade
 from dea.book.events import BookTicker, DepthDiff, DepthSnapshot, Trade
 from dea.config.experiment import ExperimentConfig
-from dea.errors import DeaError, MissingFundingError, ModelError
+from dea.errors import ConfigError, DeaError, MissingFundingError, ModelError
 from dea.execution.account import Account
 from dea.execution.fills import Fill
 from dea.execution.orders import Order, OrderSpec, generate_orders
@@ -124,6 +124,7 @@ class LoopSummary:
     last_decision: int | None = None
     wall_s: float = 0.0
     report: dict[str, Any] | None = None  # the human summary (serving.summary), set by run_serve
+    options: dict[str, int] | None = None  # the options overlay's rolls, settlements, holds (serving.options_overlay)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "report"}
@@ -141,6 +142,8 @@ class LiveLoop:
     after a warm-up period); nothing is sent or journaled for them.
     ``clock()``: the local clock (int ns) the market-data guards hold event stamps against
     (default: the wall clock); see :mod:`dea.guards`.
+    ``option_venue``: the paper option venue of ``serving.options_overlay``
+    (:class:`serving.exchanges.paper_options.PaperOptionVenue`; required with that section).
     """
 
     def __init__(
@@ -160,6 +163,7 @@ class LiveLoop:
         trade_from: int | None = None,
         clock: Callable[[], int] | None = None,
         allow_model_change: bool = False,
+        option_venue: Any = None,
     ) -> None:
         self.cfg = cfg
         self.trust = cfg.serving.trust_policy()
@@ -245,10 +249,35 @@ class LiveLoop:
         self._rate_n = 0
         self._silent = False
         self._restore()
+        self.overlay = self._build_overlay(option_venue)
         # a paper venue in a new process must see the replayed market to warm up (books, impact
         # estimates); it takes over the journal's account when the replay reaches the restart point
         self._venue_fresh = self.resume_after is not None and bool(getattr(exchange, "is_fresh", False))
         self._silent = self.resume_after is not None and not self._venue_fresh
+
+    def _build_overlay(self, venue: Any) -> Any:
+        """``serving.options_overlay``: the option leg (:mod:`serving.options_overlay`), its
+        position restored from the journal; None without the section."""
+        ov = self.cfg.serving.options_overlay
+        if ov is None:
+            if venue is not None:
+                raise ConfigError("an option venue was given but the config has no serving.options_overlay")
+            return None
+        if venue is None:
+            raise ConfigError("serving.options_overlay needs the paper option venue (dea serve --exchange paper builds it)")
+        from serving.options_overlay import LiveOverlay
+
+        return LiveOverlay(ov, self.instruments, self.journal, venue, cash=self._option_cash, id_prefix=self.id_prefix,
+                           risk_budgets=dict(self.cfg.risk.greeks or {}), hook=self._hook)
+
+    def _option_cash(self, paid: float) -> None:
+        """Option premium, fees and settlements move the account mirror's cash (USD)."""
+        self.account.cash -= paid
+
+    def equity(self) -> float:
+        """The account's equity: the mirror of the venue's account plus the option held at its mark."""
+        e = self.account.equity()
+        return e + self.overlay.market_value() if self.overlay is not None else e
 
     # -- model -----------------------------------------------------------------------------------
     def _loader(self, source: str) -> PolicyRunner:
@@ -286,6 +315,8 @@ class LiveLoop:
             elif e.kind == "funding":
                 acc.cash -= e.amount
                 acc.funding[e.index] += e.amount
+            elif e.kind == "option":  # option premium, fees, settlements (serving.options_overlay)
+                acc.cash -= e.amount
         self.account = acc
         if st.risk_state is not None:
             self.risk.load_state_dict(st.risk_state)
@@ -374,6 +405,10 @@ class LiveLoop:
             for s, (_, q) in diff.items():
                 self.account.qty[self.symbols.index(s)] = q
             self.journal.set_positions({s: q for s, (_, q) in diff.items()}, reason="venue positions differ from the journal")
+        if self.overlay is not None and self.resume_after is not None:
+            allowed = self.journal.decision_allowed(self.resume_after) or []
+            w = allowed[self.overlay.index] if len(allowed) > self.overlay.index else None
+            self.overlay.reconcile(self.resume_after, 0.0 if w is None else float(w), self.equity, now)
         self.summary.reconciled += 1
         self.journal.record_event("reconciled", {"open_orders": len(self._open), "position_diffs": len(diff)}, now)
 
@@ -399,7 +434,7 @@ class LiveLoop:
         if not fresh:
             return out
         acc = self.account
-        e = acc.equity()
+        e = self.equity()
         prices = np.array(self.raw_px)
         if not (e - e == 0.0) or e <= 0 or not np.isfinite(prices[[o.index for o in fresh]]).all():
             why = f"risk re-check impossible at restart: equity {e!r}, prices {prices.tolist()}"
@@ -530,7 +565,9 @@ class LiveLoop:
     def _finish(self, t_wall: float) -> LoopSummary:
         s = self.summary
         s.wall_s += time.perf_counter() - t_wall
-        s.equity = self.account.equity()
+        s.equity = self.equity()
+        if self.overlay is not None:
+            s.options = dict(self.overlay.counts)
         s.interventions = {k: v for k, v in self.risk.counts.items() if v}
         s.halted = self.risk.halted
         return s
@@ -589,6 +626,8 @@ class LiveLoop:
         """A value the guards refused: counted, logged, journaled, and its action queued for the
         next decision (``j`` < 0: not one instrument's, the action applies to all)."""
         hit = self.guard.hit(guard, j, ts, value, what)
+        if self.overlay is not None:
+            self.overlay.on_quarantine(j, guard, what)
         s = self.summary
         s.guarded[guard] = s.guarded.get(guard, 0) + 1
         self.metrics.child(self.metrics.guards, guard).inc()
@@ -676,6 +715,7 @@ class LiveLoop:
         self._market_at_decision(t, row, resumed)
         raw = self.stream.update(t, row.fields, row.series)
         self._flush_event_counts()
+        ov_in = self._overlay_inputs(t, row) if self.overlay is not None else None
         if silent:
             self._guard_pending.clear()
             if resumed:
@@ -713,7 +753,9 @@ class LiveLoop:
         if self._in_flight is not None:  # a venue working parents knows what is still to execute
             self.pend_q = list(self._in_flight())
         acc = self.account
-        e = acc.equity()
+        if ov_in is not None:
+            self.overlay.revalue(ov_in)  # the option at t is part of the equity the perpetual is sized on
+        e = self.equity()
         prices = np.array(self.raw_px)
         age = feature_age_ns(row.age, self.age_names)
         runner = self.slot.current
@@ -732,7 +774,8 @@ class LiveLoop:
                     action, target = monitor(t, x, action, target)
             if self._guard_pending:
                 action, target = self._guard_actions(action, target, cur)
-            decision = self.risk.apply(t, target, cur, e, feature_age_ns=age, dispersion=dispersion, prices=prices)
+            decision = self.risk.apply(t, target, cur, e, feature_age_ns=age, dispersion=dispersion, prices=prices,
+                                       **self._option_greeks(e))
         t1 = time.perf_counter_ns()
         orders = generate_orders(t, decision.exposure, acc.qty, self.pend_q, e_orders, prices, self.order_spec,
                                  latency_ns=self.latency_ns, id_prefix=self.id_prefix, contract_n=acc.contract_n)
@@ -758,6 +801,9 @@ class LiveLoop:
             self._hook("after_submit", t)
         self._poll_fills(t)
         self._hook("after_fills", t)
+        if ov_in is not None:
+            w = float(decision.exposure[self.overlay.index])
+            self.overlay.step(ov_in, w if w == w else 0.0, self.equity, halted=decision.halted or not e - e == 0.0)
         self.summary.decisions += 1
         if decision.halted and not self.summary.halted:
             self.summary.halted = True
@@ -765,6 +811,21 @@ class LiveLoop:
             reasons = [i.reason for i in decision.interventions] + ([self._halt_reason] if self._halt_reason else [])
             self.journal.record_event("kill_switch", {"reasons": reasons}, t)
             log.error("risk kill switch engaged at %s: trading halted (flat) until reset: %s", iso(t), "; ".join(reasons))
+
+    def _overlay_inputs(self, t: int, row: PanelRow) -> Any:
+        """The overlay's guarded price (the execution price the mirror is marked at) and IV at t."""
+        j = self.overlay.index
+        age = row.age.get("price")
+        a = float(age[j]) if isinstance(age, np.ndarray) else (math.nan if age is None else float(age))
+        return self.overlay.inputs(t, float(self.raw_px[j]), a, row.fields, row.age)
+
+    def _option_greeks(self, equity: float) -> dict[str, Any]:
+        """``option_greeks`` for the risk engine when ``risk.greeks`` budgets the overlay's
+        underlying: the option's delta counts in the underlying's exposure (rule greek_budget)."""
+        ov = self.overlay
+        if ov is None or not ov.risk_counts_options or not equity > 0:
+            return {}
+        return {"option_greeks": {ov.underlying: ov.greeks(equity)}}
 
     def _audit_fields(self, runner: PolicyRunner, x: np.ndarray, cur: np.ndarray,
                       state0: tuple[str | None, int] | None = None) -> dict[str, Any]:

@@ -82,6 +82,11 @@ def serve_report(journal: Journal, summary: Any, *, step_ns: int, model: dict[st
     out["costs"] = {"fees": _round(fees, 2), "spread": _round(spread, 2), "impact": _round(impact, 2),
                     "total": _round(total, 2), "total_bps": bps(total),
                     "funding_paid": _round(funding, 2), "funding_bps": bps(funding)}
+    from serving.options_overlay import options_report
+
+    options = options_report(journal)
+    if options is not None:  # serving.options_overlay: the option held, its greeks, rolls and fees
+        out["options"] = options
     return out
 
 

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from dea.config.base import StrictModel, duration_field
 from dea.model_artifact import TrustPolicy
+from dea.options.overlay_config import LiveOverlayConfig
 
 
 _CREDENTIAL_KEYS = frozenset({"apikey", "secret", "password", "uid", "privatekey", "walletaddress", "token"})
@@ -79,6 +80,12 @@ class ServingConfig(StrictModel):
     # audit trail
     journal_inputs: bool = Field(
         default=False, description="store each decision's model input vector in the journal (not only its hash)"
+    )
+
+    # options: a rolled put/call on one perpetual, on the paper option venue (serving.options_overlay)
+    options_overlay: LiveOverlayConfig | None = Field(
+        default=None, description="the option overlay of the backtest (dea options-overlay) run live on one perpetual; "
+                                  "paper venue only",
     )
 
     _dur = duration_field("max_feature_age", "model_poll", "tick", "order_ttl", "lease_ttl")

@@ -93,12 +93,14 @@ def build_onnx_policy(
     nan_above: float | None = None,
     manifest: bool = True,
     caps: float | dict[str, float] | None = 1.0,
+    constant: float | None = None,
 ) -> Path:
     """A small policy graph written with ``onnx.helper`` (no torch: fast, and usable where torch
     must not be imported). Same contract as an export: raw ``features`` scaled inside the graph,
     ``exposure`` input, ``target_exposure = tanh(...)``, optional ``state_in/state_out`` and
     ``dispersion``, ``dea.*`` metadata. ``nan_above``: the target is NaN when the first feature
-    exceeds it (a model that fails on some inputs)."""
+    exceeds it (a model that fails on some inputs). ``constant``: the target is that exposure
+    for every instrument, whatever the inputs (buy and hold at a fixed exposure)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -145,6 +147,11 @@ def build_onnx_policy(
             helper.make_node("Where", ["bad", "nan", "o2"], ["o3"]),
         ]
         target_src = "o3"
+    if constant is not None:
+        inits["zero_n"] = np.zeros(n, np.float32)
+        inits["const_n"] = np.full(n, constant, np.float32)
+        nodes += [helper.make_node("Mul", [target_src, "zero_n"], ["oz"]), helper.make_node("Add", ["oz", "const_n"], ["oc"])]
+        target_src = "oc"
     nodes.append(helper.make_node("Identity", [target_src], ["target_exposure"]))
     outputs = [helper.make_tensor_value_info("target_exposure", TensorProto.FLOAT, ["batch", n])]
     inputs = [

@@ -1,0 +1,292 @@
+"""The option overlay in the live loop and on the paper option venue.
+
+The live loop replays real Binance BTCUSDT 5-minute bars on a daily 08:00 UTC clock with a
+constant exposure of 1.0 (a constant ONNX policy), costs reduced to the overlay backtest's (taker
+fee only, latency 0), and runs ``serving.options_overlay``. Its option rolls, contracts and
+equity are those of :func:`dea.backtest.options_overlay.run_overlay` on the same decision clock,
+prices and flat IV (the parity anchor): to 1e-9 without fees; to 1e-4 with fees (5 bp perpetual
+taker, Deribit's option fees), because the loop holds a *quantity*, sized on the equity before
+the fees paid after it, while run_overlay holds an exposure *fraction* of the equity after every
+fee (its perpetual shrinks with each fee): a fee of 3e-4 of equity moves the next day's PnL by
+~1e-5 of equity, and a later roll's size by as much. The vega budget cuts the same contracts; settlement is
+hand-computed on the paper venue; a kill between an option order and its journal entry trades
+nothing twice; ccxt is refused; a quarantined price or IV holds the overlay."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import yaml
+from serving_helpers import export_config_policy
+
+from dea.backtest.options_overlay import _asof, guarded, run_overlay
+from dea.config import load_config
+from dea.errors import ConfigError, ExchangeError
+from dea.guards import MarketGuard
+from dea.options import parse_option_name
+from dea.options.overlay_config import OptionFeeConfig
+from dea.timeutil import parse_timestamp
+from serving.exchanges.paper import PaperExchange
+from serving.exchanges.paper_options import OptionOrder, PaperOptionVenue
+from serving.feeds.replay import TableReplay, load_tables
+from serving.journal import Journal
+from serving.loop import LiveLoop, resolve_latency_ns
+from serving.runner import PolicyRunner
+
+NO_FEES = {"rate": 0.0, "delivery_rate": 0.0, "cap_of_premium": 0.0}
+DERIBIT = {"rate": 0.0003, "delivery_rate": 0.00015, "cap_of_premium": 0.125}
+EQUITY0 = 1_000_000.0
+
+
+def _config(folder: Path, shared: Path, *, budgets: dict | None = None, iv: dict | None = None, extra_sources=(),
+            taker: float = 0.0, option_fees: dict | None = None, guards: dict | None = None) -> Path:
+    raw = {
+        "name": "options-serving",
+        "data": {
+            "instruments": [{"symbol": "BTCUSDT", "venue": "binance", "kind": "perpetual", "base": "BTC", "quote": "USDT",
+                             "funding": "none", "taker_fee": taker, "maker_fee": 0.0}],
+            "sources": [{"name": "btc", "kind": "bars", "format": "freqtrade", "instrument": "BTCUSDT", "step": "5m",
+                         "path": str(shared / "perps_5m_15m" / "BTC_USDT_USDT-5m-futures.feather")}, *extra_sources],
+            "clock": {"step": "1d", "start": "2024-01-01T08:00:00Z", "end": "2024-02-15T08:00:00Z"},
+        },
+        "model": {"base": {"kind": "none"}, "adjust": {"vol_scaling": False}},
+        "features": {"set": [{"name": "hour_of_day"}]},
+        "costs": {"fee_side": "taker", "half_spread_bps": 0.0, "impact": {"model": "sqrt", "k": 0.0},
+                  "initial_equity": EQUITY0},
+        "risk": {"max_exposure": 1.5, "max_gross": 2.0, "max_net": 1.5, "max_leverage": 3.0, "no_trade_band": 0.0,
+                 "drawdown": {"enabled": False}},  # run_overlay has no risk rules: none cut the perpetual here
+        **({"guards": guards} if guards else {}),
+        "serving": {"journal_sync": "normal", "model_poll": None, "options_overlay": {
+            "instrument": "BTCUSDT",
+            "leg": {"strategy": "protective_put", "moneyness": 0.95, "tenor": "7d", "strike_step": 500.0},
+            "fees": option_fees or NO_FEES,
+            "iv": iv or {"flat": 0.55},
+            "budgets": budgets or {},
+        }},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "options.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, shared_data):
+    """Config, the bar table cut to the clock (plus a week before it) and a constant policy."""
+    tmp = tmp_path_factory.mktemp("options")
+    cfg = load_config(_config(tmp, shared_data))
+    since, until = parse_timestamp("2023-12-25"), parse_timestamp("2024-02-16")
+    tables = {k: t.filter(pc.and_(pc.greater_equal(t["ts_event"], since), pc.less(t["ts_event"], until)))
+              for k, t in load_tables(cfg).items()}
+    model = export_config_policy(cfg, tmp / "hold.onnx", constant=1.0)
+    return cfg, tables, model, shared_data
+
+
+def _venues(cfg):
+    ov = cfg.serving.options_overlay
+    return (PaperExchange(cfg.data.instruments, cfg.costs, latency_ns=resolve_latency_ns(cfg), impact_k=[0.0]),
+            PaperOptionVenue(ov.fees, multiplier=ov.leg.multiplier))
+
+
+def _run(cfg, tables, model, journal, venues=None, hook=None):
+    ex, opt = venues or _venues(cfg)
+    replay = TableReplay(cfg.data, tables)
+    loop = LiveLoop(cfg, PolicyRunner.from_path(model), ex, Journal(journal, synchronous="NORMAL"),
+                    clock_start=replay.clock_start, clock_end=replay.clock_end, native_steps=replay.native_steps,
+                    crash_hook=hook, option_venue=opt)
+    return loop, loop.run(replay.events(loop.panel))
+
+
+def _backtest(cfg, states):
+    """run_overlay on the live loop's decision clock, at the prices it used, flat IV."""
+    ov = cfg.serving.options_overlay
+    ts = np.array([s["t_ns"] for s in states], dtype=np.int64)
+    px = np.array([s["price"] for s in states])
+    iv = np.full(len(ts), ov.iv.flat)
+    return run_overlay(ts, px, iv, np.ones(len(ts)), ov.leg, ov.budgets, ov.fees, underlying="BTC",
+                       initial_equity=EQUITY0, perp_taker_fee=cfg.data.instruments[0].taker_fee)
+
+
+def _roll_events(journal: Journal):
+    return [(f.ts, f.instrument, f.contracts) for f in journal.option_fills() if f.kind == "trade"]
+
+
+@pytest.mark.parametrize(("fees", "rtol"), [("none", 1e-9), ("real", 1e-4)])
+def test_live_overlay_matches_the_backtest(base, tmp_path, fees, rtol):
+    """(a) Same rolls (series, contracts), settlements and equity as run_overlay (module doc: the
+    tolerance with fees)."""
+    cfg, tables, model, shared = base
+    if fees == "real":
+        cfg = load_config(_config(tmp_path, shared, taker=0.0005, option_fees=DERIBIT))
+    loop, summary = _run(cfg, tables, model, tmp_path / "j.sqlite")
+    j = loop.journal
+    states = j.option_states()
+    assert len(states) == summary.decisions == 46 and all(s["action"].split(":")[0] != "hold" or s["contracts"] for s in states)
+    # the prices the overlay used are the guarded 5-minute closes known at each 08:00 decision
+    bars = tables["btc"]
+    ts = np.array([s["t_ns"] for s in states])
+    guard = MarketGuard(cfg.guards, ["BTC"])
+    b_ts, b_av, b_close = bars["ts_event"].to_numpy(), bars["available_at"].to_numpy(), bars["close"].to_numpy()
+    keep = guarded(guard, "price", b_ts, b_av, b_close, is_price=True)
+    np.testing.assert_array_equal([s["price"] for s in states], _asof(ts, b_av[keep], b_close[keep], 3_600_000_000_000, "px"))
+    ref = _backtest(cfg, states)
+    want_rolls = [(e["ts"], e["instrument"], e["contracts"]) for e in ref.events if e["event"] == "roll"]
+    got_rolls = _roll_events(j)
+    last = int(ts[-1])  # the backtest never rolls at its last decision; the live loop does not know it is the last
+    live = [r for r in got_rolls if r[0] < last]
+    assert [r[:2] for r in live] == [r[:2] for r in want_rolls] and len(want_rolls) >= 6
+    np.testing.assert_allclose([r[2] for r in live], [r[2] for r in want_rolls], rtol=rtol)  # no budget: unrounded
+    settles = [(f.ts, f.instrument, f.price) for f in j.option_fills() if f.kind == "settle"]
+    assert settles == [(e["ts"], e["instrument"], e["payoff"]) for e in ref.events if e["event"] == "settle"]
+    eq = np.array([s["equity"] for s in states])
+    n = len(ts) - (1 if got_rolls and got_rolls[-1][0] == last else 0)
+    np.testing.assert_allclose(eq[:n], ref.equity[:n], rtol=rtol)
+    np.testing.assert_allclose([s["contracts"] for s in states][:n], ref.option_contracts[:n], rtol=rtol)
+    np.testing.assert_allclose([s["delta"] for s in states][:n], ref.option_delta[:n], rtol=rtol, atol=1e-12)
+    # the account mirror holds the option's cash: equity = perp account + option at its mark
+    assert summary.equity == pytest.approx(states[-1]["equity"], rel=1e-12)
+    # the serve summary shows the option position and its greeks
+    from serving.summary import serve_report
+
+    rep = serve_report(j, summary, step_ns=loop.step)["options"]
+    assert rep["position"]["contracts"] == states[-1]["contracts"] and rep["greeks"]["delta"] == states[-1]["delta"]
+    assert rep["rolls"] == len(got_rolls) and rep["collateral"] == ["BTC"]
+    assert (rep["fees_usd"] > 0) == (fees == "real")
+    assert loop.overlay.venue.positions() == j.option_positions()
+
+
+def test_vega_budget_binds_live_as_in_the_backtest(base, tmp_path):
+    """(b) A vega budget of 2 bp of equity per vol point cuts every roll to the backtest's size."""
+    cfg0, tables, model, shared = base
+    cfg = load_config(_config(tmp_path, shared, budgets={"max_vega": 0.0002, "contract_step": 0.1}))
+    loop, _ = _run(cfg, tables, model, tmp_path / "j.sqlite")
+    states = loop.journal.option_states()
+    ref = _backtest(cfg, states)
+    rolls = [e for e in ref.events if e["event"] == "roll"]
+    assert rolls and all(e["binding"] == ["vega"] and 0 < e["contracts"] < e["requested"] for e in rolls)
+    live = _roll_events(loop.journal)
+    assert [(t, q) for t, _, q in live if t < states[-1]["t_ns"]] == [(e["ts"], e["contracts"]) for e in rolls]
+    cut = [s for s in states if s["action"].startswith("roll")]
+    assert cut and all(s["action"] == "roll:cut_by_vega" and s["vega"] <= 0.0002 + 1e-12 for s in cut)
+
+
+def test_paper_venue_settles_at_expiry_by_hand():
+    """(c) 2 puts bought at 1,000 USD (underlying 42,000), settled at 38,000 after expiry."""
+    venue = PaperOptionVenue(OptionFeeConfig(rate=0.0003, delivery_rate=0.00015, cap_of_premium=0.125))
+    name = "BTC-9FEB24-40000-P"
+    expiry = parse_option_name(name).expiry_ns
+    t0 = expiry - 7 * 86_400_000_000_000
+    ack = venue.submit(OptionOrder("dea-opt-1", t0, name, 2.0, 1_000.0, 42_000.0))
+    assert ack.status == "filled" and venue.submit(OptionOrder("dea-opt-1", t0, name, 2.0, 1_000.0, 42_000.0)) == ack
+    (buy,) = venue.poll_fills()
+    # fee per unit: min(0.0003 x 42,000 = 12.6, 0.125 x 1,000 = 125) = 12.6
+    assert buy.fee_usd == pytest.approx(25.2) and buy.cash_usd == pytest.approx(-2_025.2)
+    assert buy.collateral == "BTC" and buy.cash_collateral == pytest.approx(-2_025.2 / 42_000)
+    with pytest.raises(ExchangeError, match="cannot settle"):
+        venue.settle(expiry - 1, name, 38_000.0)
+    st = venue.settle(expiry, name, 38_000.0)
+    # intrinsic 2,000 per unit; delivery fee min(0.00015 x 38,000 = 5.7, 0.125 x 2,000) = 5.7 per unit
+    assert (st.kind, st.contracts, st.price_usd, st.fee_usd) == ("settle", -2.0, 2_000.0, pytest.approx(11.4))
+    assert st.cash_usd == pytest.approx(3_988.6) and st.cash_collateral == pytest.approx(3_988.6 / 38_000)
+    assert venue.positions() == {} and venue.settle(expiry, name, 38_000.0) is None
+    stmt = venue.statement()
+    assert stmt["BTC"]["cash"] == pytest.approx(-2_025.2 / 42_000 + 3_988.6 / 38_000) and stmt["BTC"]["positions"] == {}
+    # out of the money: worth nothing, no delivery fee
+    venue.submit(OptionOrder("dea-opt-2", t0, name, 1.0, 500.0, 42_000.0))
+    otm = venue.settle(expiry, name, 41_000.0)
+    assert (otm.price_usd, otm.fee_usd, otm.cash_usd) == (0.0, 0.0, 0.0)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize(("point", "new_venue"), [("after_option_venue", False), ("after_option_journal", False),
+                                                  ("after_option_venue", True), ("after_option_journal", True)])
+def test_restart_after_a_kill_around_an_option_order(base, tmp_path, point, new_venue):
+    """(d) Killed after the venue filled the 3rd roll but before its fill was journaled (or after
+    the order was journaled, before it was sent); restarted on the journal (the venues outlived
+    the process, or new ones): every option order once, the same fills and positions."""
+    cfg, tables, model, _ = base
+    ref_loop, _ = _run(cfg, tables, model, tmp_path / "ref.sqlite")
+    ref = ref_loop.journal
+    third = sorted({f.ts for f in ref.option_fills() if f.kind == "trade"})[2]
+
+    def hook(where, t):
+        if where == point and t == third:
+            raise Crash(f"killed {where} at {t}")
+
+    venues = _venues(cfg)
+    with pytest.raises(Crash):
+        _run(cfg, tables, model, tmp_path / "live.sqlite", venues, hook)
+    crashed = Journal(tmp_path / "live.sqlite")
+    assert crashed.option_orders(("new",))[0].t_decision == third  # journaled, its fill is not
+    assert all(f.ts < third for f in crashed.option_fills() if f.kind == "trade")
+    loop, _ = _run(cfg, tables, model, tmp_path / "live.sqlite", _venues(cfg) if new_venue else venues)
+    j = loop.journal
+    key = lambda f: (f.fill_id, f.kind, f.ts, f.instrument, f.contracts, f.price, round(f.fee, 9))  # noqa: E731
+    assert [key(f) for f in j.option_fills()] == [key(f) for f in ref.option_fills()]
+    assert [(o.client_id, o.contracts, o.status) for o in j.option_orders()] == \
+        [(o.client_id, o.contracts, o.status) for o in ref.option_orders()]
+    assert j.option_positions() == ref.option_positions() == loop.overlay.venue.positions()
+    restored = loop.overlay.stepper.position
+    assert restored is not None and {restored.instrument: restored.contracts} == j.option_positions()
+    got = [(s["t_ns"], s["instrument"], s["contracts"]) for s in j.option_states()]
+    assert got == [(s["t_ns"], s["instrument"], s["contracts"]) for s in ref.option_states()]
+    np.testing.assert_allclose([s["equity"] for s in j.option_states()], [s["equity"] for s in ref.option_states()], rtol=1e-9)
+    if not new_venue:  # the surviving venue never filled an order twice
+        assert len(venues[1].fills_of(f"dea-opt-{third}")) == 1
+
+
+def test_ccxt_venue_with_an_overlay_is_refused_at_start(base, tmp_path, capsys):
+    """(e) Before the model is loaded or the journal written: the ccxt adapter has no option path."""
+    from dea.cli.main import main as dea_main
+    from serving.app import run_serve
+
+    cfg, _, model, _ = base
+    with pytest.raises(ConfigError, match=r"serving.options_overlay needs --exchange paper, not 'ccxt:deribit': the ccxt "
+                                          r"adapter .* has no option order path"):
+        run_serve(cfg, model=str(model), feed="replay", exchange="ccxt:deribit", journal=str(tmp_path / "j.sqlite"))
+    assert not (tmp_path / "j.sqlite").exists()
+    path = tmp_path / "cli.yaml"
+    path.write_text(yaml.safe_dump(yaml.safe_load((Path(cfg.base_dir) / "options.yaml").read_text())))
+    code = dea_main(["serve", "--config", str(path), "--model", str(model), "--feed", "replay", "--exchange",
+                     "ccxt:binanceusdm", "--journal", str(tmp_path / "cli.sqlite"), "--log-format", "text"])
+    assert code == 2 and "serving.options_overlay needs --exchange paper" in capsys.readouterr().err
+
+
+def test_quarantined_price_or_iv_holds_the_overlay(base, tmp_path):
+    """(f) A 5-minute close 3x the price just before the first decision, and an infinite DVOL value
+    before the second: both decisions hold (no roll at a bad price or IV), the third rolls."""
+    cfg0, tables, model, shared = base
+    dvol_src = {"name": "dvol", "kind": "exogenous", "format": "deribit_dvol", "entity": "BTC", "step": "1d",
+                "path": str(shared / "options" / "deribit_btc_dvol_daily_2023_2024.csv")}
+    # a non-finite value halts the loop by default; here it holds, so the overlay's own hold is what is seen
+    cfg = load_config(_config(tmp_path, shared, iv={"field": "dvol", "max_age": "2d"}, extra_sources=[dvol_src],
+                              guards={"actions": {"nonfinite": "hold"}}))
+    t0, day = parse_timestamp("2024-01-01T08:00:00Z"), 86_400_000_000_000
+    bars = tables["btc"]
+    close = bars["close"].to_numpy().copy()
+    k = int(np.nonzero(bars["available_at"].to_numpy() == t0)[0][0])  # the bar that closes at the first decision
+    close[k] *= 3.0
+    dvol = load_tables(cfg)["dvol"]
+    vol = dvol["value"].to_numpy().copy()
+    av = dvol["available_at"].to_numpy()
+    i = int(np.nonzero((av > t0) & (av <= t0 + day))[0][0])  # the value known first at the second decision
+    vol[i] = math.inf
+    bad = dict(tables, btc=bars.set_column(bars.schema.get_field_index("close"), "close", pa.array(close)),
+               dvol=dvol.set_column(dvol.schema.get_field_index("value"), "value", pa.array(vol)))
+    loop, summary = _run(cfg, bad, model, tmp_path / "j.sqlite")
+    states = loop.journal.option_states()
+    assert states[0]["t_ns"] == t0 and states[0]["action"] == "hold:inputs" and "jump" in states[0]["detail"]["hold"]
+    assert states[1]["action"] == "hold:inputs" and "nonfinite" in states[1]["detail"]["hold"]
+    assert states[2]["action"].startswith("roll") and states[2]["contracts"] > 0
+    assert min(o.t_decision for o in loop.journal.option_orders()) == t0 + 2 * day
+    assert summary.guarded.get("jump", 0) >= 1 and summary.guarded.get("nonfinite", 0) >= 1
+    # the IV it rolled on is the DVOL field (a fraction), not the flat input
+    assert 0.2 < states[2]["iv"] < 1.5
