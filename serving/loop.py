@@ -762,6 +762,7 @@ class LiveLoop:
         state0 = (runner.state_digest(), runner.steps) if getattr(runner, "is_recurrent", False) else None
         t0 = time.perf_counter_ns()
         e_orders = e
+        opt_greeks: dict[str, Any] = {}
         if not e - e == 0.0:  # inf/NaN equity: de-risk (flatten) and halt, never an exception out of the loop
             action, target, decision = self._equity_halt(t, e)
             cur = np.zeros(self.n)
@@ -774,8 +775,9 @@ class LiveLoop:
                     action, target = monitor(t, x, action, target)
             if self._guard_pending:
                 action, target = self._guard_actions(action, target, cur)
+            opt_greeks = self._option_greeks(e)
             decision = self.risk.apply(t, target, cur, e, feature_age_ns=age, dispersion=dispersion, prices=prices,
-                                       **self._option_greeks(e))
+                                       **opt_greeks)
         t1 = time.perf_counter_ns()
         orders = generate_orders(t, decision.exposure, acc.qty, self.pend_q, e_orders, prices, self.order_spec,
                                  latency_ns=self.latency_ns, id_prefix=self.id_prefix, contract_n=acc.contract_n)
@@ -788,6 +790,7 @@ class LiveLoop:
             t, model_version=runner.version, action=action, target=target, allowed=decision.exposure, equity=e,
             orders=rows,
             detail={"rules": [i.rule for i in decision.interventions], "age_ns": age, "halted": decision.halted,
+                    **({"option_delta": {u: g.delta for u, g in opt_greeks["option_greeks"].items()}} if opt_greeks else {}),
                     **({"halt_reason": self._halt_reason} if decision.halted and self._halt_reason else {}),
                     **self._audit_fields(runner, x, cur, state0)},
             risk_state=self.risk.state_dict(),

@@ -138,7 +138,7 @@ class LiveOverlay:
             if st is not None and st["instrument"] == name and st["t_ns"] >= at:
                 value = st["value"]
             self.stepper.restore(OptionPosition(name, c.strike, c.expiry_ns, c.is_call, q, self.cfg.leg.multiplier), value)
-        if self.venue.is_fresh and (held or self.journal.option_fills()):
+        if self.venue.is_fresh:
             balance: dict[str, float] = {}
             for f in self.journal.option_fills():
                 balance[f.collateral] = balance.get(f.collateral, 0.0) + f.cash_collateral

@@ -34,7 +34,9 @@ log = logging.getLogger("dea.serving.standby")
 
 #: reads a following standby may make; every other journal method is a write
 _READS = frozenset({"path", "lease", "last_decision_t", "funding_recorded", "decision_target", "decisions",
-                    "events", "guard_events", "orders", "ledger", "fills", "load", "get_meta"})
+                    "events", "guard_events", "orders", "ledger", "fills", "load", "get_meta", "decision_allowed",
+                    # serving.options_overlay: its position is read at start and again at takeover
+                    "option_positions", "option_fills", "option_orders", "option_states", "last_option_state"})
 
 
 class _FollowerJournal:
@@ -127,6 +129,8 @@ class StandbyLoop(LiveLoop):
         self.pend_q = [0.0] * self.n
         self.resume_after = None
         super()._restore()
+        if self.overlay is not None:  # the option position as the writer left it, on the writable journal
+            self.overlay = self._build_overlay(self.overlay.venue)
         for k, p in enumerate(self.raw_px):  # the rebuilt mirror, marked at the followed prices
             if p == p:
                 self.account.mark(k, p)

@@ -73,6 +73,7 @@ class PaperOptionVenue:
         self._balance: dict[str, float] = {}  # cash moved by option trades, per collateral currency
         self._marks: dict[str, float] = {}  # last per-unit USD price and underlying price, for the statement
         self._underlying_px: dict[str, float] = {}
+        self._traded = False  # an order or settlement in this process (restore no longer applies)
 
     def contract(self, instrument: str) -> OptionContract:
         c = parse_option_name(instrument, self.venue)
@@ -83,8 +84,9 @@ class PaperOptionVenue:
 
     @property
     def is_fresh(self) -> bool:
-        """True until the venue has seen an order or a restored position: a new process's venue."""
-        return not self._orders and not self._positions and not self._balance
+        """True until the venue has traded in this process: a new process's venue, which takes
+        the journal's state (:meth:`restore`; again at a standby's takeover)."""
+        return not self._traded
 
     # -- orders ------------------------------------------------------------------------------------
     def submit(self, order: OptionOrder) -> OrderAck:
@@ -92,6 +94,7 @@ class PaperOptionVenue:
         known = self._orders.get(order.client_id)
         if known is not None:
             return known
+        self._traded = True
         c = self.contract(order.instrument)
         s, p, q = float(order.underlying_price), float(order.price_usd), float(order.contracts)
         if not (s > 0 and p >= 0 and q != 0 and s - s == 0 and p - p == 0 and q - q == 0):
@@ -116,6 +119,7 @@ class PaperOptionVenue:
         if held == 0.0:
             return None
         c = self.contract(instrument)
+        self._traded = True
         if ts < c.expiry_ns:
             raise ExchangeError(f"{instrument} cannot settle at {ts}: it expires at {c.expiry_ns}")
         s = float(underlying_price)
@@ -185,6 +189,7 @@ class PaperOptionVenue:
         status), so a re-sent one is recognised."""
         self._positions = {k: float(v) for k, v in positions.items() if v != 0.0}
         self._balance = {k: float(v) for k, v in balance.items()}
+        self._orders.clear()
         for cid, status in filled.items():
             self._orders[cid] = OrderAck(cid, status, cid)
 

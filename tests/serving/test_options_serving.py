@@ -290,3 +290,29 @@ def test_quarantined_price_or_iv_holds_the_overlay(base, tmp_path):
     assert summary.guarded.get("jump", 0) >= 1 and summary.guarded.get("nonfinite", 0) >= 1
     # the IV it rolled on is the DVOL field (a fraction), not the flat input
     assert 0.2 < states[2]["iv"] < 1.5
+
+
+def test_option_delta_counts_in_the_risk_engine_delta_budget(base, tmp_path):
+    """With ``risk.greeks.BTC`` (the overlay's budgets), the risk engine cuts the perpetual so that
+    perpetual + option delta stays within max_delta: 0.9 before the first put, more once the puts'
+    negative delta is held (the policy asks 1.0). Two different budgets for BTC are refused."""
+    cfg0, tables, model, shared = base
+    path = _config(tmp_path, shared, budgets={"max_delta": 0.9})
+    raw = yaml.safe_load(path.read_text())
+    raw["risk"]["greeks"] = {"BTC": {"max_delta": 0.9}}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cfg = load_config(path)
+    loop, _ = _run(cfg, tables, model, tmp_path / "j.sqlite")
+    decisions = loop.journal.decisions()
+    assert decisions[0]["allowed"][0] == pytest.approx(0.9) and "greek_budget" in decisions[0]["detail"]["rules"]
+    assert any(d["allowed"][0] > 0.95 for d in decisions)
+    for d in decisions:  # the option delta the engine counted is journaled with each decision
+        w, opt = d["allowed"][0], d["detail"]["option_delta"]["BTC"]
+        if "greek_budget" in d["detail"]["rules"]:
+            assert w + opt == pytest.approx(0.9, abs=1e-9)
+        else:
+            assert w == pytest.approx(1.0) and w + opt <= 0.9 + 1e-9
+    raw["risk"]["greeks"] = {"BTC": {"max_delta": 0.8}}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ConfigError, match="risk.greeks.BTC and serving.options_overlay.budgets disagree"):
+        _run(load_config(path), tables, model, tmp_path / "k.sqlite")
