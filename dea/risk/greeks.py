@@ -16,8 +16,10 @@ In the risk engine (``risk.greeks: {BTC: {max_delta: .., max_vega: ..}}``, :clas
 :meth:`dea.risk.engine.RiskEngine.check_option_order` runs this check with the linear
 exposure of the underlying's instruments counted in the delta, and every
 :meth:`~dea.risk.engine.RiskEngine.apply` cuts linear targets that would push linear + option
-delta beyond ``max_delta`` (rule ``greek_budget``). The overlay backtest
-(:mod:`dea.backtest.options_overlay`) calls the same :func:`check_option_order`.
+delta beyond ``max_delta`` (rule ``greek_budget``). The overlay's stepper
+(:class:`dea.options.overlay.OverlayStepper`), run by the overlay backtest
+(:mod:`dea.backtest.options_overlay`) and the live loop (:mod:`serving.options_overlay`), calls
+the same :func:`check_option_order`.
 """
 
 from __future__ import annotations
