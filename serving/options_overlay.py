@@ -115,6 +115,7 @@ class LiveOverlay:
         self.iv_max_age = parse_duration(cfg.iv.max_age)
         self._notes: list[str] = []
         self.last_inputs: OverlayInputs | None = None
+        self._last_good: OverlayInputs | None = None  # the latest inputs the overlay could act on
         self.counts = {"rolls": 0, "settlements": 0, "holds": 0, "refused": 0}
         self._restore()
 
@@ -175,6 +176,8 @@ class LiveOverlay:
             why = f"{self.cfg.instrument} price is {price_age / 1e9:.0f}s old (max {self.cfg.price_max_age})"
         inp = OverlayInputs(int(t), float(price), float(iv), why)
         self.last_inputs = inp
+        if why is None:
+            self._last_good = inp
         return inp
 
     # -- the step ----------------------------------------------------------------------------------
@@ -191,8 +194,9 @@ class LiveOverlay:
         return self.stepper.market_value()
 
     def greeks(self, equity: float) -> GreekExposure:
-        """The held option's greeks (fractions of ``equity``) at the last good inputs."""
-        inp = self.last_inputs
+        """The held option's greeks (fractions of ``equity``) at the last inputs that passed
+        (a hold never prices the greeks on what it refused)."""
+        inp = self._last_good
         if self.stepper.position is None or inp is None or not (inp.price > 0 and equity > 0) or not math.isfinite(inp.iv):
             return GreekExposure()
         return self.stepper.exposure(inp.t, inp.price, inp.iv, equity)
@@ -202,7 +206,7 @@ class LiveOverlay:
 
         ``exposure``: the decided exposure of the perpetual; ``equity()``: the account's equity
         now (the loop's mirror plus the option at its mark)."""
-        action = "hold"
+        action = "keep"  # nothing to do: the position (or no position) is kept
         if inp.hold is not None:
             self.counts["holds"] += 1
             action = "hold:inputs"
@@ -218,7 +222,7 @@ class LiveOverlay:
                 self.counts["settlements"] += 1
                 action = "settle"
             if halted:
-                action = f"{action}+halted" if action != "hold" else "hold:halted"
+                action = f"{action}+halted" if action != "keep" else "hold:halted"
             else:
                 order = self.stepper.plan_roll(inp.t, inp.price, inp.iv, exposure, equity())
                 if order is not None:
