@@ -246,8 +246,11 @@ class LiveOverlay:
         ack = self.venue.submit(OptionOrder(cid, inp.t, order.instrument, order.contracts, order.premium_usd, inp.price))
         self._hook("after_option_venue", inp.t)
         self._on_ack(cid, ack.status, ack.venue_id, ack.reason)
-        for fill in self.venue.poll_fills():
+        self.venue.poll_fills()  # the reports drained: this order's fills are booked by id below
+        for fill in self.venue.fills_of(cid):
             self._book(fill, order)
+        if ack.status == "rejected":
+            return "roll_rejected"
         self.counts["rolls"] += 1
         log.info("options overlay rolled at %s: %s %+g contracts at %.2f USD (%s)", iso(inp.t), order.instrument,
                  order.contracts, order.premium_usd, order.decision.reason,
