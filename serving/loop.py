@@ -43,7 +43,7 @@ from dea.execution.orders import Order, OrderSpec, generate_orders
 from dea.features.featureset import FeatureSet
 from dea.features.missing import RowPreparer, input_names
 from dea.guards import MarketGuard, apply_actions, merge_action
-from dea.risk.engine import RiskDecision, RiskEngine
+from dea.risk.engine import GREEK_RULE, RiskDecision, RiskEngine
 from dea.timeutil import iso, parse_duration, parse_timestamp
 from serving.audit_hash import as_model_inputs, input_digest
 from serving.books import OrderBooks
@@ -790,7 +790,7 @@ class LiveLoop:
             t, model_version=runner.version, action=action, target=target, allowed=decision.exposure, equity=e,
             orders=rows,
             detail={"rules": [i.rule for i in decision.interventions], "age_ns": age, "halted": decision.halted,
-                    **({"option_delta": {u: g.delta for u, g in opt_greeks["option_greeks"].items()}} if opt_greeks else {}),
+                    **(self._greek_detail(opt_greeks, decision) if opt_greeks else {}),
                     **({"halt_reason": self._halt_reason} if decision.halted and self._halt_reason else {}),
                     **self._audit_fields(runner, x, cur, state0)},
             risk_state=self.risk.state_dict(),
@@ -829,6 +829,16 @@ class LiveLoop:
         if ov is None or not ov.risk_counts_options or not equity > 0:
             return {}
         return {"option_greeks": {ov.underlying: ov.greeks(equity)}}
+
+    @staticmethod
+    def _greek_detail(opt_greeks: dict[str, Any], decision: RiskDecision) -> dict[str, Any]:
+        """What ``dea audit`` needs to re-derive the greek rule (``risk.greeks``): the option delta
+        the engine counted per underlying and, when the rule cut, the exposure before the cut."""
+        out: dict[str, Any] = {"option_delta": {u: g.delta for u, g in opt_greeks["option_greeks"].items()}}
+        for rec in decision.interventions:
+            if rec.rule == GREEK_RULE:
+                out["greek_before"] = list(rec.before)
+        return out
 
     def _audit_fields(self, runner: PolicyRunner, x: np.ndarray, cur: np.ndarray,
                       state0: tuple[str | None, int] | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ imports ``serving``. Exit 0 when every re-derivable decision matches, 1 when any
 Example::
 
     dea audit dea_journal.sqlite --model models:/dea-demo/3
+    dea audit dea_journal.sqlite --model hold.onnx --config options.yaml   # with an options overlay
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("journal", type=Path, help="the SQLite state journal written by dea serve")
     p.add_argument("--model", required=True, help="PATH.onnx or models:/NAME/VERSION: the model that made them")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ sources")
+    p.add_argument("--config", type=Path, help="the serving config: re-derives an options overlay's option delta and "
+                   "greek rule (risk.greeks); without it those decisions are counted as greeks_unchecked")
     p.add_argument("--tolerance", type=float, default=None, help="largest accepted |difference| (default 1e-6)")
     p.set_defaults(handler=_handle)
 
@@ -37,6 +40,6 @@ def _handle(args: argparse.Namespace) -> int:
     from serving.audit import TOLERANCE, audit_journal
 
     rep = audit_journal(args.journal, args.model, tracking_uri=args.tracking_uri,
-                        tolerance=TOLERANCE if args.tolerance is None else args.tolerance)
+                        tolerance=TOLERANCE if args.tolerance is None else args.tolerance, config=args.config)
     print(json.dumps(rep.as_dict(), indent=2, default=str), flush=True)
     return 0 if rep.ok else 1

@@ -475,6 +475,16 @@ class RiskEngine:
         return Intervention(t_ns, GREEK_RULE, f"linear + option delta of {list(cut)} beyond risk.greeks max_delta: "
                             "linear exposure scaled down", before, tuple(self._out))
 
+    def greek_stage(self, exposure: Sequence[float], option_greeks: Mapping[str, Any] | None) -> tuple[list[float], tuple[str, ...]]:
+        """The last stage of :meth:`apply` alone (stateless): ``exposure`` (what the rules
+        allowed before the greek budgets) cut by ``risk.greeks`` with ``option_greeks`` counted;
+        returns the exposure after the cut and the underlyings it cut. ``dea audit`` re-derives
+        the greek rule of a journaled decision with it (same code as :meth:`apply`)."""
+        if self._greeks is None:
+            raise RiskError("greek_stage needs risk.greeks budgets; none are configured")
+        out = self._vector("exposure", exposure, allow_nan=False)
+        return out, self._greeks.cut_linear(out, option_greeks)
+
     def check_option_order(
         self, underlying: str, per_contract: Any, quantity: float, current: np.ndarray,
         option_greeks: Any | None = None,

@@ -316,3 +316,78 @@ def test_option_delta_counts_in_the_risk_engine_delta_budget(base, tmp_path):
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     with pytest.raises(ConfigError, match="risk.greeks.BTC and serving.options_overlay.budgets disagree"):
         _run(load_config(path), tables, model, tmp_path / "k.sqlite")
+
+
+def _greek_budget_config(tmp_path, shared, *, max_delta=0.9, execution=None, latency=None) -> Path:
+    """The overlay with ``risk.greeks.BTC`` (its budgets): the risk engine counts the puts' delta."""
+    path = _config(tmp_path, shared, budgets={"max_delta": max_delta})
+    raw = yaml.safe_load(path.read_text())
+    raw["risk"]["greeks"] = {"BTC": {"max_delta": max_delta}}
+    raw["serving"]["journal_inputs"] = True
+    if execution is not None:
+        raw["execution"] = execution
+    if latency is not None:
+        raw["costs"]["latency"] = latency
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_audit_rederives_the_option_delta_and_the_greek_rule(base, tmp_path, capsys):
+    """``dea audit --config``: an honest journal of an overlay under ``risk.greeks`` audits clean
+    (every option delta re-priced from the overlay's steps, the greek rule re-applied, and the rule
+    did bind); a tampered option delta, or a tampered allowed exposure, is reported at its decision."""
+    import json
+    import sqlite3
+
+    from dea.cli.main import main as dea_main
+    from serving.audit import audit_journal
+
+    _, tables, model, shared = base
+    path = _greek_budget_config(tmp_path, shared)
+    cfg = load_config(path)
+    journal = tmp_path / "j.sqlite"
+    loop, summary = _run(cfg, tables, model, journal)
+    decisions = loop.journal.decisions()
+    cut = [d for d in decisions if "greek_budget" in d["detail"]["rules"]]
+    held = [d for d in decisions if d["detail"]["option_delta"]["BTC"] < 0]
+    assert len(cut) >= 2 and held and summary.interventions.get("greek_budget") == len(cut)
+    assert all(d["detail"]["greek_before"] == [pytest.approx(1.0)] for d in cut)
+    rep = audit_journal(journal, str(model), config=cfg)
+    assert rep.differences == [] and rep.greeks_checked == rep.decisions == len(decisions) == 46
+    assert rep.rederived == rep.matched == 46 and rep.greeks_unchecked == 0
+    # without the config: clean on the model's part, the greek rule counted as unchecked and noted
+    bare = audit_journal(journal, str(model))
+    assert bare.ok and bare.greeks_unchecked == 46 and "--config" in bare.notes[0]
+    assert dea_main(["audit", str(journal), "--model", str(model), "--config", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["greeks_checked"] == 46
+
+    def tamper(t, fn):
+        db = sqlite3.connect(journal)
+        (raw_detail, raw_allowed), = db.execute("SELECT detail, allowed FROM decisions WHERE t_ns=?", (t,)).fetchall()
+        detail, allowed = json.loads(raw_detail), json.loads(raw_allowed)
+        fn(detail, allowed)
+        db.execute("UPDATE decisions SET detail=?, allowed=? WHERE t_ns=?", (json.dumps(detail), json.dumps(allowed), t))
+        db.commit()
+        db.close()
+
+    from dea.timeutil import iso
+
+    victim = next(d for d in cut if d["detail"]["option_delta"]["BTC"] < 0)  # the rule bound on a held put
+    t = victim["t_ns"]
+    tamper(t, lambda d, a: d["option_delta"].update(BTC=d["option_delta"]["BTC"] + 0.05))
+    rep = audit_journal(journal, str(model), config=cfg)
+    assert {x["t"] for x in rep.differences} == {iso(t)}
+    assert [x["problem"] for x in rep.differences] == [
+        "journaled option delta differs from the one re-priced from the overlay's journaled steps",
+        "greek rule re-derived with the journaled option delta differs"]
+    assert dea_main(["audit", str(journal), "--model", str(model), "--config", str(path)]) == 1
+    capsys.readouterr()
+    tamper(t, lambda d, a: d["option_delta"].update(BTC=d["option_delta"]["BTC"] - 0.05))  # restored
+    assert audit_journal(journal, str(model), config=cfg).ok
+    other = next(d for d in decisions if "greek_budget" not in d["detail"]["rules"])
+    tamper(other["t_ns"], lambda d, a: a.__setitem__(0, a[0] + 0.2))  # an allowed exposure beyond the budget
+    rep = audit_journal(journal, str(model), config=cfg)
+    assert [(x["t"], x["problem"]) for x in rep.differences] == [
+        (iso(other["t_ns"]), "greek rule re-derived with the journaled option delta differs")]
+    with pytest.raises(ConfigError, match="this config lacks serving.options_overlay or risk.greeks"):
+        audit_journal(journal, str(model), config=load_config(_config(tmp_path / "plain", shared)))
