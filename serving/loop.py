@@ -377,6 +377,8 @@ class LiveLoop:
             self._venue_fresh = False
             self._silent = False
             self.journal.record_event("venue_restored", {"positions": list(self.account.qty), "pending": len(pending)}, now)
+        if self.overlay is not None:
+            self.overlay.restart_mark(now)  # the equity of the decision at now (the option marked on its inputs)
         unseen: list[OrderRow] = []
         for cid, o in list(self._open.items()):
             ack = ex.lookup(cid, o.instrument)
@@ -451,7 +453,7 @@ class LiveLoop:
             extra[o.index] += o.qty
         saved = self.risk.state_dict()
         try:
-            decision = self.risk.apply(now, target, cur, e, prices=prices)
+            decision = self.risk.apply(now, target, cur, e, prices=prices, **self._option_greeks(e))
         finally:
             self.risk.load_state_dict(saved)
         allowed = np.asarray(decision.exposure, dtype=np.float64)

@@ -291,6 +291,19 @@ class LiveOverlay:
             detail={"hold": inp.hold} if inp.hold else None,
         )
 
+    def restart_mark(self, t: int) -> None:
+        """A restart (or a standby's takeover) reconciling at ``t``, the last journaled decision,
+        whose step is not journaled: mark the held option on ``t``'s inputs, as that decision did
+        before sizing the perpetual, so the equity (and the risk re-check of unsent orders) is the
+        decision's, not one on the mark of the step before."""
+        if self.last_inputs is not None and self.last_inputs.t == t and not self.done(t):
+            self.revalue(self.last_inputs)
+
+    def carry_inputs(self, other: "LiveOverlay") -> None:
+        """Take the inputs a following standby's overlay saw (the last inputs, the last that
+        passed, the quarantine notes not yet consumed): the overlay rebuilt at takeover acts on them."""
+        self.last_inputs, self._last_good, self._notes = other.last_inputs, other._last_good, list(other._notes)
+
     def done(self, t: int) -> bool:
         """Whether the step at ``t`` is journaled (a restart re-runs it otherwise)."""
         return bool(self.journal.option_states(t))
@@ -298,9 +311,35 @@ class LiveOverlay:
     def reconcile(self, t: int, exposure: float, equity: Callable[[], float], now: int) -> dict[str, int]:
         """After a restart: open option orders looked up at the venue (fills journaled; one the
         venue never saw re-sent if decided at ``now``, else cancelled), then the step at ``t``
-        (the last journaled decision) re-run if its state is not journaled."""
+        (the last journaled decision) re-run if its state is not journaled. A re-run step
+        re-decides its own roll (same client id: the venue's fill of it is booked, an order the
+        venue never saw is sent, once) and journals the step as it was decided ('roll', not
+        'keep' on a position found at the venue); an order of ``t`` it does not re-decide is
+        looked up after it."""
         out = {"filled": 0, "resent": 0, "cancelled": 0, "rerun": 0}
+        rerun = self.last_inputs is not None and self.last_inputs.t == t and not self.done(t)
+        self._reconcile_orders(out, now, skip=t if rerun else None)
+        if rerun:
+            assert self.last_inputs is not None
+            self.revalue(self.last_inputs)
+            self.step(self.last_inputs, exposure, equity)
+            out["rerun"] = 1
+            self._reconcile_orders(out, now, skip=None)
+        self.venue.poll_fills()  # drained: every fill above is journaled by id
+        held = self.journal.option_positions()
+        venue = self.venue.positions()
+        if any(abs(venue.get(k, 0.0) - q) > 1e-9 for k, q in held.items()) or set(venue) - set(held):
+            self.journal.record_event("option_reconcile", {"journal": held, "venue": venue,
+                                                           "problem": "option positions differ"}, now)
+            log.error("option positions differ after restart: journal %s, venue %s", held, venue)
+        self.journal.record_event("option_reconciled", out, now)
+        return out
+
+    def _reconcile_orders(self, out: dict[str, int], now: int, *, skip: int | None) -> None:
+        """Each open option order (but those decided at ``skip``) looked up at the venue."""
         for o in self.journal.option_orders(OPEN_STATUSES):
+            if skip is not None and o.t_decision == skip:
+                continue
             ack = self.venue.lookup(o.client_id)
             if ack.status == "filled":
                 for fill in self.venue.fills_of(o.client_id):
@@ -319,19 +358,6 @@ class LiveOverlay:
                 out["cancelled"] += 1
             else:
                 self._on_ack(o.client_id, ack.status, ack.venue_id, ack.reason)
-        self.venue.poll_fills()  # drained: every fill above is journaled by id
-        held = self.journal.option_positions()
-        venue = self.venue.positions()
-        if any(abs(venue.get(k, 0.0) - q) > 1e-9 for k, q in held.items()) or set(venue) - set(held):
-            self.journal.record_event("option_reconcile", {"journal": held, "venue": venue,
-                                                           "problem": "option positions differ"}, now)
-            log.error("option positions differ after restart: journal %s, venue %s", held, venue)
-        if self.last_inputs is not None and self.last_inputs.t == t and not self.done(t):
-            self.revalue(self.last_inputs)
-            self.step(self.last_inputs, exposure, equity)
-            out["rerun"] = 1
-        self.journal.record_event("option_reconciled", out, now)
-        return out
 
     def _hook(self, point: str, t: int) -> None:
         if self.hook is not None:

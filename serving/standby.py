@@ -129,8 +129,10 @@ class StandbyLoop(LiveLoop):
         self.pend_q = [0.0] * self.n
         self.resume_after = None
         super()._restore()
-        if self.overlay is not None:  # the option position as the writer left it, on the writable journal
-            self.overlay = self._build_overlay(self.overlay.venue)
+        if self.overlay is not None:  # the option position as the writer left it, on the writable journal,
+            followed = self.overlay  # with the inputs the standby saw (a step not journaled is re-run on them)
+            self.overlay = self._build_overlay(followed.venue)
+            self.overlay.carry_inputs(followed)
         for k, p in enumerate(self.raw_px):  # the rebuilt mirror, marked at the followed prices
             if p == p:
                 self.account.mark(k, p)

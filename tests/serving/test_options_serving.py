@@ -236,8 +236,8 @@ def test_restart_after_a_kill_around_an_option_order(base, tmp_path, point, new_
     assert j.option_positions() == ref.option_positions() == loop.overlay.venue.positions()
     restored = loop.overlay.stepper.position
     assert restored is not None and {restored.instrument: restored.contracts} == j.option_positions()
-    got = [(s["t_ns"], s["instrument"], s["contracts"]) for s in j.option_states()]
-    assert got == [(s["t_ns"], s["instrument"], s["contracts"]) for s in ref.option_states()]
+    got = [(s["t_ns"], s["action"], s["instrument"], s["contracts"]) for s in j.option_states()]
+    assert got == [(s["t_ns"], s["action"], s["instrument"], s["contracts"]) for s in ref.option_states()]
     np.testing.assert_allclose([s["equity"] for s in j.option_states()], [s["equity"] for s in ref.option_states()], rtol=1e-9)
     if not new_venue:  # the surviving venue never filled an order twice
         assert len(venues[1].fills_of(f"dea-opt-{third}")) == 1
@@ -391,3 +391,73 @@ def test_audit_rederives_the_option_delta_and_the_greek_rule(base, tmp_path, cap
         (iso(other["t_ns"]), "greek rule re-derived with the journaled option delta differs")]
     with pytest.raises(ConfigError, match="this config lacks serving.options_overlay or risk.greeks"):
         audit_journal(journal, str(model), config=load_config(_config(tmp_path / "plain", shared)))
+
+
+@pytest.mark.parametrize(("point", "new_venue"), [("after_journal", True), ("after_option_venue", False),
+                                                  ("after_option_venue", True)])
+def test_standby_takes_over_an_overlay(base, tmp_path, point, new_venue):
+    """``dea serve --standby`` with an overlay: the primary (lease held) is killed at the 3rd roll's
+    decision -- after journaling the decision, before the option step (``after_journal``), or after
+    the venue filled the roll but before its fill was journaled (``after_option_venue``); the
+    standby followed the feed and the journal from the start and takes over when the lease expires.
+    Option position, cash (equity), every roll and settlement after it equal the run that never
+    failed over, and no option order is sent twice (the venues outlived the primary, or are new)."""
+    from serving.lease import LeaseKeeper
+    from serving.standby import StandbyLoop
+
+    ttl = 300_000_000
+    cfg, tables, model, _ = base
+    ref_loop, _ = _run(cfg, tables, model, tmp_path / "ref.sqlite")
+    ref = ref_loop.journal
+    third = sorted({f.ts for f in ref.option_fills() if f.kind == "trade"})[2]
+    path = tmp_path / "live.sqlite"
+    primary = Journal(path, synchronous="NORMAL")
+    primary.acquire_lease("primary", ttl)
+
+    def hook(where, t):
+        if where == point and t == third:
+            raise Crash(f"killed {where} at {t}")
+
+    venues = _venues(cfg)
+    replay = TableReplay(cfg.data, tables)
+    loop = LiveLoop(cfg, PolicyRunner.from_path(model), venues[0], primary, clock_start=replay.clock_start,
+                    clock_end=replay.clock_end, native_steps=replay.native_steps, crash_hook=hook, option_venue=venues[1])
+    with pytest.raises(Crash):
+        loop.run(replay.events(loop.panel))
+    assert primary.last_decision_t() == third and not primary.option_states(third)
+    assert all(f.ts < third for f in primary.option_fills() if f.kind == "trade")
+
+    jr = Journal(path, synchronous="NORMAL")
+    keeper = LeaseKeeper(jr, ttl, holder="standby")
+    ex, opt = _venues(cfg) if new_venue else venues
+    replay = TableReplay(cfg.data, tables)
+    standby = StandbyLoop(cfg, PolicyRunner.from_path(model), ex, jr, keeper=keeper, clock_start=replay.clock_start,
+                          clock_end=replay.clock_end, native_steps=replay.native_steps, option_venue=opt)
+    try:
+        summary = standby.run(replay.events(standby.panel))
+    finally:
+        keeper.release()
+    assert not standby.following and standby.followed_to == third and summary.reconciled == 1
+    (took,) = jr.events("standby_takeover")
+    assert took["detail"]["last_journaled"] == third
+    (rec,) = jr.events("option_reconciled")
+    # the step at the kill was never journaled: re-run on the inputs the standby followed, it
+    # re-decides the roll under the same client id (a venue that filled it reports that fill)
+    assert rec["detail"] == {"rerun": 1, "filled": 0, "resent": 0, "cancelled": 0}
+    key = lambda f: (f.fill_id, f.kind, f.ts, f.instrument, f.contracts, f.price, round(f.fee, 9))  # noqa: E731
+    assert [key(f) for f in jr.option_fills()] == [key(f) for f in ref.option_fills()]
+    assert [(o.client_id, o.contracts, o.status) for o in jr.option_orders()] == \
+        [(o.client_id, o.contracts, o.status) for o in ref.option_orders()]
+    assert jr.option_positions() == ref.option_positions() == standby.overlay.venue.positions()
+    got = [(s["t_ns"], s["action"], s["instrument"], s["contracts"]) for s in jr.option_states()]
+    assert got == [(s["t_ns"], s["action"], s["instrument"], s["contracts"]) for s in ref.option_states()]
+    np.testing.assert_allclose([s["equity"] for s in jr.option_states()], [s["equity"] for s in ref.option_states()],
+                               rtol=1e-12)
+    assert [(d["t_ns"], d["allowed"]) for d in jr.decisions()] == [(d["t_ns"], d["allowed"]) for d in ref.decisions()]
+    assert summary.equity == pytest.approx(ref_loop.summary.equity, rel=1e-12)
+    after = [f for f in jr.option_fills() if f.kind == "trade" and f.ts > third]
+    assert len(after) >= 2  # rolls the standby made itself
+    # each option order reached the venue that now holds the book once
+    for o in jr.option_orders():
+        if o.t_decision >= third or not new_venue:
+            assert len(opt.fills_of(o.client_id)) == 1, o.client_id
