@@ -154,7 +154,9 @@ def bind_worked_exchange(ex: Any, loop: LiveLoop, cfg: ExperimentConfig) -> None
         from dea.risk.engine import RiskEngine
 
         engine = RiskEngine(cfg.risk, cfg.data.instruments, cfg.accounts)
-        ex.bind_risk(engine, lambda: loop.account.qty, loop.equity, lambda: loop.raw_px)
+        # an options overlay under risk.greeks: a child counts the option delta as the decision did
+        ex.bind_risk(engine, lambda: loop.account.qty, loop.equity, lambda: loop.raw_px,
+                     lambda e: loop._option_greeks(e).get("option_greeks"))
 
 
 def _plain_exchange(spec: str, cfg: ExperimentConfig) -> Any:

@@ -173,6 +173,10 @@ class LiveLoop:
         self.n = len(self.symbols)
         self.step = parse_duration(cfg.data.clock.step)
         self.latency_ns = resolve_latency_ns(cfg)
+        if cfg.serving.options_overlay is not None:  # before the journal is touched
+            from serving.options_overlay import check_overlay_latency
+
+            check_overlay_latency(cfg, self.latency_ns)
         self.fs = feature_set or FeatureSet.from_config(cfg.features, self.symbols)
         self.spec = live_spec(cfg, self.fs)
         self.slot = model if isinstance(model, ModelSlot) else ModelSlot(model, self._loader)

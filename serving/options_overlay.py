@@ -48,9 +48,32 @@ log = logging.getLogger("dea.serving.options")
 Hook = Callable[[str, int], None]
 
 
+def check_overlay_latency(cfg: Any, latency_ns: int) -> None:
+    """Refuse, at start-up, an options overlay with a decision latency above 0: the paper option
+    venue fills a roll at the decision's own underlying price and model premium, so the option
+    leg would trade ``latency`` earlier than the perpetual (DESIGN: every order a decision makes
+    executes at t + latency at the price then) and its greeks would be counted on a fill that
+    could not have happened."""
+    if cfg.serving.options_overlay is None or latency_ns <= 0:
+        return
+    raise ConfigError(
+        f"serving.options_overlay needs a decision latency of 0, not {latency_ns / 1e9:g}s (costs.latency "
+        f"{cfg.costs.latency!r}, data.clock.latency {cfg.data.clock.latency!r}): the paper option venue "
+        "(serving/exchanges/paper_options.py) fills a roll at once, at the decision's underlying price and model "
+        "premium, while the perpetual's orders fill at t + latency; the option would trade on a price the latency "
+        "says was not yet reachable. Set costs.latency: 0s (and data.clock.latency), or remove serving.options_overlay."
+    )
+
+
 def check_option_venue(exchange: str, cfg: Any) -> None:
-    """Refuse, at start-up, an options overlay on a venue that cannot trade options."""
-    if cfg.serving.options_overlay is None or exchange == "paper":
+    """Refuse, at start-up, an options overlay on a venue that cannot trade options, or with a
+    decision latency (:func:`check_overlay_latency`)."""
+    if cfg.serving.options_overlay is None:
+        return
+    from dea.backtest.config import latency_from_config
+
+    check_overlay_latency(cfg, int(latency_from_config(cfg)))
+    if exchange == "paper":
         return
     raise ConfigError(
         f"serving.options_overlay needs --exchange paper, not {exchange!r}: the ccxt adapter "
@@ -396,4 +419,4 @@ def options_report(journal: Journal) -> dict[str, Any] | None:
     }
 
 
-__all__ = ["LiveOverlay", "OverlayInputs", "check_option_venue", "options_report"]
+__all__ = ["LiveOverlay", "OverlayInputs", "check_option_venue", "check_overlay_latency", "options_report"]

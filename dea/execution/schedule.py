@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from dea.errors import ExchangeError
 from dea.execution.config import ExecutionConfig
@@ -233,12 +233,15 @@ class ParentExecution:
 
 
 def risk_bound(engine, index: int | None, position: Callable[[], Sequence[float]], pending: Callable[[], Sequence[float]],  # noqa: ANN001
-               equity: Callable[[], float], prices: Callable[[], Sequence[float]]) -> Bound:
+               equity: Callable[[], float], prices: Callable[[], Sequence[float]],
+               option_greeks: Callable[[float], Any] | None = None) -> Bound:
     """A :data:`Bound` that runs the risk engine (:class:`dea.risk.engine.RiskEngine`) on the
     exposure the child would leave (position + in flight + child) and allows only the part of the
     child the engine lets through. ``index`` None: the child's own instrument (one bound for a
     whole desk). ``pending`` must not already count the child (the desk's ``working``: orders at
-    the venue, not the parent's unsent rest).
+    the venue, not the parent's unsent rest). ``option_greeks(equity)``: the ``option_greeks``
+    the deciding engine counted (``{underlying: GreekExposure}`` of the options held, or None),
+    so that a child meets the same ``risk.greeks`` budget as the decision (an options overlay).
 
     The engine is stateful (order-rate ring, covariance, drawdown peak): pass one of its own
     (same config), not the engine that decides targets, or every child would count as a
@@ -255,7 +258,8 @@ def risk_bound(engine, index: int | None, position: Callable[[], Sequence[float]
         cur = held * px / e
         tgt = cur.copy()
         tgt[k] = (held[k] + req.qty) * px[k] / e
-        allowed_w = float(engine.apply(req.t_decision, tgt, cur, e, prices=px).exposure[k])
+        greeks = option_greeks(e) if option_greeks is not None else None
+        allowed_w = float(engine.apply(req.t_decision, tgt, cur, e, prices=px, option_greeks=greeks).exposure[k])
         dq = allowed_w * e / px[k] - held[k]
         if dq * req.qty <= 0:
             return 0.0

@@ -126,10 +126,11 @@ class WorkedExchange:
 
     # ------------------------------------------------------------------ wiring
     def bind_risk(self, engine: Any, position: Callable[[], Sequence[float]], equity: Callable[[], float],
-                  prices: Callable[[], Sequence[float]]) -> None:
+                  prices: Callable[[], Sequence[float]], option_greeks: Callable[[float], Any] | None = None) -> None:
         """Bound every child by ``engine`` (a risk engine of its own, same config as the loop's)
-        on position + orders working at the venue + the child."""
-        self.desk.set_bound(risk_bound(engine, None, position, self.desk.working, equity, prices))
+        on position + orders working at the venue + the child; ``option_greeks(equity)``: the
+        options' greeks the loop's engine counts (``risk.greeks`` with an options overlay)."""
+        self.desk.set_bound(risk_bound(engine, None, position, self.desk.working, equity, prices, option_greeks))
 
     # ------------------------------------------------------------------ market data (loop hooks)
     def on_depth(self, index: int, event: DepthSnapshot | DepthDiff) -> None:

@@ -461,3 +461,106 @@ def test_standby_takes_over_an_overlay(base, tmp_path, point, new_venue):
     for o in jr.option_orders():
         if o.t_decision >= third or not new_venue:
             assert len(opt.fills_of(o.client_id)) == 1, o.client_id
+
+
+def test_a_decision_latency_with_an_overlay_is_refused_at_start(base, tmp_path, capsys):
+    """The paper option venue fills a roll at the decision's price; with ``costs.latency`` above 0
+    the perpetual fills later: refused before the journal is written (loop, ``dea serve``)."""
+    from dea.cli.main import main as dea_main
+    from serving.app import run_serve
+
+    _, tables, model, shared = base
+    path = _greek_budget_config(tmp_path, shared, latency="5m")
+    cfg = load_config(path)
+    assert resolve_latency_ns(cfg) == 300_000_000_000
+    with pytest.raises(ConfigError, match=r"serving.options_overlay needs a decision latency of 0, not 300s \(costs.latency "
+                                          r"'5m'.*fills a roll at once"):
+        _run(cfg, tables, model, tmp_path / "loop.sqlite")
+    assert Journal(tmp_path / "loop.sqlite").events() == []  # the loop wrote nothing (not even its start)
+    with pytest.raises(ConfigError, match="needs a decision latency of 0"):
+        run_serve(cfg, model=str(model), feed="replay", exchange="paper", journal=str(tmp_path / "j.sqlite"))
+    assert not (tmp_path / "j.sqlite").exists()
+    code = dea_main(["serve", "--config", str(path), "--model", str(model), "--feed", "replay", "--exchange", "paper",
+                     "--journal", str(tmp_path / "cli.sqlite"), "--log-format", "text"])
+    assert code == 2 and "needs a decision latency of 0" in capsys.readouterr().err
+    # the same config at latency 0 serves
+    _run(load_config(_greek_budget_config(tmp_path / "zero", shared, latency="0s")), tables, model, tmp_path / "ok.sqlite")
+
+
+WORKED = """
+name: worked-overlay
+data:
+  instruments:
+    - {{symbol: BTCUSDT, venue: binance, kind: perpetual, base: BTC, quote: USDT, funding: none, lot_size: 0.001,
+       tick_size: 0.1, maker_fee: 0.0002, taker_fee: 0.0005}}
+  sources:
+    - {{name: btc_book, kind: book, format: binance_ws, path: {capture}, instrument: BTCUSDT}}
+  price_field: mid
+  clock: {{step: 5s}}
+features:
+  set: [{{name: ob_spread_bps}}]
+  missing: {{policy: fill, fill_value: 0.0, indicator: false}}
+costs: {{impact: {{model: none}}, initial_equity: 1000000.0}}
+risk: {{max_exposure: 0.5, stale: {{max_age: 1h}}, greeks: {{BTC: {{max_delta: 0.3}}}}}}
+execution: {{algo: {algo}, horizon: 4s, slices: 2}}
+backtest: {{baselines: []}}
+serving:
+  journal_sync: normal
+  model_poll: null
+  options_overlay:
+    instrument: BTCUSDT
+    leg: {{strategy: protective_put, moneyness: 0.95, tenor: 1d, strike_step: 500.0}}
+    iv: {{flat: 0.55}}
+    budgets: {{max_delta: 0.3}}
+"""
+
+
+@pytest.mark.parametrize("algo", ["twap", "immediate"])
+def test_worked_execution_with_an_overlay(shared_data, tmp_path, capsys, algo):
+    """``execution.algo: twap`` (the perpetual's orders worked as parents on the real BTCUSDT book)
+    with the overlay under ``risk.greeks``: it serves, the put is bought at the first decision as
+    with immediate execution, every decision keeps perpetual + option delta within max_delta, and
+    the desk's children count the option delta as the decision did: the position reaches the
+    exposure the engine allowed (0.3 + the puts' delta), not 0.3 (children bounded without it)."""
+    import json
+    import sqlite3
+
+    from dea.cli.main import main as dea_main
+    from serving_helpers import build_onnx_policy
+
+    from dea.features.featureset import FeatureSet
+
+    capture = shared_data / "orderbook" / "binance_ws_2024" / "usdm_btcusdt_20240808.gz"
+    path = tmp_path / "worked.yaml"
+    path.write_text(WORKED.format(algo=algo, capture=capture))
+    cfg = load_config(path)
+    fs = FeatureSet.from_config(cfg.features, cfg.data.symbols)
+    model = build_onnx_policy(tmp_path / "m.onnx", fs.names, ["BTCUSDT"], spec_hash=fs.spec_hash, constant=0.5)
+    journal = tmp_path / "j.sqlite"
+    code = dea_main(["serve", "--config", str(path), "--model", str(model), "--feed", f"replay:{capture}", "--exchange",
+                     "paper", "--journal", str(journal), "--max-events", "20000", "--log-format", "text"])
+    out = capsys.readouterr().out
+    assert code == 0 and json.loads(out[out.index("{"):])["options"]["rolls"] == 1
+    j = Journal(journal)
+    decisions = j.decisions()
+    assert len(decisions) >= 12
+    t0 = decisions[0]["t_ns"]
+    assert [(o.t_decision, o.status) for o in j.option_orders()] == [(t0, "filled")]  # the put at the first decision
+    assert decisions[0]["allowed"] == [pytest.approx(0.3)] and "greek_budget" in decisions[0]["detail"]["rules"]
+    for d in decisions:
+        w, opt = d["allowed"][0], d["detail"]["option_delta"]["BTC"]
+        assert w + opt <= 0.3 + 1e-9 and ("greek_budget" not in d["detail"]["rules"] or w + opt == pytest.approx(0.3))
+    last = decisions[-1]
+    assert last["detail"]["option_delta"]["BTC"] < -0.005 and last["allowed"][0] > 0.305
+    with sqlite3.connect(journal) as db:
+        (qty,), = db.execute("SELECT SUM(qty) FROM ledger WHERE kind='fill'").fetchall()
+        if algo == "twap":
+            (parents,), = db.execute("SELECT COUNT(*) FROM exec_parents WHERE algo='twap'").fetchall()
+            assert parents >= 2  # the first target and the top-ups once the put's delta is held
+    state = j.option_states()[-1]
+    price = state["price"]
+    held_w = qty * price / state["equity"]
+    # within two lots (0.001 BTC) of what the engine allowed; children bounded without the option
+    # delta would stop at 0.3, ~0.008 short
+    assert held_w == pytest.approx(last["allowed"][0], abs=2 * 0.001 * price / state["equity"])
+    assert held_w + state["delta"] <= 0.3 + 2 * 0.001 * price / state["equity"]
