@@ -15,7 +15,8 @@ covered call, short) and the per-unit value it was last marked at. At each decis
    settles at intrinsic value on that decision's price, less the delivery fee (cash settlement,
    as Deribit's European options); :meth:`OverlayStepper.close` then drops it;
 4. :meth:`OverlayStepper.plan_roll` — with no option held and a long linear exposure, the next
-   series: strike ``moneyness`` × price on the ``strike_step`` grid, expiring ``tenor`` later,
+   series: strike ``moneyness`` × price on the ``strike_step`` grid, expiring at the first
+   listed expiry (08:00 UTC, :func:`listed_expiry`) at or after ``tenor`` later,
    ``hedge_ratio`` units of underlying per unit of the linear position, cut by
    :func:`dea.risk.greeks.check_option_order` with the linear exposure counted in the delta;
    :meth:`OverlayStepper.open` holds what was bought (or sold).
@@ -34,7 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from dea.options.black76 import greeks, year_fraction
-from dea.options.contracts import MONTHS
+from dea.options.contracts import EXPIRY_HOUR_UTC, MONTHS
 from dea.options.overlay_config import OptionFeeConfig, OverlayLegConfig
 from dea.options.portfolio import GreekExposure, position_greeks
 from dea.risk.greeks import GreekBudgetConfig, GreekDecision, check_option_order
@@ -45,6 +46,17 @@ class MarkSource(Protocol):
     """Option marks in USD per unit of underlying (NaN where none is known and fresh)."""
 
     def lookup(self, instrument: str, t: int) -> float: ...
+
+
+_DAY_NS = 86_400_000_000_000
+_EXPIRY_NS = EXPIRY_HOUR_UTC["deribit"] * 3_600_000_000_000
+
+
+def listed_expiry(t_ns: int) -> int:
+    """The first Deribit expiry instant (08:00 UTC) at or after ``t_ns``: the expiry a series'
+    name (which carries only the date) stands for, so that the stepper, the venue and a restart
+    parsing the name agree on when the option expires."""
+    return -((-(int(t_ns) - _EXPIRY_NS)) // _DAY_NS) * _DAY_NS + _EXPIRY_NS
 
 
 def option_name(underlying: str, expiry_ns: int, strike: float, is_call: bool) -> str:
@@ -216,7 +228,7 @@ class OverlayStepper:
             return None
         leg, s = self.leg, float(price)
         strike = max(leg.strike_step, round(leg.moneyness * s / leg.strike_step) * leg.strike_step)
-        expiry = int(ts) + self.tenor_ns
+        expiry = listed_expiry(int(ts) + self.tenor_ns)  # the named series' own expiry (08:00 UTC)
         name = option_name(self.underlying, expiry, strike, self.is_call)
         g = greeks(s, strike, year_fraction(ts, expiry), iv, self.is_call)
         wanted = self.sign * leg.hedge_ratio * linear_exposure * equity / s / leg.multiplier

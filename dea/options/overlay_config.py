@@ -21,7 +21,7 @@ class OverlayLegConfig(StrictModel):
 
     strategy: Literal["protective_put", "covered_call"]
     moneyness: float = Field(gt=0, description="strike / underlying price at the roll")
-    tenor: str = "28d"
+    tenor: str = Field(default="28d", description="the series expires at the first 08:00 UTC at or after the roll + tenor")
     hedge_ratio: float = Field(default=1.0, gt=0, le=2, description="option units per unit of linear underlying")
     strike_step: float = Field(default=1000.0, gt=0)
     multiplier: float = Field(default=1.0, gt=0, description="underlying units per contract (Deribit BTC: 1)")

@@ -393,20 +393,26 @@ def test_audit_rederives_the_option_delta_and_the_greek_rule(base, tmp_path, cap
         audit_journal(journal, str(model), config=load_config(_config(tmp_path / "plain", shared)))
 
 
-@pytest.mark.parametrize(("point", "new_venue"), [("after_journal", True), ("after_option_venue", False),
-                                                  ("after_option_venue", True)])
-def test_standby_takes_over_an_overlay(base, tmp_path, point, new_venue):
+@pytest.mark.parametrize(("point", "new_venue", "greeks"), [("after_journal", True, False), ("after_journal", True, True),
+                                                            ("after_option_venue", False, False),
+                                                            ("after_option_venue", True, True)])
+def test_standby_takes_over_an_overlay(base, tmp_path, point, new_venue, greeks):
     """``dea serve --standby`` with an overlay: the primary (lease held) is killed at the 3rd roll's
     decision -- after journaling the decision, before the option step (``after_journal``), or after
     the venue filled the roll but before its fill was journaled (``after_option_venue``); the
     standby followed the feed and the journal from the start and takes over when the lease expires.
     Option position, cash (equity), every roll and settlement after it equal the run that never
-    failed over, and no option order is sent twice (the venues outlived the primary, or are new)."""
+    failed over, and no option order is sent twice (the venues outlived the primary, or are new).
+    ``greeks``: with ``risk.greeks`` (the option delta in the engine, also in the risk re-check of
+    the perpetual's unsent orders at takeover); the failed-over journal then audits clean."""
+    from serving.audit import audit_journal
     from serving.lease import LeaseKeeper
     from serving.standby import StandbyLoop
 
     ttl = 300_000_000
-    cfg, tables, model, _ = base
+    cfg, tables, model, shared = base
+    if greeks:
+        cfg = load_config(_greek_budget_config(tmp_path, shared))
     ref_loop, _ = _run(cfg, tables, model, tmp_path / "ref.sqlite")
     ref = ref_loop.journal
     third = sorted({f.ts for f in ref.option_fills() if f.kind == "trade"})[2]
@@ -461,6 +467,11 @@ def test_standby_takes_over_an_overlay(base, tmp_path, point, new_venue):
     for o in jr.option_orders():
         if o.t_decision >= third or not new_venue:
             assert len(opt.fills_of(o.client_id)) == 1, o.client_id
+    assert not jr.events("cancel_unsent") and not jr.events("option_reconcile")  # nothing dropped, nothing differs
+    if greeks:
+        assert any("greek_budget" in d["detail"]["rules"] for d in jr.decisions() if d["t_ns"] > third)
+        rep = audit_journal(path, str(model), config=cfg)
+        assert rep.ok and rep.greeks_checked == len(jr.decisions()) == 46
 
 
 def test_a_decision_latency_with_an_overlay_is_refused_at_start(base, tmp_path, capsys):
@@ -564,3 +575,35 @@ def test_worked_execution_with_an_overlay(shared_data, tmp_path, capsys, algo):
     # delta would stop at 0.3, ~0.008 short
     assert held_w == pytest.approx(last["allowed"][0], abs=2 * 0.001 * price / state["equity"])
     assert held_w + state["delta"] <= 0.3 + 2 * 0.001 * price / state["equity"]
+    from serving.audit import audit_journal
+
+    rep = audit_journal(journal, str(model), config=cfg)  # the greek rule re-derives on a worked journal too
+    assert rep.ok and rep.greeks_checked == len(decisions)
+
+
+@pytest.mark.parametrize("at", ["2024-08-08T23:54:20Z", "2024-08-08T07:00:00Z", "2024-08-08T08:00:00Z"])
+def test_a_roll_off_the_expiry_hour_names_its_own_expiry(at):
+    """A roll decided at any hour expires at the 08:00 UTC its name stands for (the first at or
+    after ``tenor`` later): the stepper, the paper venue and a restart parsing the name agree (a
+    roll at 07:00 with expiry t + 1d would be settled at 07:00 next day, which the venue refuses
+    before the name's 08:00; one at 23:54 would be marked and restored on different expiries)."""
+    from dea.options.overlay import OverlayStepper
+    from dea.options.overlay_config import OverlayLegConfig
+    from dea.risk.greeks import GreekBudgetConfig
+
+    leg = OverlayLegConfig(strategy="protective_put", moneyness=0.95, tenor="1d", strike_step=500.0)
+    fees = OptionFeeConfig(**DERIBIT)
+    stepper = OverlayStepper(leg, GreekBudgetConfig(), fees, underlying="BTC")
+    t = parse_timestamp(at)
+    order = stepper.plan_roll(t, 60_000.0, 0.55, 0.5, 1e6)
+    named = parse_option_name(order.instrument).expiry_ns
+    assert order.expiry_ns == named >= t + 86_400_000_000_000 and named - t < 2 * 86_400_000_000_000
+    venue = PaperOptionVenue(fees)
+    venue.submit(OptionOrder("dea-opt-x", t, order.instrument, order.contracts, order.premium_usd, 60_000.0))
+    stepper.open(order)
+    k = -((-(named - t)) // 3_600_000_000_000)  # the first hourly decision at or after the expiry
+    due = t + k * 3_600_000_000_000
+    assert stepper.settlement(due - 3_600_000_000_000, 55_000.0) is None
+    assert stepper.settlement(due, 55_000.0) is not None
+    fill = venue.settle(due, order.instrument, 55_000.0)
+    assert fill is not None and fill.price_usd == pytest.approx(57_000.0 - 55_000.0)
