@@ -340,12 +340,12 @@ class LiveOverlay:
         'keep' on a position found at the venue); an order of ``t`` it does not re-decide is
         looked up after it."""
         out = {"filled": 0, "resent": 0, "cancelled": 0, "rerun": 0}
-        rerun = self.last_inputs is not None and self.last_inputs.t == t and not self.done(t)
+        inp = self.last_inputs
+        rerun = inp is not None and inp.t == t and not self.done(t)
         self._reconcile_orders(out, now, skip=t if rerun else None)
-        if rerun:
-            assert self.last_inputs is not None
-            self.revalue(self.last_inputs)
-            self.step(self.last_inputs, exposure, equity)
+        if inp is not None and rerun:
+            self.revalue(inp)
+            self.step(inp, exposure, equity)
             out["rerun"] = 1
             self._reconcile_orders(out, now, skip=None)
         self.venue.poll_fills()  # drained: every fill above is journaled by id

@@ -9,7 +9,8 @@ The overlay holds one option series at a time on the underlying: a protective pu
 covered call (short) on a long linear position (none is opened while the exposure is not long),
 ``hedge_ratio`` contracts-worth of underlying per unit of the linear position's underlying,
 struck at ``moneyness`` × the price at the roll (on a ``strike_step`` grid), expiring at the
-first 08:00 UTC listed expiry at or after ``tenor`` later (the instant its name stands for). The per-decision logic (mark, settle, budgeted roll) is
+first 08:00 UTC listed expiry at or after ``tenor`` later (the instant its name stands for).
+The per-decision logic (mark, settle, budgeted roll) is
 :class:`dea.options.overlay.OverlayStepper`, which the live loop's overlay
 (:mod:`serving.options_overlay`) runs too. Each roll is a pre-trade check against the greek budgets
 (:func:`dea.risk.greeks.check_option_order`, with the perpetual's exposure counted in the
