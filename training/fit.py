@@ -98,7 +98,7 @@ log = logging.getLogger("dea.progress.fit")
 _BANNER_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 
 
-def _metric_text(row: dict[str, float], keys: Sequence[str] = ("train_loss", "val_loss", "val_sharpe")) -> str:
+def metric_text(row: dict[str, float], keys: Sequence[str] = ("train_loss", "val_loss", "val_sharpe")) -> str:
     return " ".join(f"{k} {row[k]:.3f}" for k in keys if k in row)
 
 
@@ -123,14 +123,14 @@ class FitLines(Callback):
         value = row.get(self.monitor)
         if value is not None and np.isfinite(value) and (self.best is None or value < self.best[0]):
             self.best = (value, trainer.current_epoch, row)
-        log.debug("%s: epoch %d/%d %s", self.label, self.epochs, self.max_epochs, _metric_text(row))
+        log.debug("%s: epoch %d/%d %s", self.label, self.epochs, self.max_epochs, metric_text(row))
 
     def summary(self) -> str:
         took = format_duration(time.perf_counter() - self._t0)
         if self.best is None:
             return f"{self.label}: {self.epochs} epochs in {took}, no finite {self.monitor}"
         _, epoch, row = self.best
-        return f"{self.label}: {self.epochs} epochs in {took}, best epoch {epoch + 1} ({_metric_text(row)})"
+        return f"{self.label}: {self.epochs} epochs in {took}, best epoch {epoch + 1} ({metric_text(row)})"
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         log.info(self.summary())

@@ -38,6 +38,7 @@ from dea.progress import Progress, track
 from dea.timeutil import iso
 from training.evaluation import StrategyResult, compare, evaluate_strategy, stitch
 from training.fit import FoldFit, fit_fold
+from training.fit_bank import CLOSED_FORM, FitBank, FitTask, fit_members, resolve_workers, run_fits
 from training.policies import Policy, save_policy
 from training.prepare import PreparedData, prepare_data
 from training.rollout_eval import BlockRollout, run_block
@@ -135,27 +136,48 @@ def fit_policy(
     seed: int,
     on_epoch: Callable[[str, int, dict[str, float]], None] | None = None,
     label: str | None = None,
+    bank: FitBank | None = None,
 ) -> tuple[Any, list[FoldFit]]:
     """Train the fold's policy: one member, or ``model.ensemble`` members from spread seeds
     wrapped in a :class:`training.ensemble.PolicyEnsemble` (mean target + dispersion).
     ``on_epoch(prefix, epoch, metrics)`` is called after every epoch (prefix ``""`` or
-    ``"member<i>_"``). ``label`` names the fits in progress lines (default ``fold <i>``)."""
+    ``"member<i>_"``). ``label`` names the fits in progress lines (default ``fold <i>``).
+    A member ``bank`` holds (trained ahead on worker processes) is taken from it, and its epochs
+    are passed to ``on_epoch`` then."""
+    fits = []
+    for m in fit_members(cfg, seed, label or f"fold {fold.index}"):
+        hook = None if on_epoch is None else (lambda epoch, row, p=m.prefix: on_epoch(p, epoch, row))
+        fit = bank.take(cfg, fold, m.seed) if bank is not None else None
+        if fit is None:
+            fit = fit_fold(cfg, prepared.data, fold, seed=m.seed, on_epoch=hook, label=m.label)
+        elif hook is not None:
+            for row in fit.history:
+                hook(int(row["epoch"]), row)
+        fits.append(fit)
+    if len(fits) == 1:
+        return fits[0].policy, fits
+    from training.ensemble import PolicyEnsemble
 
-    def hook(prefix: str) -> Callable[[int, dict[str, float]], None] | None:
-        return None if on_epoch is None else (lambda epoch, row: on_epoch(prefix, epoch, row))
-
-    k = cfg.model.ensemble if cfg.model.kind not in ("base", "forecast") else 1  # deterministic kinds
-    label = label or f"fold {fold.index}"
-    if k == 1:
-        fit = fit_fold(cfg, prepared.data, fold, seed=seed, on_epoch=hook(""), label=label)
-        return fit.policy, [fit]
-    from training.ensemble import PolicyEnsemble, member_seeds
-
-    fits = [
-        fit_fold(cfg, prepared.data, fold, seed=s, on_epoch=hook(f"member{i}_"), label=f"{label} member {i + 1}/{k}")
-        for i, s in enumerate(member_seeds(seed, k))
-    ]
     return PolicyEnsemble([f.policy for f in fits]), fits
+
+
+def _fit_label(fold: Fold, c: Candidate, candidates: Sequence[Candidate]) -> str:
+    return f"fold {fold.index}" + (f" [{c.label}]" if len(candidates) > 1 else "")
+
+
+def fits_ahead(cfg: ExperimentConfig, prepared: PreparedData, plan: Sequence[tuple[ExperimentConfig, Fold, int, str]],
+               name: str) -> FitBank | None:
+    """Train the gradient-descent fits of ``plan`` (``(config, fold, seed, label)`` per policy)
+    on ``training.workers`` processes; ``None`` when that resolves to one process (the fits
+    then run in turn, in this process, with their live progress)."""
+    tc = cfg.training
+    tasks = [FitTask(c, prepared.data, fold, m) for c, fold, seed, label in plan if c.model.kind not in CLOSED_FORM
+             for m in fit_members(c, seed, label)]
+    workers = resolve_workers(tc.workers, usable_rows=int(prepared.data.usable.sum()), n_fits=len(tasks),
+                              num_threads=tc.num_threads)
+    if workers < 2:
+        return None
+    return run_fits(tasks, workers, num_threads=tc.num_threads, name=name)
 
 
 #: a baseline's metrics logged to MLflow (the full table is the run's report/metrics.csv)
@@ -546,8 +568,10 @@ def _train(
         candidates = resolve_candidates(cfg)
         selections: list[Selection] = []
         cand_test: list[np.ndarray] = []
-        progress = Progress("walk-forward", total=len(folds), unit="fold")
         log.info("walk-forward: %d folds, %s", len(folds), _fold_plan(cfg, candidates))
+        bank = fits_ahead(cfg, prepared, [(c.cfg, fold, tc.seed + fold.index, _fit_label(fold, c, candidates))
+                                          for fold in folds for c in candidates], "walk-forward fits")
+        progress = Progress("walk-forward", total=len(folds), unit="fold")
         for fold in folds:
             child = tracker.start_run(
                 f"{cfg.name}-fold{fold.index}", parent_id=parent, tags={"dea.fold": str(fold.index)}, source="dea train",
@@ -558,12 +582,15 @@ def _train(
                 sel, trained = select(
                     candidates,
                     lambda c: fit_policy(c.cfg, prepared, fold, seed, _epoch_logger(tracker, child, _prefix(c, candidates)),
-                                         label=f"fold {fold.index}" + (f" [{c.label}]" if len(candidates) > 1 else "")),
+                                         label=_fit_label(fold, c, candidates), bank=bank),
                     data,
                     fold,
                     rule=tc.selection_rule,
                 )
                 selections.append(sel)
+                for _, member_fits in trained:  # every candidate's optimizer work, chosen or not
+                    timings["fit_steps"] = timings.get("fit_steps", 0.0) + sum(f.steps for f in member_fits)
+                    timings["fit_s"] = timings.get("fit_s", 0.0) + sum(f.fit_seconds for f in member_fits)
                 if len(candidates) > 1:  # every candidate's out-of-sample returns, for the PBO only
                     cand_test.append(np.stack([block_net_returns(p, data, *fold.test) for p, _ in trained], axis=1))
                 policy, fits = trained[sel.chosen]
@@ -624,8 +651,10 @@ def _train(
         if tc.final_refit:
             ffold = final_fold(data.usable, tc.splits, min_fit=tc.window_steps, clock=data.market.clock,
                                step_ns=prepared.panel.step_ns)
-            final_policy, _ = fit_policy(final_candidate.cfg, prepared, ffold, tc.seed + len(folds),
-                                         _epoch_logger(tracker, parent, "final_"), label="final model")
+            final_seed = tc.seed + len(folds)
+            final_bank = fits_ahead(cfg, prepared, [(final_candidate.cfg, ffold, final_seed, "final model")], "final fits")
+            final_policy, _ = fit_policy(final_candidate.cfg, prepared, ffold, final_seed,
+                                         _epoch_logger(tracker, parent, "final_"), label="final model", bank=final_bank)
         else:
             ffold = fold_results[-1].fold
             final_policy = fold_results[-1].policy
@@ -708,4 +737,4 @@ def _train(
     )
 
 
-__all__ = ["FoldResult", "TrainResult", "fit_policy", "train", "warm_state"]
+__all__ = ["FoldResult", "TrainResult", "fit_policy", "fits_ahead", "train", "warm_state"]

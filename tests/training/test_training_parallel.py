@@ -11,7 +11,7 @@ import numba
 import pytest
 import torch
 from threadpoolctl import threadpool_info
-from training_parallel_tasks import fail_on_two, report_threads
+from training_parallel_tasks import fail_on_two, report_threads, sleep_or_fail
 
 from dea.errors import ConfigError
 from training.parallel import run_parallel
@@ -62,3 +62,25 @@ def test_run_parallel_names_the_failing_task(workers: int):
     assert any("task 2 (2)" in note for note in err.value.__notes__)
     with pytest.raises(ConfigError, match="workers"):
         run_parallel(fail_on_two, [0], workers=0)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_parallel_reports_each_result_as_it_arrives(workers: int):
+    seen: list[tuple[int, int]] = []
+    got = run_parallel(fail_on_two, [0, 1, 3, 4], workers=workers, cores=2, on_result=lambda k, r: seen.append((k, r)))
+    assert got == [0, 1, 3, 4]
+    assert sorted(seen) == [(0, 0), (1, 1), (2, 3), (3, 4)]  # every task once, index with its own result
+    seen.clear()
+    with pytest.raises(ValueError, match="task 2 cannot be done"):
+        run_parallel(fail_on_two, [0, 1, 2], workers=workers, cores=2, on_result=lambda k, r: seen.append((k, r)))
+    assert (2, 2) not in seen  # a failed task is never reported as a result
+
+
+def test_a_failed_task_stops_the_workers_still_running(tmp_path):
+    pidfile = str(tmp_path / "sleeper.pid")
+    with pytest.raises(RuntimeError, match="task 1 failed while task 0 was still running") as err:
+        run_parallel(sleep_or_fail, [(0, pidfile), (1, pidfile)], workers=2, cores=2)
+    assert any("task 1" in note for note in err.value.__notes__)
+    sleeper = int(open(pidfile).read())
+    with pytest.raises(ProcessLookupError):  # terminated and reaped, not left sleeping for 10 minutes
+        os.kill(sleeper, 0)

@@ -48,3 +48,22 @@ def check_limit_threads_sizes_every_pool_and_restores_them() -> None:
         assert "thread limit" in str(exc)
     else:
         raise AssertionError("limit_threads(0) was accepted")
+
+
+def sleep_or_fail(task: tuple[int, str]) -> int:
+    """Task ``(0, pidfile)`` writes its process id to ``pidfile`` and sleeps for 10 minutes; any
+    other task waits for that file, then raises."""
+    import time
+    from pathlib import Path
+
+    k, pidfile = task
+    path = Path(pidfile)
+    if k == 0:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(str(os.getpid()))
+        tmp.rename(path)  # whole, or not there
+        time.sleep(600)
+        return k
+    while not path.exists():
+        time.sleep(0.05)
+    raise RuntimeError(f"task {k} failed while task 0 was still running")
