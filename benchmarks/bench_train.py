@@ -94,7 +94,7 @@ def _iso(ns: int) -> str:
 def _steps_per_s(result: Any) -> float:
     """Optimizer steps per second of fitting, over every walk-forward fit (every candidate and
     ensemble member, chosen or not; a fit's seconds count once whichever process ran it)."""
-    steps, secs = result.timings.get("fit_steps", 0.0), result.timings.get("fit_s", 0.0)
+    steps, secs = result.fit_stats.get("fit_steps", 0.0), result.fit_stats.get("fit_seconds", 0.0)
     return steps / secs if steps and secs else float("nan")
 
 
@@ -240,15 +240,10 @@ def bench_hourly(tmp: Path) -> dict[str, float | str]:
     wall = time.perf_counter() - t0
     import resource
 
-    from training.fit_bank import resolve_workers
-
-    tc = cfg.training
-    workers = resolve_workers(tc.workers, usable_rows=int(prepared.data.usable.sum()), n_fits=4 * cfg.model.ensemble,
-                              num_threads=tc.num_threads)
     return {
         "hourly_case": f"{HOURLY_INSTRUMENTS} perpetuals x {len(prepared.panel.clock)} hourly steps, "
                        f"{len(prepared.data.feature_names)} features, 4 folds, ensemble {cfg.model.ensemble}, "
-                       f"{workers} fit processes x {tc.num_threads} thread",
+                       f"{int(result.fit_stats['fit_workers'])} fit processes x {cfg.training.num_threads} thread",
         "hourly_wall_s": round(wall, 1),
         "hourly_train_steps_per_s": round(_steps_per_s(result), 1),
         "hourly_peak_rss_mb": round(_peak_rss_mb(), 1),

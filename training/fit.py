@@ -98,8 +98,22 @@ log = logging.getLogger("dea.progress.fit")
 _BANNER_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 
 
+#: model kinds fitted in closed form (no gradient descent, no ensemble: deterministic)
+CLOSED_FORM = ("base", "forecast")
+
+
 def metric_text(row: dict[str, float], keys: Sequence[str] = ("train_loss", "val_loss", "val_sharpe")) -> str:
     return " ".join(f"{k} {row[k]:.3f}" for k in keys if k in row)
+
+
+def fit_summary(label: str, epochs: int, seconds: float, best: tuple[int, dict[str, float]] | None, monitor: str) -> str:
+    """The one line a fit logs when it ends: epochs, time, and its best epoch (``(epoch,
+    metrics)``, 0-based) or that no epoch had a finite ``monitor``."""
+    took = format_duration(seconds)
+    if best is None:
+        return f"{label}: {epochs} epochs in {took}, no finite {monitor}"
+    epoch, row = best
+    return f"{label}: {epochs} epochs in {took}, best epoch {epoch + 1} ({metric_text(row)})"
 
 
 class FitLines(Callback):
@@ -126,11 +140,8 @@ class FitLines(Callback):
         log.debug("%s: epoch %d/%d %s", self.label, self.epochs, self.max_epochs, metric_text(row))
 
     def summary(self) -> str:
-        took = format_duration(time.perf_counter() - self._t0)
-        if self.best is None:
-            return f"{self.label}: {self.epochs} epochs in {took}, no finite {self.monitor}"
-        _, epoch, row = self.best
-        return f"{self.label}: {self.epochs} epochs in {took}, best epoch {epoch + 1} ({metric_text(row)})"
+        best = None if self.best is None else self.best[1:]
+        return fit_summary(self.label, self.epochs, time.perf_counter() - self._t0, best, self.monitor)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         log.info(self.summary())
@@ -191,7 +202,7 @@ def fit_fold(
     L.seed_everything(seed, workers=True, verbose=False)
 
     policy = fold_policy(cfg, data, fold)
-    if cfg.model.kind in ("base", "forecast"):
+    if cfg.model.kind in CLOSED_FORM:
         # no gradient descent: the base alone has nothing to learn; the forecast policy is fitted in
         # closed form (ridge) and its trade rate chosen on the validation block
         t0 = time.perf_counter()

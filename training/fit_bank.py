@@ -27,18 +27,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dea.config import ExperimentConfig
-from dea.progress import Progress, format_duration
+from dea.progress import Progress
 from training.datamodule import TrainingData
 from training.ensemble import member_seeds
-from training.fit import FoldFit, fit_fold, metric_text
+from training.fit import CLOSED_FORM, FoldFit, fit_fold, fit_summary
 from training.parallel import run_parallel
 from training.splits import Fold
 from training.threads import available_cores
 
 log = logging.getLogger("dea.progress.fit")
 
-#: model kinds fitted in closed form: never sent to a worker, never an ensemble
-CLOSED_FORM = ("base", "forecast")
 #: ``workers: auto`` starts processes only for data at least this long: a worker's start (~5 s of
 #: importing torch and Lightning) pays only for fits that take longer than that
 AUTO_MIN_ROWS = 10_000
@@ -84,10 +82,12 @@ class FitTask:
 
 
 class FitBank:
-    """Fits trained ahead, each taken once by its config, fold and seed (:func:`fit_key`)."""
+    """Fits trained ahead on ``workers`` processes, each taken once by its config, fold and seed
+    (:func:`fit_key`)."""
 
-    def __init__(self, fits: Mapping[FitKey, FoldFit]) -> None:
+    def __init__(self, fits: Mapping[FitKey, FoldFit], workers: int) -> None:
         self._fits = dict(fits)
+        self.workers = workers
 
     def take(self, cfg: ExperimentConfig, fold: Fold, seed: int) -> FoldFit | None:
         """The fit trained for ``(cfg, fold, seed)``, removed from the bank; ``None`` if there is none."""
@@ -114,13 +114,11 @@ def resolve_workers(setting: int | Literal["auto"], *, usable_rows: int, n_fits:
 
 
 def summary_line(label: str, fit: FoldFit, monitor: str) -> str:
-    """The line a fit in this process logs when it ends (``FitLines``), for a fit from a worker."""
-    took = format_duration(fit.fit_seconds)
+    """The line a fit in this process logs when it ends (``FitLines``), for a fit from a worker:
+    its best epoch is the first with the lowest finite ``monitor`` of its history."""
     scored = [(row[monitor], i, row) for i, row in enumerate(fit.history) if math.isfinite(row.get(monitor, math.nan))]
-    if not scored:
-        return f"{label}: {len(fit.history)} epochs in {took}, no finite {monitor}"
-    _, epoch, row = min(scored, key=lambda t: (t[0], t[1]))
-    return f"{label}: {len(fit.history)} epochs in {took}, best epoch {epoch + 1} ({metric_text(row)})"
+    best = None if not scored else min(scored, key=lambda t: (t[0], t[1]))[1:]
+    return fit_summary(label, len(fit.history), fit.fit_seconds, best, monitor)
 
 
 def _fit_task(task: FitTask) -> FoldFit:
@@ -145,8 +143,8 @@ def run_fits(tasks: Sequence[FitTask], workers: int, *, num_threads: int, name: 
         fits = run_parallel(_fit_task, items, workers, cores=workers * num_threads, on_result=done)
     finally:
         progress.close()
-    return FitBank({fit_key(t.cfg, t.fold, t.member.seed): f for t, f in zip(items, fits)})
+    return FitBank({fit_key(t.cfg, t.fold, t.member.seed): f for t, f in zip(items, fits)}, workers)
 
 
-__all__ = ["AUTO_MIN_ROWS", "CLOSED_FORM", "FitBank", "FitTask", "Member", "fit_key", "fit_members", "resolve_workers",
+__all__ = ["AUTO_MIN_ROWS", "FitBank", "FitTask", "Member", "fit_key", "fit_members", "resolve_workers",
            "run_fits", "summary_line"]

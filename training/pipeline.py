@@ -37,8 +37,8 @@ from dea.data.coverage import coverage_report
 from dea.progress import Progress, track
 from dea.timeutil import iso
 from training.evaluation import StrategyResult, compare, evaluate_strategy, stitch
-from training.fit import FoldFit, fit_fold
-from training.fit_bank import CLOSED_FORM, FitBank, FitTask, fit_members, resolve_workers, run_fits
+from training.fit import CLOSED_FORM, FoldFit, fit_fold
+from training.fit_bank import FitBank, FitTask, fit_members, resolve_workers, run_fits
 from training.policies import Policy, save_policy
 from training.prepare import PreparedData, prepare_data
 from training.rollout_eval import BlockRollout, run_block
@@ -106,6 +106,9 @@ class TrainResult:
     paths: dict[str, Path] = field(default_factory=dict)
     registered: Any = None  # training.registry.RegisteredPolicy when registration ran
     timings: dict[str, float] = field(default_factory=dict)
+    #: the walk-forward's fitting: ``fit_workers`` (processes), ``fit_steps`` (optimizer steps of
+    #: every candidate and member) and ``fit_seconds`` (their own seconds, summed)
+    fit_stats: dict[str, float] = field(default_factory=dict)
     significance: dict[str, Any] = field(default_factory=dict)  # strategy -> Sharpe difference vs the policy
     exported: "ExportInfo | None" = None
     notes: list[str] = field(default_factory=list)  # quality flags (low volatility, ...)
@@ -233,13 +236,13 @@ def _result_text(strategies: dict[str, StrategyResult], start: int, stop: int, c
 
 def _fold_plan(cfg: ExperimentConfig, candidates: Sequence[Candidate]) -> str:
     """What each fold trains, for the progress log: model kind, members, candidates, epochs."""
-    k = cfg.model.ensemble if cfg.model.kind not in ("base", "forecast") else 1
+    k = len(fit_members(cfg, 0, ""))
     parts = [f"model {cfg.model.kind}"]
     if k > 1:
         parts.append(f"{k}-seed ensemble")
     if len(candidates) > 1:
         parts.append(f"{len(candidates)} candidates")
-    if cfg.model.kind not in ("base", "forecast"):
+    if cfg.model.kind not in CLOSED_FORM:
         parts.append(f"up to {cfg.training.epochs} epochs each")
     return ", ".join(parts)
 
@@ -571,6 +574,8 @@ def _train(
         log.info("walk-forward: %d folds, %s", len(folds), _fold_plan(cfg, candidates))
         bank = fits_ahead(cfg, prepared, [(c.cfg, fold, tc.seed + fold.index, _fit_label(fold, c, candidates))
                                           for fold in folds for c in candidates], "walk-forward fits")
+        # the walk-forward's optimizer work (every fit's own seconds, whichever process ran it)
+        fit_stats = {"fit_workers": float(bank.workers if bank is not None else 1), "fit_steps": 0.0, "fit_seconds": 0.0}
         progress = Progress("walk-forward", total=len(folds), unit="fold")
         for fold in folds:
             child = tracker.start_run(
@@ -589,8 +594,8 @@ def _train(
                 )
                 selections.append(sel)
                 for _, member_fits in trained:  # every candidate's optimizer work, chosen or not
-                    timings["fit_steps"] = timings.get("fit_steps", 0.0) + sum(f.steps for f in member_fits)
-                    timings["fit_s"] = timings.get("fit_s", 0.0) + sum(f.fit_seconds for f in member_fits)
+                    fit_stats["fit_steps"] += sum(f.steps for f in member_fits)
+                    fit_stats["fit_seconds"] += sum(f.fit_seconds for f in member_fits)
                 if len(candidates) > 1:  # every candidate's out-of-sample returns, for the PBO only
                     cand_test.append(np.stack([block_net_returns(p, data, *fold.test) for p, _ in trained], axis=1))
                 policy, fits = trained[sel.chosen]
@@ -708,7 +713,7 @@ def _train(
                for k, v in d.to_dict("sharpe_diff").items() if k != "sharpe_diff_se"},
         })
         timings["total_s"] = time.perf_counter() - t_start
-        tracker.log_metrics(parent, {f"time_{k}": v for k, v in timings.items()})
+        tracker.log_metrics(parent, {f"time_{k}": v for k, v in timings.items()} | fit_stats)
         tracker.set_description(parent, _plan_text(cfg, prepared, folds) + "\n\n"
                                 + _result_text(strategies, oos_start, oos_stop, data.market.clock, onnx_path, registered))
         status = "FINISHED"
@@ -731,6 +736,7 @@ def _train(
         paths=paths,
         registered=registered,
         timings=timings,
+        fit_stats=fit_stats,
         significance=significance,
         exported=exported,
         notes=notes,

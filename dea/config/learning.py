@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -212,20 +212,13 @@ class TrainingConfig(StrictModel):
         "on one thread, 21.9 s on two), while two 2-thread trainings on 2 cores spin-wait on each other (OpenMP) and "
         "ran 10x slower each; cores are used by fitting folds and members in parallel (training.workers)",
     )
-    workers: int | Literal["auto"] = Field(
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         default="auto",
         description="processes that fit the walk-forward's folds, candidates and ensemble members in parallel, each "
         "with training.num_threads threads. auto: as many as the cores allow (cores // num_threads, at most one per "
         "fit) once the data has 10,000 usable rows, else 1 (starting a process, ~5 s of imports, pays only for "
         "fits that take longer); 1 = every fit in this process. Results are the same either way",
     )
-
-    @field_validator("workers")
-    @classmethod
-    def _workers_positive(cls, v: int | str) -> int | str:
-        if isinstance(v, int) and v < 1:
-            raise ValueError(f"workers must be >= 1 or 'auto', got {v}")
-        return v
     deterministic: bool = True
     progress_bar: bool = True
     final_refit: bool = Field(
